@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/localapi"
+)
+
+// socketFlags adds -socket and -config and returns a resolver.
+func socketFlags(fs interface {
+	String(name, value, usage string) *string
+}) func() (string, error) {
+	sock := fs.String("socket", "", "daemon API socket `path`")
+	cfg := fs.String("config", "", "take the socket path from this edge config `file`")
+	return func() (string, error) {
+		switch {
+		case *sock != "":
+			return *sock, nil
+		case *cfg != "":
+			c, err := config.LoadEdge(*cfg)
+			if err != nil {
+				return "", fmt.Errorf("config %s:\n%w", *cfg, err)
+			}
+			return c.Node.APISocket, nil
+		}
+		return localapi.DefaultSocket, nil
+	}
+}
+
+func cmdQuery(what string, args []string, stdout, stderr io.Writer) error {
+	fs := flags(what, stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	n := fs.Int("n", 50, "at most `N` rows (sessions, outbox)")
+	socket := socketFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	path, err := socket()
+	if err != nil {
+		return err
+	}
+	c := localapi.NewClient(path)
+	var v any
+	switch what {
+	case "status":
+		v, err = c.Status()
+	case "stations":
+		v, err = c.Stations()
+	case "sessions":
+		v, err = c.Sessions(*n)
+	case "outbox":
+		v, err = c.Outbox(*n)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	switch x := v.(type) {
+	case localapi.Status:
+		conn := "no (buffering)"
+		if x.Connected {
+			conn = "yes"
+		}
+		fmt.Fprintf(tw, "node\t%s\nversion\t%s\nconnected\t%s\nepoch\t%d\nstations\t%d\noutbox\t%d\npublished\t%d\n",
+			x.Node, x.Version, conn, x.Epoch, x.Stations, x.OutboxDepth, x.Published)
+	case []localapi.Station:
+		fmt.Fprintln(tw, "STATION\tDRIVER\tCP\tCONTACTOR\tPOWER kW\tENERGY kWh\tFAULT\tSESSION")
+		for _, s := range x {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.3f\t%s\t%s\n", s.Number, s.Driver, dash(s.CPState), onOff(s.Contactor),
+				s.PowerW/1000, s.EnergyWh/1000, dash(s.Fault), dash(s.Session))
+		}
+	case []localapi.Session:
+		fmt.Fprintln(tw, "SPARK TRANSACTION\tNAYAX ID\tSTATION\tSTATE\tENERGY Wh\tAUTHORIZED\tAMOUNT\tREASON\tUPDATED")
+		for _, s := range x {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.2f\t%.2f\t%s\t%s\n", s.SparkTransactionID, nayaxID(s.NayaxTransactionID),
+				s.Station, s.State, s.EnergyWh, s.AuthorizedAmount, s.Amount, dash(s.StopReason), s.UpdatedAt.Local().Format(time.DateTime))
+		}
+	case []localapi.OutboxEntry:
+		fmt.Fprintln(tw, "SEQ\tID\tTYPE\tATTEMPTS\tAGE")
+		for _, e := range x {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", e.Seq, e.ID, e.Type, e.Attempts, time.Since(e.CreatedAt).Round(time.Second))
+		}
+	}
+	return nil
+}
+
+func cmdSim(args []string, stdout, stderr io.Writer) error {
+	fs := flags("sim", stderr)
+	station := fs.String("station", "", "station `number`")
+	reason := fs.String("reason", "", "fault reason (fault)")
+	socket := socketFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	rest := fs.Args()
+	if *station == "" || len(rest) == 0 {
+		fmt.Fprintln(stderr, "usage: sitelink sim -station N plug|unplug|fault|clear|power KW")
+		return exitCode(2)
+	}
+	req := localapi.SimRequest{Station: *station, Action: rest[0], Reason: *reason}
+	if req.Action == "power" {
+		if len(rest) != 2 {
+			fmt.Fprintln(stderr, "usage: sitelink sim -station N power KW")
+			return exitCode(2)
+		}
+		kw, err := strconv.ParseFloat(rest[1], 64)
+		if err != nil {
+			return fmt.Errorf("power %q: not a number of kW", rest[1])
+		}
+		req.KW = kw
+	} else if len(rest) != 1 {
+		fmt.Fprintln(stderr, "usage: sitelink sim -station N plug|unplug|fault|clear|power KW")
+		return exitCode(2)
+	}
+	path, err := socket()
+	if err != nil {
+		return err
+	}
+	if err := localapi.NewClient(path).Sim(req); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "station %s: %s\n", req.Station, req.Action)
+	return nil
+}
+
+func cmdConfig(args []string, stdout, stderr io.Writer) error {
+	if len(args) != 2 || args[0] != "check" {
+		fmt.Fprintln(stderr, "usage: sitelink config check FILE")
+		return exitCode(2)
+	}
+	if _, err := config.LoadEdge(args[1]); err != nil {
+		fmt.Fprintf(stderr, "%s:\n%v\n", args[1], err)
+		return exitCode(1)
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", args[1])
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func nayaxID(id int64) string {
+	if id == 0 {
+		return "-"
+	}
+	return strconv.FormatInt(id, 10)
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/edge"
+)
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flags("run", stderr)
+	path := fs.String("config", "/etc/sitelink/sitelink.yaml", "edge config `file`")
+	level := fs.String("log-level", "info", "debug|info|warn|error")
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.LoadEdge(*path)
+	if err != nil {
+		return fmt.Errorf("config %s:\n%w", *path, err)
+	}
+	d, err := edge.New(edge.Options{
+		Config:  cfg,
+		Version: version,
+		Logger:  log,
+		// A missing NOTIFY_SOCKET makes these no-ops.
+		Ready:  func() { _, _ = daemon.SdNotify(false, daemon.SdNotifyReady) },
+		Status: func(s string) { _, _ = daemon.SdNotify(false, "STATUS="+s) },
+	})
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
+}

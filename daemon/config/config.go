@@ -1,0 +1,252 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Values of the enumerated keys. Other packages compare against these rather
+// than spelling the strings again.
+const (
+	DriverSim    = "sim"    // simulated station, controlled through the local API
+	DriverGPIO   = "gpio"   // contactor and inputs on GPIO lines (not in this build yet)
+	DriverModbus = "modbus" // station controller or meter on Modbus RTU (not in this build yet)
+
+	FlowPreAuthorization = "pre-authorization" // card first, then the driver plugs in
+	FlowPreSelection     = "pre-selection"     // driver picks a station on the terminal first
+
+	VehiclePresent = "present" // simulated vehicle plugged in at start
+	VehicleAbsent  = "absent"  // simulated connector empty at start
+)
+
+// Edge is the edge daemon's configuration (DESIGN.md §5).
+type Edge struct {
+	Node      Node       `yaml:"node"`
+	MQTT      MQTT       `yaml:"mqtt"`
+	Terminals []Terminal `yaml:"terminals"`
+	Stations  []Station  `yaml:"stations"`
+	Policy    Policy     `yaml:"policy"`
+	Tariff    Tariff     `yaml:"tariff"`
+}
+
+// Node identifies this site controller and where it keeps its state.
+type Node struct {
+	ID        string `yaml:"id"`         // MQTT topic level naming this node
+	DataDir   string `yaml:"data_dir"`   // holds the bbolt ledger
+	APISocket string `yaml:"api_socket"` // local API for the CLI and the sim driver
+}
+
+// MQTT is the link to the broker.
+type MQTT struct {
+	Broker         string   `yaml:"broker"`          // URL, e.g. tcp://127.0.0.1:1883
+	TopicPrefix    string   `yaml:"topic_prefix"`    // e.g. sitelink/v1
+	Group          string   `yaml:"group"`           // shared-subscription group
+	Username       string   `yaml:"username"`        // empty: anonymous
+	PasswordFile   string   `yaml:"password_file"`   // file holding the password, never the password itself
+	TLS            TLS      `yaml:"tls"`             // client TLS; only with a TLS scheme
+	KeepAlive      Duration `yaml:"keepalive"`       // MQTT keep-alive, whole seconds
+	ConnectTimeout Duration `yaml:"connect_timeout"` // one connection attempt
+	ReconnectMin   Duration `yaml:"reconnect_min"`   // first back-off after a lost link
+	ReconnectMax   Duration `yaml:"reconnect_max"`   // back-off ceiling
+}
+
+// TLS holds the files for a TLS connection to the broker.
+type TLS struct {
+	CAFile     string `yaml:"ca_file"`     // empty: system roots
+	CertFile   string `yaml:"cert_file"`   // client certificate, with KeyFile
+	KeyFile    string `yaml:"key_file"`    // client key, with CertFile
+	ServerName string `yaml:"server_name"` // overrides the broker host for verification
+}
+
+// Terminal is one Nayax payment terminal and the stations it pays for.
+// Nayax names a terminal by machine id or by hardware serial depending on
+// the API, so either (or both) may be configured.
+type Terminal struct {
+	MachineID int64    `yaml:"machine_id"`
+	HwSerial  string   `yaml:"hw_serial"` // kept as written; leading zeros do not matter when matching
+	Flow      string   `yaml:"flow"`      // FlowPreAuthorization or FlowPreSelection
+	Stations  []string `yaml:"stations"`  // station numbers
+}
+
+// Station is one charging point.
+type Station struct {
+	Number string `yaml:"number"` // as shown to the driver; an MQTT topic level
+	Driver string `yaml:"driver"` // DriverSim, DriverGPIO or DriverModbus
+	Sim    *Sim   `yaml:"sim"`    // only for DriverSim; ParseEdge fills defaults when absent
+}
+
+// Sim configures a simulated station.
+type Sim struct {
+	Vehicle   string  `yaml:"vehicle"`    // VehiclePresent or VehicleAbsent at start
+	PowerKW   float64 `yaml:"power_kw"`   // charging power while the contactor is closed
+	TimeScale float64 `yaml:"time_scale"` // >1 makes simulated energy accrue faster than wall time
+}
+
+// Policy holds the session engine's limits.
+type Policy struct {
+	PlugTimeout      Duration `yaml:"plug_timeout"`      // authorized but no vehicle: cancel after this
+	MinEnergyWh      float64  `yaml:"min_energy_wh"`     // below this a session is cancelled, not settled
+	ContactorTimeout Duration `yaml:"contactor_timeout"` // contactor feedback deadline before faulting
+	EnergyCheckpoint Duration `yaml:"energy_checkpoint"` // how often a running session's energy is committed
+}
+
+// Tariff is the price a session is settled at.
+type Tariff struct {
+	Currency     string  `yaml:"currency"`      // ISO 4217, e.g. EUR
+	DecimalPlace int     `yaml:"decimal_place"` // minor-unit digits used by Nayax
+	PricePerKWh  float64 `yaml:"price_per_kwh"` // in Currency units
+	SessionFee   float64 `yaml:"session_fee"`   // added once per settled session
+}
+
+// Default returns a configuration with every default filled in, no
+// terminals, no stations and an empty Node.ID (which has no sensible
+// default: it must be unique in the fleet).
+func Default() Edge {
+	return Edge{
+		Node: Node{
+			DataDir:   "/var/lib/sitelink",
+			APISocket: "/run/sitelink/api.sock",
+		},
+		MQTT: MQTT{
+			Broker:         "tcp://127.0.0.1:1883",
+			TopicPrefix:    "sitelink/v1",
+			Group:          "default",
+			KeepAlive:      Duration(30 * time.Second),
+			ConnectTimeout: Duration(10 * time.Second),
+			ReconnectMin:   Duration(time.Second),
+			ReconnectMax:   Duration(60 * time.Second),
+		},
+		Policy: Policy{
+			PlugTimeout:      Duration(120 * time.Second),
+			MinEnergyWh:      10,
+			ContactorTimeout: Duration(2 * time.Second),
+			EnergyCheckpoint: Duration(10 * time.Second),
+		},
+		Tariff: Tariff{
+			Currency:     "EUR",
+			DecimalPlace: 2,
+		},
+	}
+}
+
+// DefaultSim returns the settings a sim station gets when it has no sim
+// block, and the base that a partial sim block is merged over.
+func DefaultSim() Sim {
+	return Sim{Vehicle: VehiclePresent, PowerKW: 7.4, TimeScale: 1}
+}
+
+func defaultTerminal() Terminal { return Terminal{Flow: FlowPreAuthorization} }
+
+func defaultStation() Station { return Station{Driver: DriverSim} }
+
+// ParseEdge reads an edge configuration: defaults first, the YAML merged
+// over them, then Validate. Unknown keys, values of the wrong type and
+// semantic problems are all collected; the error is then a Problems listing
+// every one of them (a YAML syntax error yields a single Problem with its
+// line). On error the returned *Edge is nil.
+func ParseEdge(data []byte) (*Edge, error) {
+	e := Default()
+	d := newDecoder()
+	if p := d.decodeDocument(data, &e); p != nil {
+		return nil, Problems{*p}
+	}
+	e.fillSimDefaults()
+	if d.runaway != nil {
+		// Reading stopped half-way; judging the half-read rest would
+		// only add noise.
+		return nil, d.problems()
+	}
+	for _, p := range e.Validate() {
+		if d.isFailed(p.Path) {
+			// The value was already reported as undecodable; a second
+			// problem about the default left in its place would mislead.
+			continue
+		}
+		p.Line = d.lineFor(p.Path)
+		d.add(p)
+	}
+	if probs := d.problems(); len(probs) > 0 {
+		return nil, probs
+	}
+	return &e, nil
+}
+
+// LoadEdge reads and parses the file at path. A read error is wrapped with
+// the operation and carries the path; a configuration problem is returned as
+// ParseEdge's Problems, unwrapped, so that it prints one problem per line.
+func LoadEdge(path string) (*Edge, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read edge config: %w", err)
+	}
+	return ParseEdge(data)
+}
+
+func (e *Edge) fillSimDefaults() {
+	for i := range e.Stations {
+		s := &e.Stations[i]
+		if s.Driver == DriverSim && s.Sim == nil {
+			sim := DefaultSim()
+			s.Sim = &sim
+		}
+	}
+}
+
+// Station returns the station with the given number.
+func (e *Edge) Station(number string) (Station, bool) {
+	for _, s := range e.Stations {
+		if s.Number == number {
+			return s, true
+		}
+	}
+	return Station{}, false
+}
+
+// TerminalFor returns the terminal that a Nayax message names, by machine id
+// or by hardware serial (zero or empty arguments match nothing). Nayax sends
+// the serial sometimes with and sometimes without its leading zeros, so
+// those are ignored. A machine id match wins over a serial match.
+func (e *Edge) TerminalFor(machineID int64, hwSerial string) (Terminal, bool) {
+	if machineID > 0 {
+		for _, t := range e.Terminals {
+			if t.MachineID == machineID {
+				return t, true
+			}
+		}
+	}
+	if want := normSerial(hwSerial); want != "" {
+		for _, t := range e.Terminals {
+			if normSerial(t.HwSerial) == want {
+				return t, true
+			}
+		}
+	}
+	return Terminal{}, false
+}
+
+// normSerial is the comparison form of a hardware serial: no leading zeros,
+// upper case. "000" stays "0" so that it does not look unset.
+func normSerial(s string) string {
+	if s == "" {
+		return ""
+	}
+	n := strings.TrimLeft(s, "0")
+	if n == "" {
+		n = "0"
+	}
+	return strings.ToUpper(n)
+}
+
+// HasStation reports whether the terminal pays for the numbered station.
+func (t Terminal) HasStation(number string) bool {
+	return slices.Contains(t.Stations, number)
+}
+
+// DBPath is the bbolt ledger's file inside the data directory.
+func (e *Edge) DBPath() string {
+	return filepath.Join(e.Node.DataDir, "sitelink.db")
+}

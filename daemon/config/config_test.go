@@ -1,0 +1,373 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+const examplePath = "../../configs/edge.example.yaml"
+
+// minimal is the smallest valid configuration; test cases append to it.
+const minimal = `node: {id: n1}
+stations: [{number: "1"}]
+`
+
+// problemsOf parses src and returns its problems as "path: reason" strings
+// (without lines, which TestProblemLines covers).
+func problemsOf(t *testing.T, src string) []string {
+	t.Helper()
+	e, err := ParseEdge([]byte(src))
+	if err == nil {
+		if e == nil {
+			t.Fatal("ParseEdge returned nil *Edge and nil error")
+		}
+		return nil
+	}
+	if e != nil {
+		t.Errorf("ParseEdge returned an *Edge along with error %v", err)
+	}
+	var probs Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("error %T %v is not Problems", err, err)
+	}
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("errors.Is(err, ErrInvalid) = false")
+	}
+	out := make([]string, len(probs))
+	for i, p := range probs {
+		p.Line = 0
+		out[i] = p.String()
+	}
+	return out
+}
+
+func mustParse(t *testing.T, src string) *Edge {
+	t.Helper()
+	e, err := ParseEdge([]byte(src))
+	if err != nil {
+		t.Fatalf("ParseEdge: unexpected problems:\n%v", err)
+	}
+	return e
+}
+
+func TestExampleFile(t *testing.T) {
+	e, err := LoadEdge(examplePath)
+	if err != nil {
+		t.Fatalf("example config has problems:\n%v", err)
+	}
+	want := Default()
+	want.Node.ID = "site-0042"
+	want.Terminals = []Terminal{{
+		MachineID: 71234996, HwSerial: "0434334921100366",
+		Flow: FlowPreAuthorization, Stations: []string{"5", "6"},
+	}}
+	want.Stations = []Station{
+		{Number: "5", Driver: DriverSim, Sim: &Sim{Vehicle: VehiclePresent, PowerKW: 7.4, TimeScale: 1}},
+		{Number: "6", Driver: DriverSim, Sim: &Sim{Vehicle: VehicleAbsent, PowerKW: 11, TimeScale: 1}},
+	}
+	want.Tariff = Tariff{Currency: "EUR", DecimalPlace: 2, PricePerKWh: 0.39, SessionFee: 0}
+	if !reflect.DeepEqual(*e, want) {
+		t.Errorf("example config:\n got %+v\nwant %+v", *e, want)
+	}
+	if got := e.DBPath(); got != "/var/lib/sitelink/sitelink.db" {
+		t.Errorf("DBPath = %q", got)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	def := Default()
+	if def.Node.ID != "" || def.Stations != nil || def.Terminals != nil {
+		t.Errorf("Default has node id, stations or terminals: %+v", def)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"data_dir", def.Node.DataDir, "/var/lib/sitelink"},
+		{"api_socket", def.Node.APISocket, "/run/sitelink/api.sock"},
+		{"broker", def.MQTT.Broker, "tcp://127.0.0.1:1883"},
+		{"topic_prefix", def.MQTT.TopicPrefix, "sitelink/v1"},
+		{"group", def.MQTT.Group, "default"},
+		{"keepalive", def.MQTT.KeepAlive, Duration(30 * time.Second)},
+		{"connect_timeout", def.MQTT.ConnectTimeout, Duration(10 * time.Second)},
+		{"reconnect_min", def.MQTT.ReconnectMin, Duration(time.Second)},
+		{"reconnect_max", def.MQTT.ReconnectMax, Duration(time.Minute)},
+		{"plug_timeout", def.Policy.PlugTimeout, Duration(120 * time.Second)},
+		{"min_energy_wh", def.Policy.MinEnergyWh, 10.0},
+		{"contactor_timeout", def.Policy.ContactorTimeout, Duration(2 * time.Second)},
+		{"energy_checkpoint", def.Policy.EnergyCheckpoint, Duration(10 * time.Second)},
+		{"currency", def.Tariff.Currency, "EUR"},
+		{"decimal_place", def.Tariff.DecimalPlace, 2},
+		{"price_per_kwh", def.Tariff.PricePerKWh, 0.0},
+		{"session_fee", def.Tariff.SessionFee, 0.0},
+		{"sim", DefaultSim(), Sim{Vehicle: "present", PowerKW: 7.4, TimeScale: 1}},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("default %s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestDefaultsApplied(t *testing.T) {
+	tests := []struct {
+		name  string
+		src   string
+		check func(t *testing.T, e *Edge)
+	}{
+		{"minimal gets every default", minimal, func(t *testing.T, e *Edge) {
+			want := Default()
+			want.Node.ID = "n1"
+			sim := DefaultSim()
+			want.Stations = []Station{{Number: "1", Driver: DriverSim, Sim: &sim}}
+			if !reflect.DeepEqual(*e, want) {
+				t.Errorf("got %+v\nwant %+v", *e, want)
+			}
+		}},
+		{"partial block keeps sibling defaults", minimal + "mqtt: {broker: \"ssl://b.example:8883\"}\n", func(t *testing.T, e *Edge) {
+			if e.MQTT.Broker != "ssl://b.example:8883" || e.MQTT.TopicPrefix != "sitelink/v1" || e.MQTT.KeepAlive != Duration(30*time.Second) {
+				t.Errorf("mqtt = %+v", e.MQTT)
+			}
+		}},
+		{"empty block keeps defaults", minimal + "mqtt:\n  tls:\npolicy:\n", func(t *testing.T, e *Edge) {
+			if e.MQTT != Default().MQTT || e.Policy != Default().Policy {
+				t.Errorf("mqtt = %+v, policy = %+v", e.MQTT, e.Policy)
+			}
+		}},
+		{"per-element terminal flow", "node: {id: n1}\nstations: [{number: \"1\"}, {number: \"2\"}]\nterminals:\n  - {machine_id: 1, stations: [\"1\"]}\n  - {machine_id: 2, flow: pre-selection, stations: [\"2\"]}\n", func(t *testing.T, e *Edge) {
+			if e.Terminals[0].Flow != FlowPreAuthorization || e.Terminals[1].Flow != FlowPreSelection {
+				t.Errorf("flows = %q, %q", e.Terminals[0].Flow, e.Terminals[1].Flow)
+			}
+		}},
+		{"per-element sim defaults", "node: {id: n1}\nstations:\n  - {number: \"1\", sim: {power_kw: 22}}\n  - {number: \"2\", sim: {vehicle: absent}}\n  - {number: \"3\", sim: }\n", func(t *testing.T, e *Edge) {
+			want := []Sim{
+				{Vehicle: VehiclePresent, PowerKW: 22, TimeScale: 1},
+				{Vehicle: VehicleAbsent, PowerKW: 7.4, TimeScale: 1},
+				DefaultSim(),
+			}
+			for i, s := range e.Stations {
+				if s.Driver != DriverSim || s.Sim == nil || *s.Sim != want[i] {
+					t.Errorf("stations[%d] = %+v sim %+v, want sim %+v", i, s, s.Sim, want[i])
+				}
+			}
+			if e.Stations[0].Sim == e.Stations[2].Sim {
+				t.Error("stations share a Sim")
+			}
+		}},
+		{"explicit empty string overrides", minimal + "mqtt: {username: \"\", password_file: \"\"}\n", func(t *testing.T, e *Edge) {
+			if e.MQTT.Username != "" {
+				t.Errorf("username = %q", e.MQTT.Username)
+			}
+		}},
+		{"anchors and merge keys", "node: {id: n1}\nstations:\n  - &st {number: \"1\", sim: {power_kw: 22, time_scale: 60}}\n  - <<: *st\n    number: \"2\"\n  - <<: [{number: \"3\"}, *st]\n", func(t *testing.T, e *Edge) {
+			if len(e.Stations) != 3 {
+				t.Fatalf("stations = %+v", e.Stations)
+			}
+			for i, n := range []string{"1", "2", "3"} {
+				s := e.Stations[i]
+				if s.Number != n || s.Sim == nil || s.Sim.PowerKW != 22 || s.Sim.TimeScale != 60 {
+					t.Errorf("stations[%d] = %+v sim %+v", i, s, s.Sim)
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.check(t, mustParse(t, tt.src))
+		})
+	}
+}
+
+func TestTolerance(t *testing.T) {
+	tests := []struct {
+		name  string
+		src   string
+		check func(e *Edge) bool
+	}{
+		{"unquoted hw_serial keeps leading zero", "hw_serial: 0434334921100366", func(e *Edge) bool { return e.Terminals[0].HwSerial == "0434334921100366" }},
+		{"quoted hw_serial", `hw_serial: "0434334921100366"`, func(e *Edge) bool { return e.Terminals[0].HwSerial == "0434334921100366" }},
+		{"hw_serial that looks like a float", "hw_serial: 1e5", func(e *Edge) bool { return e.Terminals[0].HwSerial == "1e5" }},
+		{"machine_id as integer", "machine_id: 71234996", func(e *Edge) bool { return e.Terminals[0].MachineID == 71234996 }},
+		{"machine_id as string", `machine_id: "71234996"`, func(e *Edge) bool { return e.Terminals[0].MachineID == 71234996 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "node: {id: n1}\nstations: [{number: 5}]\nterminals:\n  - stations: [5]\n    " + tt.src + "\n"
+			e := mustParse(t, src)
+			if e.Stations[0].Number != "5" || !e.Terminals[0].HasStation("5") {
+				t.Errorf("number: 5 not read as \"5\": %+v %+v", e.Stations, e.Terminals)
+			}
+			if !tt.check(e) {
+				t.Errorf("terminal = %+v", e.Terminals[0])
+			}
+		})
+	}
+	e := mustParse(t, minimal+"tariff: {price_per_kwh: \"0.39\", decimal_place: \"3\"}\n")
+	if e.Tariff.PricePerKWh != 0.39 || e.Tariff.DecimalPlace != 3 {
+		t.Errorf("quoted numbers: tariff = %+v", e.Tariff)
+	}
+}
+
+func TestTerminalFor(t *testing.T) {
+	e := &Edge{Terminals: []Terminal{
+		{MachineID: 71234996, HwSerial: "0434334921100366", Stations: []string{"5"}},
+		{MachineID: 0, HwSerial: "00777", Stations: []string{"6"}},
+		{MachineID: 42, HwSerial: "abc1", Stations: []string{"7"}},
+	}}
+	tests := []struct {
+		name    string
+		id      int64
+		serial  string
+		want    int // index into e.Terminals, -1 for none
+		station string
+	}{
+		{"machine id", 71234996, "", 0, "5"},
+		{"serial as configured", 0, "0434334921100366", 0, "5"},
+		{"serial without leading zero", 0, "434334921100366", 0, "5"},
+		{"serial with extra zeros", 0, "000434334921100366", 0, "5"},
+		{"serial only terminal", 0, "777", 1, "6"},
+		{"serial case-insensitive", 0, "ABC1", 2, "7"},
+		{"id matches, serial does not", 42, "999", 2, "7"},
+		{"id wins over serial", 42, "434334921100366", 2, "7"},
+		{"unknown id and serial", 5, "5", -1, ""},
+		{"zero id matches nothing", 0, "", -1, ""},
+		{"negative id", -1, "", -1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := e.TerminalFor(tt.id, tt.serial)
+			if tt.want < 0 {
+				if ok {
+					t.Errorf("TerminalFor(%d, %q) = %+v, want no match", tt.id, tt.serial, got)
+				}
+				return
+			}
+			if !ok || !reflect.DeepEqual(got, e.Terminals[tt.want]) {
+				t.Errorf("TerminalFor(%d, %q) = %+v, %v; want terminals[%d]", tt.id, tt.serial, got, ok, tt.want)
+			}
+			if !got.HasStation(tt.station) || got.HasStation("nope") {
+				t.Errorf("HasStation wrong for %+v", got)
+			}
+		})
+	}
+}
+
+func TestStation(t *testing.T) {
+	e := mustParse(t, "node: {id: n1}\nstations: [{number: \"5\"}, {number: \"6\", sim: {vehicle: absent}}]\n")
+	s, ok := e.Station("6")
+	if !ok || s.Number != "6" || s.Sim == nil || s.Sim.Vehicle != VehicleAbsent {
+		t.Errorf("Station(6) = %+v, %v", s, ok)
+	}
+	if _, ok := e.Station("05"); ok {
+		t.Error("Station(05) matched")
+	}
+}
+
+func TestLoadEdge(t *testing.T) {
+	dir := t.TempDir()
+
+	missing := filepath.Join(dir, "missing.yaml")
+	_, err := LoadEdge(missing)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing file: err = %v, want ErrNotExist naming the path", err)
+	}
+	if errors.Is(err, ErrInvalid) {
+		t.Error("read error matches ErrInvalid")
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("node: {idd: x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadEdge(bad)
+	var probs Problems
+	if !errors.As(err, &probs) || len(probs) != 3 {
+		t.Errorf("bad file: err = %v, want 3 problems", err)
+	}
+
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte(minimal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := LoadEdge(good); err != nil || e.Node.ID != "n1" {
+		t.Errorf("good file: %+v, %v", e, err)
+	}
+}
+
+// TestYAMLRoundTrip checks that a marshalled configuration reads back the
+// same, which the daemon relies on when it stores config versions.
+func TestYAMLRoundTrip(t *testing.T) {
+	e, err := LoadEdge(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := yaml.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := mustParse(t, string(out))
+	if !reflect.DeepEqual(e, back) {
+		t.Errorf("round trip:\n got %+v\nwant %+v\nyaml:\n%s", back, e, out)
+	}
+
+	// Plain yaml.Unmarshal (not strict) also understands Duration.
+	var plain Edge
+	if err := yaml.Unmarshal(out, &plain); err != nil || plain.Policy.PlugTimeout != Duration(2*time.Minute) {
+		t.Errorf("yaml.Unmarshal: %+v, %v", plain.Policy, err)
+	}
+}
+
+func TestProblemString(t *testing.T) {
+	tests := []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{Path: "node.id", Reason: "required"}, "node.id: required"},
+		{Problem{Path: "stations[1].number", Line: 12, Reason: `duplicate station number "5"`}, `line 12: stations[1].number: duplicate station number "5"`},
+		{Problem{Line: 3, Reason: "invalid YAML: x"}, "line 3: invalid YAML: x"},
+	}
+	for _, tt := range tests {
+		if got := tt.p.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+	ps := Problems{tests[0].p, tests[1].p}
+	if got, want := ps.Error(), tests[0].want+"\n"+tests[1].want; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+func TestValidateProgrammatic(t *testing.T) {
+	// Validate must hold on its own for configurations built in code (the
+	// demo command does that), including a sim station without a Sim.
+	e := Default()
+	e.Node.ID = "demo"
+	e.Stations = []Station{{Number: "1", Driver: DriverSim}}
+	if probs := e.Validate(); probs != nil {
+		t.Errorf("Validate = %v", probs)
+	}
+	e.Tariff.PricePerKWh = nan()
+	e.Policy.MinEnergyWh = inf()
+	e.Stations[0].Sim = &Sim{Vehicle: VehiclePresent, PowerKW: nan(), TimeScale: 1}
+	got := []string{}
+	for _, p := range e.Validate() {
+		got = append(got, p.String())
+	}
+	want := []string{
+		"stations[0].sim.power_kw: must be > 0 and <= 350, got NaN",
+		"policy.min_energy_wh: must be >= 0, got +Inf",
+		"tariff.price_per_kwh: must be >= 0, got NaN",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Validate =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -1,0 +1,51 @@
+package config_test
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/sitelink/sitelink/daemon/config"
+)
+
+// A configuration check lists every problem at once, each with its line
+// and key path.
+func ExampleParseEdge() {
+	_, err := config.ParseEdge([]byte(`
+node:
+  data_dir: /var/lib/sitelink
+mqtt:
+  brokr: tcp://127.0.0.1:1883
+terminals:
+  - machine_id: 71234996
+    stations: ["5", "9"]
+stations:
+  - number: 5
+  - number: "5"
+policy:
+  plug_timeout: 2 minutes
+`))
+	var probs config.Problems
+	if errors.As(err, &probs) {
+		for _, p := range probs {
+			fmt.Println(p)
+		}
+	}
+	// Output:
+	// line 2: node.id: required
+	// line 5: mqtt.brokr: unknown key
+	// line 8: terminals[0].stations[1]: unknown station "9"
+	// line 11: stations[1].number: duplicate station number "5"
+	// line 13: policy.plug_timeout: invalid duration "2 minutes"
+}
+
+func ExampleEdge_TerminalFor() {
+	e, err := config.LoadEdge("../../configs/edge.example.yaml")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// Nayax sometimes drops the serial's leading zero.
+	t, ok := e.TerminalFor(0, "434334921100366")
+	fmt.Println(ok, t.MachineID, t.HasStation("6"))
+	// Output: true 71234996 true
+}

@@ -1,0 +1,157 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sitelink/sitelink/daemon/localapi"
+	"github.com/sitelink/sitelink/store"
+)
+
+// apiServer serves the local API socket.
+type apiServer struct {
+	l   net.Listener
+	srv *http.Server
+}
+
+func (d *Daemon) listenAPI() (*apiServer, error) {
+	l, err := localapi.Listen(d.cfg.Node.APISocket)
+	if err != nil {
+		return nil, err
+	}
+	return &apiServer{l: l, srv: &http.Server{Handler: localapi.Handler(backend{d}), ReadHeaderTimeout: 5 * time.Second}}, nil
+}
+
+func (a *apiServer) serve(ctx context.Context) {
+	go func() {
+		<-ctx.Done()
+		a.close()
+	}()
+	if err := a.srv.Serve(a.l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		_ = err
+	}
+}
+
+func (a *apiServer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = a.srv.Shutdown(ctx)
+}
+
+// backend adapts the daemon to localapi.Backend.
+type backend struct{ d *Daemon }
+
+var _ localapi.Backend = backend{}
+
+func (b backend) Status() (localapi.Status, error) {
+	n, err := b.d.st.OutboxLen()
+	if err != nil {
+		return localapi.Status{}, err
+	}
+	return localapi.Status{
+		Node:        b.d.cfg.Node.ID,
+		Connected:   b.d.link.Connected(),
+		Epoch:       b.d.Epoch(),
+		OutboxDepth: n,
+		Version:     b.d.o.Version,
+		Stations:    len(b.d.order),
+		Published:   b.d.pump.published.Load(),
+	}, nil
+}
+
+func (b backend) Stations() ([]localapi.Station, error) {
+	active := map[string]string{}
+	err := b.d.st.View(func(tx *store.Tx) error {
+		open, err := tx.ActiveSessions()
+		for _, s := range open {
+			if s.State.Active() {
+				active[s.Station] = s.SparkTransactionID
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]localapi.Station, 0, len(b.d.order))
+	for _, sc := range b.d.cfg.Stations {
+		r := b.d.stations[sc.Number].Read()
+		out = append(out, localapi.Station{
+			Number: sc.Number, Driver: sc.Driver, Contactor: r.Contactor, CPState: string(r.CP),
+			EnergyWh: r.EnergyWh, PowerW: r.PowerW, Fault: r.Fault, Session: active[sc.Number],
+		})
+	}
+	return out, nil
+}
+
+func (b backend) Sessions(limit int) ([]localapi.Session, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []localapi.Session
+	err := b.d.st.View(func(tx *store.Tx) error {
+		return tx.Sessions(limit, func(s store.Session) bool {
+			out = append(out, localapi.Session{
+				SparkTransactionID: s.SparkTransactionID, NayaxTransactionID: s.NayaxTransactionID,
+				Station: s.Station, State: string(s.State), Origin: s.Origin, EnergyWh: s.EnergyWh,
+				AuthorizedAmount: s.AuthorizedAmount, Amount: s.Amount, StopReason: s.StopReason,
+				CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+			})
+			return true
+		})
+	})
+	if out == nil {
+		out = []localapi.Session{}
+	}
+	return out, err
+}
+
+func (b backend) Outbox(limit int) ([]localapi.OutboxEntry, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	es, err := b.d.st.OutboxHead(limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]localapi.OutboxEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, localapi.OutboxEntry{ID: e.ID, Type: e.Type, Seq: e.Seq, CreatedAt: e.CreatedAt, Attempts: e.Attempts})
+	}
+	return out, nil
+}
+
+func (b backend) Sim(r localapi.SimRequest) error {
+	s, ok := b.d.sims[r.Station]
+	if !ok {
+		if _, exists := b.d.stations[r.Station]; exists {
+			return fmt.Errorf("%w: station %q is not simulated", localapi.ErrBadRequest, r.Station)
+		}
+		return fmt.Errorf("%w: unknown station %q", localapi.ErrBadRequest, r.Station)
+	}
+	switch r.Action {
+	case "plug":
+		s.Plug()
+	case "unplug":
+		s.Unplug()
+	case "fault":
+		reason := r.Reason
+		if reason == "" {
+			reason = "simulated fault"
+		}
+		s.Fault(reason)
+	case "clear":
+		s.Clear()
+	case "power":
+		if err := s.SetPower(r.KW); err != nil {
+			return fmt.Errorf("%w: %v", localapi.ErrBadRequest, err)
+		}
+	default:
+		return fmt.Errorf("%w: unknown sim action %q (plug|unplug|fault|clear|power)", localapi.ErrBadRequest, r.Action)
+	}
+	return nil
+}

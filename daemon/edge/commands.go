@@ -1,0 +1,424 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/daemon/wire"
+	"github.com/sitelink/sitelink/store"
+)
+
+// replyTimeout bounds the wait for a reply's PUBACK before the command is
+// acknowledged anyway (the reply is in the inbox for a replay).
+const replyTimeout = 5 * time.Second
+
+// handle processes one command message: decode, dedupe by id, act, commit
+// the reply with the effect, publish it, and only then ack the message.
+func (e *engine) handle(m paho.Message) {
+	now := time.Now()
+	_, _, typ, _ := wire.ParseNodeTopic(e.d.topics.Prefix, m.Topic())
+	cmd, derr := wire.DecodeCommand(m.Payload(), typ)
+	if cmd.ID == "" {
+		// Nothing to answer to: log (without the payload, it may hold
+		// anything) and drop.
+		e.log.Warn("dropping unreadable command", "topic", m.Topic(), "bytes", len(m.Payload()), "err", derr)
+		m.Ack()
+		return
+	}
+	replyTo := cmd.ReplyTo
+	if replyTo == "" || strings.ContainsAny(replyTo, "+#") {
+		replyTo = e.d.topics.Replies()
+	}
+
+	// A replayed id gets the stored reply and nothing else.
+	var prior store.InboxEntry
+	err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		prior, err = tx.Inbox(cmd.ID)
+		return err
+	})
+	if err == nil {
+		e.log.Info("replayed command answered from inbox", "id", cmd.ID, "type", cmd.Type)
+		e.publishReply(m, replyTo, prior.Reply)
+		return
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		e.log.Error("inbox lookup", "id", cmd.ID, "err", err)
+		return // not acked: the broker redelivers
+	}
+
+	var body any
+	var ctxTx func(tx *store.Tx) error
+	switch {
+	case derr != nil:
+		body = declined(cmd, nayax.CodeValidation, "malformed command: "+derr.Error())
+	default:
+		body, ctxTx = e.dispatch(cmd, now)
+	}
+	reply, err := json.Marshal(wire.Reply{ID: cmd.ID, Type: cmd.Type, Body: mustJSON(body)})
+	if err != nil {
+		e.log.Error("encode reply", "id", cmd.ID, "err", err)
+		m.Ack()
+		return
+	}
+	entry := store.InboxEntry{ID: cmd.ID, Type: cmd.Type, At: now.UTC(), Reply: reply}
+	err = e.commit(func(tx *store.Tx) error {
+		if ctxTx != nil {
+			if err := ctxTx(tx); err != nil {
+				return err
+			}
+		}
+		return tx.PutInbox(entry)
+	})
+	if err != nil {
+		e.log.Error("commit command", "id", cmd.ID, "type", cmd.Type, "err", err)
+		return // not acked: redelivered, and the inbox has no entry, so it is retried
+	}
+	e.publishReply(m, replyTo, reply)
+}
+
+// publishReply publishes on the current connection and acks the command
+// once the reply is acknowledged (or could not be, within a bound).
+func (e *engine) publishReply(m paho.Message, topic string, reply []byte) {
+	conn := e.d.link.Conn()
+	if conn == nil {
+		// Down: leave the command unacked; the broker redelivers it on the
+		// next connection and the inbox answers it.
+		return
+	}
+	tok := conn.Publish(topic, false, reply)
+	e.replies.Add(1)
+	go func() {
+		defer e.replies.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+		defer cancel()
+		if err := conn.WaitToken(ctx, tok); err != nil {
+			e.log.Warn("reply not acknowledged", "topic", topic, "err", err)
+		}
+		m.Ack()
+	}()
+}
+
+// dispatch runs a decoded command. It returns the reply body and, for
+// effects that must commit with the inbox entry, a function run in that
+// transaction.
+func (e *engine) dispatch(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
+	switch cmd.Type {
+	case "authorize":
+		return e.authorize(cmd, now)
+	case "stop":
+		return e.stopCommand(cmd, now)
+	case "decline", "timeout":
+		return e.declineCommand(cmd, now)
+	case "rebirth":
+		if c := e.d.link.Conn(); c != nil {
+			c.Publish(e.d.topics.State(), true, e.d.statePayload(true))
+		}
+		return map[string]any{"Status": nayax.Approved("No Errors")}, nil
+	default:
+		return declined(cmd, nayax.CodeNotConfigured, fmt.Sprintf("command type %q is not supported by this node", cmd.Type)), nil
+	}
+}
+
+// declined builds a Nayax-shaped Declined body for any command.
+func declined(cmd wire.Command, code int, desc string) any {
+	out := map[string]any{"Status": nayax.Declined(code, desc)}
+	var ids struct {
+		SparkTransactionId   json.RawMessage
+		ServiceStationNumber json.RawMessage
+	}
+	if json.Unmarshal(cmd.Body, &ids) == nil {
+		var s string
+		if json.Unmarshal(ids.SparkTransactionId, &s) == nil && s != "" {
+			out["SparkTransactionId"] = s
+		}
+		if json.Unmarshal(ids.ServiceStationNumber, &s) == nil && s != "" {
+			out["ServiceStationNumber"] = s
+		}
+	}
+	return out
+}
+
+func decodeFailure(cmd wire.Command, err error) any {
+	var de *nayax.DecodeError
+	if errors.As(err, &de) {
+		return declined(cmd, de.Code, de.Error())
+	}
+	return declined(cmd, nayax.CodeValidation, err.Error())
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(map[string]any{"Status": nayax.Declined(nayax.CodeGeneral, "internal error encoding reply")})
+	}
+	return b
+}
+
+// authorize handles TransactionCallback (+ ServiceStationNumber): an
+// Approved card opens a session and closes the contactor.
+func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
+	req, err := nayax.DecodeTransactionCallback(cmd.Body)
+	if err != nil {
+		return decodeFailure(cmd, err), nil
+	}
+	sparkID := req.SparkTransactionId.S
+	out := func(st nayax.Status) nayax.TransactionCallbackOutcome {
+		return nayax.TransactionCallbackOutcome{SparkTransactionId: sparkID, Status: st}
+	}
+	term, ok := e.d.cfg.TerminalFor(req.MachineId.V, req.HwSerial.S)
+	if !ok {
+		return out(nayax.Declined(25, fmt.Sprintf("unknown machine (MachineId %d, HwSerial %q) for this site", req.MachineId.V, req.HwSerial.S))), nil
+	}
+
+	// Existing session for this transaction (replay with a new command id,
+	// or the Remote Start session we requested).
+	var existing store.Session
+	var have bool
+	err = e.st.View(func(tx *store.Tx) error {
+		var err error
+		if sparkID != "" {
+			existing, err = tx.Session(sparkID)
+		} else {
+			existing, err = tx.SessionByNayax(req.NayaxTransactionId.V)
+		}
+		if err == nil {
+			have = true
+			return nil
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable")), nil
+	}
+	if have && existing.State != store.Requested {
+		// Same transaction again: acknowledge, never act twice.
+		return out(nayax.Approved("No Errors")), nil
+	}
+
+	if req.AuthStatus.Verdict != nayax.VerdictApproved {
+		if have {
+			s := existing
+			return out(nayax.Approved("No Errors")), func(tx *store.Tx) error {
+				return e.transition(tx, &s, store.Declined, "card declined: "+req.AuthStatus.ErrorDescription, now)
+			}
+		}
+		return out(nayax.Approved("No Errors")), nil
+	}
+
+	station := req.ServiceStationNumber.S
+	if have {
+		station = existing.Station
+	}
+	if station == "" && len(term.Stations) == 1 {
+		station = term.Stations[0]
+	}
+	if station == "" {
+		return out(nayax.Declined(nayax.CodeMissingMandatory, "ServiceStationNumber: required (the terminal serves several stations)")), nil
+	}
+	if !term.HasStation(station) {
+		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: station %q is not served by this terminal", station))), nil
+	}
+	hw, ok := e.d.stations[station]
+	if !ok {
+		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: unknown station %q", station))), nil
+	}
+	if !(req.Amount.V > 0) {
+		return out(nayax.Declined(nayax.CodeValidation, "Amount: must be greater than 0")), nil
+	}
+	r := hw.Read()
+	if r.Fault != "" {
+		return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s is faulted: %s", station, r.Fault))), nil
+	}
+
+	var key []byte
+	var busy *store.Session
+	err = e.st.View(func(tx *store.Tx) error {
+		key = append([]byte(nil), tx.CardKey()...)
+		cur, err := tx.ActiveSession(station)
+		if err == nil && cur.SparkTransactionID != sparkID {
+			busy = &cur
+			return nil
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable")), nil
+	}
+	if busy != nil {
+		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("station %s is busy with another session", station))), nil
+	}
+
+	s := existing
+	if !have {
+		if sparkID == "" {
+			sparkID = newSparkID()
+		}
+		s = store.Session{SparkTransactionID: sparkID, Station: station, Origin: "external", CreatedAt: now.UTC()}
+	}
+	s.NayaxTransactionID = req.NayaxTransactionId.V
+	s.MachineID = req.MachineId.V
+	if s.MachineID == 0 {
+		s.MachineID = term.MachineID
+	}
+	s.HwSerial = req.HwSerial.S
+	if s.HwSerial == "" {
+		s.HwSerial = term.HwSerial
+	}
+	s.SiteID = req.SiteId.String()
+	s.MachineAuTime = req.MachineAuTime.S
+	s.CardDigest = cardDigest(key, req.CardHash.S)
+	s.CardLast4 = req.CardLast4Digits.S
+	s.AuthorizedAmount = req.Amount.V
+	s.MeterStartWh = r.EnergyWh
+	s.EnergyWh = 0
+
+	// Record first: money before energy.
+	if err := e.commit(func(tx *store.Tx) error {
+		return e.transition(tx, &s, store.Authorized, "card authorized", now)
+	}); err != nil {
+		e.log.Error("record authorization", "spark_transaction_id", sparkID, "err", err)
+		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable")), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.contactorTimeout())
+	herr := hw.SetContactor(ctx, true)
+	cancel()
+	if herr != nil {
+		e.log.Error("contactor did not close", "station", station, "err", herr)
+		_, _ = e.stop(&s, "contactor did not close: "+herr.Error(), now, nil)
+		return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s could not start: %v", station, herr))), nil
+	}
+	e.log.Info("session authorized", "spark_transaction_id", sparkID, "station", station, "amount", s.AuthorizedAmount)
+	return out(nayax.Approved("No Errors")), nil
+}
+
+// stopCommand handles a StopCallback. Every identifier Nayax gives must
+// agree with the session: a forged or mismatched card never stops someone
+// else's session.
+func (e *engine) stopCommand(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
+	req, err := nayax.DecodeStopCallback(cmd.Body)
+	if err != nil {
+		return decodeFailure(cmd, err), nil
+	}
+	out := func(st nayax.Status, s *store.Session) nayax.StopCallbackOutcome {
+		o := nayax.StopCallbackOutcome{Status: st, SparkTransactionId: req.SparkTransactionId.S, ServiceStationNumber: req.ServiceStationNumber.S}
+		if s != nil {
+			o.SparkTransactionId = s.SparkTransactionID
+			o.ServiceStationNumber = s.Station
+		}
+		return o
+	}
+	var s store.Session
+	var key []byte
+	err = e.st.View(func(tx *store.Tx) error {
+		key = append([]byte(nil), tx.CardKey()...)
+		if req.SparkTransactionId.S != "" {
+			s, err = tx.Session(req.SparkTransactionId.S)
+		} else {
+			s, err = tx.SessionByNayax(req.NayaxTransactionId.V)
+		}
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return out(nayax.Declined(nayax.CodeUnknownTransaction, "unknown transaction"), nil), nil
+	}
+	if err != nil {
+		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable"), nil), nil
+	}
+	if msg := e.stopMismatch(req, &s, key); msg != "" {
+		e.log.Warn("stop refused", "spark_transaction_id", s.SparkTransactionID, "reason", msg)
+		return out(nayax.Declined(nayax.CodeValidation, msg), nil), nil
+	}
+	if !s.State.Active() {
+		// Already stopped: the same answer again.
+		return out(nayax.Approved("No Errors"), &s), nil
+	}
+	if s.State == store.Requested {
+		return out(nayax.Approved("No Errors"), &s), func(tx *store.Tx) error {
+			return e.transition(tx, &s, store.Closed, "stopped before authorization", now)
+		}
+	}
+	stopped, err := e.stop(&s, "StopCallback (card presented)", now, nil)
+	if err != nil {
+		e.log.Error("record stop", "spark_transaction_id", s.SparkTransactionID, "err", err)
+		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable; stop not recorded"), &s), nil
+	}
+	if !stopped {
+		return out(nayax.Declined(nayax.CodeGeneral, "contactor did not confirm opening; station faulted"), &s), nil
+	}
+	e.log.Info("session stopped", "spark_transaction_id", s.SparkTransactionID, "station", s.Station, "energy_wh", s.EnergyWh)
+	return out(nayax.Approved("No Errors"), &s), nil
+}
+
+// stopMismatch returns why a StopCallback does not belong to s, or "".
+func (e *engine) stopMismatch(req nayax.StopCallbackRequest, s *store.Session, key []byte) string {
+	if req.NayaxTransactionId.Valid && s.NayaxTransactionID != 0 && req.NayaxTransactionId.V != s.NayaxTransactionID {
+		return "NayaxTransactionId does not match the session"
+	}
+	if req.MachineId.Valid && s.MachineID != 0 && req.MachineId.V != s.MachineID {
+		return "MachineId does not match the session's terminal"
+	}
+	if req.HwSerial.S != "" && s.HwSerial != "" && !nayax.SameSerial(req.HwSerial.S, s.HwSerial) {
+		return "HwSerial does not match the session's terminal"
+	}
+	if req.ServiceStationNumber.S != "" && req.ServiceStationNumber.S != s.Station {
+		return "ServiceStationNumber does not match the session's station"
+	}
+	if s.CardDigest == "" || !hmacEqual(cardDigest(key, req.CardHash.S), s.CardDigest) {
+		return "CardHash does not match the card that started the session"
+	}
+	return ""
+}
+
+// declineCommand handles DeclineCallback / TimeoutCallback for a session
+// we requested (Remote Start): it ends without money.
+func (e *engine) declineCommand(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
+	var sparkID string
+	if cmd.Type == "decline" {
+		req, err := nayax.DecodeDeclineCallback(cmd.Body)
+		if err != nil {
+			return decodeFailure(cmd, err), nil
+		}
+		sparkID = req.SparkTransactionId.S
+	} else {
+		req, err := nayax.DecodeTimeoutCallback(cmd.Body)
+		if err != nil {
+			return decodeFailure(cmd, err), nil
+		}
+		sparkID = req.SparkTransactionId.S
+	}
+	out := func(st nayax.Status) map[string]any {
+		return map[string]any{"SparkTransactionId": sparkID, "Status": st}
+	}
+	var s store.Session
+	err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		s, err = tx.Session(sparkID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return out(nayax.Declined(nayax.CodeUnknownTransaction, "unknown transaction")), nil
+	}
+	if err != nil {
+		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable")), nil
+	}
+	if s.State != store.Requested {
+		return out(nayax.Approved("No Errors")), nil
+	}
+	return out(nayax.Approved("No Errors")), func(tx *store.Tx) error {
+		return e.transition(tx, &s, store.Declined, cmd.Type+" callback", now)
+	}
+}

@@ -1,0 +1,301 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/link"
+	"github.com/sitelink/sitelink/daemon/wire"
+	"github.com/sitelink/sitelink/hal"
+	"github.com/sitelink/sitelink/hal/sim"
+	"github.com/sitelink/sitelink/store"
+)
+
+// Options configure a Daemon.
+type Options struct {
+	Config  *config.Edge
+	Version string
+	Logger  *slog.Logger // nil = discard
+	// Stations overrides the drivers built from the config (tests and
+	// hardware wiring); keys are station numbers.
+	Stations map[string]hal.Station
+	// Store options; LockTimeout etc. Zero values take the store defaults.
+	Store store.Options
+	// Ready is called once stations are safe, the store is open and the
+	// API serves: the systemd READY point. May be nil.
+	Ready func()
+	// Status receives short human status lines (systemd STATUS=). May be nil.
+	Status func(string)
+}
+
+// Daemon is the edge daemon: store, stations, MQTT link, outbox pump,
+// session engine and local API.
+type Daemon struct {
+	o      Options
+	cfg    *config.Edge
+	log    *slog.Logger
+	topics wire.Topics
+
+	st       *store.Store
+	stations map[string]hal.Station
+	order    []string // station numbers in config order
+	sims     map[string]*sim.Station
+	link     *link.Link
+	pump     *pump
+	eng      *engine
+
+	mu    sync.Mutex
+	epoch int64
+}
+
+// New validates the options; Run does the work.
+func New(o Options) (*Daemon, error) {
+	if o.Config == nil {
+		return nil, errors.New("edge: no config")
+	}
+	if p := o.Config.Validate(); len(p) > 0 {
+		return nil, fmt.Errorf("edge: invalid config:\n%w", p)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	d := &Daemon{
+		o:      o,
+		cfg:    o.Config,
+		log:    log,
+		topics: wire.Topics{Prefix: o.Config.MQTT.TopicPrefix, Node: o.Config.Node.ID},
+		sims:   map[string]*sim.Station{},
+	}
+	return d, nil
+}
+
+// Run starts everything in order (store, stations in their safe state,
+// reconcile, link, pump, engine, API) and stops it in reverse when ctx
+// ends. A cancelled ctx is a clean exit and returns nil.
+func (d *Daemon) Run(ctx context.Context) error {
+	st, err := store.Open(d.cfg.DBPath(), d.o.Store)
+	if err != nil {
+		return err
+	}
+	d.st = st
+	defer st.Close()
+
+	if err := d.openStations(); err != nil {
+		return err
+	}
+	defer d.closeStations()
+
+	d.eng = newEngine(d)
+	if err := d.eng.reconcile(time.Now()); err != nil {
+		return fmt.Errorf("reconcile sessions: %w", err)
+	}
+
+	lo, err := d.linkOptions()
+	if err != nil {
+		return err
+	}
+	d.link = link.New(lo)
+	d.pump = newPump(st, d.link, d.topics, d.log, d.cfg.MQTT.ConnectTimeout.D())
+	d.eng.pump = d.pump
+
+	api, err := d.listenAPI()
+	if err != nil {
+		return err
+	}
+
+	runCtx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	goRun := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(runCtx) }()
+	}
+	goRun(func(c context.Context) { _ = d.link.Run(c) })
+	goRun(d.pump.run)
+	goRun(d.eng.watchStations)
+	engDone := make(chan struct{})
+	go func() { defer close(engDone); d.eng.run(runCtx) }()
+	goRun(func(c context.Context) { api.serve(c) })
+
+	d.log.Info("sitelink edge running", "node", d.cfg.Node.ID, "stations", len(d.order), "version", d.o.Version)
+	d.status(fmt.Sprintf("running, %d stations", len(d.order)))
+	if d.o.Ready != nil {
+		d.o.Ready()
+	}
+
+	<-ctx.Done()
+	d.log.Info("shutting down")
+	d.status("shutting down")
+	// Engine first: it opens every contactor and records interrupted
+	// sessions before anything else goes away.
+	d.eng.shutdown()
+	stop()
+	<-engDone
+	api.close()
+	if err := d.link.Shutdown(d.topics.State(), d.statePayload(false), 2*time.Second); err != nil && !errors.Is(err, link.ErrDown) {
+		d.log.Warn("publish offline state", "err", err)
+	}
+	wg.Wait()
+	return nil
+}
+
+func (d *Daemon) status(s string) {
+	if d.o.Status != nil {
+		d.o.Status(s)
+	}
+}
+
+func (d *Daemon) openStations() error {
+	d.stations = map[string]hal.Station{}
+	for _, sc := range d.cfg.Stations {
+		d.order = append(d.order, sc.Number)
+		if st, ok := d.o.Stations[sc.Number]; ok {
+			d.stations[sc.Number] = st
+			if s, ok := st.(*sim.Station); ok {
+				d.sims[sc.Number] = s
+			}
+			continue
+		}
+		switch sc.Driver {
+		case "sim":
+			c := sim.Config{Number: sc.Number, VehiclePresent: true, PowerKW: 7.4, TimeScale: 1}
+			if sc.Sim != nil {
+				c.VehiclePresent = sc.Sim.Vehicle != "absent"
+				c.PowerKW = sc.Sim.PowerKW
+				c.TimeScale = sc.Sim.TimeScale
+			}
+			s := sim.New(c)
+			d.stations[sc.Number] = s
+			d.sims[sc.Number] = s
+		default:
+			return fmt.Errorf("station %s: driver %q not supported by this build", sc.Number, sc.Driver)
+		}
+	}
+	// Fail safe first: nothing delivers energy until a session says so.
+	for _, n := range d.order {
+		if err := d.stations[n].Halt(); err != nil {
+			d.log.Error("halt station at start-up", "station", n, "err", err)
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) closeStations() {
+	for _, n := range d.order {
+		if err := d.stations[n].Close(); err != nil {
+			d.log.Warn("close station", "station", n, "err", err)
+		}
+	}
+}
+
+func (d *Daemon) linkOptions() (link.Options, error) {
+	m := d.cfg.MQTT
+	o := link.Options{
+		Broker:         m.Broker,
+		ClientID:       d.cfg.Node.ID,
+		Username:       m.Username,
+		CleanSession:   false,
+		ManualAck:      true,
+		KeepAlive:      m.KeepAlive.D(),
+		ConnectTimeout: m.ConnectTimeout.D(),
+		BackoffMin:     m.ReconnectMin.D(),
+		BackoffMax:     m.ReconnectMax.D(),
+		Logger:         d.log,
+	}
+	if m.PasswordFile != "" {
+		b, err := os.ReadFile(m.PasswordFile)
+		if err != nil {
+			return o, fmt.Errorf("mqtt.password_file: %w", err)
+		}
+		o.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if m.TLS.CAFile != "" || m.TLS.CertFile != "" {
+		tc, err := tlsConfig(m.TLS)
+		if err != nil {
+			return o, err
+		}
+		o.TLS = tc
+	}
+	o.Will = func() (string, []byte, error) {
+		e, err := d.st.NextEpoch()
+		if err != nil {
+			return "", nil, err
+		}
+		d.mu.Lock()
+		d.epoch = e
+		d.mu.Unlock()
+		return d.topics.State(), d.statePayload(false), nil
+	}
+	o.Subs = map[string]link.Handler{d.topics.Commands(): d.eng.onCommand}
+	o.OnUp = func(c *link.Conn) error {
+		if err := c.PublishWait(context.Background(), d.topics.State(), true, d.statePayload(true)); err != nil {
+			return fmt.Errorf("birth: %w", err)
+		}
+		d.pump.poke()
+		d.status(fmt.Sprintf("connected, %d stations", len(d.order)))
+		return nil
+	}
+	o.OnDown = func(err error) {
+		d.status(fmt.Sprintf("broker unreachable (%v), buffering", err))
+	}
+	return o, nil
+}
+
+func tlsConfig(t config.TLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt.tls.ca_file: no certificates in %s", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// Epoch is the connect epoch of the current (or last) connection.
+func (d *Daemon) Epoch() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.epoch
+}
+
+func (d *Daemon) statePayload(online bool) []byte {
+	s := wire.State{
+		Online:   online,
+		Epoch:    d.Epoch(),
+		Version:  d.o.Version,
+		Stations: append([]string{}, d.order...),
+		At:       time.Now().UTC(),
+		Machines: []wire.Machine{},
+	}
+	for _, t := range d.cfg.Terminals {
+		s.Machines = append(s.Machines, wire.Machine{MachineID: t.MachineID, HwSerial: t.HwSerial})
+	}
+	b, _ := jsonMarshal(s)
+	return b
+}

@@ -1,0 +1,450 @@
+package edge
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/google/uuid"
+
+	"github.com/sitelink/sitelink/daemon/wire"
+	"github.com/sitelink/sitelink/hal"
+	"github.com/sitelink/sitelink/store"
+)
+
+// tick is how often the engine looks at timers and energy. Station changes
+// wake it at once; the tick only drives timeouts and energy bookkeeping.
+const tick = 250 * time.Millisecond
+
+// engine owns every session transition. It runs on one goroutine, so a
+// session is never changed by two parties at once; store commits serialize
+// the rest.
+type engine struct {
+	d    *Daemon
+	log  *slog.Logger
+	st   *store.Store
+	pump *pump
+
+	cmds    *queue[paho.Message]
+	changes *queue[string] // station numbers whose state changed
+
+	// last seen station state, for station events and edge detection.
+	seen map[string]hal.Reading
+	// lastCheckpoint per session: when energy was last persisted.
+	lastCheckpoint map[string]time.Time
+
+	stopOnce sync.Once
+	stopReq  chan struct{}
+	stopped  chan struct{}
+
+	replies sync.WaitGroup
+}
+
+func newEngine(d *Daemon) *engine {
+	return &engine{
+		d:              d,
+		log:            d.log,
+		st:             d.st,
+		cmds:           newQueue[paho.Message](),
+		changes:        newQueue[string](),
+		seen:           map[string]hal.Reading{},
+		lastCheckpoint: map[string]time.Time{},
+		stopReq:        make(chan struct{}),
+		stopped:        make(chan struct{}),
+	}
+}
+
+// onCommand is the paho handler: queue and return, never block.
+func (e *engine) onCommand(m paho.Message) { e.cmds.push(m) }
+
+// watchStations forwards each station's change notifications to the
+// engine.
+func (e *engine) watchStations(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, n := range e.d.order {
+		st := e.d.stations[n]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-st.Changes():
+					e.changes.push(n)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (e *engine) run(ctx context.Context) {
+	defer close(e.stopped)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stopReq:
+			e.halt(time.Now())
+			e.replies.Wait()
+			return
+		case <-ctx.Done():
+			e.halt(time.Now())
+			return
+		case <-e.changes.wake:
+			e.stationChanges(time.Now())
+		case <-e.cmds.wake:
+			for _, m := range e.cmds.drain() {
+				e.handle(m)
+			}
+		case now := <-t.C:
+			e.timers(now)
+		}
+	}
+}
+
+// shutdown asks the engine to open every contactor, record the sessions it
+// interrupts, and stop; it returns when that is committed.
+func (e *engine) shutdown() {
+	e.stopOnce.Do(func() { close(e.stopReq) })
+	<-e.stopped
+}
+
+// commit runs fn in one store transaction and wakes the pump if events were
+// queued. Every transition goes through here: committed before anyone is
+// told.
+func (e *engine) commit(fn func(tx *store.Tx) error) error {
+	err := e.st.Update(fn)
+	if err == nil && e.pump != nil {
+		e.pump.poke()
+	}
+	return err
+}
+
+// emit queues an event in the outbox inside tx.
+func (e *engine) emit(tx *store.Tx, typ string, body any, now time.Time) error {
+	node := e.d.cfg.Node.ID
+	_, err := tx.Enqueue(node, typ, now, func(seq uint64, _ string) ([]byte, error) {
+		return wire.EventPayload(node, seq, typ, now.UTC(), body)
+	})
+	return err
+}
+
+// sessionEvent is the body of a `session` event.
+type sessionEvent struct {
+	From    store.State   `json:"from,omitempty"`
+	To      store.State   `json:"to"`
+	Reason  string        `json:"reason,omitempty"`
+	Session store.Session `json:"session"`
+}
+
+// transition moves s to state `to` inside tx and emits the session event.
+func (e *engine) transition(tx *store.Tx, s *store.Session, to store.State, reason string, now time.Time) error {
+	from := s.State
+	s.State = to
+	s.UpdatedAt = now.UTC()
+	s.History = append(s.History, store.Transition{State: to, At: s.UpdatedAt, Reason: reason})
+	if reason != "" && s.StopReason == "" && (to == store.Stopping || to == store.Stopped || to == store.Interrupted || to == store.Closed) {
+		s.StopReason = reason
+	}
+	if err := tx.PutSession(s); err != nil {
+		return err
+	}
+	return e.emit(tx, "session", sessionEvent{From: from, To: to, Reason: reason, Session: publicSession(*s)}, now)
+}
+
+// publicSession strips what must not leave the store.
+func publicSession(s store.Session) store.Session {
+	s.CardDigest = ""
+	return s
+}
+
+// cardDigest keys the card hash so the ledger never holds a value that
+// could be matched against a card number outside this controller.
+func cardDigest(key []byte, cardHash string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(cardHash))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// sessionEnergy is the session's energy from a meter reading: the delta
+// since the start, never negative, never less than what was already
+// recorded (a meter replaced or reset mid-session does not erase energy).
+func sessionEnergy(s *store.Session, r hal.Reading) float64 {
+	// 0.1 Wh is finer than any billing meter; more digits are noise.
+	delta := math.Round((r.EnergyWh-s.MeterStartWh)*10) / 10
+	if delta < s.EnergyWh {
+		return s.EnergyWh
+	}
+	return delta
+}
+
+// reconcile runs at start-up, contactors already open: every session that
+// was active or interrupted ends now (the daemon cannot know the vehicle
+// and card are still there), with the energy the meter vouches for.
+func (e *engine) reconcile(now time.Time) error {
+	var open []store.Session
+	if err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		open, err = tx.ActiveSessions()
+		return err
+	}); err != nil {
+		return err
+	}
+	for i := range open {
+		s := &open[i]
+		st, ok := e.d.stations[s.Station]
+		err := e.commit(func(tx *store.Tx) error {
+			if ok {
+				s.EnergyWh = sessionEnergy(s, st.Read())
+			}
+			if s.State != store.Interrupted && s.State != store.Requested {
+				if err := e.transition(tx, s, store.Interrupted, "daemon restarted", now); err != nil {
+					return err
+				}
+			}
+			end := store.Stopped
+			if s.State == store.Requested {
+				end = store.Closed
+			}
+			return e.transition(tx, s, end, "interrupted", now)
+		})
+		if err != nil {
+			return err
+		}
+		e.log.Info("ended interrupted session", "spark_transaction_id", s.SparkTransactionID, "station", s.Station, "energy_wh", s.EnergyWh)
+	}
+	for _, n := range e.d.order {
+		e.seen[n] = e.d.stations[n].Read()
+	}
+	return nil
+}
+
+// halt is the shutdown path: contactors open first, then every running
+// session is recorded as interrupted.
+func (e *engine) halt(now time.Time) {
+	for _, n := range e.d.order {
+		if err := e.d.stations[n].Halt(); err != nil {
+			e.log.Error("halt station", "station", n, "err", err)
+		}
+	}
+	var open []store.Session
+	if err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		open, err = tx.ActiveSessions()
+		return err
+	}); err != nil {
+		e.log.Error("list sessions at shutdown", "err", err)
+		return
+	}
+	for i := range open {
+		s := &open[i]
+		if s.State == store.Interrupted {
+			continue
+		}
+		err := e.commit(func(tx *store.Tx) error {
+			if st, ok := e.d.stations[s.Station]; ok {
+				s.EnergyWh = sessionEnergy(s, st.Read())
+			}
+			return e.transition(tx, s, store.Interrupted, "shutdown", now)
+		})
+		if err != nil {
+			e.log.Error("record interrupted session", "spark_transaction_id", s.SparkTransactionID, "err", err)
+		}
+	}
+}
+
+// stationChanges handles CP, contactor and fault changes.
+func (e *engine) stationChanges(now time.Time) {
+	seen := map[string]bool{}
+	for _, n := range e.changes.drain() {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		e.stationChanged(n, now)
+	}
+}
+
+// stationEvent is the body of a `station` event.
+type stationEvent struct {
+	Number    string  `json:"number"`
+	CPState   string  `json:"cp_state"`
+	Contactor bool    `json:"contactor"`
+	Fault     string  `json:"fault,omitempty"`
+	EnergyWh  float64 `json:"energy_wh"`
+	PowerW    float64 `json:"power_w"`
+}
+
+func (e *engine) stationChanged(n string, now time.Time) {
+	st := e.d.stations[n]
+	r := st.Read()
+	prev := e.seen[n]
+	e.seen[n] = r
+	if prev.CP == r.CP && prev.Contactor == r.Contactor && prev.Fault == r.Fault {
+		return
+	}
+	var s store.Session
+	var found bool
+	err := e.commit(func(tx *store.Tx) error {
+		if err := e.emit(tx, "station", stationEvent{Number: n, CPState: string(r.CP), Contactor: r.Contactor, Fault: r.Fault, EnergyWh: r.EnergyWh, PowerW: r.PowerW}, now); err != nil {
+			return err
+		}
+		var err error
+		s, err = tx.ActiveSession(n)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		if s.State == store.Authorized && (r.CP.Charging() || r.PowerW > 0) {
+			s.EnergyWh = sessionEnergy(&s, r)
+			return e.transition(tx, &s, store.Charging, "vehicle drawing energy", now)
+		}
+		return nil
+	})
+	if err != nil {
+		e.log.Error("record station change", "station", n, "err", err)
+		return
+	}
+	if !found {
+		return
+	}
+	switch {
+	case r.Fault != "" && (s.State == store.Authorized || s.State == store.Charging):
+		e.stop(&s, "station fault: "+r.Fault, now, nil)
+	case prev.CP.VehiclePresent() && r.CP == hal.CPA && (s.State == store.Authorized || s.State == store.Charging):
+		e.stop(&s, "vehicle unplugged", now, nil)
+	}
+}
+
+// timers: plug timeout, energy checkpoints, and stuck stops.
+func (e *engine) timers(now time.Time) {
+	var open []store.Session
+	if err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		open, err = tx.ActiveSessions()
+		return err
+	}); err != nil {
+		e.log.Error("list sessions", "err", err)
+		return
+	}
+	plug := time.Duration(e.d.cfg.Policy.PlugTimeout)
+	every := time.Duration(e.d.cfg.Policy.EnergyCheckpoint)
+	for i := range open {
+		s := &open[i]
+		st, ok := e.d.stations[s.Station]
+		if !ok {
+			continue
+		}
+		switch s.State {
+		case store.Authorized:
+			if plug > 0 && now.Sub(s.UpdatedAt) >= plug {
+				e.stop(s, "no vehicle within plug timeout", now, nil)
+			}
+		case store.Stopping:
+			// A stop whose contactor would not open: keep trying.
+			e.stop(s, "", now, nil)
+		case store.Charging:
+			last, ok := e.lastCheckpoint[s.SparkTransactionID]
+			if !ok {
+				e.lastCheckpoint[s.SparkTransactionID] = now
+				continue
+			}
+			if now.Sub(last) < every {
+				continue
+			}
+			e.lastCheckpoint[s.SparkTransactionID] = now
+			energy := sessionEnergy(s, st.Read())
+			if energy == s.EnergyWh {
+				continue
+			}
+			err := e.commit(func(tx *store.Tx) error {
+				cur, err := tx.Session(s.SparkTransactionID)
+				if err != nil {
+					return err
+				}
+				cur.EnergyWh = max(cur.EnergyWh, energy)
+				cur.UpdatedAt = now.UTC()
+				return tx.PutSession(&cur)
+			})
+			if err != nil {
+				e.log.Error("energy checkpoint", "spark_transaction_id", s.SparkTransactionID, "err", err)
+			}
+		}
+	}
+}
+
+// stop ends an active session: contactor open first (safe), then one
+// commit records stopping→stopped with the final energy, together with the
+// reply to the command that asked, if any. If the contactor does not
+// confirm, the session stays `stopping` and the timer retries.
+func (e *engine) stop(s *store.Session, reason string, now time.Time, inTx func(tx *store.Tx, stopped bool) error) (stopped bool, err error) {
+	st, ok := e.d.stations[s.Station]
+	var herr error
+	if ok {
+		ctx, cancel := context.WithTimeout(context.Background(), e.contactorTimeout())
+		herr = st.SetContactor(ctx, false)
+		cancel()
+	}
+	delete(e.lastCheckpoint, s.SparkTransactionID)
+	err = e.commit(func(tx *store.Tx) error {
+		cur, err := tx.Session(s.SparkTransactionID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			cur.EnergyWh = sessionEnergy(&cur, st.Read())
+		}
+		if cur.State != store.Stopping {
+			if reason == "" {
+				reason = "stop"
+			}
+			if err := e.transition(tx, &cur, store.Stopping, reason, now); err != nil {
+				return err
+			}
+		}
+		stopped = herr == nil
+		if stopped {
+			if err := e.transition(tx, &cur, store.Stopped, "", now); err != nil {
+				return err
+			}
+		}
+		*s = cur
+		if inTx != nil {
+			return inTx(tx, stopped)
+		}
+		return nil
+	})
+	if herr != nil {
+		e.log.Error("contactor did not open", "station", s.Station, "err", herr)
+	}
+	return stopped, err
+}
+
+func (e *engine) contactorTimeout() time.Duration {
+	if d := time.Duration(e.d.cfg.Policy.ContactorTimeout); d > 0 {
+		return d
+	}
+	return 2 * time.Second
+}
+
+func newSparkID() string { return uuid.NewString() }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+var errNoStation = fmt.Errorf("unknown station")
+
+func hmacEqual(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }

@@ -1,0 +1,290 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/localapi"
+	"github.com/sitelink/sitelink/daemon/mqtttest"
+	"github.com/sitelink/sitelink/daemon/wire"
+	"github.com/sitelink/sitelink/hal"
+	"github.com/sitelink/sitelink/hal/sim"
+)
+
+const testNode = "site-test"
+
+// site is an edge daemon under test with its simulated stations, on a real
+// broker, plus a cloud-side client that records every message.
+type site struct {
+	t      *testing.T
+	broker *mqtttest.Broker
+	cfg    *config.Edge
+	sims   map[string]*sim.Station
+	topics wire.Topics
+	api    *localapi.Client
+	cloud  *recorder
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func testConfig(t *testing.T, brokerURL, dir string) *config.Edge {
+	t.Helper()
+	c := config.Default()
+	c.Node.ID = testNode
+	c.Node.DataDir = dir
+	c.Node.APISocket = filepath.Join(dir, "api.sock")
+	c.MQTT.Broker = brokerURL
+	c.MQTT.ReconnectMin = config.Duration(100 * time.Millisecond)
+	c.MQTT.ReconnectMax = config.Duration(500 * time.Millisecond)
+	c.MQTT.ConnectTimeout = config.Duration(3 * time.Second)
+	c.Terminals = []config.Terminal{{MachineID: 71234996, HwSerial: "0434334921100366", Flow: "pre-authorization", Stations: []string{"5", "6"}}}
+	c.Stations = []config.Station{
+		{Number: "5", Driver: "sim", Sim: &config.Sim{Vehicle: "present", PowerKW: 22, TimeScale: 600}},
+		{Number: "6", Driver: "sim", Sim: &config.Sim{Vehicle: "absent", PowerKW: 11, TimeScale: 600}},
+	}
+	c.Policy.EnergyCheckpoint = config.Duration(200 * time.Millisecond)
+	c.Tariff.PricePerKWh = 0.39
+	if p := c.Validate(); len(p) > 0 {
+		t.Fatalf("test config invalid: %v", p)
+	}
+	return &c
+}
+
+// startSite starts a broker and a daemon. The daemon is stopped (ctx
+// cancelled) in cleanup.
+func startSite(t *testing.T) *site {
+	t.Helper()
+	b := mqtttest.Start(t)
+	s := &site{t: t, broker: b, cfg: testConfig(t, b.URL, t.TempDir())}
+	s.topics = wire.Topics{Prefix: s.cfg.MQTT.TopicPrefix, Node: testNode}
+	s.cloud = newRecorder(t, b.URL, "cloud-"+t.Name(), s.cfg.MQTT.TopicPrefix+"/#")
+	s.start()
+	return s
+}
+
+func (s *site) start() {
+	s.t.Helper()
+	s.sims = map[string]*sim.Station{}
+	stations := map[string]hal.Station{}
+	for _, sc := range s.cfg.Stations {
+		st := sim.New(sim.Config{Number: sc.Number, VehiclePresent: sc.Sim.Vehicle == "present", PowerKW: sc.Sim.PowerKW, TimeScale: sc.Sim.TimeScale})
+		s.sims[sc.Number] = st
+		stations[sc.Number] = st
+	}
+	d, err := New(Options{Config: s.cfg, Version: "test", Stations: stations, Logger: testLogger(s.t)})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel, s.done = cancel, make(chan error, 1)
+	go func() { s.done <- d.Run(ctx) }()
+	s.t.Cleanup(s.stop)
+	s.api = localapi.NewClient(s.cfg.Node.APISocket)
+	waitFor(s.t, 10*time.Second, "daemon connected", func() bool {
+		st, err := s.api.Status()
+		return err == nil && st.Connected
+	})
+}
+
+// stop shuts the daemon down (idempotent).
+func (s *site) stop() {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			s.t.Errorf("daemon exited with %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		s.t.Error("daemon did not stop")
+	}
+	s.cancel = nil
+}
+
+// command sends a command and returns the reply body.
+func (s *site) command(id, typ string, body any) map[string]any {
+	s.t.Helper()
+	raw, ok := body.([]byte)
+	if !ok {
+		raw, _ = json.Marshal(body)
+	}
+	env, _ := json.Marshal(wire.Command{ID: id, Type: typ, ReplyTo: s.topics.Replies(), Body: raw})
+	return s.rawCommand(typ, env, id)
+}
+
+func (s *site) rawCommand(typ string, payload []byte, id string) map[string]any {
+	s.t.Helper()
+	from := s.cloud.mark()
+	s.cloud.publish(s.topics.Command(typ), payload)
+	m := s.cloud.await(10*time.Second, from, "reply to "+id, func(m message) bool {
+		var r wire.Reply
+		return m.Topic == s.topics.Replies() && json.Unmarshal(m.Payload, &r) == nil && r.ID == id
+	})
+	var r struct{ Body map[string]any }
+	if err := json.Unmarshal(m.Payload, &r); err != nil {
+		s.t.Fatal(err)
+	}
+	return r.Body
+}
+
+func (s *site) session(id string) localapi.Session {
+	s.t.Helper()
+	ss, err := s.api.Sessions(1000)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, x := range ss {
+		if x.SparkTransactionID == id {
+			return x
+		}
+	}
+	s.t.Fatalf("session %s not in the ledger", id)
+	return localapi.Session{}
+}
+
+func (s *site) waitState(id, state string) localapi.Session {
+	s.t.Helper()
+	var got localapi.Session
+	waitFor(s.t, 10*time.Second, "session "+id+" "+state, func() bool {
+		got = s.session(id)
+		return got.State == state
+	})
+	return got
+}
+
+func verdict(body map[string]any) (string, float64) {
+	st, _ := body["Status"].(map[string]any)
+	v, _ := st["Verdict"].(string)
+	code, _ := st["ErrorCode"].(float64)
+	return v, code
+}
+
+func waitFor(t testing.TB, d time.Duration, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// message is one MQTT message the recorder saw.
+type message struct {
+	Topic   string
+	Payload []byte
+}
+
+// recorder is a cloud-side paho client that keeps every message.
+type recorder struct {
+	t    testing.TB
+	c    paho.Client
+	mu   sync.Mutex
+	msgs []message
+	wake chan struct{}
+}
+
+func newRecorder(t testing.TB, url, id, filter string) *recorder {
+	t.Helper()
+	r := &recorder{t: t, wake: make(chan struct{}, 1)}
+	id = strings.NewReplacer("/", "-", " ", "-").Replace(id)
+	if len(id) > 60 {
+		id = id[:60]
+	}
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(false).
+		SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).SetConnectRetry(true).
+		SetConnectRetryInterval(100 * time.Millisecond).SetOrderMatters(true)
+	o.SetOnConnectHandler(func(c paho.Client) { c.Subscribe(filter, 1, nil) })
+	o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+		r.mu.Lock()
+		r.msgs = append(r.msgs, message{m.Topic(), append([]byte(nil), m.Payload()...)})
+		r.mu.Unlock()
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	})
+	r.c = paho.NewClient(o)
+	if tok := r.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("recorder connect: %v", tok.Error())
+	}
+	// Wait for the subscription to be in place.
+	probe := fmt.Sprintf("%s/probe/%s", strings.TrimSuffix(filter, "/#"), id)
+	waitFor(t, 10*time.Second, "recorder subscribed", func() bool {
+		r.c.Publish(probe, 1, false, []byte("probe")).WaitTimeout(time.Second)
+		for _, m := range r.all() {
+			if m.Topic == probe {
+				return true
+			}
+		}
+		return false
+	})
+	t.Cleanup(func() { r.c.Disconnect(100) })
+	return r
+}
+
+func (r *recorder) publish(topic string, payload []byte) {
+	r.t.Helper()
+	if tok := r.c.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		r.t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
+func (r *recorder) all() []message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]message(nil), r.msgs...)
+}
+
+func (r *recorder) mark() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.msgs)
+}
+
+func (r *recorder) await(d time.Duration, from int, what string, f func(message) bool) message {
+	r.t.Helper()
+	deadline := time.After(d)
+	for {
+		for _, m := range r.all()[from:] {
+			if f(m) {
+				return m
+			}
+		}
+		select {
+		case <-r.wake:
+		case <-deadline:
+			r.t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// events returns the decoded events of one type (all types if typ == "").
+func (r *recorder) events(prefix, typ string) []wire.Event {
+	var out []wire.Event
+	for _, m := range r.all() {
+		_, kind, et, ok := wire.ParseNodeTopic(prefix, m.Topic)
+		if !ok || kind != "events" || (typ != "" && et != typ) {
+			continue
+		}
+		var e wire.Event
+		if err := json.Unmarshal(m.Payload, &e); err != nil {
+			r.t.Fatalf("bad event on %s: %v", m.Topic, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}

@@ -1,0 +1,153 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sitelink/sitelink/daemon/link"
+	"github.com/sitelink/sitelink/daemon/wire"
+	"github.com/sitelink/sitelink/store"
+)
+
+// pumpWindow is how many events may await their PUBACK at once. A window,
+// not one-at-a-time, is what lets the drain run at broker speed; deletes
+// are batched so a full window costs one fsync.
+const pumpWindow = 256
+
+// pump publishes the outbox in order: read a batch after the cursor,
+// publish, and delete entries from the head as their PUBACKs arrive. On a
+// lost connection the cursor resets, so everything not acknowledged is
+// published again on the next connection (at-least-once; consumers dedupe
+// by event id).
+type pump struct {
+	st     *store.Store
+	link   *link.Link
+	topics wire.Topics
+	log    *slog.Logger
+	wake   chan struct{}
+	ackTO  time.Duration
+
+	published atomic.Uint64 // events acknowledged by the broker
+}
+
+func newPump(st *store.Store, l *link.Link, t wire.Topics, log *slog.Logger, ackTimeout time.Duration) *pump {
+	return &pump{st: st, link: l, topics: t, log: log, wake: make(chan struct{}, 1), ackTO: ackTimeout}
+}
+
+// poke tells the pump that new entries were committed.
+func (p *pump) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pump) run(ctx context.Context) {
+	for {
+		conn, err := p.link.Wait(ctx)
+		if err != nil {
+			return
+		}
+		if err := p.drain(ctx, conn); err != nil && ctx.Err() == nil {
+			p.log.Warn("outbox drain interrupted", "err", err)
+		}
+		select {
+		case <-conn.Done():
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+type inflight struct {
+	seq uint64
+	tok paho.Token
+}
+
+var errAckTimeout = errors.New("no PUBACK within timeout")
+
+// drain publishes until the connection drops or ctx ends.
+func (p *pump) drain(ctx context.Context, conn *link.Conn) error {
+	var (
+		cursor  uint64
+		flight  []inflight
+		acked   []uint64
+		pending []store.OutboxEntry
+	)
+	defer func() {
+		if len(flight) > 0 {
+			seqs := make([]uint64, len(flight))
+			for i, f := range flight {
+				seqs[i] = f.seq
+			}
+			if err := p.st.OutboxAttempted(seqs...); err != nil {
+				p.log.Warn("outbox: record attempts", "err", err)
+			}
+		}
+	}()
+	for {
+		if room := pumpWindow - len(flight); room > pumpWindow/4 || len(flight) == 0 {
+			var err error
+			pending, err = p.st.OutboxAfter(cursor, room)
+			if err != nil {
+				return err
+			}
+			for _, e := range pending {
+				flight = append(flight, inflight{seq: e.Seq, tok: conn.Publish(p.topics.Event(e.Type), false, e.Payload)})
+				cursor = e.Seq
+			}
+		}
+		if len(flight) == 0 {
+			select {
+			case <-p.wake:
+				continue
+			case <-conn.Done():
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		// Wait for the oldest; then collect every completed one behind it.
+		timer := time.NewTimer(p.ackTO)
+		select {
+		case <-flight[0].tok.Done():
+			timer.Stop()
+		case <-conn.Done():
+			timer.Stop()
+			return nil
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+			conn.Abort(errAckTimeout)
+			return errAckTimeout
+		}
+		acked = acked[:0]
+		for len(flight) > 0 {
+			select {
+			case <-flight[0].tok.Done():
+			default:
+				goto done
+			}
+			if err := flight[0].tok.Error(); err != nil {
+				// A failed publish means the connection is going away.
+				conn.Abort(err)
+				return err
+			}
+			acked = append(acked, flight[0].seq)
+			flight = flight[1:]
+		}
+	done:
+		if len(acked) > 0 {
+			if err := p.st.OutboxDelete(acked...); err != nil {
+				return err
+			}
+			p.published.Add(uint64(len(acked)))
+		}
+	}
+}

@@ -1,0 +1,21 @@
+// Package link keeps sitelink's MQTT connection (paho.mqtt.golang, MQTT
+// 3.1.1, QoS 1) up and hands out the live connection to whoever publishes.
+//
+// Reconnection is ours, not paho's: every attempt builds a fresh client
+// with a fresh last will (the edge puts a new connect epoch in it), routes
+// registered before CONNECT so a persistent session's queued messages are
+// not lost, subscriptions made right after CONNACK, then OnUp (the birth).
+// Backoff is exponential with jitter between BackoffMin and BackoffMax.
+//
+// Nothing blocks in handlers and every token wait has a timeout. With
+// ManualAck the PUBACK for an incoming message is sent only when the
+// consumer calls Ack, after it has committed the message: a crash before
+// that makes the broker redeliver it.
+//
+// # Caveats
+//
+// Messages in flight when a connection drops are not resent by paho (each
+// connection has its own in-memory store); the owner of the data, the
+// bbolt outbox, republishes what was not acknowledged. QoS 2 is never
+// used.
+package link

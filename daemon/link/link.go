@@ -1,0 +1,332 @@
+package link
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Sentinel errors of the link.
+var (
+	// ErrTimeout means the broker did not complete an operation in time.
+	ErrTimeout = errors.New("mqtt: timeout")
+	// ErrDown means there is no connection to the broker right now.
+	ErrDown = errors.New("mqtt: not connected")
+)
+
+// Handler receives a message. It runs on paho's router goroutine, so it
+// must not block; with ManualAck the handler (or whoever it hands the
+// message to) must call msg.Ack() once the message is safely handled.
+type Handler func(msg paho.Message)
+
+// Options configure a Link.
+type Options struct {
+	Broker         string      // tcp://host:port, ssl://…, ws://…
+	ClientID       string      // the node id on the edge
+	Username       string      // optional
+	Password       string      // optional (read from a file by the caller)
+	TLS            *tls.Config // optional
+	CleanSession   bool        // false on the edge: the broker queues commands while we are away
+	ManualAck      bool        // ack only after the message is handled (paho AutoAckDisabled)
+	KeepAlive      time.Duration
+	ConnectTimeout time.Duration
+	BackoffMin     time.Duration
+	BackoffMax     time.Duration
+	// Will is called before every connection attempt and returns the last
+	// will; the edge bumps its connect epoch there. May be nil.
+	Will func() (topic string, payload []byte, err error)
+	// Subs are subscribed (QoS 1) on every connection, before OnUp runs.
+	Subs map[string]Handler
+	// OnUp runs on the link's goroutine once a connection is established
+	// and subscribed: publish the birth here. An error drops the connection.
+	OnUp func(c *Conn) error
+	// OnDown is told when an established connection is lost.
+	OnDown func(err error)
+	Logger *slog.Logger
+}
+
+// Link keeps one MQTT connection up: connect, subscribe, hold, and on loss
+// reconnect with exponential backoff and full jitter. Each connection gets
+// a fresh paho client so that nothing paho kept in memory is resent behind
+// our back: the outbox owns redelivery.
+type Link struct {
+	o   Options
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cur     *Conn
+	changed chan struct{} // closed and replaced whenever cur changes
+	stopped bool
+}
+
+// Conn is one established connection. It is valid until Done is closed.
+type Conn struct {
+	client  paho.Client
+	done    chan struct{}
+	once    sync.Once
+	err     error
+	timeout time.Duration
+}
+
+// New returns a link; Run connects it.
+func New(o Options) *Link {
+	if o.KeepAlive <= 0 {
+		o.KeepAlive = 30 * time.Second
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = time.Second
+	}
+	if o.BackoffMax < o.BackoffMin {
+		o.BackoffMax = 60 * time.Second
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Link{o: o, log: log, changed: make(chan struct{})}
+}
+
+// Conn returns the live connection, or nil while down.
+func (l *Link) Conn() *Conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cur
+}
+
+// Connected reports whether a connection is up.
+func (l *Link) Connected() bool { return l.Conn() != nil }
+
+// Wait blocks until a connection is up or ctx ends.
+func (l *Link) Wait(ctx context.Context) (*Conn, error) {
+	for {
+		l.mu.Lock()
+		c, ch := l.cur, l.changed
+		l.mu.Unlock()
+		if c != nil {
+			return c, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (l *Link) setConn(c *Conn) {
+	l.mu.Lock()
+	l.cur = c
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// Run holds the connection until ctx ends. It returns nil on a clean
+// shutdown; callers publish their offline state with Shutdown first.
+func (l *Link) Run(ctx context.Context) error {
+	backoff := l.o.BackoffMin
+	for ctx.Err() == nil {
+		c, err := l.connect(ctx)
+		if err != nil {
+			wait := jitter(backoff)
+			l.log.Warn("mqtt connect failed", "broker", l.o.Broker, "err", err, "retry_in", wait.Round(time.Millisecond))
+			backoff = min(backoff*2, l.o.BackoffMax)
+			if !sleep(ctx, wait) {
+				break
+			}
+			continue
+		}
+		backoff = l.o.BackoffMin
+		l.setConn(c)
+		l.log.Info("mqtt connected", "broker", l.o.Broker, "client_id", l.o.ClientID)
+		select {
+		case <-c.done:
+			l.setConn(nil)
+			l.log.Warn("mqtt connection lost", "err", c.err)
+			c.client.Disconnect(0)
+			if l.o.OnDown != nil {
+				l.o.OnDown(c.err)
+			}
+			if !sleep(ctx, jitter(l.o.BackoffMin)) {
+				return nil
+			}
+		case <-ctx.Done():
+			// Shutdown (or the caller) disconnects.
+			return nil
+		}
+	}
+	return nil
+}
+
+func (l *Link) connect(ctx context.Context) (*Conn, error) {
+	o := paho.NewClientOptions().
+		AddBroker(l.o.Broker).
+		SetClientID(l.o.ClientID).
+		SetCleanSession(l.o.CleanSession).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetOrderMatters(true).
+		SetAutoAckDisabled(l.o.ManualAck).
+		SetKeepAlive(l.o.KeepAlive).
+		SetPingTimeout(l.o.ConnectTimeout).
+		SetConnectTimeout(l.o.ConnectTimeout).
+		SetWriteTimeout(l.o.ConnectTimeout).
+		SetResumeSubs(false)
+	if l.o.Username != "" {
+		o.SetUsername(l.o.Username)
+		o.SetPassword(l.o.Password)
+	}
+	if l.o.TLS != nil {
+		o.SetTLSConfig(l.o.TLS)
+	}
+	if l.o.Will != nil {
+		topic, payload, err := l.o.Will()
+		if err != nil {
+			return nil, fmt.Errorf("prepare will: %w", err)
+		}
+		if topic != "" {
+			o.SetBinaryWill(topic, payload, 1, true)
+		}
+	}
+	c := &Conn{done: make(chan struct{}), timeout: l.o.ConnectTimeout}
+	o.SetConnectionLostHandler(func(_ paho.Client, err error) { c.lost(err) })
+	// Messages nobody routes are acked and logged, or the broker would
+	// redeliver them forever.
+	o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+		l.log.Debug("mqtt message without handler", "topic", m.Topic())
+		m.Ack()
+	})
+	client := paho.NewClient(o)
+	c.client = client
+	// Routes go in before Connect: a persistent session delivers queued
+	// messages right after CONNACK, before any SUBSCRIBE is answered.
+	for filter, h := range l.o.Subs {
+		h := h
+		client.AddRoute(filter, func(_ paho.Client, m paho.Message) { h(m) })
+	}
+	if err := c.wait(ctx, client.Connect()); err != nil {
+		client.Disconnect(0)
+		return nil, err
+	}
+	if len(l.o.Subs) > 0 {
+		filters := make(map[string]byte, len(l.o.Subs))
+		for f := range l.o.Subs {
+			filters[f] = 1
+		}
+		if err := c.wait(ctx, client.SubscribeMultiple(filters, nil)); err != nil {
+			client.Disconnect(0)
+			return nil, fmt.Errorf("subscribe: %w", err)
+		}
+	}
+	if l.o.OnUp != nil {
+		if err := l.o.OnUp(c); err != nil {
+			client.Disconnect(0)
+			return nil, fmt.Errorf("on connect: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// Shutdown publishes a last retained message (the offline state: a clean
+// disconnect does not fire the broker's LWT) and disconnects. Call it
+// before cancelling Run's context.
+func (l *Link) Shutdown(topic string, payload []byte, timeout time.Duration) error {
+	c := l.Conn()
+	l.setConn(nil)
+	if c == nil {
+		return ErrDown
+	}
+	var err error
+	if topic != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err = c.wait(ctx, c.client.Publish(topic, 1, true, payload))
+		cancel()
+	}
+	c.client.Disconnect(uint(timeout / time.Millisecond))
+	c.lost(errors.New("shut down"))
+	return err
+}
+
+func (c *Conn) lost(err error) {
+	c.once.Do(func() {
+		c.err = err
+		close(c.done)
+	})
+}
+
+// Abort drops the connection, e.g. when a PUBACK never came: the link
+// reconnects and the owner republishes what was not acknowledged.
+func (c *Conn) Abort(err error) {
+	c.client.Disconnect(0)
+	c.lost(err)
+}
+
+// Done is closed when the connection is lost.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Publish sends a message; the returned token completes on PUBACK (QoS 1).
+// Callers wait with WaitToken, never without a timeout.
+func (c *Conn) Publish(topic string, retained bool, payload []byte) paho.Token {
+	return c.client.Publish(topic, 1, retained, payload)
+}
+
+// PublishWait publishes with QoS 1 and waits for the PUBACK, the
+// connection's loss, ctx, or the connect timeout, whichever comes first.
+func (c *Conn) PublishWait(ctx context.Context, topic string, retained bool, payload []byte) error {
+	return c.wait(ctx, c.client.Publish(topic, 1, retained, payload))
+}
+
+// WaitToken waits for t with the connection's timeout.
+func (c *Conn) WaitToken(ctx context.Context, t paho.Token) error { return c.wait(ctx, t) }
+
+func (c *Conn) wait(ctx context.Context, t paho.Token) error {
+	timer := time.NewTimer(c.timeout)
+	defer timer.Stop()
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-c.done:
+		// Give a token that raced the loss a last chance.
+		select {
+		case <-t.Done():
+			return t.Error()
+		default:
+			return ErrDown
+		}
+	case <-timer.C:
+		return ErrTimeout
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	// Equal jitter: half fixed, half random, so a fleet that lost its
+	// broker together does not come back in lockstep.
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

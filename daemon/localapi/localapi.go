@@ -1,0 +1,229 @@
+package localapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// DefaultSocket is where the CLI looks when given neither -socket nor
+// -config.
+const DefaultSocket = "/run/sitelink/api.sock"
+
+// Status is the answer of GET /v1/status.
+type Status struct {
+	Node        string `json:"node"`
+	Connected   bool   `json:"connected"`
+	Epoch       int64  `json:"epoch"`
+	OutboxDepth int    `json:"outbox_depth"`
+	Version     string `json:"version"`
+	Stations    int    `json:"stations"`
+	Published   uint64 `json:"published"`
+}
+
+// Station is one element of GET /v1/stations.
+type Station struct {
+	Number    string  `json:"number"`
+	Driver    string  `json:"driver"`
+	Contactor bool    `json:"contactor"`
+	CPState   string  `json:"cp_state"`
+	EnergyWh  float64 `json:"energy_wh"`
+	PowerW    float64 `json:"power_w"`
+	Fault     string  `json:"fault"`
+	Session   string  `json:"session,omitempty"` // active session's SparkTransactionId
+}
+
+// Session is one element of GET /v1/sessions.
+type Session struct {
+	SparkTransactionID string    `json:"spark_transaction_id"`
+	NayaxTransactionID int64     `json:"nayax_transaction_id"`
+	Station            string    `json:"station"`
+	State              string    `json:"state"`
+	Origin             string    `json:"origin,omitempty"`
+	EnergyWh           float64   `json:"energy_wh"`
+	AuthorizedAmount   float64   `json:"authorized_amount"`
+	Amount             float64   `json:"amount"`
+	StopReason         string    `json:"stop_reason,omitempty"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
+}
+
+// OutboxEntry is one element of GET /v1/outbox.
+type OutboxEntry struct {
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Seq       uint64    `json:"seq"`
+	CreatedAt time.Time `json:"created_at"`
+	Attempts  int       `json:"attempts"`
+}
+
+// SimRequest is the body of POST /v1/sim.
+type SimRequest struct {
+	Station string  `json:"station"`
+	Action  string  `json:"action"` // plug | unplug | fault | clear | power
+	KW      float64 `json:"kw,omitempty"`
+	Reason  string  `json:"reason,omitempty"`
+}
+
+// Backend is what the daemon provides to the API.
+type Backend interface {
+	Status() (Status, error)
+	Stations() ([]Station, error)
+	Sessions(limit int) ([]Session, error)
+	Outbox(limit int) ([]OutboxEntry, error)
+	Sim(SimRequest) error
+}
+
+// ErrBadRequest marks backend errors that are the caller's fault (HTTP 400).
+var ErrBadRequest = errors.New("bad request")
+
+// Handler serves the API over any listener.
+func Handler(b Backend) http.Handler {
+	mux := http.NewServeMux()
+	get := func(f func(r *http.Request) (any, error)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			v, err := f(r)
+			if err != nil {
+				writeErr(w, err)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(v)
+		}
+	}
+	limit := func(r *http.Request) int {
+		n, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		return n
+	}
+	mux.HandleFunc("GET /v1/status", get(func(*http.Request) (any, error) { return b.Status() }))
+	mux.HandleFunc("GET /v1/stations", get(func(*http.Request) (any, error) { return b.Stations() }))
+	mux.HandleFunc("GET /v1/sessions", get(func(r *http.Request) (any, error) { return b.Sessions(limit(r)) }))
+	mux.HandleFunc("GET /v1/outbox", get(func(r *http.Request) (any, error) { return b.Outbox(limit(r)) }))
+	mux.HandleFunc("POST /v1/sim", func(w http.ResponseWriter, r *http.Request) {
+		var req SimRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+			writeErr(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+			return
+		}
+		if err := b.Sim(req); err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	if errors.Is(err, ErrBadRequest) {
+		code = http.StatusBadRequest
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+// Listen opens the unix socket, replacing a stale one, with mode 0660 so
+// that only the service user and its group can drive stations.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("api socket dir: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("api socket %s: another daemon is serving it", path)
+	}
+	_ = os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("api socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("api socket: %w", err)
+	}
+	return l, nil
+}
+
+// Client talks to a daemon's API socket.
+type Client struct {
+	Socket string
+	hc     *http.Client
+}
+
+// NewClient returns a client for the socket at path.
+func NewClient(path string) *Client {
+	return &Client{Socket: path, hc: &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}},
+	}}
+}
+
+func (c *Client) do(method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://sitelink"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("api %s: %w (is the daemon running?)", c.Socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		if e.Error == "" {
+			e.Error = resp.Status
+		}
+		return errors.New(e.Error)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Status fetches the daemon's status.
+func (c *Client) Status() (s Status, err error) { err = c.do("GET", "/v1/status", nil, &s); return }
+
+// Stations fetches every station's state.
+func (c *Client) Stations() (s []Station, err error) {
+	err = c.do("GET", "/v1/stations", nil, &s)
+	return
+}
+
+// Sessions fetches sessions, newest first; limit <= 0 means the server's default.
+func (c *Client) Sessions(limit int) (s []Session, err error) {
+	err = c.do("GET", fmt.Sprintf("/v1/sessions?limit=%d", limit), nil, &s)
+	return
+}
+
+// Outbox fetches the oldest undelivered events.
+func (c *Client) Outbox(limit int) (o []OutboxEntry, err error) {
+	err = c.do("GET", fmt.Sprintf("/v1/outbox?limit=%d", limit), nil, &o)
+	return
+}
+
+// Sim drives a simulated station.
+func (c *Client) Sim(r SimRequest) error { return c.do("POST", "/v1/sim", r, nil) }

@@ -1,0 +1,146 @@
+package nayax
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+)
+
+// MaxBody is the largest callback body the decoders accept. Real Spark
+// callbacks are well under 2 KiB; the limit keeps a hostile sender from
+// making the relay buffer megabytes.
+const MaxBody = 64 << 10
+
+// Errors that a *DecodeError matches with errors.Is, by its Code.
+var (
+	// ErrInvalid is a body that is not usable as sent: too large, not a
+	// JSON object, or a field of the wrong type (Spark code 26).
+	ErrInvalid = errors.New("invalid Nayax request")
+	// ErrMissing is a body that lacks a mandatory field (Spark code 997).
+	ErrMissing = errors.New("missing mandatory field")
+)
+
+// Reasons used in DecodeError for the whole body.
+const (
+	reasonTooLarge  = "body too large"
+	reasonMalformed = "malformed JSON"
+	reasonMissing   = "missing"
+)
+
+// DecodeError is a rejected callback body. Code is the Spark code to answer
+// with (CodeValidation or CodeMissingMandatory), Field the offending field
+// ("" for the whole body; nested fields are dotted, "AuthStatus.ErrorCode").
+// Reason never contains the field's value.
+type DecodeError struct {
+	Code   int
+	Field  string
+	Reason string
+}
+
+// Error returns "Field: Reason", or only Reason for the whole body.
+func (e *DecodeError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
+
+// Unwrap maps Code to ErrMissing or ErrInvalid.
+func (e *DecodeError) Unwrap() error {
+	if e.Code == CodeMissingMandatory {
+		return ErrMissing
+	}
+	return ErrInvalid
+}
+
+// Status returns the Declined status to answer Nayax with.
+func (e *DecodeError) Status() Status {
+	return Declined(e.Code, e.Error())
+}
+
+func missing(field string) *DecodeError {
+	return &DecodeError{Code: CodeMissingMandatory, Field: field, Reason: reasonMissing}
+}
+
+// field binds a JSON member name to the value it decodes into.
+type field struct {
+	name string
+	dst  json.Unmarshaler
+}
+
+// decodeObject decodes a JSON object into fields. Names match like
+// encoding/json (exact first, then case-insensitively), a repeated member
+// is applied in order so the last one wins, and unknown members are
+// skipped because Nayax adds fields. A member of the wrong type does not
+// stop the decoding of the others: the caller gets the first error and
+// every field that did decode, so an answer can still echo the ids.
+func decodeObject(b []byte, fields []field) *DecodeError {
+	if len(b) > MaxBody {
+		return &DecodeError{Code: CodeValidation, Reason: reasonTooLarge}
+	}
+	// Some HTTP stacks prefix a UTF-8 byte order mark; it carries nothing.
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	if !json.Valid(b) {
+		return &DecodeError{Code: CodeValidation, Reason: reasonMalformed}
+	}
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 || b[0] != '{' {
+		return &DecodeError{Code: CodeValidation, Reason: reasonMalformed}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil { // '{'
+		return &DecodeError{Code: CodeValidation, Reason: reasonMalformed}
+	}
+	var first *DecodeError
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return &DecodeError{Code: CodeValidation, Reason: reasonMalformed}
+		}
+		key, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return &DecodeError{Code: CodeValidation, Reason: reasonMalformed}
+		}
+		f := lookup(fields, key)
+		if f == nil {
+			continue
+		}
+		if err := f.dst.UnmarshalJSON(raw); err != nil && first == nil {
+			first = fieldError(f.name, err)
+		}
+	}
+	return first
+}
+
+func lookup(fields []field, key string) *field {
+	for i := range fields {
+		if fields[i].name == key {
+			return &fields[i]
+		}
+	}
+	for i := range fields {
+		if strings.EqualFold(fields[i].name, key) {
+			return &fields[i]
+		}
+	}
+	return nil
+}
+
+// fieldError names the field in err, prefixing the path of a nested
+// DecodeError.
+func fieldError(name string, err error) *DecodeError {
+	var de *DecodeError
+	if errors.As(err, &de) {
+		f := name
+		if de.Field != "" {
+			f = name + "." + de.Field
+		}
+		return &DecodeError{Code: de.Code, Field: f, Reason: de.Reason}
+	}
+	return &DecodeError{Code: CodeValidation, Field: name, Reason: err.Error()}
+}
+
+// present reports whether a text field carries something besides spaces.
+func present(t Text) bool { return strings.TrimSpace(t.S) != "" }

@@ -1,0 +1,343 @@
+package nayax
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// The value types below exist because Nayax does not send what its schema
+// says: ids documented as strings arrive as numbers and the other way
+// round, and an int64 id must never pass through float64 (which keeps only
+// 53 bits). Each type decodes from the raw JSON token, never from an
+// interface{} value. Their errors never quote the offending value, because
+// a misplaced field may hold card data and errors get logged and returned.
+
+var (
+	errNotInteger   = errors.New("expected an integer")
+	errFraction     = errors.New("expected an integer, got a fraction or exponent")
+	errIntRange     = errors.New("integer out of range")
+	errNotNumber    = errors.New("expected a number")
+	errNumberRange  = errors.New("number out of range")
+	errNotText      = errors.New("expected a string or number")
+	errNotLiteral   = errors.New("expected a string or number literal")
+	errNotObject    = errors.New("expected an object")
+	errBadJSONToken = errors.New("malformed value")
+)
+
+var null = []byte("null")
+
+// Int64 is an integer id that Nayax sends either as a JSON number or as a
+// numeric string. It is parsed exactly: fractions, exponents and values
+// outside the int64 range are errors, not roundings. null, an absent
+// field and an empty string leave Valid false.
+type Int64 struct {
+	V     int64
+	Valid bool
+}
+
+// NewInt64 returns a valid Int64 holding v.
+func NewInt64(v int64) Int64 { return Int64{V: v, Valid: true} }
+
+// String returns the decimal text of the value, or "" when not Valid.
+func (i Int64) String() string {
+	if !i.Valid {
+		return ""
+	}
+	return strconv.FormatInt(i.V, 10)
+}
+
+// MarshalJSON writes a JSON number, or null when not Valid.
+func (i Int64) MarshalJSON() ([]byte, error) {
+	if !i.Valid {
+		return null, nil
+	}
+	return strconv.AppendInt(nil, i.V, 10), nil
+}
+
+// UnmarshalJSON accepts a JSON integer, a string holding one, or null.
+func (i *Int64) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	*i = Int64{}
+	switch {
+	case len(b) == 0:
+		return errBadJSONToken
+	case bytes.Equal(b, null):
+		return nil
+	case b[0] == '"':
+		s, err := unquote(b)
+		if err != nil {
+			return err
+		}
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return nil
+		}
+		v, err := parseInt(s)
+		if err != nil {
+			return err
+		}
+		*i = NewInt64(v)
+		return nil
+	case b[0] == '-' || isDigit(b[0]):
+		v, err := parseInt(string(b))
+		if err != nil {
+			return err
+		}
+		*i = NewInt64(v)
+		return nil
+	}
+	return errNotInteger
+}
+
+// parseInt accepts only an optional minus sign followed by digits: no
+// plus sign, no underscores, no base prefixes.
+func parseInt(s string) (int64, error) {
+	digits := strings.TrimPrefix(s, "-")
+	if digits == "" {
+		return 0, errNotInteger
+	}
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		switch {
+		case isDigit(c):
+		case c == '.' || c == 'e' || c == 'E':
+			if isNumber(s) {
+				return 0, errFraction
+			}
+			return 0, errNotInteger
+		default:
+			return 0, errNotInteger
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, errIntRange
+	}
+	return v, nil
+}
+
+// Text is a string field that Nayax may send as a JSON string, a number
+// or a boolean. A number keeps its literal text exactly as sent: HwSerial
+// 434324119376526 becomes "434324119376526" and the Cortina TransactionId
+// 2.3658433596983443e+35 stays "2.3658433596983443e+35". null and an absent
+// field leave S empty and Valid false.
+type Text struct {
+	S     string
+	Valid bool
+}
+
+// NewText returns a valid Text holding s.
+func NewText(s string) Text { return Text{S: s, Valid: true} }
+
+// String returns S.
+func (t Text) String() string { return t.S }
+
+// MarshalJSON writes a JSON string, or null when not Valid.
+func (t Text) MarshalJSON() ([]byte, error) {
+	if !t.Valid {
+		return null, nil
+	}
+	return json.Marshal(t.S)
+}
+
+// UnmarshalJSON accepts a JSON string, number, boolean or null.
+func (t *Text) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	*t = Text{}
+	switch {
+	case len(b) == 0:
+		return errBadJSONToken
+	case bytes.Equal(b, null):
+		return nil
+	case b[0] == '"':
+		s, err := unquote(b)
+		if err != nil {
+			return err
+		}
+		*t = NewText(s)
+		return nil
+	case string(b) == "true" || string(b) == "false":
+		*t = NewText(string(b))
+		return nil
+	case isNumber(string(b)):
+		*t = NewText(string(b))
+		return nil
+	}
+	return errNotText
+}
+
+// Amount is a money amount in the currency's main unit. Nayax's schema
+// types amounts as doubles; some senders quote them. null, an absent field
+// and an empty string leave Valid false.
+type Amount struct {
+	V     float64
+	Valid bool
+}
+
+// NewAmount returns a valid Amount holding v.
+func NewAmount(v float64) Amount { return Amount{V: v, Valid: true} }
+
+// MarshalJSON writes a JSON number, or null when not Valid.
+func (a Amount) MarshalJSON() ([]byte, error) {
+	if !a.Valid {
+		return null, nil
+	}
+	return json.Marshal(a.V)
+}
+
+// UnmarshalJSON accepts a JSON number, a string holding one, or null.
+func (a *Amount) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	*a = Amount{}
+	var s string
+	switch {
+	case len(b) == 0:
+		return errBadJSONToken
+	case bytes.Equal(b, null):
+		return nil
+	case b[0] == '"':
+		u, err := unquote(b)
+		if err != nil {
+			return err
+		}
+		s = strings.TrimSpace(u)
+		if s == "" {
+			return nil
+		}
+	default:
+		s = string(b)
+	}
+	if !isNumber(s) {
+		return errNotNumber
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return errNumberRange
+	}
+	*a = NewAmount(v)
+	return nil
+}
+
+// Literal keeps a JSON string or number token exactly as Nayax sent it,
+// for fields that must be echoed back unchanged (SiteId in
+// ExternalCancel). The zero Literal is absent and marshals as null.
+//
+// json.Marshal escapes <, > and & inside any string it writes, a
+// Literal's included; a number token, which SiteId is in practice, comes
+// out byte for byte. For a byte-exact string, encode with a json.Encoder
+// with SetEscapeHTML(false).
+type Literal struct {
+	raw string
+}
+
+// ParseLiteral rebuilds a Literal from the text String returned, for
+// example after it was stored. "" gives the absent Literal.
+func ParseLiteral(s string) (Literal, error) {
+	var l Literal
+	if err := l.UnmarshalJSON([]byte(s)); err != nil {
+		return Literal{}, err
+	}
+	return l, nil
+}
+
+// Valid reports whether the field was present and not null.
+func (l Literal) Valid() bool { return l.raw != "" }
+
+// IsZero reports whether the field is absent, so that omitzero drops it.
+func (l Literal) IsZero() bool { return l.raw == "" }
+
+// String returns the raw JSON token, quotes included for a string
+// (`2` or `"2"`), or "" when absent.
+func (l Literal) String() string { return l.raw }
+
+// Value returns the token's value as text: a string unquoted, a number
+// as written. It is for comparing and logging, never for echoing.
+func (l Literal) Value() string {
+	if l.raw == "" || l.raw[0] != '"' {
+		return l.raw
+	}
+	s, _ := unquote([]byte(l.raw))
+	return s
+}
+
+// MarshalJSON writes the token back unchanged, or null when absent.
+func (l Literal) MarshalJSON() ([]byte, error) {
+	if l.raw == "" {
+		return null, nil
+	}
+	return []byte(l.raw), nil
+}
+
+// UnmarshalJSON keeps a string or number token; null means absent.
+func (l *Literal) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	*l = Literal{}
+	switch {
+	case len(b) == 0:
+		return nil
+	case bytes.Equal(b, null):
+		return nil
+	case b[0] == '"':
+		if _, err := unquote(b); err != nil {
+			return err
+		}
+	case !isNumber(string(b)):
+		return errNotLiteral
+	}
+	l.raw = string(b)
+	return nil
+}
+
+func unquote(b []byte) (string, error) {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return "", errBadJSONToken
+	}
+	return s, nil
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// isNumber reports whether s is exactly one JSON number literal
+// (RFC 8259 §6), the only syntax Nayax numbers may use.
+func isNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && '1' <= s[i] && s[i] <= '9':
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i >= len(s) || !isDigit(s[i]) {
+			return false
+		}
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i >= len(s) || !isDigit(s[i]) {
+			return false
+		}
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+	}
+	return i == len(s)
+}

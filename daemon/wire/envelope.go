@@ -1,0 +1,369 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxPayload is the largest envelope sitelink reads or writes. Nayax
+// bodies are a few KiB; the limit bounds what a misbehaving publisher can
+// make a node buffer and store.
+const MaxPayload = 64 << 10
+
+// MaxIDLen bounds command ids: they become bbolt dedupe keys and are
+// echoed in replies.
+const MaxIDLen = 256
+
+// Errors of this package; match them with errors.Is.
+var (
+	// ErrTooLarge is a payload over MaxPayload.
+	ErrTooLarge = errors.New("payload too large")
+	// ErrMalformed is a payload that is not the envelope of the contract:
+	// not a JSON object, or a field missing or of the wrong shape.
+	ErrMalformed = errors.New("malformed message")
+	// ErrTopic is a topic level that is empty or holds a "/" or an MQTT
+	// wildcard.
+	ErrTopic = errors.New("invalid topic level")
+)
+
+// Command is the envelope on P/nodes/N/commands/{type}. Body is the
+// command's JSON object (for "stop", the StopCallback JSON).
+type Command struct {
+	ID       string          `json:"id"`
+	Type     string          `json:"type"`
+	ReplyTo  string          `json:"reply_to,omitempty"`
+	Deadline *time.Time      `json:"deadline,omitempty"`
+	Body     json.RawMessage `json:"body,omitempty"`
+}
+
+// ReplyTopic is where the reply to c goes: its reply_to, or the node's
+// replies topic.
+func (c Command) ReplyTopic(t Topics) string {
+	if c.ReplyTo != "" {
+		return c.ReplyTo
+	}
+	return t.Replies()
+}
+
+// Reply answers a command; ID and Type echo the command's. Body is the
+// Nayax response JSON the relay hands back to Nayax.
+type Reply struct {
+	ID   string          `json:"id"`
+	Type string          `json:"type"`
+	Body json.RawMessage `json:"body"`
+}
+
+// Event is the envelope on P/nodes/N/events/{type}. ID ("N-seq") is the
+// idempotency key: delivery is at-least-once and consumers dedupe on it.
+type Event struct {
+	ID   string          `json:"id"`
+	Node string          `json:"node"`
+	Seq  uint64          `json:"seq"`
+	Type string          `json:"type"`
+	At   time.Time       `json:"at"`
+	Body json.RawMessage `json:"body"`
+}
+
+// Machine is one Nayax machine a node serves, for the relay's routing.
+type Machine struct {
+	MachineID int64  `json:"machine_id"`
+	HwSerial  string `json:"hw_serial"`
+}
+
+// State is the retained P/nodes/N/state message, also the node's will
+// (Online false). Epoch grows at every connect so that a stale will can be
+// told from a fresh birth.
+type State struct {
+	Online        bool      `json:"online"`
+	Epoch         int64     `json:"epoch"`
+	Version       string    `json:"version"`
+	ConfigVersion int64     `json:"config_version"`
+	Machines      []Machine `json:"machines"`
+	Stations      []string  `json:"stations"`
+	At            time.Time `json:"at"`
+}
+
+// MarshalJSON writes nil lists as [] so that consumers always see arrays.
+func (s State) MarshalJSON() ([]byte, error) {
+	type plain State
+	p := plain(s)
+	if p.Machines == nil {
+		p.Machines = []Machine{}
+	}
+	if p.Stations == nil {
+		p.Stations = []string{}
+	}
+	return json.Marshal(p)
+}
+
+// DesiredConfig is the retained P/nodes/N/config/desired or
+// P/groups/G/config/desired message.
+type DesiredConfig struct {
+	Version int64           `json:"version"`
+	Config  json.RawMessage `json:"config"`
+}
+
+// ReportedConfig is the retained P/nodes/N/config/reported message.
+type ReportedConfig struct {
+	Version int64     `json:"version"`
+	Applied bool      `json:"applied"`
+	Error   string    `json:"error,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// DecodeCommand decodes a command envelope received on a commands topic
+// whose last level is topicType.
+//
+// A payload over MaxPayload or one that is not a JSON object yields a zero
+// Command and ErrTooLarge or ErrMalformed. An envelope with a bad field
+// yields an error wrapping ErrMalformed together with every field that
+// could be read, so that the caller can still reply to ID at ReplyTo.
+// Rules: id is a non-empty string of at most MaxIDLen bytes; type, when
+// empty, is taken from topicType and otherwise must equal it (when
+// topicType is not empty); reply_to is a concrete topic (no wildcards, not
+// a $ topic); deadline is RFC 3339; body, when present and not null, is a
+// JSON object.
+func DecodeCommand(payload []byte, topicType string) (Command, error) {
+	var c Command
+	if len(payload) > MaxPayload {
+		return c, fmt.Errorf("decode command: %w", ErrTooLarge)
+	}
+	var env struct {
+		ID       json.RawMessage `json:"id"`
+		Type     json.RawMessage `json:"type"`
+		ReplyTo  json.RawMessage `json:"reply_to"`
+		Deadline json.RawMessage `json:"deadline"`
+		Body     json.RawMessage `json:"body"`
+	}
+	if !isObject(payload) || json.Unmarshal(payload, &env) != nil {
+		return c, fmt.Errorf("decode command: %w", ErrMalformed)
+	}
+	var first error
+	fail := func(format string, args ...any) {
+		if first == nil {
+			first = fmt.Errorf("decode command: %s: %w", fmt.Sprintf(format, args...), ErrMalformed)
+		}
+	}
+
+	switch id, ok := str(env.ID); {
+	case !ok:
+		fail("id is not a string")
+	case id == "":
+		fail("missing id")
+	case len(id) > MaxIDLen:
+		fail("id longer than %d bytes", MaxIDLen)
+	default:
+		c.ID = id
+	}
+
+	switch to, ok := str(env.ReplyTo); {
+	case !ok:
+		fail("reply_to is not a string")
+	case strings.ContainsAny(to, "+#\x00") || strings.HasPrefix(to, "$"):
+		fail("reply_to %q is not a topic to publish to", to)
+	default:
+		c.ReplyTo = to
+	}
+
+	switch typ, ok := str(env.Type); {
+	case !ok:
+		fail("type is not a string")
+	case typ == "" && topicType == "":
+		fail("missing type")
+	case typ == "" && checkLevel("type", topicType) != nil:
+		fail("topic type %q is not a topic level", topicType)
+	case typ == "":
+		c.Type = topicType
+	case checkLevel("type", typ) != nil:
+		fail("type %q is not a topic level", typ)
+	case topicType != "" && typ != topicType:
+		c.Type = typ
+		fail("type %q on the topic of %q", typ, topicType)
+	default:
+		c.Type = typ
+	}
+
+	switch d, ok := str(env.Deadline); {
+	case !ok:
+		fail("deadline is not a string")
+	case d == "":
+	default:
+		t, err := time.Parse(time.RFC3339, d)
+		if err != nil {
+			fail("deadline is not RFC 3339")
+			break
+		}
+		c.Deadline = &t
+	}
+
+	if b := bytes.TrimSpace(env.Body); len(b) > 0 && !bytes.Equal(b, []byte("null")) {
+		if b[0] != '{' {
+			fail("body is not an object")
+		} else {
+			c.Body = b
+		}
+	}
+	return c, first
+}
+
+// EventPayload builds the JSON of an Event: id node-seq, at in UTC, body
+// marshalled (a json.RawMessage or []byte is taken as JSON as is; nil is
+// {}). The body must be a JSON object and the whole event fit MaxPayload,
+// so that the outbox never holds what consumers would reject.
+func EventPayload(node string, seq uint64, typ string, at time.Time, body any) ([]byte, error) {
+	if err := checkLevel("node id", node); err != nil {
+		return nil, fmt.Errorf("event payload: %w", err)
+	}
+	if err := checkLevel("event type", typ); err != nil {
+		return nil, fmt.Errorf("event payload: %w", err)
+	}
+	raw, err := objectBody(body)
+	if err != nil {
+		return nil, fmt.Errorf("event payload: %w", err)
+	}
+	b, err := json.Marshal(Event{
+		ID:   node + "-" + strconv.FormatUint(seq, 10),
+		Node: node,
+		Seq:  seq,
+		Type: typ,
+		At:   at.UTC(),
+		Body: raw,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("event payload: %w", err)
+	}
+	if len(b) > MaxPayload {
+		return nil, fmt.Errorf("event payload: %w", ErrTooLarge)
+	}
+	return b, nil
+}
+
+// ReplyPayload builds the JSON of a Reply to command id of type typ, with
+// the same body rules as EventPayload.
+func ReplyPayload(id, typ string, body any) ([]byte, error) {
+	raw, err := objectBody(body)
+	if err != nil {
+		return nil, fmt.Errorf("reply payload: %w", err)
+	}
+	b, err := json.Marshal(Reply{ID: id, Type: typ, Body: raw})
+	if err != nil {
+		return nil, fmt.Errorf("reply payload: %w", err)
+	}
+	if len(b) > MaxPayload {
+		return nil, fmt.Errorf("reply payload: %w", ErrTooLarge)
+	}
+	return b, nil
+}
+
+// DecodeReply decodes a reply envelope; id must be non-empty and body,
+// when present, an object.
+func DecodeReply(payload []byte) (Reply, error) {
+	var r Reply
+	if err := decodeEnvelope("decode reply", payload, &r); err != nil {
+		return Reply{}, err
+	}
+	if r.ID == "" {
+		return Reply{}, fmt.Errorf("decode reply: missing id: %w", ErrMalformed)
+	}
+	if err := checkBody(r.Body); err != nil {
+		return Reply{}, fmt.Errorf("decode reply: %w", err)
+	}
+	return r, nil
+}
+
+// DecodeEvent decodes an event envelope; id, node and type must be
+// non-empty and body, when present, an object.
+func DecodeEvent(payload []byte) (Event, error) {
+	var e Event
+	if err := decodeEnvelope("decode event", payload, &e); err != nil {
+		return Event{}, err
+	}
+	if e.ID == "" || e.Node == "" || e.Type == "" {
+		return Event{}, fmt.Errorf("decode event: missing id, node or type: %w", ErrMalformed)
+	}
+	if err := checkBody(e.Body); err != nil {
+		return Event{}, fmt.Errorf("decode event: %w", err)
+	}
+	return e, nil
+}
+
+// DecodeState decodes a state message. An empty payload (a cleared
+// retained message) is ErrMalformed: the caller forgets the node.
+func DecodeState(payload []byte) (State, error) {
+	var s State
+	if err := decodeEnvelope("decode state", payload, &s); err != nil {
+		return State{}, err
+	}
+	return s, nil
+}
+
+func decodeEnvelope(op string, payload []byte, v any) error {
+	if len(payload) > MaxPayload {
+		return fmt.Errorf("%s: %w", op, ErrTooLarge)
+	}
+	if !isObject(payload) {
+		return fmt.Errorf("%s: %w", op, ErrMalformed)
+	}
+	if err := json.Unmarshal(payload, v); err != nil {
+		return fmt.Errorf("%s: %v: %w", op, err, ErrMalformed)
+	}
+	return nil
+}
+
+// objectBody marshals body and checks that it is a JSON object.
+func objectBody(body any) (json.RawMessage, error) {
+	var b []byte
+	switch v := body.(type) {
+	case nil:
+		return json.RawMessage("{}"), nil
+	case json.RawMessage:
+		b = v
+	case []byte:
+		b = v
+	default:
+		m, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("marshal body: %w", err)
+		}
+		b = m
+	}
+	if !json.Valid(b) || !isObject(b) {
+		return nil, fmt.Errorf("body is not a JSON object: %w", ErrMalformed)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return nil, fmt.Errorf("compact body: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func checkBody(b json.RawMessage) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || bytes.Equal(b, []byte("null")) || b[0] == '{' {
+		return nil
+	}
+	return fmt.Errorf("body is not an object: %w", ErrMalformed)
+}
+
+// isObject reports whether b starts, after white space, with '{'.
+func isObject(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
+}
+
+// str decodes an optional JSON string: absent and null give "", true.
+func str(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return "", true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}

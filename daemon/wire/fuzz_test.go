@@ -1,0 +1,75 @@
+package wire_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/sitelink/sitelink/daemon/nayax/seeds"
+	"github.com/sitelink/sitelink/daemon/wire"
+)
+
+func FuzzDecodeCommand(f *testing.F) {
+	stop := seeds.Get("000_stopcallback_request.json")
+	f.Add([]byte(`{"id":"c1","type":"stop","reply_to":"sitelink/v1/relay/r1/replies","deadline":"2024-02-05T19:41:26Z","body":`+string(stop)+`}`), "stop")
+	f.Add([]byte(`{"id":"c2","body":{}}`), "rebirth")
+	f.Add([]byte(`{"id":"c3","type":"start","body":null}`), "")
+	f.Add([]byte(`{"type":"stop","reply_to":"relay/+"}`), "stop")
+	f.Add([]byte(`{"id":5,"deadline":"tomorrow","body":[]}`), "stop")
+	f.Add([]byte(`[1]`), "stop")
+	f.Add([]byte(``), "")
+	f.Fuzz(func(t *testing.T, payload []byte, topicType string) {
+		c, err := wire.DecodeCommand(payload, topicType)
+		if err != nil {
+			return
+		}
+		if c.ID == "" || c.Type == "" {
+			t.Fatalf("accepted a command without id or type: %+v", c)
+		}
+		if strings.ContainsAny(c.ReplyTo, "+#") {
+			t.Fatalf("accepted a wildcard reply_to %q", c.ReplyTo)
+		}
+		if c.Body != nil && (!json.Valid(c.Body) || !bytes.HasPrefix(c.Body, []byte("{"))) {
+			t.Fatalf("accepted a body that is not an object: %s", c.Body)
+		}
+		// What was accepted survives a marshal round trip.
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("marshal accepted command: %v", err)
+		}
+		if _, err := wire.DecodeCommand(b, c.Type); err != nil && len(b) <= wire.MaxPayload {
+			t.Fatalf("re-decode %s: %v", b, err)
+		}
+	})
+}
+
+func FuzzDecodeReply(f *testing.F) {
+	f.Add([]byte(`{"id":"c1","type":"stop","body":` + string(seeds.Get("000_stopcallback_response.json")) + `}`))
+	f.Add([]byte(`{"id":"","body":[]}`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		r, err := wire.DecodeReply(payload)
+		if err == nil && r.ID == "" {
+			t.Fatalf("accepted a reply without id: %+v", r)
+		}
+	})
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	f.Add([]byte(`{"id":"n-1","node":"n","seq":1,"type":"session","at":"2024-02-05T19:41:26Z","body":{}}`))
+	f.Add([]byte(`{"id":"n-1","node":"n","seq":-1}`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		e, err := wire.DecodeEvent(payload)
+		if err == nil && (e.ID == "" || e.Node == "" || e.Type == "") {
+			t.Fatalf("accepted an event without id, node or type: %+v", e)
+		}
+	})
+}
+
+func FuzzDecodeState(f *testing.F) {
+	f.Add([]byte(`{"online":true,"epoch":3,"version":"1","config_version":2,"machines":[{"machine_id":71234996,"hw_serial":"0434334921100366"}],"stations":["1"],"at":"2024-02-05T19:41:26Z"}`))
+	f.Add([]byte(`{"online":false}`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		_, _ = wire.DecodeState(payload) // must not panic
+	})
+}

@@ -1,0 +1,156 @@
+package wire
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// DefaultPrefix is the topic prefix P of DESIGN.md §3.
+const DefaultPrefix = "sitelink/v1"
+
+// Kinds of node topic, as returned by ParseNodeTopic.
+const (
+	KindState    = "state"
+	KindCommands = "commands"
+	KindReplies  = "replies"
+	KindEvents   = "events"
+	KindConfig   = "config"
+)
+
+// Command types (the last level of P/nodes/N/commands/{type}).
+const (
+	CommandAuthorize = "authorize" // external authorization of a session
+	CommandStop      = "stop"      // body: StopCallback JSON
+	CommandCancel    = "cancel"    // body: Cortina Cancel/Void minus card data
+	CommandDecline   = "decline"   // body: DeclineCallback JSON
+	CommandTimeout   = "timeout"   // body: TimeoutCallback JSON
+	CommandStart     = "start"     // remote start request from an app
+	CommandResult    = "result"    // Nayax's answer to one of our requests, echoing the event id
+	CommandRebirth   = "rebirth"   // republish state
+)
+
+// Event types (the last level of P/nodes/N/events/{type}).
+const (
+	EventStartRequest      = "start-request"
+	EventSettlementRequest = "settlement-request"
+	EventCancelRequest     = "cancel-request"
+	EventSession           = "session" // every session lifecycle transition
+	EventStation           = "station" // station state changes
+)
+
+// Topics builds the topics of one node. Prefix is the configured prefix
+// (DefaultPrefix unless changed); a trailing "/" is ignored and an empty
+// Prefix gives topics that start at "nodes/".
+type Topics struct {
+	Prefix string
+	Node   string
+}
+
+// Validate reports whether Prefix and Node make usable topics: Node a
+// single non-empty level, neither holding MQTT wildcards.
+func (t Topics) Validate() error {
+	if err := checkLevel("node id", t.Node); err != nil {
+		return err
+	}
+	if strings.ContainsAny(t.Prefix, "+#\x00") {
+		return fmt.Errorf("topic prefix %q: %w", t.Prefix, ErrTopic)
+	}
+	return nil
+}
+
+func (t Topics) node(rest ...string) string {
+	return join(t.Prefix, append([]string{"nodes", t.Node}, rest...)...)
+}
+
+// State is P/nodes/N/state, retained, also the node's will.
+func (t Topics) State() string { return t.node(KindState) }
+
+// Commands is the subscription filter P/nodes/N/commands/+.
+func (t Topics) Commands() string { return t.node(KindCommands, "+") }
+
+// Command is P/nodes/N/commands/{typ}.
+func (t Topics) Command(typ string) string { return t.node(KindCommands, typ) }
+
+// Replies is P/nodes/N/replies, where replies go when a command has no
+// reply_to.
+func (t Topics) Replies() string { return t.node(KindReplies) }
+
+// Event is P/nodes/N/events/{typ}.
+func (t Topics) Event(typ string) string { return t.node(KindEvents, typ) }
+
+// ConfigDesired is P/nodes/N/config/desired (retained, fleet to node).
+func (t Topics) ConfigDesired() string { return t.node(KindConfig, "desired") }
+
+// ConfigReported is P/nodes/N/config/reported (retained, node to fleet).
+func (t Topics) ConfigReported() string { return t.node(KindConfig, "reported") }
+
+// GroupConfigDesired is P/groups/G/config/desired (retained).
+func GroupConfigDesired(prefix, group string) string {
+	return join(prefix, "groups", group, KindConfig, "desired")
+}
+
+// AllStates is the filter P/nodes/+/state for the relay's routing table.
+func AllStates(prefix string) string { return join(prefix, "nodes", "+", KindState) }
+
+// AllEvents is the filter P/nodes/+/events/+.
+func AllEvents(prefix string) string { return join(prefix, "nodes", "+", KindEvents, "+") }
+
+// AllReplies is the filter P/nodes/+/replies.
+func AllReplies(prefix string) string { return join(prefix, "nodes", "+", KindReplies) }
+
+// Shared turns a filter into an MQTT shared subscription
+// ($share/{group}/{filter}) so that relay replicas split the messages.
+func Shared(group, filter string) string { return "$share/" + group + "/" + filter }
+
+func join(prefix string, levels ...string) string {
+	prefix = strings.TrimRight(prefix, "/")
+	s := strings.Join(levels, "/")
+	if prefix == "" {
+		return s
+	}
+	return prefix + "/" + s
+}
+
+// ParseNodeTopic splits a node topic under prefix into node id, kind and
+// type: "sitelink/v1/nodes/site-1/commands/stop" gives ("site-1",
+// "commands", "stop", true), ".../state" gives (node, "state", "", true),
+// ".../config/desired" gives (node, "config", "desired", true). Topics
+// outside the contract, and levels holding wildcards, give ok false.
+func ParseNodeTopic(prefix, topic string) (node, kind, typ string, ok bool) {
+	if p := strings.TrimRight(prefix, "/"); p != "" {
+		rest, found := strings.CutPrefix(topic, p+"/")
+		if !found {
+			return "", "", "", false
+		}
+		topic = rest
+	}
+	levels := strings.Split(topic, "/")
+	if len(levels) < 3 || levels[0] != "nodes" {
+		return "", "", "", false
+	}
+	for _, l := range levels[1:] {
+		if checkLevel("", l) != nil {
+			return "", "", "", false
+		}
+	}
+	node, kind = levels[1], levels[2]
+	switch {
+	case len(levels) == 3 && (kind == KindState || kind == KindReplies):
+		return node, kind, "", true
+	case len(levels) == 4 && (kind == KindCommands || kind == KindEvents):
+		return node, kind, levels[3], true
+	case len(levels) == 4 && kind == KindConfig && (levels[3] == "desired" || levels[3] == "reported"):
+		return node, kind, levels[3], true
+	}
+	return "", "", "", false
+}
+
+// checkLevel accepts one non-empty topic level without wildcards, in
+// valid UTF-8 as MQTT requires of topic names.
+func checkLevel(what, s string) error {
+	if s == "" || strings.ContainsAny(s, "/+#\x00") || !utf8.ValidString(s) {
+		return fmt.Errorf("%s %q: %w", what, s, ErrTopic)
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package store
+
+import "time"
+
+// State is a session's place in the lifecycle of DESIGN.md §2.
+type State string
+
+// Session states. Active states hold a station; final states do not.
+const (
+	Requested   State = "requested"   // start requested, waiting for the card
+	Authorized  State = "authorized"  // card authorized, contactor closed, no energy yet
+	Charging    State = "charging"    // vehicle draws energy
+	Stopping    State = "stopping"    // stop decided, contactor opening
+	Stopped     State = "stopped"     // contactor open, energy final
+	Interrupted State = "interrupted" // daemon shut down or crashed mid-session
+	Settling    State = "settling"    // settlement requested, awaiting Nayax
+	Settled     State = "settled"     // Nayax accepted the settlement
+	Cancelling  State = "cancelling"  // cancel requested, awaiting Nayax
+	Cancelled   State = "cancelled"   // Nayax released the hold (or told us so)
+	Declined    State = "declined"    // card declined or timed out
+	Closed      State = "closed"      // ended without money involved
+)
+
+// Active reports whether a session in this state holds its station.
+func (s State) Active() bool {
+	switch s {
+	case Requested, Authorized, Charging, Stopping:
+		return true
+	}
+	return false
+}
+
+// Session is one charging session: one station, one Nayax transaction.
+// It never holds card data: the card hash is kept only as a keyed digest
+// (CardDigest) so that a later StopCallback can be matched.
+type Session struct {
+	SparkTransactionID string    `json:"spark_transaction_id"`
+	NayaxTransactionID int64     `json:"nayax_transaction_id,omitempty"`
+	Station            string    `json:"station"`
+	State              State     `json:"state"`
+	Origin             string    `json:"origin,omitempty"` // "remote" (Remote Start) or "external"
+	MachineID          int64     `json:"machine_id,omitempty"`
+	HwSerial           string    `json:"hw_serial,omitempty"`
+	SiteID             string    `json:"site_id,omitempty"`         // JSON literal exactly as Nayax sent it
+	MachineAuTime      string    `json:"machine_au_time,omitempty"` // yyyyMMddHHmmssSSS as Nayax sent it
+	CardDigest         string    `json:"card_digest,omitempty"`     // HMAC of CardHash with the store's key
+	CardLast4          string    `json:"card_last4,omitempty"`
+	AuthorizedAmount   float64   `json:"authorized_amount"`
+	Amount             float64   `json:"amount"`
+	MeterStartWh       float64   `json:"meter_start_wh"`
+	EnergyWh           float64   `json:"energy_wh"`
+	StopReason         string    `json:"stop_reason,omitempty"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
+	// History lists the transitions, oldest first, for operators.
+	History []Transition `json:"history,omitempty"`
+}
+
+// Transition is one recorded state change of a session.
+type Transition struct {
+	State  State     `json:"state"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// OutboxEntry is one event awaiting publication. Payload is the complete
+// MQTT payload (the event envelope), built once at commit time so that a
+// replay publishes exactly the same bytes.
+type OutboxEntry struct {
+	Seq       uint64    `json:"seq"`
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	CreatedAt time.Time `json:"created_at"`
+	Attempts  int       `json:"attempts"`
+	Payload   []byte    `json:"-"`
+}
+
+// InboxEntry records a handled command and the reply it got, so that a
+// replayed command id gets the same reply and never a second action.
+type InboxEntry struct {
+	ID    string    `json:"id"`
+	Type  string    `json:"type"`
+	At    time.Time `json:"at"`
+	Reply []byte    `json:"reply"` // complete reply payload as published
+}

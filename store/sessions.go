@@ -1,0 +1,370 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// final reports whether a session in this state is finished for good: it
+// neither holds a station nor waits for Nayax. Every other session is kept
+// in the open-sessions index.
+func final(s State) bool {
+	switch s {
+	case Settled, Cancelled, Declined, Closed:
+		return true
+	}
+	return false
+}
+
+// maxKeyPart bounds ids and station names so that every index key stays
+// far below bbolt's key size limit.
+const maxKeyPart = 1024
+
+// Session returns the session with this SparkTransactionID, or ErrNotFound.
+func (tx *Tx) Session(sparkID string) (Session, error) {
+	b, err := tx.bucket(bucketSessions)
+	if err != nil {
+		return Session{}, fmt.Errorf("get session %q: %w", sparkID, err)
+	}
+	return getSession(b, sparkID)
+}
+
+func getSession(b *bolt.Bucket, sparkID string) (Session, error) {
+	v := b.Get([]byte(sparkID))
+	if v == nil {
+		return Session{}, fmt.Errorf("session %q: %w", sparkID, ErrNotFound)
+	}
+	s, err := decodeSession(v)
+	if err != nil {
+		return Session{}, fmt.Errorf("session %q: %w", sparkID, err)
+	}
+	return s, nil
+}
+
+// SessionByNayax returns the session bound to a Nayax transaction id, or
+// ErrNotFound.
+func (tx *Tx) SessionByNayax(nayaxID int64) (Session, error) {
+	idx, err := tx.bucket(bucketSessionNayax)
+	if err != nil {
+		return Session{}, fmt.Errorf("session by nayax id %d: %w", nayaxID, err)
+	}
+	id := idx.Get(nayaxKey(nayaxID))
+	if id == nil {
+		return Session{}, fmt.Errorf("session by nayax id %d: %w", nayaxID, ErrNotFound)
+	}
+	return tx.Session(string(id))
+}
+
+// ActiveSession returns the session holding the station (one in an
+// Active() state), or ErrNotFound. Should there ever be several, the newest
+// is returned.
+func (tx *Tx) ActiveSession(station string) (Session, error) {
+	found, err := tx.openSessions(func(st State, stn string) bool {
+		return st.Active() && stn == station
+	})
+	if err != nil {
+		return Session{}, fmt.Errorf("active session on %q: %w", station, err)
+	}
+	if len(found) == 0 {
+		return Session{}, fmt.Errorf("active session on %q: %w", station, ErrNotFound)
+	}
+	return found[0], nil
+}
+
+// ActiveSessions returns every session in an Active() state or
+// Interrupted, newest first: what a start-up reconcile must look at. It
+// reads the open-sessions index, never the whole history.
+func (tx *Tx) ActiveSessions() ([]Session, error) {
+	found, err := tx.openSessions(func(st State, _ string) bool {
+		return st.Active() || st == Interrupted
+	})
+	if err != nil {
+		return nil, fmt.Errorf("active sessions: %w", err)
+	}
+	return found, nil
+}
+
+// OpenSessions returns every session not yet in a final state (settled,
+// cancelled, declined, closed), newest first. Besides ActiveSessions'
+// result it includes Stopped, Settling and Cancelling sessions, which wait
+// for a settle-or-cancel decision or for Nayax's answer.
+func (tx *Tx) OpenSessions() ([]Session, error) {
+	found, err := tx.openSessions(func(State, string) bool { return true })
+	if err != nil {
+		return nil, fmt.Errorf("open sessions: %w", err)
+	}
+	return found, nil
+}
+
+func (tx *Tx) openSessions(match func(State, string) bool) ([]Session, error) {
+	open, err := tx.bucket(bucketSessionOpen)
+	if err != nil {
+		return nil, err
+	}
+	b, err := tx.bucket(bucketSessions)
+	if err != nil {
+		return nil, err
+	}
+	var out []Session
+	c := open.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		st, station, err := splitOpenValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("session %q: %w", k, err)
+		}
+		if !match(st, station) {
+			continue
+		}
+		s, err := getSession(b, string(k))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	sortNewestFirst(out)
+	return out, nil
+}
+
+func sortNewestFirst(ss []Session) {
+	slices.SortStableFunc(ss, func(a, b Session) int {
+		return b.CreatedAt.Compare(a.CreatedAt)
+	})
+}
+
+// SessionsByStation returns the station's sessions, newest first.
+func (tx *Tx) SessionsByStation(station string) ([]Session, error) {
+	idx, err := tx.bucket(bucketSessionStation)
+	if err != nil {
+		return nil, fmt.Errorf("sessions of %q: %w", station, err)
+	}
+	b, err := tx.bucket(bucketSessions)
+	if err != nil {
+		return nil, fmt.Errorf("sessions of %q: %w", station, err)
+	}
+	prefix := stationPrefix(station)
+	var out []Session
+	c := idx.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		_, id, err := splitStationKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("sessions of %q: %w", station, err)
+		}
+		s, err := getSession(b, id)
+		if err != nil {
+			return nil, fmt.Errorf("sessions of %q: %w", station, err)
+		}
+		out = append(out, s)
+	}
+	slices.Reverse(out) // keys ascend by CreatedAt
+	return out, nil
+}
+
+// Sessions calls fn for each session, newest first by CreatedAt, until fn
+// returns false or limit sessions were visited (limit <= 0: all).
+func (tx *Tx) Sessions(limit int, fn func(Session) bool) error {
+	idx, err := tx.bucket(bucketSessionTime)
+	if err != nil {
+		return fmt.Errorf("list sessions: %w", err)
+	}
+	b, err := tx.bucket(bucketSessions)
+	if err != nil {
+		return fmt.Errorf("list sessions: %w", err)
+	}
+	n := 0
+	c := idx.Cursor()
+	for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
+		if limit > 0 && n >= limit {
+			return nil
+		}
+		_, id, err := splitTimeIDKey(k)
+		if err != nil {
+			return fmt.Errorf("list sessions: %w", err)
+		}
+		s, err := getSession(b, id)
+		if err != nil {
+			return fmt.Errorf("list sessions: %w", err)
+		}
+		n++
+		if !fn(s) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// PutSession inserts or replaces a session and keeps every index in step:
+// Nayax id (when non-zero), station, creation time and the open-sessions
+// set. A zero CreatedAt is set to the current time so that the session
+// sorts where it belongs. It fails with ErrInvalid without a
+// SparkTransactionID or Station, and with ErrConflict when the Nayax id
+// belongs to another session. On error nothing has been written.
+func (tx *Tx) PutSession(s *Session) error {
+	if s == nil || s.SparkTransactionID == "" || s.Station == "" {
+		return fmt.Errorf("put session: spark transaction id and station are required: %w", ErrInvalid)
+	}
+	id := s.SparkTransactionID
+	if len(s.Station) > maxKeyPart || len(id) > maxKeyPart {
+		return fmt.Errorf("put session %q: id or station too long: %w", id, ErrInvalid)
+	}
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = time.Now()
+	}
+	var bs [5]*bolt.Bucket
+	for i, name := range [][]byte{bucketSessions, bucketSessionNayax, bucketSessionStation, bucketSessionTime, bucketSessionOpen} {
+		b, err := tx.bucket(name)
+		if err != nil {
+			return fmt.Errorf("put session %q: %w", id, err)
+		}
+		bs[i] = b
+	}
+	sessions, byNayax, byStation, byTime, open := bs[0], bs[1], bs[2], bs[3], bs[4]
+
+	// Check everything before the first write so that an error leaves
+	// the transaction untouched even if the caller goes on using it.
+	if s.NayaxTransactionID != 0 {
+		if owner := byNayax.Get(nayaxKey(s.NayaxTransactionID)); owner != nil && string(owner) != id {
+			return fmt.Errorf("put session %q: nayax transaction id %d belongs to session %q: %w",
+				id, s.NayaxTransactionID, owner, ErrConflict)
+		}
+	}
+	val, err := encodeSession(s)
+	if err != nil {
+		return fmt.Errorf("put session %q: %w", id, err)
+	}
+	var old *Session
+	corruptOld := false
+	if v := sessions.Get([]byte(id)); v != nil {
+		o, err := decodeSession(v)
+		if err != nil {
+			corruptOld = true
+			tx.s.log.Warn("replacing corrupt session record", "spark_transaction_id", id, "err", err)
+		} else {
+			old = &o
+		}
+	}
+
+	// Drop the old index entries, then write the new ones.
+	if corruptOld {
+		if err := purgeSessionIndexes(byNayax, byStation, byTime, id); err != nil {
+			return fmt.Errorf("put session %q: %w", id, err)
+		}
+	}
+	if old != nil {
+		if old.NayaxTransactionID != 0 {
+			k := nayaxKey(old.NayaxTransactionID)
+			if string(byNayax.Get(k)) == id {
+				if err := byNayax.Delete(k); err != nil {
+					return fmt.Errorf("put session %q: %w", id, err)
+				}
+			}
+		}
+		if err := byStation.Delete(stationKey(old.Station, old.CreatedAt, id)); err != nil {
+			return fmt.Errorf("put session %q: %w", id, err)
+		}
+		if err := byTime.Delete(timeIDKey(old.CreatedAt, id)); err != nil {
+			return fmt.Errorf("put session %q: %w", id, err)
+		}
+	}
+	puts := []struct {
+		b    *bolt.Bucket
+		k, v []byte
+	}{
+		{sessions, []byte(id), val},
+		{byStation, stationKey(s.Station, s.CreatedAt, id), nil},
+		{byTime, timeIDKey(s.CreatedAt, id), nil},
+	}
+	if s.NayaxTransactionID != 0 {
+		puts = append(puts, struct {
+			b    *bolt.Bucket
+			k, v []byte
+		}{byNayax, nayaxKey(s.NayaxTransactionID), []byte(id)})
+	}
+	for _, p := range puts {
+		if err := p.b.Put(p.k, p.v); err != nil {
+			return fmt.Errorf("put session %q: %w", id, err)
+		}
+	}
+	if final(s.State) {
+		err = open.Delete([]byte(id))
+	} else {
+		err = open.Put([]byte(id), openValue(s))
+	}
+	if err != nil {
+		return fmt.Errorf("put session %q: %w", id, err)
+	}
+	return nil
+}
+
+// purgeSessionIndexes removes every index entry of a session whose stored
+// record cannot be decoded. It scans the indexes, which is slow but only
+// happens when repairing a corrupt record.
+func purgeSessionIndexes(byNayax, byStation, byTime *bolt.Bucket, id string) error {
+	var dead [][]byte
+	c := byNayax.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if string(v) == id {
+			dead = append(dead, bytes.Clone(k))
+		}
+	}
+	if err := deleteKeys(byNayax, dead); err != nil {
+		return err
+	}
+	dead = dead[:0]
+	c = byStation.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if _, kid, err := splitStationKey(k); err == nil && kid == id {
+			dead = append(dead, bytes.Clone(k))
+		}
+	}
+	if err := deleteKeys(byStation, dead); err != nil {
+		return err
+	}
+	dead = dead[:0]
+	c = byTime.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if _, kid, err := splitTimeIDKey(k); err == nil && kid == id {
+			dead = append(dead, bytes.Clone(k))
+		}
+	}
+	return deleteKeys(byTime, dead)
+}
+
+func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Counts returns the number of sessions in each state, for status and
+// metrics. It scans every session.
+func (s *Store) Counts() (map[State]int, error) {
+	counts := make(map[State]int)
+	err := s.View(func(tx *Tx) error {
+		b, err := tx.bucket(bucketSessions)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var st struct {
+				State State `json:"state"`
+			}
+			if err := json.Unmarshal(v, &st); err != nil {
+				return fmt.Errorf("session %q: %w: %w", k, errCorrupt, err)
+			}
+			counts[st.State]++
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count sessions: %w", err)
+	}
+	return counts, nil
+}

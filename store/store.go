@@ -1,0 +1,374 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Errors returned by the store. Callers test them with errors.Is; the
+// returned errors wrap them with the operation and the key involved.
+var (
+	// ErrNotFound means there is no such session, inbox entry or outbox
+	// entry (an inbox entry older than Options.InboxTTL counts as absent).
+	ErrNotFound = errors.New("not found")
+
+	// ErrLocked means another process holds the file lock and it was not
+	// released within Options.LockTimeout. bbolt allows one writer process
+	// per file, so this almost always means a second sitelink is running.
+	ErrLocked = errors.New("store is locked by another process")
+
+	// ErrSchemaTooNew means the file was written by a newer sitelink. Opening
+	// it with this version could silently drop fields, so Open refuses.
+	ErrSchemaTooNew = errors.New("store schema is newer than this sitelink")
+
+	// ErrClosed is returned by every operation after Close.
+	ErrClosed = errors.New("store is closed")
+
+	// ErrInvalid is returned for arguments the store refuses to persist,
+	// such as a session without SparkTransactionID or Station.
+	ErrInvalid = errors.New("invalid argument")
+
+	// ErrConflict is returned by PutSession when the session's
+	// NayaxTransactionID already belongs to another session: two sessions
+	// for one Nayax transaction would let a stop or settlement reach the
+	// wrong one.
+	ErrConflict = errors.New("conflict")
+)
+
+// SchemaVersion is the on-disk layout version this package writes. A file
+// with a higher version is refused with ErrSchemaTooNew.
+const SchemaVersion = 1
+
+// Defaults for Options fields left zero.
+const (
+	DefaultLockTimeout = 2 * time.Second
+	DefaultInboxMax    = 10000
+	DefaultInboxTTL    = 72 * time.Hour
+)
+
+// Bucket names and meta keys. They are the on-disk format: never rename
+// them without bumping SchemaVersion.
+var (
+	bucketMeta           = []byte("meta")
+	bucketSessions       = []byte("sessions")        // spark id -> session JSON
+	bucketSessionNayax   = []byte("session_nayax")   // int64 BE nayax id -> spark id
+	bucketSessionStation = []byte("session_station") // u16 len, station, time key, spark id -> nil
+	bucketSessionTime    = []byte("session_time")    // time key, spark id -> nil
+	bucketSessionOpen    = []byte("session_open")    // spark id -> state NUL station (non-final sessions)
+	bucketOutbox         = []byte("outbox")          // u64 BE seq -> outbox record
+	bucketInbox          = []byte("inbox")           // command id -> inbox record
+	bucketInboxTime      = []byte("inbox_time")      // time key, command id -> nil
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketSessions, bucketSessionNayax, bucketSessionStation,
+		bucketSessionTime, bucketSessionOpen, bucketOutbox, bucketInbox, bucketInboxTime,
+	}
+
+	metaSchema    = []byte("schema_version") // u64 BE
+	metaEpoch     = []byte("epoch")          // u64 BE
+	metaOutboxSeq = []byte("outbox_seq")     // u64 BE, last assigned seq
+	metaOutboxLen = []byte("outbox_len")     // u64 BE, entries in bucketOutbox
+	metaInboxLen  = []byte("inbox_len")      // u64 BE, entries in bucketInbox
+	metaCardKey   = []byte("card_key")       // 32 random bytes
+)
+
+const cardKeyLen = 32
+
+// Options configures Open. The zero value is usable.
+type Options struct {
+	// LockTimeout bounds the wait for the file lock so that a stale or
+	// second sitelink cannot hang start-up. Default 2s.
+	LockTimeout time.Duration
+	// InboxMax is the number of handled commands kept for dedupe. Default 10000.
+	InboxMax int
+	// InboxTTL is how long a handled command is remembered. Default 72h.
+	InboxTTL time.Duration
+	// NoSync skips fsync on commit. For tests and benchmarks only: with it a
+	// power loss can lose or corrupt committed sessions.
+	NoSync bool
+	// Logger receives open/close and pruning messages; nil discards them.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.InboxMax <= 0 {
+		o.InboxMax = DefaultInboxMax
+	}
+	if o.InboxTTL <= 0 {
+		o.InboxTTL = DefaultInboxTTL
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Store is the daemon's durable ledger: sessions, the event outbox, the
+// command inbox and a few counters, all in one bbolt file. It is safe for
+// concurrent use; bbolt serialises writers.
+type Store struct {
+	db     *bolt.DB
+	path   string
+	opts   Options
+	log    *slog.Logger
+	closed atomic.Bool
+}
+
+// Open opens (creating if needed) the store file at path. A new file gets
+// mode 0600 and its parent directory 0750. It fails with ErrLocked when
+// another process holds the file and with ErrSchemaTooNew when a newer
+// sitelink wrote it.
+func Open(path string, o Options) (*Store, error) {
+	o = o.withDefaults()
+	if path == "" {
+		return nil, fmt.Errorf("open store: empty path: %w", ErrInvalid)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      o.LockTimeout,
+		FreelistType: bolt.FreelistMapType,
+		// The freelist is rebuilt by a scan at open instead of being
+		// written on every commit: smaller commits, and our files are small.
+		NoFreelistSync: true,
+		NoSync:         o.NoSync,
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open store: %s is locked after %s; another sitelink may be running: %w",
+				path, o.LockTimeout, ErrLocked)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, opts: o, log: o.Logger}
+	created := false
+	err = db.Update(func(tx *bolt.Tx) error {
+		var err error
+		created, err = initSchema(tx)
+		return err
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s.log.Info("store opened", "path", path, "schema", SchemaVersion, "created", created)
+	return s, nil
+}
+
+// initSchema checks the schema version and creates whatever a fresh file
+// lacks. It reports whether the file was new.
+func initSchema(tx *bolt.Tx) (created bool, err error) {
+	if m := tx.Bucket(bucketMeta); m != nil {
+		if v := m.Get(metaSchema); v != nil {
+			if len(v) != 8 {
+				return false, fmt.Errorf("meta %s: bad length %d", metaSchema, len(v))
+			}
+			if got := binary.BigEndian.Uint64(v); got > SchemaVersion {
+				return false, fmt.Errorf("file has schema %d, this sitelink knows %d: %w",
+					got, SchemaVersion, ErrSchemaTooNew)
+			}
+		}
+	}
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return false, fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	m := tx.Bucket(bucketMeta)
+	if m.Get(metaSchema) == nil {
+		created = true
+		if err := putU64(m, metaSchema, SchemaVersion); err != nil {
+			return false, err
+		}
+	}
+	if k := m.Get(metaCardKey); len(k) != cardKeyLen {
+		key := make([]byte, cardKeyLen)
+		if _, err := rand.Read(key); err != nil {
+			return false, fmt.Errorf("card key: %w", err)
+		}
+		if err := m.Put(metaCardKey, key); err != nil {
+			return false, fmt.Errorf("card key: %w", err)
+		}
+	}
+	// Counters are kept so that lengths are O(1); recount if one is
+	// missing (a file from a crashed first open, or edited by hand).
+	for _, c := range []struct {
+		key    []byte
+		bucket []byte
+	}{{metaOutboxLen, bucketOutbox}, {metaInboxLen, bucketInbox}} {
+		if m.Get(c.key) != nil {
+			continue
+		}
+		n := tx.Bucket(c.bucket).Stats().KeyN
+		if err := putU64(m, c.key, uint64(n)); err != nil {
+			return false, err
+		}
+	}
+	return created, nil
+}
+
+// Close releases the file and its lock. Calling it again returns nil.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	s.log.Info("store closed", "path", s.path)
+	return nil
+}
+
+// Path returns the file path given to Open.
+func (s *Store) Path() string { return s.path }
+
+// Update runs fn in one read-write transaction: everything fn writes is
+// committed together with one fsync, or not at all if fn returns an error.
+// The Tx must not be used after fn returns nor from other goroutines.
+func (s *Store) Update(fn func(*Tx) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.mapErr(s.db.Update(func(btx *bolt.Tx) error {
+		return fn(&Tx{tx: btx, s: s})
+	}))
+}
+
+// View runs fn in a read-only transaction, a consistent snapshot that does
+// not block writers.
+func (s *Store) View(fn func(*Tx) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.mapErr(s.db.View(func(btx *bolt.Tx) error {
+		return fn(&Tx{tx: btx, s: s})
+	}))
+}
+
+func (s *Store) mapErr(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+// Tx is one store transaction, valid only inside the Update or View
+// callback that received it.
+type Tx struct {
+	tx *bolt.Tx
+	s  *Store
+}
+
+func (tx *Tx) bucket(name []byte) (*bolt.Bucket, error) {
+	b := tx.tx.Bucket(name)
+	if b == nil {
+		return nil, fmt.Errorf("bucket %s missing", name)
+	}
+	return b, nil
+}
+
+// CardKey returns the store's random 32-byte key, used to HMAC card
+// hashes so that the ledger never holds a value that Nayax would accept.
+// The key never leaves the file; the returned slice is a copy.
+func (tx *Tx) CardKey() []byte {
+	m := tx.tx.Bucket(bucketMeta)
+	if m == nil {
+		return nil
+	}
+	k := m.Get(metaCardKey)
+	if k == nil {
+		return nil
+	}
+	return append([]byte(nil), k...)
+}
+
+// NextEpoch increments the persisted connect epoch and returns the new
+// value; the first call on a new file returns 1. It commits before it
+// returns, so an epoch is never handed out twice.
+func (s *Store) NextEpoch() (int64, error) {
+	var e uint64
+	err := s.Update(func(tx *Tx) error {
+		m, err := tx.bucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if e, err = getU64(m, metaEpoch); err != nil {
+			return err
+		}
+		e++
+		return putU64(m, metaEpoch, e)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("next epoch: %w", err)
+	}
+	return int64(e), nil
+}
+
+// Epoch returns the last value NextEpoch returned (0 if never called).
+func (s *Store) Epoch() (int64, error) {
+	var e uint64
+	err := s.View(func(tx *Tx) error {
+		m, err := tx.bucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		e, err = getU64(m, metaEpoch)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("epoch: %w", err)
+	}
+	return int64(e), nil
+}
+
+func getU64(b *bolt.Bucket, key []byte) (uint64, error) {
+	v := b.Get(key)
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("meta %s: bad length %d", key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func putU64(b *bolt.Bucket, key []byte, v uint64) error {
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], v)
+	if err := b.Put(key, buf[:]); err != nil {
+		return fmt.Errorf("meta %s: %w", key, err)
+	}
+	return nil
+}
+
+// addU64 adds delta to a counter, clamping at zero so that a miscounted
+// file degrades to a wrong number rather than a huge one.
+func addU64(b *bolt.Bucket, key []byte, delta int) error {
+	v, err := getU64(b, key)
+	if err != nil {
+		return err
+	}
+	switch {
+	case delta >= 0:
+		v += uint64(delta)
+	case uint64(-delta) > v:
+		v = 0
+	default:
+		v -= uint64(-delta)
+	}
+	return putU64(b, key, v)
+}
