@@ -89,7 +89,7 @@ func TestAuthorizeThenSeedStop(t *testing.T) {
 
 	// The session events tell the whole story, in order.
 	var path []string
-	for _, e := range s.cloud.events(s.cfg.MQTT.TopicPrefix, "session") {
+	for _, e := range events(s.cloud, s.cfg.MQTT.TopicPrefix, "session") {
 		var b sessionEvent
 		if err := json.Unmarshal(e.Body, &b); err != nil {
 			t.Fatal(err)
@@ -108,7 +108,7 @@ func TestAuthorizeThenSeedStop(t *testing.T) {
 	if v, _ := verdict(s.command("stop-2", "stop", seeds.Get("000_stopcallback_request.json"))); v != "Approved" {
 		t.Fatalf("repeated stop: %s", v)
 	}
-	if n := len(s.cloud.events(s.cfg.MQTT.TopicPrefix, "session")); n != 4 {
+	if n := len(events(s.cloud, s.cfg.MQTT.TopicPrefix, "session")); n != 4 {
 		t.Fatalf("repeated stop produced transitions: %d session events", n)
 	}
 }
@@ -223,7 +223,7 @@ func TestMalformedCommands(t *testing.T) {
 				typ = "frobnicate"
 			}
 			if c.id == "" {
-				s.cloud.publish(s.topics.Command(typ), []byte(c.payload))
+				s.cloud.Publish(s.topics.Command(typ), []byte(c.payload))
 				return
 			}
 			body := s.rawCommand(typ, []byte(c.payload), c.id)
@@ -267,14 +267,14 @@ func TestBrokerOutage(t *testing.T) {
 		return err == nil && st.Connected && st.OutboxDepth == 0
 	})
 	waitFor(t, 10*time.Second, "stopped event at the cloud", func() bool {
-		for _, e := range s.cloud.events(s.cfg.MQTT.TopicPrefix, "session") {
+		for _, e := range events(s.cloud, s.cfg.MQTT.TopicPrefix, "session") {
 			if bytes.Contains(e.Body, []byte(`"to":"stopped"`)) {
 				return true
 			}
 		}
 		return false
 	})
-	evs := s.cloud.events(s.cfg.MQTT.TopicPrefix, "")
+	evs := events(s.cloud, s.cfg.MQTT.TopicPrefix, "")
 	for i, e := range evs {
 		if e.Seq != uint64(i+1) {
 			t.Fatalf("event %d has seq %d: events not once each in order: %v", i, e.Seq, seqs(evs))
@@ -294,7 +294,7 @@ func TestShutdownInterruptsAndRestartEnds(t *testing.T) {
 		t.Fatal("contactor closed after shutdown")
 	}
 	waitFor(t, 5*time.Second, "offline state", func() bool {
-		for _, m := range s.cloud.all() {
+		for _, m := range s.cloud.All() {
 			if m.Topic == s.topics.State() && bytes.Contains(m.Payload, []byte(`"online":false`)) {
 				return true
 			}
@@ -308,7 +308,7 @@ func TestShutdownInterruptsAndRestartEnds(t *testing.T) {
 	}
 	// Births carry a growing epoch.
 	var epochs []int64
-	for _, m := range s.cloud.all() {
+	for _, m := range s.cloud.All() {
 		if m.Topic == s.topics.State() {
 			var st wire.State
 			if json.Unmarshal(m.Payload, &st) == nil && st.Online {

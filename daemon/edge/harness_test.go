@@ -5,12 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/localapi"
@@ -31,7 +27,7 @@ type site struct {
 	sims   map[string]*sim.Station
 	topics wire.Topics
 	api    *localapi.Client
-	cloud  *recorder
+	cloud  *mqtttest.Recorder
 
 	cancel context.CancelFunc
 	done   chan error
@@ -67,7 +63,7 @@ func startSite(t *testing.T) *site {
 	b := mqtttest.Start(t)
 	s := &site{t: t, broker: b, cfg: testConfig(t, b.URL, t.TempDir())}
 	s.topics = wire.Topics{Prefix: s.cfg.MQTT.TopicPrefix, Node: testNode}
-	s.cloud = newRecorder(t, b.URL, "cloud-"+t.Name(), s.cfg.MQTT.TopicPrefix+"/#")
+	s.cloud = mqtttest.Record(t, b.URL, "cloud-"+t.Name(), s.cfg.MQTT.TopicPrefix+"/#")
 	s.start()
 	return s
 }
@@ -126,9 +122,9 @@ func (s *site) command(id, typ string, body any) map[string]any {
 
 func (s *site) rawCommand(typ string, payload []byte, id string) map[string]any {
 	s.t.Helper()
-	from := s.cloud.mark()
-	s.cloud.publish(s.topics.Command(typ), payload)
-	m := s.cloud.await(10*time.Second, from, "reply to "+id, func(m message) bool {
+	from := s.cloud.Mark()
+	s.cloud.Publish(s.topics.Command(typ), payload)
+	m := s.cloud.Await(10*time.Second, from, "reply to "+id, func(m mqtttest.Message) bool {
 		var r wire.Reply
 		return m.Topic == s.topics.Replies() && json.Unmarshal(m.Payload, &r) == nil && r.ID == id
 	})
@@ -182,107 +178,17 @@ func waitFor(t testing.TB, d time.Duration, what string, f func() bool) {
 	}
 }
 
-// message is one MQTT message the recorder saw.
-type message struct {
-	Topic   string
-	Payload []byte
-}
-
-// recorder is a cloud-side paho client that keeps every message.
-type recorder struct {
-	t    testing.TB
-	c    paho.Client
-	mu   sync.Mutex
-	msgs []message
-	wake chan struct{}
-}
-
-func newRecorder(t testing.TB, url, id, filter string) *recorder {
-	t.Helper()
-	r := &recorder{t: t, wake: make(chan struct{}, 1)}
-	id = strings.NewReplacer("/", "-", " ", "-").Replace(id)
-	if len(id) > 60 {
-		id = id[:60]
-	}
-	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(false).
-		SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).SetConnectRetry(true).
-		SetConnectRetryInterval(100 * time.Millisecond).SetOrderMatters(true)
-	o.SetOnConnectHandler(func(c paho.Client) { c.Subscribe(filter, 1, nil) })
-	o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-		r.mu.Lock()
-		r.msgs = append(r.msgs, message{m.Topic(), append([]byte(nil), m.Payload()...)})
-		r.mu.Unlock()
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
-	})
-	r.c = paho.NewClient(o)
-	if tok := r.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("recorder connect: %v", tok.Error())
-	}
-	// Wait for the subscription to be in place.
-	probe := fmt.Sprintf("%s/probe/%s", strings.TrimSuffix(filter, "/#"), id)
-	waitFor(t, 10*time.Second, "recorder subscribed", func() bool {
-		r.c.Publish(probe, 1, false, []byte("probe")).WaitTimeout(time.Second)
-		for _, m := range r.all() {
-			if m.Topic == probe {
-				return true
-			}
-		}
-		return false
-	})
-	t.Cleanup(func() { r.c.Disconnect(100) })
-	return r
-}
-
-func (r *recorder) publish(topic string, payload []byte) {
-	r.t.Helper()
-	if tok := r.c.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		r.t.Fatalf("publish %s: %v", topic, tok.Error())
-	}
-}
-
-func (r *recorder) all() []message {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]message(nil), r.msgs...)
-}
-
-func (r *recorder) mark() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.msgs)
-}
-
-func (r *recorder) await(d time.Duration, from int, what string, f func(message) bool) message {
-	r.t.Helper()
-	deadline := time.After(d)
-	for {
-		for _, m := range r.all()[from:] {
-			if f(m) {
-				return m
-			}
-		}
-		select {
-		case <-r.wake:
-		case <-deadline:
-			r.t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // events returns the decoded events of one type (all types if typ == "").
-func (r *recorder) events(prefix, typ string) []wire.Event {
+func events(r *mqtttest.Recorder, prefix, typ string) []wire.Event {
 	var out []wire.Event
-	for _, m := range r.all() {
+	for _, m := range r.All() {
 		_, kind, et, ok := wire.ParseNodeTopic(prefix, m.Topic)
 		if !ok || kind != "events" || (typ != "" && et != typ) {
 			continue
 		}
 		var e wire.Event
 		if err := json.Unmarshal(m.Payload, &e); err != nil {
-			r.t.Fatalf("bad event on %s: %v", m.Topic, err)
+			panic(fmt.Sprintf("bad event on %s: %v", m.Topic, err))
 		}
 		out = append(out, e)
 	}
