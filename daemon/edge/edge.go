@@ -142,6 +142,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Engine first: it opens every contactor and records interrupted
 	// sessions before anything else goes away.
 	d.eng.shutdown()
+	// Give the pump a moment to publish the last transitions; whatever
+	// is left stays in the outbox for the next start.
+	d.pump.flush(2 * time.Second)
 	stop()
 	<-engDone
 	api.close()

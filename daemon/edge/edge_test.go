@@ -87,7 +87,11 @@ func TestAuthorizeThenSeedStop(t *testing.T) {
 		t.Fatalf("session after stop = %+v", got)
 	}
 
-	// The session events tell the whole story, in order.
+	// The session events tell the whole story, in order. (The reply goes
+	// out directly; events follow through the outbox.)
+	waitFor(t, 5*time.Second, "stopped event", func() bool {
+		return len(events(s.cloud, s.cfg.MQTT.TopicPrefix, "session")) >= 4
+	})
 	var path []string
 	for _, e := range events(s.cloud, s.cfg.MQTT.TopicPrefix, "session") {
 		var b sessionEvent

@@ -47,6 +47,17 @@ func (p *pump) poke() {
 	}
 }
 
+// flush waits until the outbox is empty, the link is down, or timeout.
+func (p *pump) flush(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && p.link.Connected() {
+		if n, err := p.st.OutboxLen(); err != nil || n == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (p *pump) run(ctx context.Context) {
 	for {
 		conn, err := p.link.Wait(ctx)

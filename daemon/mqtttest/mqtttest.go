@@ -39,7 +39,7 @@ const (
 
 // Broker is a broker started for one test.
 type Broker struct {
-	URL  string // tcp://127.0.0.1:PORT, for paho
+	URL  string // tcp://127.0.0.1:PORT, or ssl://127.0.0.1:PORT with Options.TLS; for paho
 	Addr string // 127.0.0.1:PORT
 	Kind string // KindMosquitto or KindEmbedded
 
@@ -47,6 +47,7 @@ type Broker struct {
 	bin  string // mosquitto binary
 	dir  string // mosquitto config, persistence and logs
 	conf string // mosquitto config file
+	opts Options
 
 	mu      sync.Mutex
 	proc    *os.Process   // running mosquitto, nil when stopped
@@ -59,7 +60,7 @@ type Broker struct {
 // is installed, else the embedded broker (or t.Fatal if RequireEnv=1).
 func Start(t testing.TB) *Broker {
 	t.Helper()
-	return start(t, findMosquitto())
+	return StartWith(t, Options{})
 }
 
 // findMosquitto returns the mosquitto binary, or "" if there is none.
@@ -78,14 +79,22 @@ func findMosquitto() string {
 
 func start(t testing.TB, bin string) *Broker {
 	t.Helper()
+	return startWith(t, bin, Options{})
+}
+
+func startWith(t testing.TB, bin string, o Options) *Broker {
+	t.Helper()
 	if bin == "" {
 		if os.Getenv(RequireEnv) == "1" {
 			t.Fatal("mosquitto required (" + RequireEnv + "=1) but not found in PATH, /usr/sbin or /usr/local/sbin")
 		}
+		if o.needsMosquitto() {
+			t.Skip("mqtttest: mosquitto not found, and the embedded broker does not do TLS, passwords or ACLs")
+		}
 		t.Log("mqtttest: mosquitto not found, falling back to the embedded broker")
 		return startEmbedded(t)
 	}
-	return startMosquitto(t, bin)
+	return startMosquittoWith(t, bin, o)
 }
 
 func startEmbedded(t testing.TB) *Broker {
@@ -105,8 +114,18 @@ func startEmbedded(t testing.TB) *Broker {
 
 func startMosquitto(t testing.TB, bin string) *Broker {
 	t.Helper()
-	b := &Broker{Kind: KindMosquitto, t: t, bin: bin, dir: t.TempDir()}
+	return startMosquittoWith(t, bin, Options{})
+}
+
+func startMosquittoWith(t testing.TB, bin string, o Options) *Broker {
+	t.Helper()
+	b := &Broker{Kind: KindMosquitto, t: t, bin: bin, dir: t.TempDir(), opts: o}
 	b.conf = filepath.Join(b.dir, "mosquitto.conf")
+	if o.ACL != "" {
+		if err := os.WriteFile(b.aclPath(), []byte(o.ACL), 0o600); err != nil {
+			t.Fatalf("mqtttest: write mosquitto acl_file: %v", err)
+		}
+	}
 	// Registered after t.TempDir, so it runs before the directory is
 	// removed: mosquitto writes its persistence file there as it exits.
 	t.Cleanup(func() {
@@ -124,6 +143,9 @@ func startMosquitto(t testing.TB, bin string) *Broker {
 		}
 		b.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		b.URL = "tcp://" + b.Addr
+		if o.TLS != nil {
+			b.URL = "ssl://" + b.Addr
+		}
 		if err = os.WriteFile(b.conf, []byte(b.config(port)), 0o600); err != nil {
 			t.Fatalf("mqtttest: write mosquitto config: %v", err)
 		}
@@ -144,7 +166,7 @@ func (b *Broker) config(port int) string {
 	var c strings.Builder
 	fmt.Fprintf(&c, "# Written by sitelink daemon/mqtttest for one test.\n")
 	fmt.Fprintf(&c, "listener %d 127.0.0.1\n", port)
-	c.WriteString("allow_anonymous true\n")
+	b.authConfig(&c)
 	c.WriteString("# Nagle plus delayed ACK would add ~40 ms to every QoS 1 round trip.\n")
 	c.WriteString("set_tcp_nodelay true\n")
 	c.WriteString("# Sessions and queued messages survive Stop/Restart; the file is written on SIGTERM.\n")
@@ -167,6 +189,7 @@ func (b *Broker) config(port int) string {
 	return c.String()
 }
 
+func (b *Broker) aclPath() string { return filepath.Join(b.dir, "acl") }
 func (b *Broker) logPath() string { return filepath.Join(b.dir, "mosquitto.log") }
 func (b *Broker) outPath() string { return filepath.Join(b.dir, "mosquitto.out") }
 

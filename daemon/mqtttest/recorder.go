@@ -32,6 +32,11 @@ type Recorder struct {
 // (which must end in "/#"), and waits until the subscription is live.
 func Record(t testing.TB, url, id, filter string) *Recorder {
 	t.Helper()
+	return record(t, url, id, filter, RecordOptions{})
+}
+
+func record(t testing.TB, url, id, filter string, ro RecordOptions) *Recorder {
+	t.Helper()
 	r := &Recorder{t: t, wake: make(chan struct{}, 1)}
 	id = strings.NewReplacer("/", "-", " ", "-").Replace(id)
 	if len(id) > 60 {
@@ -40,6 +45,7 @@ func Record(t testing.TB, url, id, filter string) *Recorder {
 	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(false).
 		SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).SetConnectRetry(true).
 		SetConnectRetryInterval(100 * time.Millisecond).SetOrderMatters(true)
+	ro.apply(o, url)
 	o.SetOnConnectHandler(func(c paho.Client) { c.Subscribe(filter, 1, nil) })
 	o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 		r.mu.Lock()
