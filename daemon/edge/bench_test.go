@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sitelink/sitelink/daemon/link"
+	"github.com/sitelink/sitelink/daemon/localapi"
 	"github.com/sitelink/sitelink/daemon/mqtttest"
 	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/store"
@@ -99,4 +101,79 @@ func barePaho(b *testing.B, url, topic string, payload []byte, n int) time.Durat
 		}
 	}
 	return time.Since(start)
+}
+
+// BenchmarkStopPath measures a StopCallback command's round trip (command
+// in, contactor open, stop committed with one fsync, reply out) against a
+// bare paho request/reply echo on the same broker in the same run, which
+// is the floor: the difference is what sitelink adds.
+func BenchmarkStopPath(b *testing.B) {
+	br := mqtttest.Start(b)
+	cfg := testConfig(b, br.URL, b.TempDir())
+	cfg.Stations = cfg.Stations[:1]
+	cfg.Terminals[0].Stations = []string{"5"}
+	d, err := New(Options{Config: cfg, Version: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	topics := wire.Topics{Prefix: cfg.MQTT.TopicPrefix, Node: cfg.Node.ID}
+
+	replies := make(chan []byte, 16)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(br.URL).SetClientID("bench-cloud").
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { replies <- m.Payload() }))
+	if t := c.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		b.Fatal(t.Error())
+	}
+	defer c.Disconnect(100)
+	for _, f := range []string{topics.Replies(), "bench/echo/reply"} {
+		if t := c.Subscribe(f, 1, nil); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+			b.Fatal(t.Error())
+		}
+	}
+	// The floor: a bare paho responder echoing requests.
+	echo := paho.NewClient(paho.NewClientOptions().AddBroker(br.URL).SetClientID("bench-echo"))
+	if t := echo.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		b.Fatal(t.Error())
+	}
+	defer echo.Disconnect(100)
+	echo.Subscribe("bench/echo/req", 1, func(cl paho.Client, m paho.Message) {
+		go cl.Publish("bench/echo/reply", 1, false, m.Payload())
+	}).WaitTimeout(10 * time.Second)
+
+	roundTrip := func(topic string, payload []byte) time.Duration {
+		start := time.Now()
+		if t := c.Publish(topic, 1, false, payload); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+			b.Fatal(t.Error())
+		}
+		select {
+		case <-replies:
+		case <-time.After(10 * time.Second):
+			b.Fatal("no reply")
+		}
+		return time.Since(start)
+	}
+	api := localapi.NewClient(cfg.Node.APISocket)
+	waitFor(b, 10*time.Second, "connected", func() bool { st, err := api.Status(); return err == nil && st.Connected })
+
+	var stop, floor time.Duration
+	for i := 0; i < b.N; i++ {
+		spark := fmt.Sprintf("bench-%d", i)
+		auth := authBody(b, "5", map[string]any{"SparkTransactionId": spark, "NayaxTransactionId": 1000 + i})
+		env := func(id, typ string, body any) []byte {
+			raw, _ := json.Marshal(body)
+			e, _ := json.Marshal(wire.Command{ID: id, Type: typ, ReplyTo: topics.Replies(), Body: raw})
+			return e
+		}
+		roundTrip(topics.Command("authorize"), env("a"+spark, "authorize", auth))
+		stopEnv := env("s"+spark, "stop", stopBody(b, map[string]any{"SparkTransactionId": spark, "NayaxTransactionId": 1000 + i}))
+		floor += roundTrip("bench/echo/req", stopEnv)
+		stop += roundTrip(topics.Command("stop"), stopEnv)
+	}
+	b.ReportMetric(float64(stop.Microseconds())/float64(b.N), "stop-µs/op")
+	b.ReportMetric(float64(floor.Microseconds())/float64(b.N), "bare-echo-µs/op")
+	b.ReportMetric(stop.Seconds()/floor.Seconds(), "ratio-to-bare")
 }

@@ -298,7 +298,7 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 	cancel()
 	if herr != nil {
 		e.log.Error("contactor did not close", "station", station, "err", herr)
-		_, _ = e.stop(&s, "contactor did not close: "+herr.Error(), now, nil)
+		_, _ = e.stop(&s, "contactor did not close: "+herr.Error(), now)
 		return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s could not start: %v", station, herr))), nil
 	}
 	e.log.Info("session authorized", "spark_transaction_id", sparkID, "station", station, "amount", s.AuthorizedAmount)
@@ -351,16 +351,16 @@ func (e *engine) stopCommand(cmd wire.Command, now time.Time) (any, func(tx *sto
 			return e.transition(tx, &s, store.Closed, "stopped before authorization", now)
 		}
 	}
-	stopped, err := e.stop(&s, "StopCallback (card presented)", now, nil)
-	if err != nil {
-		e.log.Error("record stop", "spark_transaction_id", s.SparkTransactionID, "err", err)
-		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable; stop not recorded"), &s), nil
+	// Contactor first; the stop and its reply then commit together.
+	herr := e.openContactor(&s)
+	record := func(tx *store.Tx) error {
+		return e.recordStop(tx, &s, "StopCallback (card presented)", herr == nil, now)
 	}
-	if !stopped {
-		return out(nayax.Declined(nayax.CodeGeneral, "contactor did not confirm opening; station faulted"), &s), nil
+	if herr != nil {
+		return out(nayax.Declined(nayax.CodeGeneral, "contactor did not confirm opening; station faulted"), &s), record
 	}
-	e.log.Info("session stopped", "spark_transaction_id", s.SparkTransactionID, "station", s.Station, "energy_wh", s.EnergyWh)
-	return out(nayax.Approved("No Errors"), &s), nil
+	e.log.Info("session stopped", "spark_transaction_id", s.SparkTransactionID, "station", s.Station)
+	return out(nayax.Approved("No Errors"), &s), record
 }
 
 // stopMismatch returns why a StopCallback does not belong to s, or "".

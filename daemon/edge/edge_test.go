@@ -14,7 +14,7 @@ import (
 const seedSpark = "12c7cec2-c690-4425-9a1f-db0db60e2d8c"
 
 // authBody is the TransactionCallback seed for station st, with overrides.
-func authBody(t *testing.T, st string, set map[string]any) map[string]any {
+func authBody(t testing.TB, st string, set map[string]any) map[string]any {
 	t.Helper()
 	var m map[string]any
 	d := json.NewDecoder(bytes.NewReader(seeds.Get("001_transactioncallback_request.json")))
@@ -33,7 +33,7 @@ func authBody(t *testing.T, st string, set map[string]any) map[string]any {
 	return m
 }
 
-func stopBody(t *testing.T, set map[string]any) map[string]any {
+func stopBody(t testing.TB, set map[string]any) map[string]any {
 	t.Helper()
 	var m map[string]any
 	d := json.NewDecoder(bytes.NewReader(seeds.Get("000_stopcallback_request.json")))

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"sync"
@@ -324,9 +323,9 @@ func (e *engine) stationChanged(n string, now time.Time) {
 	}
 	switch {
 	case r.Fault != "" && (s.State == store.Authorized || s.State == store.Charging):
-		e.stop(&s, "station fault: "+r.Fault, now, nil)
+		e.stop(&s, "station fault: "+r.Fault, now)
 	case prev.CP.VehiclePresent() && r.CP == hal.CPA && (s.State == store.Authorized || s.State == store.Charging):
-		e.stop(&s, "vehicle unplugged", now, nil)
+		e.stop(&s, "vehicle unplugged", now)
 	}
 }
 
@@ -352,11 +351,11 @@ func (e *engine) timers(now time.Time) {
 		switch s.State {
 		case store.Authorized:
 			if plug > 0 && now.Sub(s.UpdatedAt) >= plug {
-				e.stop(s, "no vehicle within plug timeout", now, nil)
+				e.stop(s, "no vehicle within plug timeout", now)
 			}
 		case store.Stopping:
 			// A stop whose contactor would not open: keep trying.
-			e.stop(s, "", now, nil)
+			e.stop(s, "", now)
 		case store.Charging:
 			last, ok := e.lastCheckpoint[s.SparkTransactionID]
 			if !ok {
@@ -388,50 +387,56 @@ func (e *engine) timers(now time.Time) {
 }
 
 // stop ends an active session: contactor open first (safe), then one
-// commit records stopping→stopped with the final energy, together with the
-// reply to the command that asked, if any. If the contactor does not
-// confirm, the session stays `stopping` and the timer retries.
-func (e *engine) stop(s *store.Session, reason string, now time.Time, inTx func(tx *store.Tx, stopped bool) error) (stopped bool, err error) {
-	st, ok := e.d.stations[s.Station]
-	var herr error
-	if ok {
-		ctx, cancel := context.WithTimeout(context.Background(), e.contactorTimeout())
-		herr = st.SetContactor(ctx, false)
-		cancel()
-	}
+// commit records stopping→stopped with the final energy. If the contactor
+// does not confirm, the session stays `stopping` and the timer retries.
+func (e *engine) stop(s *store.Session, reason string, now time.Time) (stopped bool, err error) {
+	herr := e.openContactor(s)
+	err = e.commit(func(tx *store.Tx) error { return e.recordStop(tx, s, reason, herr == nil, now) })
+	return herr == nil, err
+}
+
+// openContactor opens the session's contactor and waits for the driver's
+// confirmation.
+func (e *engine) openContactor(s *store.Session) error {
 	delete(e.lastCheckpoint, s.SparkTransactionID)
-	err = e.commit(func(tx *store.Tx) error {
-		cur, err := tx.Session(s.SparkTransactionID)
-		if err != nil {
+	st, ok := e.d.stations[s.Station]
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.contactorTimeout())
+	defer cancel()
+	if err := st.SetContactor(ctx, false); err != nil {
+		e.log.Error("contactor did not open", "station", s.Station, "err", err)
+		return err
+	}
+	return nil
+}
+
+// recordStop records the stop inside tx: stopping, and stopped once the
+// contactor is confirmed open, with the energy the meter shows now.
+func (e *engine) recordStop(tx *store.Tx, s *store.Session, reason string, opened bool, now time.Time) error {
+	cur, err := tx.Session(s.SparkTransactionID)
+	if err != nil {
+		return err
+	}
+	if st, ok := e.d.stations[cur.Station]; ok {
+		cur.EnergyWh = sessionEnergy(&cur, st.Read())
+	}
+	if cur.State != store.Stopping {
+		if reason == "" {
+			reason = "stop"
+		}
+		if err := e.transition(tx, &cur, store.Stopping, reason, now); err != nil {
 			return err
 		}
-		if ok {
-			cur.EnergyWh = sessionEnergy(&cur, st.Read())
-		}
-		if cur.State != store.Stopping {
-			if reason == "" {
-				reason = "stop"
-			}
-			if err := e.transition(tx, &cur, store.Stopping, reason, now); err != nil {
-				return err
-			}
-		}
-		stopped = herr == nil
-		if stopped {
-			if err := e.transition(tx, &cur, store.Stopped, "", now); err != nil {
-				return err
-			}
-		}
-		*s = cur
-		if inTx != nil {
-			return inTx(tx, stopped)
-		}
-		return nil
-	})
-	if herr != nil {
-		e.log.Error("contactor did not open", "station", s.Station, "err", herr)
 	}
-	return stopped, err
+	if opened {
+		if err := e.transition(tx, &cur, store.Stopped, "", now); err != nil {
+			return err
+		}
+	}
+	*s = cur
+	return nil
 }
 
 func (e *engine) contactorTimeout() time.Duration {
@@ -445,6 +450,5 @@ func newSparkID() string { return uuid.NewString() }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-var errNoStation = fmt.Errorf("unknown station")
 
 func hmacEqual(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }

@@ -33,7 +33,7 @@ type site struct {
 	done   chan error
 }
 
-func testConfig(t *testing.T, brokerURL, dir string) *config.Edge {
+func testConfig(t testing.TB, brokerURL, dir string) *config.Edge {
 	t.Helper()
 	c := config.Default()
 	c.Node.ID = testNode
