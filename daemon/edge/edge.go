@@ -4,14 +4,18 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/link"
@@ -225,12 +229,20 @@ func (d *Daemon) linkOptions() (link.Options, error) {
 		}
 		o.Password = strings.TrimRight(string(b), "\r\n")
 	}
-	if m.TLS.CAFile != "" || m.TLS.CertFile != "" {
-		tc, err := tlsConfig(m.TLS)
-		if err != nil {
-			return o, err
+	tc, err := tlsConfig(m.Broker, m.TLS)
+	if err != nil {
+		return o, err
+	}
+	o.TLS = tc
+	if tc != nil && len(tc.Certificates) > 0 {
+		// A broker with use_identity_as_username confines the node to
+		// topics named after the certificate (DESIGN.md §3). With another
+		// name it accepts the connection, then silently drops what the
+		// node publishes and never delivers its commands: say so up front.
+		if leaf := tc.Certificates[0].Leaf; leaf != nil && leaf.Subject.CommonName != d.cfg.Node.ID {
+			d.log.Warn("mqtt client certificate names another node; a broker ACL keyed on the certificate identity will not let this node use its topics",
+				"cert_common_name", leaf.Subject.CommonName, "node_id", d.cfg.Node.ID)
 		}
-		o.TLS = tc
 	}
 	o.Will = func() (string, []byte, error) {
 		e, err := d.st.NextEpoch()
@@ -242,10 +254,39 @@ func (d *Daemon) linkOptions() (link.Options, error) {
 		d.mu.Unlock()
 		return d.topics.State(), d.statePayload(false), nil
 	}
-	o.Subs = map[string]link.Handler{d.topics.Commands(): d.eng.onCommand}
+	// The node listens to its own state topic to see its birth come back:
+	// a broker ACL that does not match this node's identity accepts the
+	// connection and then silently drops everything, and a node deaf to
+	// its commands must not claim to be connected.
+	echo := make(chan int64, 1)
+	o.Subs = map[string]link.Handler{
+		d.topics.Commands(): d.eng.onCommand,
+		d.topics.State(): func(m paho.Message) {
+			defer m.Ack()
+			var st wire.State
+			if json.Unmarshal(m.Payload(), &st) == nil && st.Online {
+				select {
+				case echo <- st.Epoch:
+				default:
+				}
+			}
+		},
+	}
 	o.OnUp = func(c *link.Conn) error {
+		epoch := d.Epoch()
 		if err := c.PublishWait(context.Background(), d.topics.State(), true, d.statePayload(true)); err != nil {
 			return fmt.Errorf("birth: %w", err)
+		}
+		timeout := time.After(d.cfg.MQTT.ConnectTimeout.D())
+		for waiting := true; waiting; {
+			select {
+			case e := <-echo:
+				waiting = e != epoch
+			case <-c.Done():
+				return errors.New("connection lost before the birth came back")
+			case <-timeout:
+				return errors.New("the broker accepted the connection but does not deliver this node's own messages: check its ACL and that the username or certificate identity is the node id")
+			}
 		}
 		d.pump.poke()
 		d.status(fmt.Sprintf("connected, %d stations", len(d.order)))
@@ -257,8 +298,32 @@ func (d *Daemon) linkOptions() (link.Options, error) {
 	return o, nil
 }
 
-func tlsConfig(t config.TLS) (*tls.Config, error) {
+// tlsSchemes are the broker URL schemes on which paho speaks TLS (as in
+// config's validation).
+var tlsSchemes = map[string]bool{"ssl": true, "tls": true, "mqtts": true, "wss": true}
+
+// tlsConfig returns the client TLS configuration for broker, or nil if
+// its scheme does not use TLS (config validation rejects TLS settings on
+// such a URL).
+//
+// It is built for every TLS scheme, even with no TLS settings (system
+// roots): otherwise paho would fall back to its own empty configuration,
+// dropping server_name and the TLS 1.2 floor. ServerName defaults to the
+// broker's host: tls.Dial infers it from the address, but with all_proxy
+// set paho dials the proxy and uses tls.Client, which refuses to verify
+// a server without one.
+func tlsConfig(broker string, t config.TLS) (*tls.Config, error) {
+	u, err := url.Parse(broker)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt.broker: %w", err)
+	}
+	if !tlsSchemes[u.Scheme] {
+		return nil, nil
+	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if tc.ServerName == "" {
+		tc.ServerName = u.Hostname()
+	}
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {

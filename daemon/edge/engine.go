@@ -450,5 +450,4 @@ func newSparkID() string { return uuid.NewString() }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-
 func hmacEqual(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -70,6 +71,17 @@ func startSite(t *testing.T) *site {
 
 func (s *site) start() {
 	s.t.Helper()
+	s.launch(testLogger(s.t))
+	waitFor(s.t, 10*time.Second, "daemon connected", func() bool {
+		st, err := s.api.Status()
+		return err == nil && st.Connected
+	})
+}
+
+// launch starts the daemon with fresh simulated stations and returns once
+// its local API answers.
+func (s *site) launch(log *slog.Logger) {
+	s.t.Helper()
 	s.sims = map[string]*sim.Station{}
 	stations := map[string]hal.Station{}
 	for _, sc := range s.cfg.Stations {
@@ -77,7 +89,7 @@ func (s *site) start() {
 		s.sims[sc.Number] = st
 		stations[sc.Number] = st
 	}
-	d, err := New(Options{Config: s.cfg, Version: "test", Stations: stations, Logger: testLogger(s.t)})
+	d, err := New(Options{Config: s.cfg, Version: "test", Stations: stations, Logger: log})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -86,9 +98,9 @@ func (s *site) start() {
 	go func() { s.done <- d.Run(ctx) }()
 	s.t.Cleanup(s.stop)
 	s.api = localapi.NewClient(s.cfg.Node.APISocket)
-	waitFor(s.t, 10*time.Second, "daemon connected", func() bool {
-		st, err := s.api.Status()
-		return err == nil && st.Connected
+	waitFor(s.t, 10*time.Second, "local API", func() bool {
+		_, err := s.api.Status()
+		return err == nil
 	})
 }
 

@@ -48,7 +48,8 @@ type Options struct {
 	// OnUp runs on the link's goroutine once a connection is established
 	// and subscribed: publish the birth here. An error drops the connection.
 	OnUp func(c *Conn) error
-	// OnDown is told when an established connection is lost.
+	// OnDown is told when an established connection is lost, or when an
+	// attempt to establish one failed.
 	OnDown func(err error)
 	Logger *slog.Logger
 }
@@ -141,6 +142,9 @@ func (l *Link) Run(ctx context.Context) error {
 		if err != nil {
 			wait := jitter(backoff)
 			l.log.Warn("mqtt connect failed", "broker", l.o.Broker, "err", err, "retry_in", wait.Round(time.Millisecond))
+			if l.o.OnDown != nil {
+				l.o.OnDown(err)
+			}
 			backoff = min(backoff*2, l.o.BackoffMax)
 			if !sleep(ctx, wait) {
 				break
@@ -224,9 +228,19 @@ func (l *Link) connect(ctx context.Context) (*Conn, error) {
 		for f := range l.o.Subs {
 			filters[f] = 1
 		}
-		if err := c.wait(ctx, client.SubscribeMultiple(filters, nil)); err != nil {
+		tok := client.SubscribeMultiple(filters, nil)
+		if err := c.wait(ctx, tok); err != nil {
 			client.Disconnect(0)
 			return nil, fmt.Errorf("subscribe: %w", err)
+		}
+		// A broker ACL that denies a filter answers 0x80 in SUBACK; a
+		// node connected but deaf to its commands is worse than a node
+		// that says it cannot connect.
+		for f, code := range tok.(*paho.SubscribeToken).Result() {
+			if code == 0x80 {
+				client.Disconnect(0)
+				return nil, fmt.Errorf("subscribe %s: refused by the broker (check its ACL and this node's identity)", f)
+			}
 		}
 	}
 	if l.o.OnUp != nil {

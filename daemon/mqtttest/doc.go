@@ -21,7 +21,23 @@
 // throttle a relay draining an outbox), and a queue of 100000 messages per
 // offline persistent session.
 //
+// StartWith starts a broker that demands what a fleet broker does: TLS
+// (MakeTLS makes a throw-away CA, server and client certificates), client
+// certificates whose CommonName is the username, a password file
+// (MakePasswordFile) and an ACL. RecordWith is Record with those
+// credentials.
+//
+//	f := mqtttest.MakeTLS(t, "site-0042")
+//	b := mqtttest.StartWith(t, mqtttest.Options{TLS: &f, RequireCert: true,
+//		ACL: "pattern readwrite sitelink/v1/nodes/%u/#\n"})
+//	// b.URL is ssl://127.0.0.1:PORT; f.CAFile, f.ClientCert, f.ClientKey
+//	// go into the client's configuration.
+//
 // # Caveats
+//
+// The embedded fallback does no TLS, passwords or ACLs: without mosquitto,
+// StartWith with any of them skips the test (fails it if RequireEnv=1),
+// and so does MakePasswordFile without mosquitto_passwd.
 //
 // Restart and Start report failure with t.Fatal, so call them from the
 // test's goroutine.
