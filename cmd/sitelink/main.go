@@ -61,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, a second one kills at once (default action).
+	go func() { <-ctx.Done(); stop() }()
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":

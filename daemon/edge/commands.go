@@ -1,27 +1,51 @@
 package edge
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/store"
 )
 
-// replyTimeout bounds the wait for a reply's PUBACK before the command is
-// acknowledged anyway (the reply is in the inbox for a replay).
+// replyTimeout bounds the wait for a reply's PUBACK. A command whose
+// reply was not acknowledged is not acked either: the broker redelivers it
+// on the next connection and the inbox answers it again.
 const replyTimeout = 5 * time.Second
 
+// inbound is a command message and the connection it arrived on.
+type inbound struct {
+	conn *link.Conn
+	msg  paho.Message
+}
+
+// outbound is a reply to publish on the connection its command came on,
+// and the command to ack once the broker has the reply.
+type outbound struct {
+	conn    *link.Conn
+	msg     paho.Message
+	topic   string
+	payload []byte
+}
+
+// onCommand is the paho handler: queue and return, never block.
+func (e *engine) onCommand(c *link.Conn, m paho.Message) { e.cmds.push(inbound{c, m}) }
+
 // handle processes one command message: decode, dedupe by id, act, commit
-// the reply with the effect, publish it, and only then ack the message.
-func (e *engine) handle(m paho.Message) {
+// the reply with the effect, hand it to the replier, which acks the
+// message once the reply is out.
+func (e *engine) handle(in inbound) {
+	m := in.msg
 	now := time.Now()
 	_, _, typ, _ := wire.ParseNodeTopic(e.d.topics.Prefix, m.Topic())
 	cmd, derr := wire.DecodeCommand(m.Payload(), typ)
@@ -32,10 +56,7 @@ func (e *engine) handle(m paho.Message) {
 		m.Ack()
 		return
 	}
-	replyTo := cmd.ReplyTo
-	if replyTo == "" || strings.ContainsAny(replyTo, "+#") {
-		replyTo = e.d.topics.Replies()
-	}
+	replyTo := e.replyTopic(cmd.ReplyTo)
 
 	// A replayed id gets the stored reply and nothing else.
 	var prior store.InboxEntry
@@ -45,8 +66,13 @@ func (e *engine) handle(m paho.Message) {
 		return err
 	})
 	if err == nil {
+		reply := prior.Reply
+		if prior.Type != cmd.Type {
+			// The same id for another command: answer, never act.
+			reply = e.encodeReply(cmd, declined(cmd, nayax.CodeValidation, fmt.Sprintf("command id %q was already used for a %q command", cmd.ID, prior.Type)))
+		}
 		e.log.Info("replayed command answered from inbox", "id", cmd.ID, "type", cmd.Type)
-		e.publishReply(m, replyTo, prior.Reply)
+		e.reply(in, replyTo, reply)
 		return
 	}
 	if !errors.Is(err, store.ErrNotFound) {
@@ -55,23 +81,23 @@ func (e *engine) handle(m paho.Message) {
 	}
 
 	var body any
-	var ctxTx func(tx *store.Tx) error
+	var fx func(tx *store.Tx) error
 	switch {
 	case derr != nil:
 		body = declined(cmd, nayax.CodeValidation, "malformed command: "+derr.Error())
+	case cmd.Deadline != nil && now.After(*cmd.Deadline) && cmd.Type != wire.CommandStop:
+		// The sender gave up (the relay answered Nayax with 992): acting
+		// now would surprise everyone. Stops are exempt: stopping late is
+		// always safe.
+		body = declined(cmd, nayax.CodeTimeout, "command expired at "+cmd.Deadline.UTC().Format(time.RFC3339)+" before this node received it; nothing done")
 	default:
-		body, ctxTx = e.dispatch(cmd, now)
+		body, fx = e.dispatch(cmd, now)
 	}
-	reply, err := json.Marshal(wire.Reply{ID: cmd.ID, Type: cmd.Type, Body: mustJSON(body)})
-	if err != nil {
-		e.log.Error("encode reply", "id", cmd.ID, "err", err)
-		m.Ack()
-		return
-	}
+	reply := e.encodeReply(cmd, body)
 	entry := store.InboxEntry{ID: cmd.ID, Type: cmd.Type, At: now.UTC(), Reply: reply}
 	err = e.commit(func(tx *store.Tx) error {
-		if ctxTx != nil {
-			if err := ctxTx(tx); err != nil {
+		if fx != nil {
+			if err := fx(tx); err != nil {
 				return err
 			}
 		}
@@ -81,29 +107,79 @@ func (e *engine) handle(m paho.Message) {
 		e.log.Error("commit command", "id", cmd.ID, "type", cmd.Type, "err", err)
 		return // not acked: redelivered, and the inbox has no entry, so it is retried
 	}
-	e.publishReply(m, replyTo, reply)
+	e.log.Info("command handled", "id", cmd.ID, "type", cmd.Type, "verdict", verdictOf(body))
+	e.reply(in, replyTo, reply)
 }
 
-// publishReply publishes on the current connection and acks the command
-// once the reply is acknowledged (or could not be, within a bound).
-func (e *engine) publishReply(m paho.Message, topic string, reply []byte) {
-	conn := e.d.link.Conn()
-	if conn == nil {
-		// Down: leave the command unacked; the broker redelivers it on the
-		// next connection and the inbox answers it.
-		return
+func (e *engine) encodeReply(cmd wire.Command, body any) []byte {
+	reply, err := json.Marshal(wire.Reply{ID: cmd.ID, Type: cmd.Type, Body: mustJSON(body)})
+	if err != nil { // cannot happen: mustJSON always yields JSON
+		panic(err)
 	}
-	tok := conn.Publish(topic, false, reply)
-	e.replies.Add(1)
-	go func() {
-		defer e.replies.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
-		defer cancel()
-		if err := conn.WaitToken(ctx, tok); err != nil {
-			e.log.Warn("reply not acknowledged", "topic", topic, "err", err)
+	return reply
+}
+
+// replyTopic confines replies to this deployment's topic tree: a reply_to
+// the broker would refuse (control characters) or that points at a
+// command topic would otherwise cost the connection or act on a node.
+func (e *engine) replyTopic(t string) string {
+	prefix := e.d.topics.Prefix + "/"
+	ok := strings.HasPrefix(t, prefix) && len(t) <= 512 && utf8.ValidString(t) &&
+		!strings.ContainsAny(t, "+#") && !strings.Contains(t, "/commands/") &&
+		strings.IndexFunc(t, func(r rune) bool { return r < 0x20 || r == 0x7f || r == 0xfeff }) < 0
+	if !ok {
+		return e.d.topics.Replies()
+	}
+	return t
+}
+
+// reply hands a reply to the replier goroutine; the engine never calls
+// into paho itself (a Publish can block on a congested connection).
+func (e *engine) reply(in inbound, topic string, payload []byte) {
+	e.out.push(outbound{conn: in.conn, msg: in.msg, topic: topic, payload: payload})
+}
+
+// replier publishes replies in order on the connection their command came
+// on, and acks each command once its reply is acknowledged. A reply whose
+// connection died is dropped with its command unacked: the broker
+// redelivers the command and the inbox answers it.
+func (e *engine) replier(ctx context.Context) {
+	type sent struct {
+		o   outbound
+		tok paho.Token
+	}
+	var flight []sent
+	for {
+		select {
+		case <-e.out.wake:
+		case <-ctx.Done():
+			return
 		}
-		m.Ack()
-	}()
+		for _, o := range e.out.drain() {
+			if o.conn.Dead() {
+				continue
+			}
+			flight = append(flight, sent{o, o.conn.Publish(o.topic, false, o.payload)})
+		}
+		for _, f := range flight {
+			wctx, cancel := context.WithTimeout(ctx, replyTimeout)
+			err := f.o.conn.WaitToken(wctx, f.tok)
+			cancel()
+			if err != nil {
+				e.log.Warn("reply not acknowledged; the command stays unacked for redelivery", "topic", f.o.topic, "err", err)
+				continue
+			}
+			f.o.msg.Ack()
+		}
+		flight = flight[:0]
+	}
+}
+
+func verdictOf(body any) string {
+	b, _ := json.Marshal(body)
+	var v struct{ Status struct{ Verdict string } }
+	_ = json.Unmarshal(b, &v)
+	return v.Status.Verdict
 }
 
 // dispatch runs a decoded command. It returns the reply body and, for
@@ -173,9 +249,21 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 	out := func(st nayax.Status) nayax.TransactionCallbackOutcome {
 		return nayax.TransactionCallbackOutcome{SparkTransactionId: sparkID, Status: st}
 	}
+	if msg := tooLong(req); msg != "" {
+		return out(nayax.Declined(nayax.CodeValidation, msg)), nil
+	}
 	term, ok := e.d.cfg.TerminalFor(req.MachineId.V, req.HwSerial.S)
 	if !ok {
-		return out(nayax.Declined(25, fmt.Sprintf("unknown machine (MachineId %d, HwSerial %q) for this site", req.MachineId.V, req.HwSerial.S))), nil
+		return out(nayax.Declined(nayax.CodeUnknownMachine, fmt.Sprintf("unknown machine (MachineId %d, HwSerial %q) for this site", req.MachineId.V, req.HwSerial.S))), nil
+	}
+	// Both identifiers, when given, must name the same terminal: a session
+	// recorded under a serial that is not the terminal's could never be
+	// stopped by the customer's real StopCallback.
+	if req.MachineId.Valid && term.MachineID != 0 && req.MachineId.V != term.MachineID {
+		return out(nayax.Declined(nayax.CodeUnknownMachine, "MachineId and HwSerial name different terminals")), nil
+	}
+	if req.HwSerial.S != "" && term.HwSerial != "" && !nayax.SameSerial(req.HwSerial.S, term.HwSerial) {
+		return out(nayax.Declined(nayax.CodeUnknownMachine, "MachineId and HwSerial name different terminals")), nil
 	}
 
 	// Existing session for this transaction (replay with a new command id,
@@ -202,7 +290,11 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable")), nil
 	}
 	if have && existing.State != store.Requested {
-		// Same transaction again: acknowledge, never act twice.
+		// Same transaction again (a new command id): answer from the
+		// session, never act twice.
+		if strings.HasPrefix(existing.StopReason, stopContactorFailed) {
+			return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s could not start: %s", existing.Station, existing.StopReason))), nil
+		}
 		return out(nayax.Approved("No Errors")), nil
 	}
 
@@ -270,14 +362,10 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 		s = store.Session{SparkTransactionID: sparkID, Station: station, Origin: "external", CreatedAt: now.UTC()}
 	}
 	s.NayaxTransactionID = req.NayaxTransactionId.V
-	s.MachineID = req.MachineId.V
-	if s.MachineID == 0 {
-		s.MachineID = term.MachineID
-	}
-	s.HwSerial = req.HwSerial.S
-	if s.HwSerial == "" {
-		s.HwSerial = term.HwSerial
-	}
+	// The terminal's identifiers as configured (they agree with the
+	// request, checked above), so later matches compare like with like.
+	s.MachineID = cmp.Or(term.MachineID, req.MachineId.V)
+	s.HwSerial = cmp.Or(term.HwSerial, req.HwSerial.S)
 	s.SiteID = req.SiteId.String()
 	s.MachineAuTime = req.MachineAuTime.S
 	s.CardDigest = cardDigest(key, req.CardHash.S)
@@ -298,10 +386,9 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 	cancel()
 	if herr != nil {
 		e.log.Error("contactor did not close", "station", station, "err", herr)
-		_, _ = e.stop(&s, "contactor did not close: "+herr.Error(), now)
+		_, _ = e.stop(&s, stopContactorFailed+": "+herr.Error(), now)
 		return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s could not start: %v", station, herr))), nil
 	}
-	e.log.Info("session authorized", "spark_transaction_id", sparkID, "station", station, "amount", s.AuthorizedAmount)
 	return out(nayax.Approved("No Errors")), nil
 }
 
@@ -338,6 +425,9 @@ func (e *engine) stopCommand(cmd wire.Command, now time.Time) (any, func(tx *sto
 	if err != nil {
 		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable"), nil), nil
 	}
+	if s.State == store.Requested {
+		return out(nayax.Declined(nayax.CodeValidation, "transaction not authorized yet"), nil), nil
+	}
 	if msg := e.stopMismatch(req, &s, key); msg != "" {
 		e.log.Warn("stop refused", "spark_transaction_id", s.SparkTransactionID, "reason", msg)
 		return out(nayax.Declined(nayax.CodeValidation, msg), nil), nil
@@ -345,11 +435,6 @@ func (e *engine) stopCommand(cmd wire.Command, now time.Time) (any, func(tx *sto
 	if !s.State.Active() {
 		// Already stopped: the same answer again.
 		return out(nayax.Approved("No Errors"), &s), nil
-	}
-	if s.State == store.Requested {
-		return out(nayax.Approved("No Errors"), &s), func(tx *store.Tx) error {
-			return e.transition(tx, &s, store.Closed, "stopped before authorization", now)
-		}
 	}
 	// Contactor first; the stop and its reply then commit together.
 	herr := e.openContactor(&s)
@@ -359,8 +444,34 @@ func (e *engine) stopCommand(cmd wire.Command, now time.Time) (any, func(tx *sto
 	if herr != nil {
 		return out(nayax.Declined(nayax.CodeGeneral, "contactor did not confirm opening; station faulted"), &s), record
 	}
-	e.log.Info("session stopped", "spark_transaction_id", s.SparkTransactionID, "station", s.Station)
 	return out(nayax.Approved("No Errors"), &s), record
+}
+
+// stopContactorFailed starts the stop reason of a session whose contactor
+// would not close.
+const stopContactorFailed = "contactor did not close"
+
+// tooLong rejects identifiers longer than Nayax ever sends: they end up in
+// the ledger and in events, which have a size limit.
+func tooLong(req nayax.TransactionCallbackRequest) string {
+	for _, f := range []struct {
+		name string
+		v    string
+		max  int
+	}{
+		{"SparkTransactionId", req.SparkTransactionId.S, 128},
+		{"HwSerial", req.HwSerial.S, 64},
+		{"SiteId", req.SiteId.String(), 32},
+		{"MachineAuTime", req.MachineAuTime.S, 32},
+		{"CardHash", req.CardHash.S, 256},
+		{"CardLast4Digits", req.CardLast4Digits.S, 8},
+		{"ServiceStationNumber", req.ServiceStationNumber.S, 64},
+	} {
+		if len(f.v) > f.max {
+			return fmt.Sprintf("%s: longer than %d characters", f.name, f.max)
+		}
+	}
+	return ""
 }
 
 // stopMismatch returns why a StopCallback does not belong to s, or "".

@@ -130,6 +130,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	goRun(func(c context.Context) { _ = d.link.Run(c) })
 	goRun(d.pump.run)
 	goRun(d.eng.watchStations)
+	goRun(d.eng.replier)
 	engDone := make(chan struct{})
 	go func() { defer close(engDone); d.eng.run(runCtx) }()
 	goRun(func(c context.Context) { api.serve(c) })
@@ -149,12 +150,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Give the pump a moment to publish the last transitions; whatever
 	// is left stays in the outbox for the next start.
 	d.pump.flush(2 * time.Second)
-	stop()
-	<-engDone
-	api.close()
+	// A clean disconnect fires no last will: say offline ourselves.
 	if err := d.link.Shutdown(d.topics.State(), d.statePayload(false), 2*time.Second); err != nil && !errors.Is(err, link.ErrDown) {
 		d.log.Warn("publish offline state", "err", err)
 	}
+	stop()
+	<-engDone
+	api.close()
 	wg.Wait()
 	return nil
 }
@@ -261,19 +263,26 @@ func (d *Daemon) linkOptions() (link.Options, error) {
 	echo := make(chan int64, 1)
 	o.Subs = map[string]link.Handler{
 		d.topics.Commands(): d.eng.onCommand,
-		d.topics.State(): func(m paho.Message) {
+		d.topics.State(): func(_ *link.Conn, m paho.Message) {
 			defer m.Ack()
 			var st wire.State
 			if json.Unmarshal(m.Payload(), &st) == nil && st.Online {
+				// Keep the newest: a stale retained birth must not
+				// crowd out the one OnUp waits for.
 				select {
-				case echo <- st.Epoch:
+				case <-echo:
 				default:
 				}
+				echo <- st.Epoch
 			}
 		},
 	}
 	o.OnUp = func(c *link.Conn) error {
 		epoch := d.Epoch()
+		select {
+		case <-echo:
+		default:
+		}
 		if err := c.PublishWait(context.Background(), d.topics.State(), true, d.statePayload(true)); err != nil {
 			return fmt.Errorf("birth: %w", err)
 		}

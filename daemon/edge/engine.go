@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/google/uuid"
 
 	"github.com/sitelink/sitelink/daemon/wire"
@@ -33,19 +32,26 @@ type engine struct {
 	st   *store.Store
 	pump *pump
 
-	cmds    *queue[paho.Message]
+	cmds    *queue[inbound]
+	out     *queue[outbound]
 	changes *queue[string] // station numbers whose state changed
 
 	// last seen station state, for station events and edge detection.
 	seen map[string]hal.Reading
 	// lastCheckpoint per session: when energy was last persisted.
 	lastCheckpoint map[string]time.Time
+	// retryStop per session: when a contactor that would not open is
+	// tried again, and the backoff so far.
+	retryStop map[string]retry
 
 	stopOnce sync.Once
 	stopReq  chan struct{}
 	stopped  chan struct{}
+}
 
-	replies sync.WaitGroup
+type retry struct {
+	at      time.Time
+	backoff time.Duration
 }
 
 func newEngine(d *Daemon) *engine {
@@ -53,7 +59,9 @@ func newEngine(d *Daemon) *engine {
 		d:              d,
 		log:            d.log,
 		st:             d.st,
-		cmds:           newQueue[paho.Message](),
+		cmds:           newQueue[inbound](),
+		out:            newQueue[outbound](),
+		retryStop:      map[string]retry{},
 		changes:        newQueue[string](),
 		seen:           map[string]hal.Reading{},
 		lastCheckpoint: map[string]time.Time{},
@@ -61,9 +69,6 @@ func newEngine(d *Daemon) *engine {
 		stopped:        make(chan struct{}),
 	}
 }
-
-// onCommand is the paho handler: queue and return, never block.
-func (e *engine) onCommand(m paho.Message) { e.cmds.push(m) }
 
 // watchStations forwards each station's change notifications to the
 // engine.
@@ -95,7 +100,6 @@ func (e *engine) run(ctx context.Context) {
 		select {
 		case <-e.stopReq:
 			e.halt(time.Now())
-			e.replies.Wait()
 			return
 		case <-ctx.Done():
 			e.halt(time.Now())
@@ -103,8 +107,8 @@ func (e *engine) run(ctx context.Context) {
 		case <-e.changes.wake:
 			e.stationChanges(time.Now())
 		case <-e.cmds.wake:
-			for _, m := range e.cmds.drain() {
-				e.handle(m)
+			for _, in := range e.cmds.drain() {
+				e.handle(in)
 			}
 		case now := <-t.C:
 			e.timers(now)
@@ -162,9 +166,12 @@ func (e *engine) transition(tx *store.Tx, s *store.Session, to store.State, reas
 	return e.emit(tx, "session", sessionEvent{From: from, To: to, Reason: reason, Session: publicSession(*s)}, now)
 }
 
-// publicSession strips what must not leave the store.
+// publicSession strips what must not leave the controller (card digest
+// and last digits) and what only operators need (history).
 func publicSession(s store.Session) store.Session {
 	s.CardDigest = ""
+	s.CardLast4 = ""
+	s.History = nil
 	return s
 }
 
@@ -248,8 +255,8 @@ func (e *engine) halt(now time.Time) {
 	}
 	for i := range open {
 		s := &open[i]
-		if s.State == store.Interrupted {
-			continue
+		if s.State == store.Interrupted || s.State == store.Requested {
+			continue // nothing was switched on for these
 		}
 		err := e.commit(func(tx *store.Tx) error {
 			if st, ok := e.d.stations[s.Station]; ok {
@@ -289,7 +296,6 @@ func (e *engine) stationChanged(n string, now time.Time) {
 	st := e.d.stations[n]
 	r := st.Read()
 	prev := e.seen[n]
-	e.seen[n] = r
 	if prev.CP == r.CP && prev.Contactor == r.Contactor && prev.Fault == r.Fault {
 		return
 	}
@@ -315,9 +321,11 @@ func (e *engine) stationChanged(n string, now time.Time) {
 		return nil
 	})
 	if err != nil {
+		// Not marked as seen: the next change or tick tries again.
 		e.log.Error("record station change", "station", n, "err", err)
 		return
 	}
+	e.seen[n] = r
 	if !found {
 		return
 	}
@@ -348,14 +356,39 @@ func (e *engine) timers(now time.Time) {
 		if !ok {
 			continue
 		}
+		r := st.Read()
+		if (s.State == store.Authorized || s.State == store.Charging) && !r.Contactor {
+			// The contactor opened without a stop (a driver's own
+			// protection, or a stop whose commit failed): the session
+			// cannot be delivering energy, so end it.
+			e.stop(s, "contactor opened outside a stop", now)
+			continue
+		}
 		switch s.State {
 		case store.Authorized:
-			if plug > 0 && now.Sub(s.UpdatedAt) >= plug {
-				e.stop(s, "no vehicle within plug timeout", now)
+			if plug > 0 && now.Sub(enteredAt(s)) >= plug {
+				reason := "no vehicle within plug timeout"
+				if r.CP.VehiclePresent() {
+					reason = "vehicle drew no energy within plug timeout"
+				}
+				e.stop(s, reason, now)
 			}
 		case store.Stopping:
-			// A stop whose contactor would not open: keep trying.
-			e.stop(s, "", now)
+			// A stop whose contactor would not open: retry with backoff,
+			// so a welded contactor does not stall every other command.
+			rt := e.retryStop[s.SparkTransactionID]
+			if now.Before(rt.at) {
+				continue
+			}
+			rt.backoff = min(max(2*rt.backoff, time.Second), time.Minute)
+			rt.at = now.Add(rt.backoff)
+			e.retryStop[s.SparkTransactionID] = rt
+			if e.openContactor(s) == nil {
+				delete(e.retryStop, s.SparkTransactionID)
+				if err := e.commit(func(tx *store.Tx) error { return e.recordStop(tx, s, "", true, now) }); err != nil {
+					e.log.Error("record stop", "spark_transaction_id", s.SparkTransactionID, "err", err)
+				}
+			}
 		case store.Charging:
 			last, ok := e.lastCheckpoint[s.SparkTransactionID]
 			if !ok {
@@ -366,7 +399,7 @@ func (e *engine) timers(now time.Time) {
 				continue
 			}
 			e.lastCheckpoint[s.SparkTransactionID] = now
-			energy := sessionEnergy(s, st.Read())
+			energy := sessionEnergy(s, r)
 			if energy == s.EnergyWh {
 				continue
 			}
@@ -401,7 +434,9 @@ func (e *engine) openContactor(s *store.Session) error {
 	delete(e.lastCheckpoint, s.SparkTransactionID)
 	st, ok := e.d.stations[s.Station]
 	if !ok {
-		return nil
+		// A station no longer configured: nothing can confirm it is off.
+		e.log.Error("session on a station that is not configured", "station", s.Station, "spark_transaction_id", s.SparkTransactionID)
+		return errNoStation
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.contactorTimeout())
 	defer cancel()
@@ -419,7 +454,9 @@ func (e *engine) recordStop(tx *store.Tx, s *store.Session, reason string, opene
 	if err != nil {
 		return err
 	}
-	if st, ok := e.d.stations[cur.Station]; ok {
+	if st, ok := e.d.stations[cur.Station]; ok && cur.State != store.Stopping {
+		// Energy is final when the stop is decided: a contactor that is
+		// slow to open does not bill the customer for more.
 		cur.EnergyWh = sessionEnergy(&cur, st.Read())
 	}
 	if cur.State != store.Stopping {
@@ -449,5 +486,16 @@ func (e *engine) contactorTimeout() time.Duration {
 func newSparkID() string { return uuid.NewString() }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// errNoStation: the session's station is not in the configuration.
+var errNoStation = errors.New("station not configured")
+
+// enteredAt is when the session entered its current state.
+func enteredAt(s *store.Session) time.Time {
+	if n := len(s.History); n > 0 && s.History[n-1].State == s.State {
+		return s.History[n-1].At
+	}
+	return s.UpdatedAt
+}
 
 func hmacEqual(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }

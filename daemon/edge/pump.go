@@ -64,13 +64,19 @@ func (p *pump) run(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if err := p.drain(ctx, conn); err != nil && ctx.Err() == nil {
-			p.log.Warn("outbox drain interrupted", "err", err)
-		}
-		select {
-		case <-conn.Done():
-		case <-ctx.Done():
+		err = p.drain(ctx, conn)
+		if ctx.Err() != nil {
 			return
+		}
+		if err != nil {
+			// A store error or a connection going away: try again
+			// shortly (on this connection if it survived).
+			p.log.Warn("outbox drain interrupted", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }

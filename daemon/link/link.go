@@ -22,10 +22,13 @@ var (
 	ErrDown = errors.New("mqtt: not connected")
 )
 
-// Handler receives a message. It runs on paho's router goroutine, so it
-// must not block; with ManualAck the handler (or whoever it hands the
-// message to) must call msg.Ack() once the message is safely handled.
-type Handler func(msg paho.Message)
+// Handler receives a message and the connection it came on (answer on
+// that one: it is live before Link.Conn reports it, since a persistent
+// session delivers queued messages right after CONNACK). It runs on paho's
+// router goroutine, so it must not block; with ManualAck the handler (or
+// whoever it hands the message to) must call msg.Ack() once the message is
+// safely handled.
+type Handler func(c *Conn, msg paho.Message)
 
 // Options configure a Link.
 type Options struct {
@@ -102,6 +105,9 @@ func New(o Options) *Link {
 func (l *Link) Conn() *Conn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.cur != nil && l.cur.Dead() {
+		return nil
+	}
 	return l.cur
 }
 
@@ -114,7 +120,7 @@ func (l *Link) Wait(ctx context.Context) (*Conn, error) {
 		l.mu.Lock()
 		c, ch := l.cur, l.changed
 		l.mu.Unlock()
-		if c != nil {
+		if c != nil && !c.Dead() {
 			return c, nil
 		}
 		select {
@@ -151,9 +157,17 @@ func (l *Link) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		backoff = l.o.BackoffMin
+		l.mu.Lock()
+		stopped := l.stopped
+		l.mu.Unlock()
+		if stopped {
+			// Shutdown ran while this connection was being made.
+			c.client.Disconnect(0)
+			return nil
+		}
 		l.setConn(c)
 		l.log.Info("mqtt connected", "broker", l.o.Broker, "client_id", l.o.ClientID)
+		up := time.Now()
 		select {
 		case <-c.done:
 			l.setConn(nil)
@@ -162,11 +176,26 @@ func (l *Link) Run(ctx context.Context) error {
 			if l.o.OnDown != nil {
 				l.o.OnDown(c.err)
 			}
-			if !sleep(ctx, jitter(l.o.BackoffMin)) {
+			// A broker that accepts and then drops us (ACL kick, a second
+			// node with our id) must not make us reconnect every second
+			// forever: only a connection that lived resets the backoff.
+			wait := jitter(l.o.BackoffMin)
+			if time.Since(up) < stableAfter {
+				wait = jitter(backoff)
+				backoff = min(backoff*2, l.o.BackoffMax)
+			} else {
+				backoff = l.o.BackoffMin
+			}
+			if !sleep(ctx, wait) {
 				return nil
 			}
 		case <-ctx.Done():
-			// Shutdown (or the caller) disconnects.
+			// Shutdown publishes the offline state and disconnects; if it
+			// has not, do not leave the client behind.
+			if l.Conn() == c {
+				l.setConn(nil)
+				c.client.Disconnect(250)
+			}
 			return nil
 		}
 	}
@@ -217,7 +246,7 @@ func (l *Link) connect(ctx context.Context) (*Conn, error) {
 	// messages right after CONNACK, before any SUBSCRIBE is answered.
 	for filter, h := range l.o.Subs {
 		h := h
-		client.AddRoute(filter, func(_ paho.Client, m paho.Message) { h(m) })
+		client.AddRoute(filter, func(_ paho.Client, m paho.Message) { h(c, m) })
 	}
 	if err := c.wait(ctx, client.Connect()); err != nil {
 		client.Disconnect(0)
@@ -256,6 +285,9 @@ func (l *Link) connect(ctx context.Context) (*Conn, error) {
 // disconnect does not fire the broker's LWT) and disconnects. Call it
 // before cancelling Run's context.
 func (l *Link) Shutdown(topic string, payload []byte, timeout time.Duration) error {
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
 	c := l.Conn()
 	l.setConn(nil)
 	if c == nil {
@@ -286,11 +318,23 @@ func (c *Conn) Abort(err error) {
 	c.lost(err)
 }
 
+// Dead reports whether the connection is lost.
+func (c *Conn) Dead() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Done is closed when the connection is lost.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Publish sends a message; the returned token completes on PUBACK (QoS 1).
-// Callers wait with WaitToken, never without a timeout.
+// With a persistent session paho never completes it if the connection is
+// lost first, so callers wait with WaitToken (which also watches the
+// connection), never on the token alone.
 func (c *Conn) Publish(topic string, retained bool, payload []byte) paho.Token {
 	return c.client.Publish(topic, 1, retained, payload)
 }
@@ -324,6 +368,10 @@ func (c *Conn) wait(ctx context.Context, t paho.Token) error {
 		return ctx.Err()
 	}
 }
+
+// stableAfter is how long a connection must last before a loss counts as
+// an accident rather than a refusal.
+const stableAfter = 30 * time.Second
 
 func jitter(d time.Duration) time.Duration {
 	if d <= 0 {
