@@ -254,8 +254,13 @@ func (tx *Tx) PutSession(s *Session) error {
 			return fmt.Errorf("put session %q: %w", id, err)
 		}
 	}
+	// Index entries are rewritten only when what they index changed: a
+	// bbolt Put of an unchanged key still dirties its page, and every
+	// dirty page is written and synced at commit (the stop path's cost).
+	sameNayax := old != nil && old.NayaxTransactionID == s.NayaxTransactionID
+	samePlace := old != nil && old.Station == s.Station && old.CreatedAt.Equal(s.CreatedAt)
 	if old != nil {
-		if old.NayaxTransactionID != 0 {
+		if old.NayaxTransactionID != 0 && !sameNayax {
 			k := nayaxKey(old.NayaxTransactionID)
 			if string(byNayax.Get(k)) == id {
 				if err := byNayax.Delete(k); err != nil {
@@ -263,35 +268,37 @@ func (tx *Tx) PutSession(s *Session) error {
 				}
 			}
 		}
-		if err := byStation.Delete(stationKey(old.Station, old.CreatedAt, id)); err != nil {
+		if !samePlace {
+			if err := byStation.Delete(stationKey(old.Station, old.CreatedAt, id)); err != nil {
+				return fmt.Errorf("put session %q: %w", id, err)
+			}
+			if err := byTime.Delete(timeIDKey(old.CreatedAt, id)); err != nil {
+				return fmt.Errorf("put session %q: %w", id, err)
+			}
+		}
+	}
+	if err := sessions.Put([]byte(id), val); err != nil {
+		return fmt.Errorf("put session %q: %w", id, err)
+	}
+	if !samePlace {
+		if err := byStation.Put(stationKey(s.Station, s.CreatedAt, id), nil); err != nil {
 			return fmt.Errorf("put session %q: %w", id, err)
 		}
-		if err := byTime.Delete(timeIDKey(old.CreatedAt, id)); err != nil {
-			return fmt.Errorf("put session %q: %w", id, err)
-		}
-	}
-	puts := []struct {
-		b    *bolt.Bucket
-		k, v []byte
-	}{
-		{sessions, []byte(id), val},
-		{byStation, stationKey(s.Station, s.CreatedAt, id), nil},
-		{byTime, timeIDKey(s.CreatedAt, id), nil},
-	}
-	if s.NayaxTransactionID != 0 {
-		puts = append(puts, struct {
-			b    *bolt.Bucket
-			k, v []byte
-		}{byNayax, nayaxKey(s.NayaxTransactionID), []byte(id)})
-	}
-	for _, p := range puts {
-		if err := p.b.Put(p.k, p.v); err != nil {
+		if err := byTime.Put(timeIDKey(s.CreatedAt, id), nil); err != nil {
 			return fmt.Errorf("put session %q: %w", id, err)
 		}
 	}
-	if final(s.State) {
-		err = open.Delete([]byte(id))
-	} else {
+	if s.NayaxTransactionID != 0 && !sameNayax {
+		if err := byNayax.Put(nayaxKey(s.NayaxTransactionID), []byte(id)); err != nil {
+			return fmt.Errorf("put session %q: %w", id, err)
+		}
+	}
+	switch {
+	case final(s.State):
+		if open.Get([]byte(id)) != nil {
+			err = open.Delete([]byte(id))
+		}
+	case !bytes.Equal(open.Get([]byte(id)), openValue(s)):
 		err = open.Put([]byte(id), openValue(s))
 	}
 	if err != nil {

@@ -169,6 +169,12 @@ func BenchmarkStopPath(b *testing.B) {
 			return e
 		}
 		roundTrip(topics.Command("authorize"), env("a"+spark, "authorize", auth))
+		// Let the authorization's aftermath (station event, charging
+		// transition, outbox deletes) settle: a stop comes minutes later.
+		waitFor(b, 10*time.Second, "charging, outbox drained", func() bool {
+			st, err := api.Status()
+			return err == nil && st.OutboxDepth == 0 && d.pump.published.Load() >= uint64(6*i+3)
+		})
 		stopEnv := env("s"+spark, "stop", stopBody(b, map[string]any{"SparkTransactionId": spark, "NayaxTransactionId": 1000 + i}))
 		floor += roundTrip("bench/echo/req", stopEnv)
 		stop += roundTrip(topics.Command("stop"), stopEnv)

@@ -95,7 +95,7 @@ func (e *engine) handle(in inbound) {
 	}
 	reply := e.encodeReply(cmd, body)
 	entry := store.InboxEntry{ID: cmd.ID, Type: cmd.Type, At: now.UTC(), Reply: reply}
-	err = e.commit(func(tx *store.Tx) error {
+	err = e.st.Update(func(tx *store.Tx) error {
 		if fx != nil {
 			if err := fx(tx); err != nil {
 				return err
@@ -107,8 +107,10 @@ func (e *engine) handle(in inbound) {
 		e.log.Error("commit command", "id", cmd.ID, "type", cmd.Type, "err", err)
 		return // not acked: redelivered, and the inbox has no entry, so it is retried
 	}
-	e.log.Info("command handled", "id", cmd.ID, "type", cmd.Type, "verdict", verdictOf(body))
+	// The reply first (someone waits for it), then the events.
 	e.reply(in, replyTo, reply)
+	e.pump.poke()
+	e.log.Info("command handled", "id", cmd.ID, "type", cmd.Type, "verdict", verdictOf(body))
 }
 
 func (e *engine) encodeReply(cmd wire.Command, body any) []byte {
