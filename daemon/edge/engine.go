@@ -199,12 +199,8 @@ func sessionEnergy(s *store.Session, r hal.Reading) float64 {
 // was active or interrupted ends now (the daemon cannot know the vehicle
 // and card are still there), with the energy the meter vouches for.
 func (e *engine) reconcile(now time.Time) error {
-	var open []store.Session
-	if err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		open, err = tx.ActiveSessions()
-		return err
-	}); err != nil {
+	open, err := e.activeSessions()
+	if err != nil {
 		return err
 	}
 	for i := range open {
@@ -244,12 +240,8 @@ func (e *engine) halt(now time.Time) {
 			e.log.Error("halt station", "station", n, "err", err)
 		}
 	}
-	var open []store.Session
-	if err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		open, err = tx.ActiveSessions()
-		return err
-	}); err != nil {
+	open, err := e.activeSessions()
+	if err != nil {
 		e.log.Error("list sessions at shutdown", "err", err)
 		return
 	}
@@ -339,12 +331,8 @@ func (e *engine) stationChanged(n string, now time.Time) {
 
 // timers: plug timeout, energy checkpoints, and stuck stops.
 func (e *engine) timers(now time.Time) {
-	var open []store.Session
-	if err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		open, err = tx.ActiveSessions()
-		return err
-	}); err != nil {
+	open, err := e.activeSessions()
+	if err != nil {
 		e.log.Error("list sessions", "err", err)
 		return
 	}
@@ -489,6 +477,16 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // errNoStation: the session's station is not in the configuration.
 var errNoStation = errors.New("station not configured")
+
+// activeSessions lists the sessions holding a station, and interrupted
+// ones.
+func (e *engine) activeSessions() (open []store.Session, err error) {
+	err = e.st.View(func(tx *store.Tx) error {
+		open, err = tx.ActiveSessions()
+		return err
+	})
+	return open, err
+}
 
 // enteredAt is when the session entered its current state.
 func enteredAt(s *store.Session) time.Time {
