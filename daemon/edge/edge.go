@@ -2,16 +2,11 @@ package edge
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -212,30 +207,15 @@ func (d *Daemon) closeStations() {
 
 func (d *Daemon) linkOptions() (link.Options, error) {
 	m := d.cfg.MQTT
-	o := link.Options{
-		Broker:         m.Broker,
-		ClientID:       d.cfg.Node.ID,
-		Username:       m.Username,
-		CleanSession:   false,
-		ManualAck:      true,
-		KeepAlive:      m.KeepAlive.D(),
-		ConnectTimeout: m.ConnectTimeout.D(),
-		BackoffMin:     m.ReconnectMin.D(),
-		BackoffMax:     m.ReconnectMax.D(),
-		Logger:         d.log,
-	}
-	if m.PasswordFile != "" {
-		b, err := os.ReadFile(m.PasswordFile)
-		if err != nil {
-			return o, fmt.Errorf("mqtt.password_file: %w", err)
-		}
-		o.Password = strings.TrimRight(string(b), "\r\n")
-	}
-	tc, err := tlsConfig(m.Broker, m.TLS)
+	o, err := link.FromConfig(m)
 	if err != nil {
 		return o, err
 	}
-	o.TLS = tc
+	o.ClientID = d.cfg.Node.ID
+	o.CleanSession = false
+	o.ManualAck = true
+	o.Logger = d.log
+	tc := o.TLS
 	if tc != nil && len(tc.Certificates) > 0 {
 		// A broker with use_identity_as_username confines the node to
 		// topics named after the certificate (DESIGN.md §3). With another
@@ -305,53 +285,6 @@ func (d *Daemon) linkOptions() (link.Options, error) {
 		d.status(fmt.Sprintf("broker unreachable (%v), buffering", err))
 	}
 	return o, nil
-}
-
-// tlsSchemes are the broker URL schemes on which paho speaks TLS (as in
-// config's validation).
-var tlsSchemes = map[string]bool{"ssl": true, "tls": true, "mqtts": true, "wss": true}
-
-// tlsConfig returns the client TLS configuration for broker, or nil if
-// its scheme does not use TLS (config validation rejects TLS settings on
-// such a URL).
-//
-// It is built for every TLS scheme, even with no TLS settings (system
-// roots): otherwise paho would fall back to its own empty configuration,
-// dropping server_name and the TLS 1.2 floor. ServerName defaults to the
-// broker's host: tls.Dial infers it from the address, but with all_proxy
-// set paho dials the proxy and uses tls.Client, which refuses to verify
-// a server without one.
-func tlsConfig(broker string, t config.TLS) (*tls.Config, error) {
-	u, err := url.Parse(broker)
-	if err != nil {
-		return nil, fmt.Errorf("mqtt.broker: %w", err)
-	}
-	if !tlsSchemes[u.Scheme] {
-		return nil, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
-	if tc.ServerName == "" {
-		tc.ServerName = u.Hostname()
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt.tls.ca_file: no certificates in %s", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.tls.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // Epoch is the connect epoch of the current (or last) connection.
