@@ -140,11 +140,16 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: sitelink config check FILE")
 		return exitCode(2)
 	}
-	if _, err := config.LoadEdge(args[1]); err != nil {
-		fmt.Fprintf(stderr, "%s:\n%v\n", args[1], err)
+	kind, err := config.CheckFile(args[1])
+	if err != nil {
+		if kind != "" {
+			fmt.Fprintf(stderr, "%s (%s config):\n%v\n", args[1], kind, err)
+		} else {
+			fmt.Fprintf(stderr, "%s:\n%v\n", args[1], err)
+		}
 		return exitCode(1)
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", args[1])
+	fmt.Fprintf(stdout, "%s: ok (%s config)\n", args[1], kind)
 	return nil
 }
 

@@ -111,15 +111,7 @@ func Default() Edge {
 			DataDir:   "/var/lib/sitelink",
 			APISocket: "/run/sitelink/api.sock",
 		},
-		MQTT: MQTT{
-			Broker:         "tcp://127.0.0.1:1883",
-			TopicPrefix:    "sitelink/v1",
-			Group:          "default",
-			KeepAlive:      Duration(30 * time.Second),
-			ConnectTimeout: Duration(10 * time.Second),
-			ReconnectMin:   Duration(time.Second),
-			ReconnectMax:   Duration(60 * time.Second),
-		},
+		MQTT: defaultMQTT(),
 		Policy: Policy{
 			PlugTimeout:      Duration(120 * time.Second),
 			MinEnergyWh:      10,
@@ -130,6 +122,20 @@ func Default() Edge {
 			Currency:     "EUR",
 			DecimalPlace: 2,
 		},
+	}
+}
+
+// defaultMQTT is the mqtt section's defaults, the same for the edge and the
+// relay: both must agree on the topic prefix out of the box.
+func defaultMQTT() MQTT {
+	return MQTT{
+		Broker:         "tcp://127.0.0.1:1883",
+		TopicPrefix:    "sitelink/v1",
+		Group:          "default",
+		KeepAlive:      Duration(30 * time.Second),
+		ConnectTimeout: Duration(10 * time.Second),
+		ReconnectMin:   Duration(time.Second),
+		ReconnectMax:   Duration(60 * time.Second),
 	}
 }
 
@@ -150,17 +156,33 @@ func defaultStation() Station { return Station{Driver: DriverSim} }
 // line). On error the returned *Edge is nil.
 func ParseEdge(data []byte) (*Edge, error) {
 	e := Default()
-	d := newDecoder()
-	if p := d.decodeDocument(data, &e); p != nil {
-		return nil, Problems{*p}
+	if probs := parseInto(data, &e, e.fillSimDefaults); probs != nil {
+		return nil, probs
 	}
-	e.fillSimDefaults()
+	return &e, nil
+}
+
+// validated is a configuration that parseInto can check after decoding.
+type validated interface{ Validate() Problems }
+
+// parseInto merges data over cfg (a pointer holding the defaults), runs
+// complete (per-element defaults that depend on what was read), then
+// cfg.Validate, and returns every problem found, or nil. It is the one
+// parsing path for every kind of configuration, so they all report alike.
+func parseInto(data []byte, cfg validated, complete func()) Problems {
+	d := newDecoder()
+	if p := d.decodeDocument(data, cfg); p != nil {
+		return Problems{*p}
+	}
+	if complete != nil {
+		complete()
+	}
 	if d.runaway != nil {
 		// Reading stopped half-way; judging the half-read rest would
 		// only add noise.
-		return nil, d.problems()
+		return d.problems()
 	}
-	for _, p := range e.Validate() {
+	for _, p := range cfg.Validate() {
 		if d.isFailed(p.Path) {
 			// The value was already reported as undecodable; a second
 			// problem about the default left in its place would mislead.
@@ -169,10 +191,7 @@ func ParseEdge(data []byte) (*Edge, error) {
 		p.Line = d.lineFor(p.Path)
 		d.add(p)
 	}
-	if probs := d.problems(); len(probs) > 0 {
-		return nil, probs
-	}
-	return &e, nil
+	return d.problems()
 }
 
 // LoadEdge reads and parses the file at path. A read error is wrapped with

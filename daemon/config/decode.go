@@ -205,15 +205,16 @@ func parseNodes(data []byte) (root *yaml.Node, prob *Problem) {
 	return &doc, nil
 }
 
-// decodeDocument parses data and merges it over e. It returns a Problem only
-// for YAML syntax errors; everything else is collected in d.
-func (d *decoder) decodeDocument(data []byte, e *Edge) *Problem {
+// decodeDocument parses data and merges it over target, a pointer to the
+// configuration struct holding the defaults. It returns a Problem only for
+// YAML syntax errors; everything else is collected in d.
+func (d *decoder) decodeDocument(data []byte, target any) *Problem {
 	root, prob := parseNodes(data)
 	if prob != nil {
 		return prob
 	}
 	if root != nil {
-		d.decode(root, reflect.ValueOf(e).Elem(), "")
+		d.decode(root, reflect.ValueOf(target).Elem(), "")
 	}
 	return nil
 }

@@ -1,5 +1,8 @@
-// Package config reads and checks the edge daemon's YAML configuration
-// (DESIGN.md §5).
+// Package config reads and checks sitelink's YAML configurations
+// (DESIGN.md §4, §5): the edge daemon's (Edge, ParseEdge, LoadEdge) and the
+// relay's (Relay, ParseRelay, LoadRelay). Both share the mqtt section, with
+// the same defaults and checks; the MQTT client id is node.id on the edge
+// and relay.id on a relay replica.
 //
 // Parsing is strict and exhaustive: ParseEdge does not stop at the first
 // mistake but returns a Problems error listing every unknown key, every
@@ -22,6 +25,14 @@
 // station's driver, a sim station's sim block), and a list in the file
 // replaces the default list.
 //
+// ParseRelay works the same way. Check and CheckFile take either kind, for
+// `sitelink config check`: a top-level relay (or nayax) key makes a file a
+// relay configuration, anything else is checked as an edge configuration.
+//
+// Secrets (broker password, Nayax sign key and token secret, callback
+// header values) are not in the configuration: it names files, which the
+// daemons read with ReadSecret when they start.
+//
 // The file is written by people and by provisioning tools, so some
 // tolerance is deliberate: string keys take any scalar's literal text (an
 // unquoted hw_serial 0434334921100366 keeps its leading zero, `number: 5`
@@ -31,8 +42,20 @@
 // # Caveats
 //
 //   - Validate checks values, not the machine: files named by
-//     password_file and tls.* are not opened, and data_dir need not exist
-//     yet. The daemon reports those when it starts.
+//     password_file, tls.*, *_file and value_file are not opened, and
+//     data_dir need not exist yet. The daemons report those when they
+//     start; ReadSecret refuses a missing or empty secret file.
+//   - ReadSecret trims exactly one trailing newline ("\n" or "\r\n") and
+//     nothing else: a secret with deliberate surrounding spaces is kept,
+//     and a file saved with two trailing newlines keeps one.
+//   - The relay's ack_budget must be below 5s because Nayax waits 5 s for
+//     a callback's answer; nothing here can account for the network delay
+//     between Nayax and the relay, so leave a margin (the default is 4s).
+//   - Callback header names that net/http consumes or rewrites (Host,
+//     Content-Length, Content-Type, Transfer-Encoding, Connection…) are
+//     refused: a check against them could never pass or would clash
+//     with what Nayax itself sends. A header value given inline is a
+//     secret in the file; prefer value_file.
 //   - A Duration must carry a unit ("120s"); a bare number other than 0 is
 //     refused rather than guessed.
 //   - Stations with driver gpio or modbus are refused by this build; the

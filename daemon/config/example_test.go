@@ -49,3 +49,29 @@ func ExampleEdge_TerminalFor() {
 	fmt.Println(ok, t.MachineID, t.HasStation("6"))
 	// Output: true 71234996 true
 }
+
+// `sitelink config check` takes either kind of file; the kind follows from
+// its top-level keys.
+func ExampleCheck() {
+	kind, err := config.Check([]byte(`
+relay:
+  id: relay-1
+  ack_budget: 5s
+  callback_headers:
+    - name: X-Sitelink-Auth
+      value: s3cret
+      value_file: /etc/sitelink/callback-auth.secret
+nayax:
+  base_url: https://nayax-spark-dmz.nayax.com/api
+  integrator_id: my-sign-key-id
+  sign_key_file: /etc/sitelink/nayax-sign.key
+  token_secret_file: /etc/sitelink/nayax-token.secret
+`))
+	fmt.Println(kind)
+	fmt.Println(err)
+	// Output:
+	// relay
+	// line 4: relay.ack_budget: must be below 5s (Nayax waits 5 s for an answer), got "5s"
+	// line 6: relay.callback_headers[0]: exactly one of value and value_file
+	// line 9: nayax.token_id: required
+}

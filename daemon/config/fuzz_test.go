@@ -65,3 +65,61 @@ func FuzzParseEdge(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRelay checks ParseRelay as FuzzParseEdge checks ParseEdge, and
+// that Check agrees with it on relay files.
+func FuzzParseRelay(f *testing.F) {
+	example, err := os.ReadFile(relayExamplePath)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{
+		string(example),
+		minimalRelay,
+		"",
+		"relay: {id: r1\n",
+		"relay: [a]\n",
+		"relay: &r {id: r1, <<: *r}\n",
+		minimalRelay + "---\nrelay: {}\n",
+		"relay: {id: r1, listen: \":0\", ack_budget: 5s, callback_headers: [{name: \"X A\", value: \"a\\r\\n\", value_file: /v}, {name: host}, {}]}\n",
+		"relay: {id: r1, tls_cert_file: /c}\nnayax: {base_url: \"ftp://u:p@x/?q#f\", token_id: 2147483648, attempts: 11, trigger_timeout: 1.5s, timeout: 10}\n",
+		minimalRelay + "mqtt: {broker: \"tcp://u:p@[::1]:0\", group: \"a/b\", tls: {cert_file: /c}}\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseRelay(data)
+		if kind, cerr := Check(data); kind == KindRelay && (cerr == nil) != (err == nil) {
+			t.Fatalf("Check = %q, %v; ParseRelay error %v", kind, cerr, err)
+		}
+		if err != nil {
+			var probs Problems
+			if !errors.As(err, &probs) || len(probs) == 0 {
+				t.Fatalf("error %T %q is not a non-empty Problems", err, err)
+			}
+			for _, p := range probs {
+				if p.Reason == "" {
+					t.Fatalf("problem without reason: %#v", p)
+				}
+			}
+			if r != nil {
+				t.Fatal("non-nil *Relay with an error")
+			}
+			return
+		}
+		if probs := r.Validate(); probs != nil {
+			t.Fatalf("ParseRelay accepted a config that Validate rejects: %v", probs)
+		}
+		out, err := yaml.Marshal(r)
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		back, err := ParseRelay(out)
+		if err != nil {
+			t.Fatalf("re-parse of marshalled config: %v\n%s", err, out)
+		}
+		if !reflect.DeepEqual(r, back) {
+			t.Fatalf("round trip changed the config:\n got %+v\nwant %+v", back, r)
+		}
+	})
+}

@@ -12,6 +12,11 @@ var (
 	// configuration is wrong" (operator's fault, print the problems) from
 	// "the file could not be read" without a type assertion.
 	ErrInvalid = errors.New("invalid configuration")
+
+	// ErrEmptySecret is returned by ReadSecret for a file that holds no
+	// secret, so that a forgotten provisioning step fails at start-up
+	// instead of signing with an empty key.
+	ErrEmptySecret = errors.New("empty secret")
 )
 
 // Problem is one thing wrong with a configuration: where (a key path such as

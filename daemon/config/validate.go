@@ -45,7 +45,7 @@ func (v *validator) add(path, format string, args ...any) {
 func (e *Edge) Validate() Problems {
 	v := &validator{}
 	e.validateNode(v)
-	e.validateMQTT(v)
+	validateMQTT(v, e.MQTT)
 	e.validateTerminals(v)
 	e.validateStations(v)
 	e.validatePolicy(v)
@@ -102,8 +102,9 @@ func (e *Edge) validateNode(v *validator) {
 	}
 }
 
-func (e *Edge) validateMQTT(v *validator) {
-	m := e.MQTT
+// validateMQTT checks the mqtt section, which the edge and the relay share.
+// The client id is not part of it: it is node.id or relay.id.
+func validateMQTT(v *validator, m MQTT) {
 	usesTLS := v.checkBroker(m.Broker)
 
 	switch p := m.TopicPrefix; {

@@ -1,0 +1,108 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Relay is the relay's configuration (DESIGN.md §4, §5): its HTTP side
+// facing Nayax, its MQTT link to the edges and its Nayax API credentials.
+type Relay struct {
+	Relay RelaySection `yaml:"relay"`
+	MQTT  MQTT         `yaml:"mqtt"` // as for the edge; the client id is Relay.ID, Group names the shared subscription
+	Nayax Nayax        `yaml:"nayax"`
+}
+
+// RelaySection is one relay replica's identity and its HTTP server, which
+// Nayax calls.
+type RelaySection struct {
+	// ID is this replica's MQTT client id, unique per replica: a broker
+	// disconnects the older of two clients with the same id.
+	ID string `yaml:"id"`
+	// Listen is the HTTP server's host:port; an empty host listens on
+	// every interface.
+	Listen string `yaml:"listen"`
+	// AckBudget is how long a callback waits for the edge's verdict before
+	// answering Declined 992; it must stay below Nayax's 5 s.
+	AckBudget Duration `yaml:"ack_budget"`
+	// CallbackHeaders are the static headers Nayax is set up to send with
+	// every callback; a callback without all of them is refused. Empty
+	// means no check.
+	CallbackHeaders []CallbackHeader `yaml:"callback_headers"`
+	// TLSCertFile and TLSKeyFile (both or neither) make the relay serve
+	// HTTPS itself instead of behind a terminating proxy.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+}
+
+// CallbackHeader is one static header expected on Nayax callbacks. The
+// expected value is given inline or, better for a shared secret, in a file
+// (read with ReadSecret by the relay).
+type CallbackHeader struct {
+	Name      string `yaml:"name"`       // an HTTP header name, e.g. X-Sitelink-Auth
+	Value     string `yaml:"value"`      // expected value, or empty with ValueFile
+	ValueFile string `yaml:"value_file"` // file holding the expected value, or empty with Value
+}
+
+// Nayax is how the relay calls the Nayax Spark API.
+type Nayax struct {
+	BaseURL         string   `yaml:"base_url"`          // e.g. https://nayax-spark-dmz.nayax.com/api
+	IntegratorID    string   `yaml:"integrator_id"`     // the SignKeyId, sent as the IntegratorId header
+	SignKeyFile     string   `yaml:"sign_key_file"`     // file holding the sign key for TransactionSignature
+	TokenID         int32    `yaml:"token_id"`          // TokenId of StartAuthentication
+	TokenSecretFile string   `yaml:"token_secret_file"` // file holding the token secret (the AES key of Cipher)
+	Timeout         Duration `yaml:"timeout"`           // one HTTP attempt
+	Attempts        int      `yaml:"attempts"`          // tries per request, including the first
+	TriggerTimeout  Duration `yaml:"trigger_timeout"`   // TransactionTimeout sent with TriggerTransaction
+}
+
+// Limits of the relay configuration checked by Validate.
+const (
+	nayaxAckWait      = 5 * time.Second // Nayax's wait for a callback's answer
+	maxCallbackHeader = 2               // Nayax sends at most two static custom headers
+	maxAttempts       = 10
+	minTriggerTimeout = time.Second
+	maxTriggerTimeout = time.Hour // TransactionTimeout is an int16 of seconds; an hour at a terminal is already absurd
+)
+
+// DefaultRelay returns a relay configuration with every default filled in
+// and the keys without a sensible default (relay.id and the nayax
+// credentials) empty.
+func DefaultRelay() Relay {
+	return Relay{
+		Relay: RelaySection{
+			Listen:    ":8080",
+			AckBudget: Duration(4 * time.Second),
+		},
+		MQTT: defaultMQTT(),
+		Nayax: Nayax{
+			Timeout:        Duration(10 * time.Second),
+			Attempts:       3,
+			TriggerTimeout: Duration(60 * time.Second),
+		},
+	}
+}
+
+// ParseRelay reads a relay configuration with ParseEdge's semantics:
+// defaults first, the YAML merged over them, then Validate, and every
+// problem (unknown keys, wrong types, bad values) returned as Problems. On
+// error the returned *Relay is nil.
+func ParseRelay(data []byte) (*Relay, error) {
+	r := DefaultRelay()
+	if probs := parseInto(data, &r, nil); probs != nil {
+		return nil, probs
+	}
+	return &r, nil
+}
+
+// LoadRelay reads and parses the file at path. As with LoadEdge, a read
+// error is wrapped and names the path, and configuration problems come back
+// as Problems, unwrapped.
+func LoadRelay(path string) (*Relay, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read relay config: %w", err)
+	}
+	return ParseRelay(data)
+}
