@@ -12,15 +12,6 @@ import (
 // making the relay buffer megabytes.
 const MaxBody = 64 << 10
 
-// Errors that a *DecodeError matches with errors.Is, by its Code.
-var (
-	// ErrInvalid is a body that is not usable as sent: too large, not a
-	// JSON object, or a field of the wrong type (Spark code 26).
-	ErrInvalid = errors.New("invalid Nayax request")
-	// ErrMissing is a body that lacks a mandatory field (Spark code 997).
-	ErrMissing = errors.New("missing mandatory field")
-)
-
 // Reasons used in DecodeError for the whole body.
 const (
 	reasonTooLarge  = "body too large"
@@ -76,7 +67,13 @@ type field struct {
 // stop the decoding of the others: the caller gets the first error and
 // every field that did decode, so an answer can still echo the ids.
 func decodeObject(b []byte, fields []field) *DecodeError {
-	if len(b) > MaxBody {
+	return decodeObjectLimit(b, fields, MaxBody)
+}
+
+// decodeObjectLimit is decodeObject with another size limit, for the
+// answers Nayax gives, which may carry receipts.
+func decodeObjectLimit(b []byte, fields []field, limit int) *DecodeError {
+	if len(b) > limit {
 		return &DecodeError{Code: CodeValidation, Reason: reasonTooLarge}
 	}
 	// Some HTTP stacks prefix a UTF-8 byte order mark; it carries nothing.

@@ -1,7 +1,10 @@
-// Package nayax holds the JSON wire types of the Nayax Spark callbacks
-// that sitelink receives (StopCallback, TransactionCallback,
-// DeclineCallback, TimeoutCallback), their answers, Spark's Status and
-// response codes, and the TransactionSignature of the calls sitelink makes.
+// Package nayax speaks Nayax's side of sitelink: the JSON of the Spark
+// callbacks the relay receives (StopCallback, TransactionCallback,
+// DeclineCallback, TimeoutCallback) and of Cortina Prepaid Cancel and Void,
+// the requests sitelink sends to Spark (StartAuthentication,
+// TriggerTransaction, Settlement, CancelTransaction, ExternalSettlement,
+// ExternalCancel) and their answers, Spark's Status and response codes,
+// and the Client that sends those requests.
 //
 // Real Nayax payloads do not follow their own schema, so every field is
 // decoded through a tolerant value type:
@@ -15,11 +18,41 @@
 //     to Nayax exactly as it came.
 //
 // The Decode functions turn a body into a request or a *DecodeError whose
-// Code is the Spark code to answer with: CodeValidation (26) for a body
-// that is too large, not a JSON object, or has a field of the wrong type;
-// CodeMissingMandatory (997) for a missing mandatory field. Field names
-// match case-insensitively and unknown fields are ignored, as Nayax adds
-// fields over time.
+// Code is the code to answer with: for Spark, CodeValidation (26) for a
+// body that is too large, not a JSON object, or has a field of the wrong
+// type, and CodeMissingMandatory (997) for a missing mandatory field; for
+// Cortina (DecodeCortinaCancel), CortinaFormatError (8) and
+// CortinaMissingMandatory (997), answered with DecodeError.CortinaStatus.
+// Field names match case-insensitively and unknown fields are ignored, as
+// Nayax adds fields over time. ValidateOutbound applies the same rules to
+// the requests sitelink sends, for tests and a Nayax simulator; the
+// request and response types unmarshal the same tolerant way.
+//
+// # Card data and forwarding
+//
+// The relay publishes what Nayax sent on MQTT, but only through the
+// Forward methods, which write an allowlist: a StopCallback or
+// TransactionCallback without CardUid, a Decline or TimeoutCallback as
+// is, and of a Cortina cancel only ids, amounts, reason and references
+// (never CardData — PAN, Track 2, EMV data, holder name, ID number — nor
+// PaymentInfo.Token, ActorInfo, CustomData or locations; DecodeCortinaCancel
+// does not even read them). What Forward writes decodes back to the same
+// value with the matching Decode function.
+//
+// # Calling Spark
+//
+// Client.Do sends a request body the edge built. Before the first call on
+// a SparkTransactionId it runs StartAuthentication: a Random from
+// NewRandom, a Cipher (Base64 of AES-256-ECB/PKCS#7 of
+// "{SparkTransactionId}={Random}{yyMMddHHmm UTC}", keyed by the 32
+// rightmost characters of the Secret Token, see CipherKey), and a check
+// that Nayax answers HashSparkID of the id. Every request carries the
+// IntegratorId and TransactionSignature (Signature) headers. Network
+// errors, timeouts and HTTP 5xx are retried with jittered exponential
+// backoff; a code-33 answer (authentication failed) triggers one new
+// authentication. Any 2xx answer with a Status is returned as a Response,
+// Approved or Declined; everything else is an error wrapping ErrBadRequest,
+// ErrTransport, ErrBadResponse or ErrAuth.
 //
 // # Caveats
 //
@@ -30,11 +63,29 @@
 // a session is matched on, but none of them may be logged, and only the
 // session engine's keyed digest of CardHash may be stored. DecodeError
 // reasons never quote field values, so they are safe to log and to return.
+// The Client never logs a request or answer body, a key or a signature.
 //
 // An empty string in an Int64 or Amount field counts as absent, and a
-// mandatory text field holding only spaces counts as missing. Status
-// verdicts are compared case-insensitively (Status.IsApproved); anything
-// but Approved is a decline.
+// mandatory text field holding only spaces counts as missing. In Cortina
+// bodies and outbound requests a NayaxTransactionId of 0 counts as absent
+// too (the Cortina reference example sends 0 for "none"), and so does a
+// Cortina MachineInfo.Id of 0. Status verdicts are compared
+// case-insensitively (Status.IsApproved); anything but Approved is a
+// decline.
+//
+// ValidateOutbound requires SiteId for ExternalSettlement and
+// ExternalCancel although the schema marks it optional: the reference text
+// lists it among the identifiers Nayax matches the transaction on.
+//
+// The cipher timestamp has minute resolution and Nayax rejects one more
+// than 5 minutes old (code 31): the relay's clock must be synchronised.
+// A successful StartAuthentication is reused for ClientConfig.AuthTTL per
+// process; replicas do not share it, which costs at most one extra
+// StartAuthentication (or one code-33 retry) per replica and transaction.
+// ErrTransport and ErrBadResponse mean the outcome is unknown: Nayax may
+// have acted. Send the same request again later; Nayax answers a repeat
+// with "already cancelled/completed" (28, or 50/51 with that meaning),
+// which the caller treats as success.
 //
 // ServiceStationNumber on TransactionCallbackRequest is a sitelink
 // extension: Nayax does not send it; the relay or the app adds it.

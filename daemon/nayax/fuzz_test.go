@@ -2,8 +2,11 @@ package nayax_test
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -68,6 +71,19 @@ func roundTrip[T any](t *testing.T, r T, decode func([]byte) (T, error)) {
 	}
 }
 
+// forwardRoundTrip checks that what the relay forwards decodes back to
+// want, the accepted request minus what Forward must drop.
+func forwardRoundTrip[T any](t *testing.T, fwd []byte, want T, decode func([]byte) (T, error)) {
+	t.Helper()
+	back, err := decode(fwd)
+	if err != nil {
+		t.Fatalf("re-decode forwarded %s: %v", fwd, err)
+	}
+	if !reflect.DeepEqual(back, want) {
+		t.Fatalf("Forward changed the request:\n got %+v\nwant %+v", back, want)
+	}
+}
+
 func has(t nayax.Text) bool { return strings.TrimSpace(t.S) != "" }
 
 func FuzzDecodeStopCallback(f *testing.F) {
@@ -82,6 +98,9 @@ func FuzzDecodeStopCallback(f *testing.F) {
 			t.Fatalf("accepted without mandatory fields: %+v", r)
 		}
 		roundTrip(t, r, nayax.DecodeStopCallback)
+		want := r
+		want.CardUid = nayax.Text{}
+		forwardRoundTrip(t, r.Forward(), want, nayax.DecodeStopCallback)
 	})
 }
 
@@ -101,6 +120,9 @@ func FuzzDecodeTransactionCallback(f *testing.F) {
 			t.Fatalf("approval accepted without id, amount or card: %+v", r)
 		}
 		roundTrip(t, r, nayax.DecodeTransactionCallback)
+		want := r
+		want.CardUid = nayax.Text{}
+		forwardRoundTrip(t, r.Forward(), want, nayax.DecodeTransactionCallback)
 	})
 }
 
@@ -116,6 +138,7 @@ func FuzzDecodeDeclineCallback(f *testing.F) {
 			t.Fatalf("accepted without mandatory fields: %+v", r)
 		}
 		roundTrip(t, r, nayax.DecodeDeclineCallback)
+		forwardRoundTrip(t, r.Forward(), r, nayax.DecodeDeclineCallback)
 	})
 }
 
@@ -131,5 +154,151 @@ func FuzzDecodeTimeoutCallback(f *testing.F) {
 			t.Fatalf("accepted without mandatory fields: %+v", r)
 		}
 		roundTrip(t, r, nayax.DecodeTimeoutCallback)
+		forwardRoundTrip(t, r.Forward(), r, nayax.DecodeTimeoutCallback)
 	})
+}
+
+// cortinaQuirks are Cortina shapes the reference example does not show.
+var cortinaQuirks = []string{
+	`{"BasicInfo":{"NayaxTransactionId":"3584697384"},"DeviceInfo":{"HwSerial":434324119376526}}`,
+	`{"BasicInfo":{"TransactionId":"N99O4XURDQYJZIK4OTCAWF1RHHA40TZWVCRB","SiteId":"01"},"MachineInfo":{"Id":"106791869","TerminalId":8888888844},"ReasonCode":"07"}`,
+	`{"BasicInfo":null,"MachineInfo":5,"CardData":{"CardNumber":"4111111111111111"}}`,
+	`{"basicinfo":{"transactionid":1e5},"machineinfo":{"id":1},"PaymentInfo":{"Token":"t","AuthCode":333333}}`,
+}
+
+// cardFields are CardData members that must never leave the relay.
+var cardFields = []string{"CardNumber", "Track2", "EMVData", "CardHolderName", "IDNumber", "CVV2", "ExpMonth", "ExpYear", "RandomNumber"}
+
+// injectCardData returns b with every card field and PaymentInfo.Token
+// set to marker, or nil when b is not a JSON object.
+func injectCardData(b []byte, marker string) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil || m == nil {
+		return nil
+	}
+	card := make(map[string]string, len(cardFields))
+	for _, f := range cardFields {
+		card[f] = marker
+	}
+	m["CardData"], _ = json.Marshal(card)
+	pay := map[string]json.RawMessage{}
+	if raw, ok := m["PaymentInfo"]; ok && json.Unmarshal(raw, &pay) != nil {
+		return nil // not an object: the body is rejected anyway
+	}
+	if pay == nil {
+		pay = map[string]json.RawMessage{}
+	}
+	pay["Token"], _ = json.Marshal(marker)
+	m["PaymentInfo"], _ = json.Marshal(pay)
+	out, _ := json.Marshal(m)
+	return out
+}
+
+func FuzzDecodeCortinaCancel(f *testing.F) {
+	addSeeds(f, cortinaQuirks...)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := nayax.DecodeCortinaCancel(b)
+		if err != nil {
+			var de *nayax.DecodeError
+			if !errors.As(err, &de) || (de.Code != nayax.CortinaFormatError && de.Code != nayax.CortinaMissingMandatory) {
+				t.Fatalf("error %v (%T), want a *DecodeError with code 8 or 997", err, err)
+			}
+		} else {
+			if !(has(c.TransactionId) || c.NayaxTransactionId.Valid && c.NayaxTransactionId.V != 0) ||
+				!(c.MachineId.Valid && c.MachineId.V != 0 || has(c.HwSerial)) {
+				t.Fatalf("accepted without mandatory fields: %+v", c)
+			}
+			forwardRoundTrip(t, c.Forward(), c, nayax.DecodeCortinaCancel)
+		}
+
+		// A marker the fuzzer cannot know, put in every card field and the
+		// token, must not come out of Forward or sit in the decoded value.
+		var rnd [12]byte
+		rand.Read(rnd[:])
+		marker := "CARD-" + hex.EncodeToString(rnd[:])
+		body := injectCardData(b, marker)
+		if body == nil {
+			return
+		}
+		c, err = nayax.DecodeCortinaCancel(body)
+		if strings.Contains(fmt.Sprintf("%+v", c), marker) {
+			t.Fatalf("card data decoded into %+v", c)
+		}
+		if err == nil && bytes.Contains(c.Forward(), []byte(marker)) {
+			t.Fatalf("Forward carries card data: %s", c.Forward())
+		}
+		if err != nil && strings.Contains(err.Error(), marker) {
+			t.Fatalf("error quotes card data: %v", err)
+		}
+	})
+}
+
+var outboundCalls = []string{
+	nayax.CallStartAuthentication, nayax.CallTriggerTransaction, nayax.CallSettlement,
+	nayax.CallCancelTransaction, nayax.CallExternalSettlement, nayax.CallExternalCancel,
+}
+
+func FuzzValidateOutbound(f *testing.F) {
+	for i, call := range outboundCalls {
+		f.Add(uint8(i), []byte(outboundExamples[call]))
+	}
+	for _, name := range seeds.Names() {
+		f.Add(uint8(5), seeds.Get(name))
+	}
+	f.Add(uint8(4), []byte(`{"NayaxTransactionId":"1","SiteId":"02","TerminalId":1,"TerminalIdType":"2","Amount":"0","ProductInfo":[null,{}]}`))
+	f.Add(uint8(0), []byte(`{"TokenId":1,"TerminalId":"t","TerminalIdType":2,"Random":"AAAAAAAAAAAAAAAAA","Cipher":"AAAAAAAAAAAAAAAAAAAAAA==","SparkTransactionId":"s"}`))
+	f.Fuzz(func(t *testing.T, i uint8, b []byte) {
+		call := outboundCalls[int(i)%len(outboundCalls)]
+		err := nayax.ValidateOutbound(call, b)
+		checkErr(t, err)
+		if err != nil {
+			return
+		}
+		var v any
+		switch call {
+		case nayax.CallStartAuthentication:
+			v = new(nayax.StartAuthenticationRequest)
+		case nayax.CallTriggerTransaction:
+			v = new(nayax.TriggerTransactionRequest)
+		case nayax.CallSettlement:
+			v = new(nayax.SettlementRequest)
+		case nayax.CallCancelTransaction:
+			v = new(nayax.CancelTransactionRequest)
+		case nayax.CallExternalSettlement:
+			v = new(nayax.ExternalSettlementRequest)
+		case nayax.CallExternalCancel:
+			v = new(nayax.ExternalCancelRequest)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("valid body does not decode: %v", err)
+		}
+		if !outboundMandatory(v) {
+			t.Fatalf("accepted without mandatory fields: %+v", v)
+		}
+		outboundRoundTrip(t, call, b, func() any { return reflect.New(reflect.TypeOf(v).Elem()).Interface() })
+	})
+}
+
+// outboundMandatory restates ValidateOutbound's rules independently.
+func outboundMandatory(v any) bool {
+	id := func(i nayax.Int64) bool { return i.Valid && i.V > 0 }
+	terminal := func(t nayax.Text, typ nayax.Int64) bool { return has(t) && typ.Valid && (typ.V == 1 || typ.V == 2) }
+	amount := func(a nayax.Amount) bool { return a.Valid && a.V >= 0 }
+	flow := func(c nayax.Int64) bool { return c.Valid && (c.V == 1 || c.V == 2) }
+	switch r := v.(type) {
+	case *nayax.StartAuthenticationRequest:
+		return id(r.TokenId) && terminal(r.TerminalId, r.TerminalIdType) && len(r.Random.S) == 17 && has(r.Cipher) && has(r.SparkTransactionId)
+	case *nayax.TriggerTransactionRequest:
+		return has(r.SparkTransactionId) && terminal(r.TerminalId, r.TerminalIdType) && r.TransactionTimeout.V > 0 && (!r.Amount.Valid || r.Amount.V >= 0)
+	case *nayax.SettlementRequest:
+		return id(r.NayaxTransactionId) && has(r.SparkTransactionId) && terminal(r.TerminalId, r.TerminalIdType) && amount(r.Amount)
+	case *nayax.CancelTransactionRequest:
+		return id(r.NayaxTransactionId) && has(r.SparkTransactionId) && terminal(r.TerminalId, r.TerminalIdType) && flow(r.CancellationType) && amount(r.CancelAmount)
+	case *nayax.ExternalSettlementRequest:
+		return id(r.NayaxTransactionId) && r.SiteId.Valid() && terminal(r.TerminalId, r.TerminalIdType) && amount(r.Amount)
+	case *nayax.ExternalCancelRequest:
+		return id(r.NayaxTransactionId) && r.SiteId.Valid() && terminal(r.TerminalId, r.TerminalIdType) && flow(r.CancellationType) &&
+			(strings.TrimSpace(r.ReasonCode.Value()) != "" || has(r.ReasonText)) && amount(r.CancelAmount)
+	}
+	return false
 }

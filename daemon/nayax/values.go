@@ -24,6 +24,7 @@ var (
 	errNotText      = errors.New("expected a string or number")
 	errNotLiteral   = errors.New("expected a string or number literal")
 	errNotObject    = errors.New("expected an object")
+	errNotArray     = errors.New("expected an array")
 	errBadJSONToken = errors.New("malformed value")
 )
 
