@@ -23,6 +23,7 @@ const usage = `sitelink — edge gateway for paid EV charging (Nayax)
 
 Usage:
   sitelink run -config FILE            run the edge daemon (systemd: sitelink.service)
+  sitelink relay -config FILE          run the cloud relay Nayax calls (systemd: sitelink-relay.service)
   sitelink demo [-keep]                a whole site in one process: broker, daemon, cloud script
   sitelink status   [-json]            daemon status (link, epoch, outbox)
   sitelink stations [-json]            stations: contactor, CP state, energy, faults
@@ -30,7 +31,7 @@ Usage:
   sitelink outbox   [-json] [-n N]     events waiting for the broker
   sitelink sim -station N plug|unplug|fault|clear|power KW
                                        drive a simulated station
-  sitelink config check FILE           validate a config; every problem with its key
+  sitelink config check FILE           validate an edge or relay config; every problem with its key
   sitelink version                     print the version
 
 The operating commands find the daemon's socket from -socket PATH, else from
@@ -67,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "run":
 		return cmdRun(ctx, rest, stderr)
+	case "relay":
+		return cmdRelay(ctx, rest, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "status", "stations", "sessions", "outbox":

@@ -195,6 +195,8 @@ func (e *engine) dispatch(cmd wire.Command, now time.Time) (any, func(tx *store.
 		return e.stopCommand(cmd, now)
 	case "decline", "timeout":
 		return e.declineCommand(cmd, now)
+	case wire.CommandCancel:
+		return e.cancelCommand(cmd, now)
 	case "rebirth":
 		if c := e.d.link.Conn(); c != nil {
 			c.Publish(e.d.topics.State(), true, e.d.statePayload(true))

@@ -475,6 +475,8 @@ func newSparkID() string { return uuid.NewString() }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
 // errNoStation: the session's station is not in the configuration.
 var errNoStation = errors.New("station not configured")
 

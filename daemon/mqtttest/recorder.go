@@ -61,7 +61,11 @@ func record(t testing.TB, url, id, filter string, ro RecordOptions) *Recorder {
 		t.Fatalf("recorder connect: %v", tok.Error())
 	}
 	t.Cleanup(func() { r.c.Disconnect(100) })
-	probe := fmt.Sprintf("%s/probe/%s", strings.TrimSuffix(filter, "/#"), id)
+	base := strings.TrimSuffix(strings.TrimSuffix(filter, "#"), "/")
+	if base == "" {
+		base = "mqtttest"
+	}
+	probe := fmt.Sprintf("%s/probe/%s", base, id)
 	r.Await(10*time.Second, 0, "recorder subscribed", func(m Message) bool {
 		if m.Topic == "" { // a poke: the subscription may not be live yet
 			r.c.Publish(probe, 1, false, []byte("probe")).WaitTimeout(time.Second)

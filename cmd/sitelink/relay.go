@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/link"
+	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/daemon/relay"
+)
+
+func cmdRelay(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flags("relay", stderr)
+	path := fs.String("config", "/etc/sitelink/relay.yaml", "relay config `file`")
+	level := fs.String("log-level", "info", "debug|info|warn|error")
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.LoadRelay(*path)
+	if err != nil {
+		return fmt.Errorf("config %s:\n%w", *path, err)
+	}
+	o, err := relayOptions(cfg)
+	if err != nil {
+		return err
+	}
+	o.Logger = log
+	r, err := relay.New(o)
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-r.Ready()
+		_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+	}()
+	return r.Run(ctx)
+}
+
+// relayOptions turns a relay config into options, reading the secrets
+// from their files.
+func relayOptions(cfg *config.Relay) (relay.Options, error) {
+	var o relay.Options
+	signKey, err := config.ReadSecret(cfg.Nayax.SignKeyFile)
+	if err != nil {
+		return o, fmt.Errorf("nayax.sign_key_file: %w", err)
+	}
+	secret, err := config.ReadSecret(cfg.Nayax.TokenSecretFile)
+	if err != nil {
+		return o, fmt.Errorf("nayax.token_secret_file: %w", err)
+	}
+	key, err := nayax.CipherKey(secret)
+	if err != nil {
+		return o, fmt.Errorf("nayax.token_secret_file: %w", err)
+	}
+	client, err := nayax.NewClient(nayax.ClientConfig{
+		BaseURL:      cfg.Nayax.BaseURL,
+		IntegratorID: cfg.Nayax.IntegratorID,
+		SignKey:      signKey,
+		TokenID:      cfg.Nayax.TokenID,
+		TokenSecret:  key,
+		Timeout:      cfg.Nayax.Timeout.D(),
+		Attempts:     cfg.Nayax.Attempts,
+	})
+	if err != nil {
+		return o, fmt.Errorf("nayax: %w", err)
+	}
+	lo, err := link.FromConfig(cfg.MQTT)
+	if err != nil {
+		return o, err
+	}
+	o = relay.Options{
+		ID:        cfg.Relay.ID,
+		Prefix:    cfg.MQTT.TopicPrefix,
+		Group:     cfg.MQTT.Group,
+		Listen:    cfg.Relay.Listen,
+		AckBudget: cfg.Relay.AckBudget.D(),
+		Link:      lo,
+		Nayax:     client,
+	}
+	for i, h := range cfg.Relay.CallbackHeaders {
+		v := h.Value
+		if h.ValueFile != "" {
+			if v, err = config.ReadSecret(h.ValueFile); err != nil {
+				return o, fmt.Errorf("relay.callback_headers[%d].value_file: %w", i, err)
+			}
+		}
+		o.CallbackHeaders = append(o.CallbackHeaders, relay.Header{Name: h.Name, Value: v})
+	}
+	if cfg.Relay.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Relay.TLSCertFile, cfg.Relay.TLSKeyFile)
+		if err != nil {
+			return o, fmt.Errorf("relay.tls_cert_file: %w", err)
+		}
+		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	return o, nil
+}
+

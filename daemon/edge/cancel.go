@@ -1,0 +1,93 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/daemon/wire"
+	"github.com/sitelink/sitelink/store"
+)
+
+// cancelCommand handles a Cortina Prepaid Cancel/Void: Nayax tells us the
+// transaction is cancelled (failed authorization, selection timeout, vend
+// failure). The session is aborted — contactor off if on — and ends
+// `cancelled`, with no settlement and no cancel request of our own.
+func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
+	out := func(st nayax.CortinaStatus) nayax.CortinaResponse { return nayax.CortinaResponse{Status: st} }
+	req, err := nayax.DecodeCortinaCancel(cmd.Body)
+	if err != nil {
+		var de *nayax.DecodeError
+		if errors.As(err, &de) {
+			return out(nayax.CortinaDeclined(de.Code, de.Error())), nil
+		}
+		return out(nayax.CortinaDeclined(nayax.CortinaFormatError, err.Error())), nil
+	}
+	nayaxID := req.NayaxTransactionId.V
+	if nayaxID == 0 {
+		// Cortina's TransactionId is Nayax's id when it fits an int64
+		// (exactly: never through float64).
+		if v, err := strconv.ParseInt(req.TransactionId.S, 10, 64); err == nil {
+			nayaxID = v
+		}
+	}
+	unknown := out(nayax.CortinaDeclined(nayax.CortinaUnknownTransaction, "unknown transaction"))
+	if nayaxID == 0 {
+		return unknown, nil
+	}
+	var s store.Session
+	err = e.st.View(func(tx *store.Tx) error {
+		var err error
+		s, err = tx.SessionByNayax(nayaxID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return unknown, nil
+	}
+	if err != nil {
+		return out(nayax.CortinaDeclined(nayax.CortinaGeneral, "ledger unavailable")), nil
+	}
+	// The machine named must be the session's terminal.
+	if (req.MachineId.Valid && req.MachineId.V != 0 && s.MachineID != 0 && req.MachineId.V != s.MachineID) ||
+		(req.HwSerial.S != "" && s.HwSerial != "" && !nayax.SameSerial(req.HwSerial.S, s.HwSerial)) {
+		return unknown, nil
+	}
+	op := "Cancel"
+	if o, _ := opOf(cmd.Body); o != "" {
+		op = o
+	}
+	reason := fmt.Sprintf("Nayax %s", op)
+	if req.ReasonText.S != "" {
+		reason += ": " + req.ReasonText.S
+	}
+	switch {
+	case s.State == store.Cancelled:
+		return out(nayax.CortinaApproved("already cancelled")), nil
+	case !s.State.Active() && s.State != store.Stopped && s.State != store.Interrupted:
+		// Settled, declined, closed: nothing left to abort.
+		return out(nayax.CortinaApproved("transaction already ended: " + string(s.State))), nil
+	case s.State.Active() && s.State != store.Requested:
+		if err := e.openContactor(&s); err != nil {
+			return out(nayax.CortinaDeclined(nayax.CortinaGeneral, "station could not stop: contactor did not confirm opening")), func(tx *store.Tx) error {
+				return e.recordStop(tx, &s, reason, false, now)
+			}
+		}
+	}
+	return out(nayax.CortinaApproved("cancelled")), func(tx *store.Tx) error {
+		if s.State.Active() && s.State != store.Requested {
+			if err := e.recordStop(tx, &s, reason, true, now); err != nil {
+				return err
+			}
+		}
+		return e.transition(tx, &s, store.Cancelled, reason, now)
+	}
+}
+
+// opOf reads the relay's "Operation" marker (Cancel or Void).
+func opOf(body []byte) (string, error) {
+	var v struct{ Operation string }
+	err := jsonUnmarshal(body, &v)
+	return v.Operation, err
+}

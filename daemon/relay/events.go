@@ -1,0 +1,221 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sitelink/sitelink/daemon/link"
+	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/daemon/wire"
+)
+
+// queue of event deliveries; paho handlers push and return.
+type queue struct {
+	mu    sync.Mutex
+	items []delivery
+	wake  chan struct{}
+}
+
+type delivery struct {
+	conn *link.Conn
+	msg  paho.Message
+}
+
+func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
+
+func (q *queue) push(d delivery) {
+	q.mu.Lock()
+	q.items = append(q.items, d)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *queue) pop() (delivery, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		return delivery{}, false
+	}
+	d := q.items[0]
+	q.items = q.items[1:]
+	if len(q.items) > 0 {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return d, true
+}
+
+func (r *Relay) onEvent(c *link.Conn, m paho.Message) { r.events.push(delivery{c, m}) }
+
+func (r *Relay) worker(ctx context.Context) {
+	for {
+		d, ok := r.events.pop()
+		if !ok {
+			select {
+			case <-r.events.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		r.handleEvent(ctx, d)
+	}
+}
+
+// Result is the body of the `result` command the relay sends a node with
+// Nayax's answer to one of its requests.
+type Result struct {
+	EventID string `json:"event_id"`
+	Call    string `json:"call"`
+	// Outcome: approved, already-done (Nayax says it was done before: a
+	// retried request succeeded earlier), declined, or error (no answer
+	// from Nayax; the node retries later).
+	Outcome  string          `json:"outcome"`
+	Status   *nayax.Status   `json:"status,omitempty"`
+	Response json.RawMessage `json:"response,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Attempts int             `json:"attempts,omitempty"`
+}
+
+// Result outcomes.
+const (
+	OutcomeApproved    = "approved"
+	OutcomeAlreadyDone = "already-done"
+	OutcomeDeclined    = "declined"
+	OutcomeError       = "error"
+)
+
+// callTimeout bounds one event's Nayax call including retries.
+const callTimeout = 60 * time.Second
+
+// handleEvent calls Nayax for one request event and publishes the answer
+// to the node as a `result` command; only then is the event acked, so a
+// replica that dies mid-call loses nothing (the broker redelivers).
+func (r *Relay) handleEvent(ctx context.Context, d delivery) {
+	m := d.msg
+	nodeID, _, typ, ok := wire.ParseNodeTopic(r.o.Prefix, m.Topic())
+	ev, err := wire.DecodeEvent(m.Payload())
+	if !ok || err != nil {
+		r.log.Warn("dropping unreadable event", "topic", m.Topic(), "err", err)
+		m.Ack()
+		return
+	}
+	// A redelivery while the first copy is still being handled waits for
+	// it: never two concurrent calls for one request.
+	r.mu.Lock()
+	if dups, busy := r.busy[ev.ID]; busy {
+		r.busy[ev.ID] = append(dups, m)
+		r.mu.Unlock()
+		return
+	}
+	r.busy[ev.ID] = []paho.Message{}
+	r.mu.Unlock()
+	published := false
+	defer func() {
+		r.mu.Lock()
+		dups := r.busy[ev.ID]
+		delete(r.busy, ev.ID)
+		r.mu.Unlock()
+		if published {
+			m.Ack()
+			for _, d := range dups {
+				d.Ack()
+			}
+		}
+	}()
+
+	res := r.callNayax(ctx, typ, ev)
+	body, _ := json.Marshal(res)
+	cmd, _ := json.Marshal(wire.Command{ID: "result-" + ev.ID, Type: wire.CommandResult, ReplyTo: r.replyTopic(nodeID), Body: body})
+	c, err := r.link.Wait(ctx)
+	if err != nil {
+		return // shutting down: not acked, redelivered
+	}
+	topics := wire.Topics{Prefix: r.o.Prefix, Node: nodeID}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = c.PublishWait(pctx, topics.Command(wire.CommandResult), false, cmd)
+	cancel()
+	if err != nil {
+		r.log.Warn("result not published; the event stays unacked for redelivery", "event", ev.ID, "err", err)
+		return
+	}
+	published = true
+	r.log.Info("nayax call done", "event", ev.ID, "call", res.Call, "outcome", res.Outcome, "attempts", res.Attempts)
+}
+
+// callNayax sends the request an event carries. The event body is the
+// exact Nayax request plus "call" naming the endpoint.
+func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) Result {
+	res := Result{EventID: ev.ID}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(ev.Body, &fields); err != nil {
+		res.Outcome, res.Error = OutcomeError, "event body is not a JSON object"
+		return res
+	}
+	_ = json.Unmarshal(fields["call"], &res.Call)
+	delete(fields, "call")
+	if res.Call == "" && typ == "start-request" {
+		res.Call = nayax.CallTriggerTransaction
+	}
+	if !allowedCall(typ, res.Call) {
+		res.Outcome, res.Error = OutcomeError, "call "+res.Call+" does not fit a "+typ+" event"
+		return res
+	}
+	body, _ := json.Marshal(fields)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	resp, err := r.o.Nayax.Do(cctx, res.Call, body)
+	res.Attempts = resp.Attempts
+	if err != nil {
+		res.Outcome, res.Error = OutcomeError, err.Error()
+		if errors.Is(err, nayax.ErrBadRequest) {
+			res.Outcome = OutcomeDeclined
+		}
+		return res
+	}
+	st := resp.Status
+	res.Status, res.Response = &st, resp.Body
+	res.Outcome = classify(st)
+	return res
+}
+
+func allowedCall(typ, call string) bool {
+	switch typ {
+	case "start-request":
+		return call == nayax.CallTriggerTransaction
+	case "settlement-request":
+		return call == nayax.CallSettlement || call == nayax.CallExternalSettlement
+	case "cancel-request":
+		return call == nayax.CallCancelTransaction || call == nayax.CallExternalCancel
+	}
+	return false
+}
+
+// classify reads Nayax's verdict. "Already cancelled/completed" answers to
+// a retried request mean the first attempt succeeded (DESIGN.md §3).
+func classify(st nayax.Status) string {
+	if st.IsApproved() {
+		return OutcomeApproved
+	}
+	desc := strings.ToLower(st.ErrorDescription + " " + st.StatusMessage)
+	switch st.Code() {
+	case nayax.CodeAlreadyCancelled:
+		return OutcomeAlreadyDone
+	case nayax.CodeExternalSettlementFailed, nayax.CodeExternalCancelFailed:
+		if strings.Contains(desc, "already") {
+			return OutcomeAlreadyDone
+		}
+	}
+	return OutcomeDeclined
+}

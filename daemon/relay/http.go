@@ -1,0 +1,260 @@
+package relay
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/daemon/wire"
+)
+
+func newID() string { return uuid.NewString() }
+
+// endpoint is one inbound Nayax call.
+type endpoint struct {
+	name    string
+	cortina bool
+	handle  func(ctx context.Context, body []byte) any
+}
+
+// Handler serves Nayax's callbacks. Paths are matched case-insensitively,
+// with or without the /api prefix.
+func (r *Relay) Handler() http.Handler {
+	eps := map[string]endpoint{
+		"/stopcallback":           {"StopCallback", false, r.stopCallback},
+		"/transactioncallback":    {"TransactionCallback", false, r.transactionCallback},
+		"/declinecallback":        {"DeclineCallback", false, r.declineCallback},
+		"/timeoutcallback":        {"TimeoutCallback", false, r.timeoutCallback},
+		"/cortina/prepaid/cancel": {"Cortina Cancel", true, func(ctx context.Context, b []byte) any { return r.cortina(ctx, b, false) }},
+		"/cortina/prepaid/void":   {"Cortina Void", true, func(ctx context.Context, b []byte) any { return r.cortina(ctx, b, true) }},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		p := strings.TrimSuffix(strings.ToLower(req.URL.Path), "/")
+		p = strings.TrimPrefix(p, "/api")
+		if p == "/healthz" {
+			r.health(w)
+			return
+		}
+		ep, ok := eps[p]
+		if !ok {
+			http.NotFound(w, req)
+			return
+		}
+		if req.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if !r.authorized(req) {
+			// No Nayax shape: whoever this is, it is not Nayax.
+			r.log.Warn("callback refused: custom header missing or wrong", "endpoint", ep.name, "remote", req.RemoteAddr)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		var out any
+		body, err := io.ReadAll(io.LimitReader(req.Body, nayax.MaxBody+1))
+		switch {
+		case err != nil:
+			out = refuse(ep, nayax.CodeValidation, nayax.CortinaFormatError, "could not read the body")
+		case len(body) > nayax.MaxBody:
+			out = refuse(ep, nayax.CodeValidation, nayax.CortinaFormatError, fmt.Sprintf("body larger than %d bytes", nayax.MaxBody))
+		case !jsonContent(req.Header.Get("Content-Type")):
+			out = refuse(ep, nayax.CodeValidation, nayax.CortinaFormatError, "content type must be application/json")
+		default:
+			ctx, cancel := context.WithTimeout(req.Context(), r.o.AckBudget)
+			out = ep.handle(ctx, body)
+			cancel()
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		if raw, ok := out.(json.RawMessage); ok {
+			_, _ = w.Write(raw)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	})
+}
+
+// jsonContent accepts what Nayax's specs list: application/json,
+// text/json and application/*+json.
+func jsonContent(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || mt == "text/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+func (r *Relay) authorized(req *http.Request) bool {
+	for _, h := range r.o.CallbackHeaders {
+		got := req.Header.Get(h.Name)
+		if subtle.ConstantTimeCompare([]byte(got), []byte(h.Value)) != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// refuse is a Declined answer in the endpoint's dialect.
+func refuse(ep endpoint, sparkCode, cortinaCode int, msg string) any {
+	if ep.cortina {
+		return nayax.CortinaResponse{Status: nayax.CortinaDeclined(cortinaCode, msg)}
+	}
+	return map[string]any{"Status": nayax.Declined(sparkCode, msg)}
+}
+
+func decodeError(err error) (int, string) {
+	var de *nayax.DecodeError
+	if errors.As(err, &de) {
+		return de.Code, de.Error()
+	}
+	return nayax.CodeValidation, err.Error()
+}
+
+// stopCallback: the edge decides (it owns the session); the relay only
+// finds it and keeps within Nayax's 5 s.
+func (r *Relay) stopCallback(ctx context.Context, body []byte) any {
+	req, err := nayax.DecodeStopCallback(body)
+	out := func(st nayax.Status) nayax.StopCallbackOutcome {
+		return nayax.StopCallbackOutcome{Status: st, SparkTransactionId: req.SparkTransactionId.S, ServiceStationNumber: req.ServiceStationNumber.S}
+	}
+	if err != nil {
+		code, msg := decodeError(err)
+		return out(nayax.Declined(code, msg))
+	}
+	n, ok := r.routes.lookup(req.MachineId.V, req.HwSerial.S)
+	if !ok {
+		return out(nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal"))
+	}
+	rep, err := r.send(ctx, n, wire.CommandStop, req.Forward())
+	switch {
+	case err == nil:
+		return rep.Body
+	case errors.Is(err, errOffline):
+		return out(nayax.Declined(nayax.CodeTimeout, "station controller offline; stop queued"))
+	case errors.Is(err, errNoAnswer):
+		return out(nayax.Declined(nayax.CodeTimeout, "station controller did not answer in time; stop queued"))
+	default:
+		r.log.Error("stop not delivered", "node", n.ID, "err", err)
+		return out(nayax.Declined(nayax.CodeTimeout, "relay cannot reach the site broker; stop not queued"))
+	}
+}
+
+// acknowledge handles the callbacks Nayax only needs acknowledged
+// (TransactionCallback, Decline, Timeout): the edge's answer when it comes
+// within the budget, otherwise 200 with the command left queued.
+func (r *Relay) acknowledge(ctx context.Context, typ, sparkID string, machineID int64, hwSerial string, fwd json.RawMessage) any {
+	out := func(st nayax.Status) map[string]any {
+		m := map[string]any{"Status": st}
+		if sparkID != "" {
+			m["SparkTransactionId"] = sparkID
+		}
+		return m
+	}
+	n, ok := r.routes.lookup(machineID, hwSerial)
+	if !ok {
+		return out(nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal"))
+	}
+	rep, err := r.send(ctx, n, typ, fwd)
+	switch {
+	case err == nil:
+		return rep.Body
+	case errors.Is(err, errOffline), errors.Is(err, errNoAnswer):
+		st := nayax.Approved("No Errors")
+		st.StatusMessage = "queued for the station controller (" + err.Error() + ")"
+		return out(st)
+	default:
+		r.log.Error("callback not delivered", "type", typ, "node", n.ID, "err", err)
+		return out(nayax.Declined(nayax.CodeTimeout, "relay cannot reach the site broker"))
+	}
+}
+
+func (r *Relay) transactionCallback(ctx context.Context, body []byte) any {
+	req, err := nayax.DecodeTransactionCallback(body)
+	if err != nil {
+		code, msg := decodeError(err)
+		return map[string]any{"SparkTransactionId": req.SparkTransactionId.S, "Status": nayax.Declined(code, msg)}
+	}
+	return r.acknowledge(ctx, wire.CommandAuthorize, req.SparkTransactionId.S, req.MachineId.V, req.HwSerial.S, req.Forward())
+}
+
+func (r *Relay) declineCallback(ctx context.Context, body []byte) any {
+	req, err := nayax.DecodeDeclineCallback(body)
+	if err != nil {
+		code, msg := decodeError(err)
+		return map[string]any{"SparkTransactionId": req.SparkTransactionId.S, "Status": nayax.Declined(code, msg)}
+	}
+	return r.acknowledge(ctx, wire.CommandDecline, req.SparkTransactionId.S, req.MachineId.V, req.HwSerial.S, req.Forward())
+}
+
+func (r *Relay) timeoutCallback(ctx context.Context, body []byte) any {
+	req, err := nayax.DecodeTimeoutCallback(body)
+	if err != nil {
+		code, msg := decodeError(err)
+		return map[string]any{"SparkTransactionId": req.SparkTransactionId.S, "Status": nayax.Declined(code, msg)}
+	}
+	return r.acknowledge(ctx, wire.CommandTimeout, req.SparkTransactionId.S, req.MachineId.V, req.HwSerial.S, req.Forward())
+}
+
+// cortina handles Prepaid Cancel/Void: only the allowlisted fields go to
+// MQTT; card data stays here and is not logged.
+func (r *Relay) cortina(ctx context.Context, body []byte, void bool) any {
+	out := func(st nayax.CortinaStatus) nayax.CortinaResponse { return nayax.CortinaResponse{Status: st} }
+	req, err := nayax.DecodeCortinaCancel(body)
+	if err != nil {
+		code, msg := decodeError(err)
+		return out(nayax.CortinaDeclined(code, msg))
+	}
+	n, ok := r.routes.lookup(req.MachineId.V, req.HwSerial.S)
+	if !ok {
+		return out(nayax.CortinaDeclined(nayax.CortinaUnknownTransaction, "unknown machine: no site controller serves this terminal"))
+	}
+	fwd := req.Forward()
+	if void {
+		fwd = withField(fwd, "Operation", "Void")
+	} else {
+		fwd = withField(fwd, "Operation", "Cancel")
+	}
+	rep, err := r.send(ctx, n, wire.CommandCancel, fwd)
+	switch {
+	case err == nil:
+		return rep.Body
+	case errors.Is(err, errOffline):
+		return out(nayax.CortinaDeclined(nayax.CortinaTimeout, "station controller offline; cancel queued"))
+	case errors.Is(err, errNoAnswer):
+		return out(nayax.CortinaDeclined(nayax.CortinaTimeout, "station controller did not answer in time; cancel queued"))
+	default:
+		r.log.Error("cancel not delivered", "node", n.ID, "err", err)
+		return out(nayax.CortinaDeclined(nayax.CortinaTimeout, "relay cannot reach the site broker; cancel not queued"))
+	}
+}
+
+// withField adds a top-level string field to a JSON object.
+func withField(obj json.RawMessage, k, v string) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(obj, &m) != nil {
+		return obj
+	}
+	m[k], _ = json.Marshal(v)
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// health answers load balancers: 200 while the broker link is up.
+func (r *Relay) health(w http.ResponseWriter) {
+	st := map[string]any{"relay": r.o.ID, "connected": r.link.Connected(), "nodes": len(r.routes.all()), "at": time.Now().UTC()}
+	w.Header().Set("Content-Type", "application/json")
+	if !r.link.Connected() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(st)
+}

@@ -1,0 +1,252 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sitelink/sitelink/daemon/link"
+	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/daemon/wire"
+)
+
+// Caller sends one call to Nayax's Spark API (nayax.Client does).
+type Caller interface {
+	Do(ctx context.Context, call string, body json.RawMessage) (nayax.Response, error)
+}
+
+// Header is a static custom header Nayax sends with every callback; a
+// callback without it is refused (401).
+type Header struct{ Name, Value string }
+
+// Options configure a relay replica.
+type Options struct {
+	ID        string // replica id: MQTT client id and reply topic suffix
+	Prefix    string // MQTT topic prefix, e.g. sitelink/v1
+	Group     string // shared subscription group for events
+	Listen    string // HTTP listen address (":8080")
+	AckBudget time.Duration
+	// Callback headers required on every inbound call (at most two).
+	CallbackHeaders []Header
+	// TLS serves HTTPS directly when set.
+	TLS *tls.Config
+	// Link to the broker; ClientID, Subs, ManualAck, OnUp are set by the
+	// relay.
+	Link   link.Options
+	Nayax  Caller
+	Logger *slog.Logger
+	// Workers bounds concurrent outbound Nayax calls (default 8).
+	Workers int
+}
+
+// Relay is one stateless replica: it answers Nayax's callbacks by asking
+// the owning site controller over MQTT, and turns site events into Nayax
+// calls.
+type Relay struct {
+	o      Options
+	log    *slog.Logger
+	routes *routes
+	link   *link.Link
+	events *queue
+
+	mu      sync.Mutex
+	pending map[string]chan wire.Reply // command id -> waiting HTTP handler
+	busy    map[string][]paho.Message  // event id -> duplicate deliveries to ack when done
+
+	ready chan struct{}
+	addr  string
+}
+
+// New validates options.
+func New(o Options) (*Relay, error) {
+	if o.ID == "" || o.Prefix == "" {
+		return nil, errors.New("relay: id and topic prefix are required")
+	}
+	if o.AckBudget <= 0 {
+		o.AckBudget = 4 * time.Second
+	}
+	if o.Group == "" {
+		o.Group = "default"
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.Listen == "" {
+		o.Listen = ":8080"
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	r := &Relay{
+		o: o, log: log, routes: newRoutes(log), events: newQueue(),
+		pending: map[string]chan wire.Reply{}, busy: map[string][]paho.Message{},
+		ready: make(chan struct{}),
+	}
+	lo := o.Link
+	lo.ClientID = o.ID
+	lo.CleanSession = false // shared subscriptions keep queued events across a restart
+	lo.ManualAck = true
+	lo.Logger = log
+	lo.Subs = map[string]link.Handler{
+		o.Prefix + "/nodes/+/state":                 r.onState,
+		o.Prefix + "/nodes/+/replies/" + o.ID:       r.onReply,
+		r.shared("start-request"):                   r.onEvent,
+		r.shared("settlement-request"):              r.onEvent,
+		r.shared("cancel-request"):                  r.onEvent,
+	}
+	r.link = link.New(lo)
+	return r, nil
+}
+
+func (r *Relay) shared(typ string) string {
+	return fmt.Sprintf("$share/%s/%s/nodes/+/events/%s", r.o.Group, r.o.Prefix, typ)
+}
+
+// replyTopic is where nodes answer this replica: inside the node's own
+// subtree, so a broker ACL confining nodes to it still lets them answer.
+func (r *Relay) replyTopic(nodeID string) string {
+	return fmt.Sprintf("%s/nodes/%s/replies/%s", r.o.Prefix, nodeID, r.o.ID)
+}
+
+// Addr is the HTTP listen address once Run is serving.
+func (r *Relay) Addr() string {
+	<-r.ready
+	return r.addr
+}
+
+// Ready is closed once the HTTP listener is open.
+func (r *Relay) Ready() <-chan struct{} { return r.ready }
+
+// Run serves until ctx ends; in-flight HTTP requests get a short grace.
+func (r *Relay) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", r.o.Listen)
+	if err != nil {
+		return fmt.Errorf("relay listen %s: %w", r.o.Listen, err)
+	}
+	if r.o.TLS != nil {
+		ln = tls.NewListener(ln, r.o.TLS)
+	}
+	r.addr = ln.Addr().String()
+	close(r.ready)
+	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+
+	runCtx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = r.link.Run(runCtx) }()
+	for i := 0; i < r.o.Workers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.worker(runCtx) }()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	r.log.Info("sitelink relay serving", "id", r.o.ID, "listen", r.addr)
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), r.o.AckBudget+time.Second)
+	_ = srv.Shutdown(sctx)
+	cancel()
+	_ = r.link.Shutdown("", nil, time.Second)
+	stop()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// onState learns routes from births and wills; it runs in paho's router,
+// so it only parses and updates a map.
+func (r *Relay) onState(_ *link.Conn, m paho.Message) {
+	defer m.Ack()
+	id, kind, _, ok := wire.ParseNodeTopic(r.o.Prefix, m.Topic())
+	if !ok || kind != "state" {
+		return
+	}
+	if len(m.Payload()) == 0 {
+		r.routes.update(id, nil)
+		return
+	}
+	st, err := wire.DecodeState(m.Payload())
+	if err != nil {
+		r.log.Warn("ignoring unreadable node state", "node", id, "err", err)
+		return
+	}
+	r.routes.update(id, &st)
+}
+
+// onReply hands a node's reply to the HTTP handler waiting for it.
+func (r *Relay) onReply(_ *link.Conn, m paho.Message) {
+	defer m.Ack()
+	rep, err := wire.DecodeReply(m.Payload())
+	if err != nil {
+		r.log.Warn("ignoring unreadable reply", "topic", m.Topic(), "err", err)
+		return
+	}
+	r.mu.Lock()
+	ch := r.pending[rep.ID]
+	r.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- rep:
+		default:
+		}
+	}
+}
+
+// send publishes a command to a node and waits for its reply until
+// deadline. It returns errOffline right after the PUBACK when the node is
+// known to be offline (the broker queues the command for it).
+func (r *Relay) send(ctx context.Context, n node, typ string, body json.RawMessage) (wire.Reply, error) {
+	id := newID()
+	env, err := json.Marshal(wire.Command{ID: id, Type: typ, ReplyTo: r.replyTopic(n.ID), Body: body})
+	if err != nil {
+		return wire.Reply{}, err
+	}
+	ch := make(chan wire.Reply, 1)
+	r.mu.Lock()
+	r.pending[id] = ch
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.pending, id)
+		r.mu.Unlock()
+	}()
+	c := r.link.Conn()
+	if c == nil {
+		return wire.Reply{}, errNoBroker
+	}
+	topics := wire.Topics{Prefix: r.o.Prefix, Node: n.ID}
+	if err := c.PublishWait(ctx, topics.Command(typ), false, env); err != nil {
+		return wire.Reply{}, fmt.Errorf("%w: %v", errNoBroker, err)
+	}
+	if !n.Online {
+		return wire.Reply{}, errOffline
+	}
+	select {
+	case rep := <-ch:
+		return rep, nil
+	case <-ctx.Done():
+		return wire.Reply{}, errNoAnswer
+	}
+}
+
+var (
+	errNoBroker = errors.New("relay cannot reach the broker")
+	errOffline  = errors.New("station controller offline")
+	errNoAnswer = errors.New("station controller did not answer in time")
+)
