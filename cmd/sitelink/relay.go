@@ -104,4 +104,3 @@ func relayOptions(cfg *config.Relay) (relay.Options, error) {
 	}
 	return o, nil
 }
-

@@ -84,4 +84,3 @@ func tlsConfig(broker string, t config.TLS) (*tls.Config, error) {
 	}
 	return tc, nil
 }
-

@@ -99,11 +99,11 @@ func New(o Options) (*Relay, error) {
 	lo.ManualAck = true
 	lo.Logger = log
 	lo.Subs = map[string]link.Handler{
-		o.Prefix + "/nodes/+/state":                 r.onState,
-		o.Prefix + "/nodes/+/replies/" + o.ID:       r.onReply,
-		r.shared("start-request"):                   r.onEvent,
-		r.shared("settlement-request"):              r.onEvent,
-		r.shared("cancel-request"):                  r.onEvent,
+		o.Prefix + "/nodes/+/state":           r.onState,
+		o.Prefix + "/nodes/+/replies/" + o.ID: r.onReply,
+		r.shared("start-request"):             r.onEvent,
+		r.shared("settlement-request"):        r.onEvent,
+		r.shared("cancel-request"):            r.onEvent,
 	}
 	r.link = link.New(lo)
 	return r, nil
