@@ -1,0 +1,240 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sitelink/sitelink/daemon/nayaxsim"
+	"github.com/sitelink/sitelink/daemon/relay"
+	"github.com/sitelink/sitelink/daemon/wire"
+)
+
+const fakeNode = "site-fake"
+
+// fakeSite announces a node that owns the terminal but runs no daemon, so
+// the test plays the edge: it publishes request events and reads results.
+func (e *env) fakeSite() {
+	e.t.Helper()
+	e.cloud.Publish(prefix+"/nodes/"+fakeNode+"/state", []byte(fmt.Sprintf(`{"online":true,"epoch":1,"version":"x","config_version":0,"machines":[{"machine_id":%d,"hw_serial":%q}],"stations":["5"],"at":%q}`, machine, serial, time.Now().UTC().Format(time.RFC3339))))
+}
+
+// authorized makes nayaxsim authorize a card on the fake site's terminal
+// (an external authorization) and returns the transaction.
+func (e *env) authorized(relayURL string) nayaxsim.Txn {
+	e.t.Helper()
+	e.sim.SetRelay(relayURL)
+	tap, err := e.sim.Tap(context.Background(), nayaxsim.Terminal{MachineID: machine, HwSerial: serial}, "5", "bob", 20)
+	if err != nil || tap.Kind != "authorize" {
+		e.t.Fatalf("tap: %+v %v", tap, err)
+	}
+	return tap.Txn
+}
+
+var seq uint64
+
+// emit publishes a request event as the fake site would, and returns its id.
+func (e *env) emit(typ string, body map[string]any) string {
+	e.t.Helper()
+	seq++
+	payload, err := wire.EventPayload(fakeNode, seq, typ, time.Now(), body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.cloud.Publish(prefix+"/nodes/"+fakeNode+"/events/"+typ, payload)
+	return fmt.Sprintf("%s-%d", fakeNode, seq)
+}
+
+func externalCancel(t nayaxsim.Txn) map[string]any {
+	return map[string]any{
+		"call": "ExternalCancel", "NayaxTransactionId": t.NayaxTransactionID, "SparkTransactionId": t.SparkTransactionID,
+		"SiteId": t.SiteID, "MachineAuTime": t.MachineAuTime, "TerminalId": serial, "TerminalIdType": 1,
+		"CancellationType": 1, "ReasonCode": "75", "ReasonText": "Service not provided", "CancelAmount": t.Amount,
+	}
+}
+
+// results returns the result commands sent to the fake site, by event id.
+func (e *env) results() map[string][]relay.Result {
+	out := map[string][]relay.Result{}
+	for _, m := range e.cloud.All() {
+		if m.Topic != prefix+"/nodes/"+fakeNode+"/commands/result" {
+			continue
+		}
+		cmd, err := wire.DecodeCommand(m.Payload, "result")
+		if err != nil {
+			e.t.Fatalf("bad result command: %v", err)
+		}
+		var r relay.Result
+		if err := json.Unmarshal(cmd.Body, &r); err != nil {
+			e.t.Fatal(err)
+		}
+		out[r.EventID] = append(out[r.EventID], r)
+	}
+	return out
+}
+
+func (e *env) awaitResult(id string) relay.Result {
+	e.t.Helper()
+	var r relay.Result
+	waitFor(e.t, 15*time.Second, "result of "+id, func() bool {
+		rs := e.results()[id]
+		if len(rs) > 0 {
+			r = rs[0]
+			return true
+		}
+		return false
+	})
+	return r
+}
+
+// Each request event becomes one signed Nayax call, and the answer goes
+// back to the node as a result; a repeat is "already done".
+func TestRequestEventsToNayax(t *testing.T) {
+	e := newEnv(t)
+	r := e.startRelay("relay-1", 300*time.Millisecond)
+	e.fakeSite()
+	waitRoute(t, r.url)
+	txn := e.authorized(r.url)
+
+	id := e.emit("cancel-request", externalCancel(txn))
+	res := e.awaitResult(id)
+	if res.Outcome != relay.OutcomeApproved || res.Call != "ExternalCancel" {
+		t.Fatalf("result %+v", res)
+	}
+	reqs := e.sim.Requests("ExternalCancel")
+	if len(reqs) != 1 {
+		t.Fatalf("%d ExternalCancel requests", len(reqs))
+	}
+	var sent map[string]any
+	_ = json.Unmarshal(reqs[0].Body, &sent)
+	if _, ok := sent["call"]; ok {
+		t.Fatal("the event's call marker was sent to Nayax")
+	}
+	if got, _ := e.sim.Txn(txn.NayaxTransactionID); got.State != "cancelled" {
+		t.Fatalf("nayaxsim txn %+v", got)
+	}
+
+	// The node retries (it never saw the result): Nayax says 28, which
+	// means success.
+	res = e.awaitResult(e.emit("cancel-request", externalCancel(txn)))
+	if res.Outcome != relay.OutcomeAlreadyDone {
+		t.Fatalf("repeat: %+v", res)
+	}
+
+	// Remote Start: StartAuthentication then TriggerTransaction.
+	spark := "7d1f3a52-9a0b-4a7e-9a53-3f1c2b4d5e6f"
+	res = e.awaitResult(e.emit("start-request", map[string]any{"call": "TriggerTransaction", "SparkTransactionId": spark, "TerminalId": serial, "TerminalIdType": 1, "Amount": 15, "TransactionTimeout": 60}))
+	if res.Outcome != relay.OutcomeApproved {
+		t.Fatalf("trigger: %+v", res)
+	}
+	if n := len(e.sim.Requests("StartAuthentication")); n < 2 {
+		t.Fatalf("%d StartAuthentication calls", n)
+	}
+
+	// An event whose call does not fit its type is refused without a call.
+	res = e.awaitResult(e.emit("settlement-request", map[string]any{"call": "ExternalCancel", "SparkTransactionId": spark}))
+	if res.Outcome != relay.OutcomeError || !strings.Contains(res.Error, "does not fit") {
+		t.Fatalf("mismatched call: %+v", res)
+	}
+}
+
+// Nayax failing: transport errors are retried by the client; when Nayax
+// stays down the node hears "error" and retries later; a decline with 51
+// is reported as a decline.
+func TestNayaxFailures(t *testing.T) {
+	e := newEnv(t)
+	r := e.startRelay("relay-1", 300*time.Millisecond)
+	e.fakeSite()
+	waitRoute(t, r.url)
+
+	txn := e.authorized(r.url)
+	e.sim.Fail("ExternalCancel", nayaxsim.Failure{Times: 2, Status: 503})
+	res := e.awaitResult(e.emit("cancel-request", externalCancel(txn)))
+	if res.Outcome != relay.OutcomeApproved || res.Attempts != 3 {
+		t.Fatalf("after two 503s: %+v", res)
+	}
+
+	e.sim.Fail("ExternalCancel", nayaxsim.Failure{Status: 500})
+	res = e.awaitResult(e.emit("cancel-request", externalCancel(txn)))
+	if res.Outcome != relay.OutcomeError || !strings.Contains(res.Error, "no answer from Nayax") {
+		t.Fatalf("Nayax down: %+v", res)
+	}
+	e.sim.ClearFailures()
+	e.sim.Fail("ExternalCancel", nayaxsim.Failure{Times: 1, Code: 51})
+	res = e.awaitResult(e.emit("cancel-request", externalCancel(txn)))
+	if res.Outcome != relay.OutcomeDeclined || res.Status == nil || res.Status.Code() != 51 {
+		t.Fatalf("51: %+v", res)
+	}
+}
+
+// Two replicas on one broker share the events (each handled once) and
+// both answer HTTP for any node.
+func TestTwoReplicas(t *testing.T) {
+	e := newEnv(t)
+	r1 := e.startRelay("relay-1", 300*time.Millisecond)
+	r2 := e.startRelay("relay-2", 300*time.Millisecond)
+	e.fakeSite()
+	waitRoute(t, r1.url)
+	waitRoute(t, r2.url)
+	txn := e.authorized(r1.url)
+
+	var ids []string
+	for i := 0; i < 20; i++ {
+		ids = append(ids, e.emit("cancel-request", externalCancel(txn)))
+	}
+	for _, id := range ids {
+		e.awaitResult(id)
+	}
+	by := map[string]int{}
+	for _, m := range e.cloud.All() {
+		if m.Topic != prefix+"/nodes/"+fakeNode+"/commands/result" {
+			continue
+		}
+		cmd, _ := wire.DecodeCommand(m.Payload, "result")
+		by[cmd.ReplyTo[strings.LastIndex(cmd.ReplyTo, "/")+1:]]++
+	}
+	for id, rs := range e.results() {
+		if len(rs) != 1 {
+			t.Errorf("event %s handled %d times", id, len(rs))
+		}
+	}
+	if by["relay-1"] == 0 || by["relay-2"] == 0 || by["relay-1"]+by["relay-2"] != 20 {
+		t.Fatalf("events per replica: %v", by)
+	}
+	// Both replicas answer HTTP for the node (it never answers: 992 after
+	// the budget, from either).
+	for _, u := range []string{r1.url, r2.url} {
+		code, body := post(t, u, "/api/TimeoutCallback", "application/json", []byte(fmt.Sprintf(`{"MachineId":%d,"SparkTransactionId":"x"}`, machine)))
+		if code != 200 || !strings.Contains(string(body), "queued") {
+			t.Fatalf("%s: HTTP %d %s", u, code, body)
+		}
+	}
+}
+
+// A replica killed in the middle of a Nayax call loses nothing: the event
+// was not acked, comes back when the replica restarts, and is finished.
+func TestRelayKilledMidCall(t *testing.T) {
+	e := newEnv(t)
+	r := e.startRelay("relay-1", 300*time.Millisecond)
+	e.fakeSite()
+	waitRoute(t, r.url)
+	txn := e.authorized(r.url)
+	e.sim.Fail("ExternalCancel", nayaxsim.Failure{Times: 1, Delay: 1500 * time.Millisecond})
+	id := e.emit("cancel-request", externalCancel(txn))
+	waitFor(t, 10*time.Second, "the call reached Nayax", func() bool { return len(e.sim.Requests("ExternalCancel")) > 0 })
+	r.stop()
+	if len(e.results()[id]) != 0 {
+		t.Fatal("result published although the replica died mid-call")
+	}
+	e.startRelay("relay-1", 300*time.Millisecond)
+	res := e.awaitResult(id)
+	if res.Outcome != relay.OutcomeApproved && res.Outcome != relay.OutcomeAlreadyDone {
+		t.Fatalf("after restart: %+v", res)
+	}
+	if got, _ := e.sim.Txn(txn.NayaxTransactionID); got.State != "cancelled" {
+		t.Fatalf("nayaxsim txn %+v", got)
+	}
+}
