@@ -24,7 +24,9 @@ const usage = `sitelink — edge gateway for paid EV charging (Nayax)
 Usage:
   sitelink run -config FILE            run the edge daemon (systemd: sitelink.service)
   sitelink relay -config FILE          run the cloud relay Nayax calls (systemd: sitelink-relay.service)
-  sitelink demo [-keep]                a whole site in one process: broker, daemon, cloud script
+  sitelink demo [-keep]                a whole chain in one process: broker, relay, Nayax simulator, site
+  sitelink nayaxsim serve|tap|cortina-cancel|txns|requests
+                                       a local stand-in for Nayax (Spark DMZ and callbacks)
   sitelink status   [-json]            daemon status (link, epoch, outbox)
   sitelink stations [-json]            stations: contactor, CP state, energy, faults
   sitelink sessions [-json] [-n N]     sessions, newest first
@@ -70,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdRun(ctx, rest, stderr)
 	case "relay":
 		return cmdRelay(ctx, rest, stderr)
+	case "nayaxsim":
+		return cmdNayaxsim(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "status", "stations", "sessions", "outbox":
