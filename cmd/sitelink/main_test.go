@@ -267,7 +267,7 @@ func TestDemo(t *testing.T) {
 	if err := run([]string{"demo"}, &out, &errb); err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out.String(), errb.String())
 	}
-	for _, w := range []string{"authorized", "charging", "stopping -> stopped", `"Verdict":"Approved"`, `"state": "stopped"`} {
+	for _, w := range []string{"POST", "/api/StopCallback", "authorized", "charging", "stopping -> stopped", `"Verdict":"Approved"`, `"state": "stopped"`, `"state": "cancelled"`, "Cortina/PrePaid/Cancel"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("transcript lacks %q:\n%s", w, out.String())
 		}

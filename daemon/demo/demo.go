@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,8 +20,12 @@ import (
 	"github.com/sitelink/sitelink/daemon/broker"
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/edge"
+	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/localapi"
+	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/daemon/nayax/seeds"
+	"github.com/sitelink/sitelink/daemon/nayaxsim"
+	"github.com/sitelink/sitelink/daemon/relay"
 	"github.com/sitelink/sitelink/daemon/wire"
 )
 
@@ -36,12 +41,22 @@ type Options struct {
 // Node is the demo site's node id.
 const Node = "demo-site"
 
-// Run starts an embedded broker and an edge daemon with two simulated
-// stations, then plays the cloud: authorize a card on station 5, let it
-// charge, send Nayax's StopCallback seed, and print every message.
+// terminal is the demo site's Nayax terminal.
+var terminal = nayaxsim.Terminal{MachineID: 71234996, HwSerial: "0434334921100366"}
+
+// Run starts the whole chain in one process — an embedded broker, the
+// Nayax simulator, a relay and a site controller with two simulated
+// stations — then plays Nayax: a card authorized on station 5, a vehicle
+// charging, Nayax's StopCallback seed posted to the relay; then a second
+// card whose transaction Nayax cancels (Cortina Cancel). Every HTTP call
+// and MQTT message is printed.
 func Run(ctx context.Context, o Options) error {
 	if o.Charge <= 0 {
 		o.Charge = 3 * time.Second
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	t := &transcript{w: o.Out, start: time.Now()}
 
@@ -60,42 +75,51 @@ func Run(ctx context.Context, o Options) error {
 	cfg := Config(b.URL(), dir)
 	t.say("embedded MQTT broker on %s; data in %s", b.URL(), dir)
 
-	d, err := edge.New(edge.Options{Config: cfg, Version: o.Version, Logger: o.Logger})
+	sim, err := nayaxsim.Start(nayaxsim.Options{Logger: log.With("part", "nayaxsim")})
 	if err != nil {
 		return err
 	}
-	edgeCtx, stopEdge := context.WithCancel(context.Background())
-	edgeDone := make(chan error, 1)
-	go func() { edgeDone <- d.Run(edgeCtx) }()
-	defer func() {
-		stopEdge()
-		<-edgeDone
-	}()
+	defer sim.Close()
+	so := sim.Options()
+	client, err := nayax.NewClient(nayax.ClientConfig{BaseURL: sim.URL(), IntegratorID: so.IntegratorID, SignKey: so.SignKey,
+		TokenID: so.TokenID, TokenSecret: so.TokenSecret, Logger: log.With("part", "nayax")})
+	if err != nil {
+		return err
+	}
+	rl, err := relay.New(relay.Options{ID: "demo-relay", Prefix: cfg.MQTT.TopicPrefix, Listen: "127.0.0.1:0", Nayax: client,
+		Logger: log.With("part", "relay"), Link: link.Options{Broker: b.URL(), BackoffMin: 200 * time.Millisecond}})
+	if err != nil {
+		return err
+	}
+	d, err := edge.New(edge.Options{Config: cfg, Version: o.Version, Logger: log.With("part", "edge")})
+	if err != nil {
+		return err
+	}
+	stop := runAll(map[string]func(context.Context) error{"relay": rl.Run, "edge": d.Run})
+	defer stop()
+	relayURL := "http://" + rl.Addr()
+	sim.SetRelay(relayURL)
+	t.say("Nayax simulator at %s; relay at %s", sim.URL(), relayURL)
 
-	cloud, err := newCloud(b.URL(), cfg.MQTT.TopicPrefix, t)
+	spy, err := newSpy(b.URL(), cfg.MQTT.TopicPrefix, t)
 	if err != nil {
 		return err
 	}
-	defer cloud.close()
+	defer spy.close()
 	topics := wire.Topics{Prefix: cfg.MQTT.TopicPrefix, Node: Node}
 
 	t.step("waiting for the site controller's birth message")
-	if _, err := cloud.await(ctx, 10*time.Second, 0, func(m msg) bool {
+	if _, err := spy.await(ctx, 10*time.Second, 0, func(m msg) bool {
 		return m.topic == topics.State() && bytes.Contains(m.payload, []byte(`"online":true`))
 	}); err != nil {
 		return fmt.Errorf("edge did not come online: %w", err)
 	}
 
-	t.step("card tapped on the terminal for station 5: Nayax's TransactionCallback becomes an `authorize` command")
-	auth := withStation(seeds.Get("001_transactioncallback_request.json"), "5")
-	reply, err := cloud.command(ctx, topics, "demo-authorize-1", "authorize", auth)
-	if err != nil {
+	t.step("a card is authorized on the terminal for station 5: Nayax posts its TransactionCallback (seed 001) to the relay")
+	if err := t.post(ctx, relayURL+"/api/TransactionCallback", withStation(seeds.Get("001_transactioncallback_request.json"), "5"), "Approved"); err != nil {
 		return err
 	}
-	if !approved(reply) {
-		return fmt.Errorf("authorize was not approved: %s", reply)
-	}
-	if _, err := cloud.await(ctx, 10*time.Second, 0, func(m msg) bool {
+	if _, err := spy.await(ctx, 10*time.Second, 0, func(m msg) bool {
 		return m.topic == topics.Event("session") && bytes.Contains(m.payload, []byte(`"to":"charging"`))
 	}); err != nil {
 		return fmt.Errorf("session did not start charging: %w", err)
@@ -113,43 +137,93 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
-	t.step("card tapped again: Nayax's StopCallback (seed 000, verbatim) becomes a `stop` command")
-	reply, err = cloud.command(ctx, topics, "demo-stop-1", "stop", seeds.Get("000_stopcallback_request.json"))
+	t.step("the card is presented again: Nayax posts its StopCallback (seed 000, verbatim)")
+	if err := t.post(ctx, relayURL+"/api/StopCallback", seeds.Get("000_stopcallback_request.json"), "Approved"); err != nil {
+		return err
+	}
+	t.step("Nayax retries the same StopCallback: same answer, no second action")
+	if err := t.post(ctx, relayURL+"/api/StopCallback", seeds.Get("000_stopcallback_request.json"), "Approved"); err != nil {
+		return err
+	}
+
+	t.step("another card on station 5 (the simulator taps it), then Nayax cancels that transaction (Cortina Prepaid Cancel)")
+	tap, err := sim.Tap(ctx, terminal, "5", "bob", 20)
 	if err != nil {
-		return err
+		return fmt.Errorf("tap: %w", err)
 	}
-	if !approved(reply) {
-		return fmt.Errorf("stop was not approved: %s", reply)
-	}
-	t.say("Nayax gets back: %s", reply)
-	if _, err := cloud.await(ctx, 10*time.Second, 0, func(m msg) bool {
-		return m.topic == topics.Event("session") && bytes.Contains(m.payload, []byte(`"to":"stopped"`))
+	t.say("POST %s/api/TransactionCallback (card bob) -> HTTP %d %s", relayURL, tap.HTTPStatus, compact(tap.Response))
+	if _, err := spy.await(ctx, 10*time.Second, 0, func(m msg) bool {
+		return m.topic == topics.Event("session") && bytes.Contains(m.payload, []byte(`"to":"charging"`)) && bytes.Contains(m.payload, []byte(tap.Txn.SparkTransactionID))
 	}); err != nil {
-		return fmt.Errorf("session did not stop: %w", err)
+		return fmt.Errorf("second session did not start: %w", err)
+	}
+	code, answer, err := sim.CortinaCancel(ctx, tap.Txn.NayaxTransactionID, false, "")
+	if err != nil {
+		return fmt.Errorf("cortina cancel: %w", err)
+	}
+	t.say("POST %s/Cortina/PrePaid/Cancel -> HTTP %d %s", relayURL, code, compact(answer))
+	if !bytes.Contains(answer, []byte(`"Approved"`)) {
+		return fmt.Errorf("Cortina Cancel was not approved: %s", answer)
 	}
 
-	t.step("the same StopCallback again (Nayax retries): same answer, no second action")
-	if _, err := cloud.command(ctx, topics, "demo-stop-1", "stop", seeds.Get("000_stopcallback_request.json")); err != nil {
-		return err
-	}
-
-	sessions, err := api.Sessions(1)
+	sessions, err := api.Sessions(2)
 	if err != nil {
 		return err
 	}
 	if len(sessions) == 0 {
 		return errors.New("no session in the ledger")
 	}
-	final, _ := json.MarshalIndent(sessions[0], "  ", "  ")
-	t.step("final session record (sitelink sessions -json)")
+	final, _ := json.MarshalIndent(sessions, "  ", "  ")
+	t.step("the ledger (sitelink sessions -json)")
 	fmt.Fprintf(o.Out, "  %s\n", final)
 
 	if o.Keep {
-		t.step("still running; try: sitelink status -socket %s   (Ctrl-C to stop)", cfg.Node.APISocket)
+		t.step("still running; try: sitelink status -socket %s   or   sitelink nayaxsim tap -sim %s -station 5   (Ctrl-C stops)", cfg.Node.APISocket, strings.TrimSuffix(sim.URL(), "/api"))
 		<-ctx.Done()
 	}
 	t.step("done")
 	return nil
+}
+
+// runAll runs each part until the returned stop is called.
+func runAll(parts map[string]func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, run := range parts {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = run(ctx) }()
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+// post sends a callback as Nayax does and prints both sides; the answer
+// must carry the wanted verdict.
+func (t *transcript) post(ctx context.Context, url string, body []byte, verdict string) error {
+	t.line("=>", "POST %s  %s", url, compact(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	t.line("<=", "HTTP %d  %s", resp.StatusCode, compact(answer))
+	if !bytes.Contains(answer, []byte(`"Verdict":"`+verdict+`"`)) {
+		return fmt.Errorf("%s answered %s, want %s", url, answer, verdict)
+	}
+	return nil
+}
+
+func compact(b []byte) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) == nil {
+		return buf.String()
+	}
+	return string(b)
 }
 
 // Config is the demo site's configuration.
@@ -179,13 +253,6 @@ func withStation(body []byte, station string) []byte {
 	return out
 }
 
-func approved(reply []byte) bool {
-	var r struct{ Status nayaxStatus }
-	return json.Unmarshal(reply, &r) == nil && r.Status.Verdict == "Approved"
-}
-
-type nayaxStatus struct{ Verdict string }
-
 func onOff(b bool) string {
 	if b {
 		return "on"
@@ -213,9 +280,8 @@ type msg struct {
 	payload []byte
 }
 
-// cloud is the scripted stand-in for the relay: it watches every topic and
-// sends commands the way the relay will.
-type cloud struct {
+// spy watches every topic of the deployment and prints what passes.
+type spy struct {
 	c      paho.Client
 	t      *transcript
 	prefix string
@@ -225,23 +291,23 @@ type cloud struct {
 	wake chan struct{}
 }
 
-func newCloud(url, prefix string, t *transcript) (*cloud, error) {
-	cl := &cloud{t: t, prefix: prefix, wake: make(chan struct{}, 1)}
-	o := paho.NewClientOptions().AddBroker(url).SetClientID("demo-cloud").SetAutoReconnect(false)
+func newSpy(url, prefix string, t *transcript) (*spy, error) {
+	cl := &spy{t: t, prefix: prefix, wake: make(chan struct{}, 1)}
+	o := paho.NewClientOptions().AddBroker(url).SetClientID("demo-spy").SetAutoReconnect(false)
 	o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { cl.onMessage(m.Topic(), m.Payload()) })
 	cl.c = paho.NewClient(o)
 	if err := waitTok(cl.c.Connect()); err != nil {
-		return nil, fmt.Errorf("cloud client connect: %w", err)
+		return nil, fmt.Errorf("spy connect: %w", err)
 	}
 	if err := waitTok(cl.c.Subscribe(prefix+"/#", 1, nil)); err != nil {
-		return nil, fmt.Errorf("cloud client subscribe: %w", err)
+		return nil, fmt.Errorf("spy subscribe: %w", err)
 	}
 	return cl, nil
 }
 
-func (cl *cloud) close() { cl.c.Disconnect(100) }
+func (cl *spy) close() { cl.c.Disconnect(100) }
 
-func (cl *cloud) onMessage(topic string, payload []byte) {
+func (cl *spy) onMessage(topic string, payload []byte) {
 	p := append([]byte(nil), payload...)
 	cl.mu.Lock()
 	cl.seen = append(cl.seen, msg{topic, p})
@@ -250,10 +316,11 @@ func (cl *cloud) onMessage(topic string, payload []byte) {
 	case cl.wake <- struct{}{}:
 	default:
 	}
+	arrow := "<-" // from the site
 	if strings.Contains(topic, "/commands/") {
-		return // our own commands, already printed as sent
+		arrow = "->" // to the site, from the relay
 	}
-	cl.t.line("<-", "%s  %s", strings.TrimPrefix(topic, cl.prefix+"/"), describe(topic, p))
+	cl.t.line(arrow, "%s  %s", strings.TrimPrefix(topic, cl.prefix+"/"), describe(topic, p))
 }
 
 // describe makes one readable line out of a message.
@@ -305,7 +372,7 @@ func dash(s string) string {
 }
 
 // await waits for a message matching f among those seen since index from.
-func (cl *cloud) await(ctx context.Context, d time.Duration, from int, f func(msg) bool) (msg, error) {
+func (cl *spy) await(ctx context.Context, d time.Duration, from int, f func(msg) bool) (msg, error) {
 	deadline := time.After(d)
 	for {
 		cl.mu.Lock()
@@ -326,31 +393,10 @@ func (cl *cloud) await(ctx context.Context, d time.Duration, from int, f func(ms
 	}
 }
 
-func (cl *cloud) mark() int {
+func (cl *spy) mark() int {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	return len(cl.seen)
-}
-
-// command publishes a command envelope and returns the reply body.
-func (cl *cloud) command(ctx context.Context, topics wire.Topics, id, typ string, body []byte) ([]byte, error) {
-	replyTo := topics.Replies()
-	env, _ := json.Marshal(wire.Command{ID: id, Type: typ, ReplyTo: replyTo, Body: body})
-	cl.t.line("->", "%s  %s", strings.TrimPrefix(topics.Command(typ), cl.prefix+"/"), env)
-	from := cl.mark()
-	if err := waitTok(cl.c.Publish(topics.Command(typ), 1, false, env)); err != nil {
-		return nil, err
-	}
-	m, err := cl.await(ctx, 10*time.Second, from, func(m msg) bool {
-		var r wire.Reply
-		return m.topic == replyTo && json.Unmarshal(m.payload, &r) == nil && r.ID == id
-	})
-	if err != nil {
-		return nil, fmt.Errorf("no reply to %s %s: %w", typ, id, err)
-	}
-	var r wire.Reply
-	_ = json.Unmarshal(m.payload, &r)
-	return r.Body, nil
 }
 
 func waitTok(t paho.Token) error {
