@@ -296,3 +296,21 @@ func TestCallbackHeaders(t *testing.T) {
 		t.Fatalf("both headers: HTTP %d", code)
 	}
 }
+
+// Decline and Timeout callbacks reach the node, which answers for the
+// transaction it knows (here: none).
+func TestDeclineAndTimeoutCallbacks(t *testing.T) {
+	e := newEnv(t)
+	e.startEdge("site-dt", t.TempDir())
+	r := e.startRelay("relay-1", 4*time.Second)
+	waitRoute(t, r.url)
+	for path, body := range map[string]string{
+		"/api/DeclineCallback": `{"MachineId":71234996,"HwSerial":"0434334921100366","SparkTransactionId":"12c7cec2-c690-4425-9a1f-db0db60e2d8c","Status":{"Verdict":"Declined","ErrorCode":44,"ErrorDescription":"Timeout on POS Device"}}`,
+		"/api/TimeoutCallback": `{"TerminalId":"0434334921100366","MachineId":71234996,"HwSerial":"0434334921100366","SparkTransactionId":"12c7cec2-c690-4425-9a1f-db0db60e2d8c"}`,
+	} {
+		code, answer := post(t, r.url, path, "application/json", []byte(body))
+		if v, c, _ := status(t, answer); code != 200 || v != "Declined" || c != 27 {
+			t.Errorf("%s: HTTP %d %s", path, code, answer)
+		}
+	}
+}
