@@ -19,6 +19,10 @@ const (
 	Cancelled   State = "cancelled"   // Nayax released the hold (or told us so)
 	Declined    State = "declined"    // card declined or timed out
 	Closed      State = "closed"      // ended without money involved
+	// NeedsReconciliation: Nayax refused a settlement or cancel in a way
+	// no retry can fix (or the retry budget ran out); an operator must
+	// look. Final for the engine.
+	NeedsReconciliation State = "needs-reconciliation"
 )
 
 // Active reports whether a session in this state holds its station.
@@ -52,8 +56,37 @@ type Session struct {
 	StopReason         string    `json:"stop_reason,omitempty"`
 	CreatedAt          time.Time `json:"created_at"`
 	UpdatedAt          time.Time `json:"updated_at"`
+	// Request is the pending Nayax request of the session (Remote Start
+	// trigger, settlement or cancel), kept until Nayax's answer is
+	// recorded and retried until then.
+	Request *Request `json:"request,omitempty"`
+	// LastAnswer is Nayax's last answer to one of the session's requests.
+	LastAnswer *Answer `json:"last_answer,omitempty"`
 	// History lists the transitions, oldest first, for operators.
 	History []Transition `json:"history,omitempty"`
+}
+
+// Request is a request to Nayax that a session waits on. Body is the
+// exact event body (Nayax's request plus "call"), so every retry sends the
+// same request; EventIDs are the outbox events that carried it, any of
+// which a result may echo.
+type Request struct {
+	Kind     string    `json:"kind"` // start | settlement | cancel
+	Call     string    `json:"call"`
+	Body     []byte    `json:"body"`
+	EventIDs []string  `json:"event_ids"`
+	Attempts int       `json:"attempts"`
+	FirstAt  time.Time `json:"first_at"`
+	NextAt   time.Time `json:"next_at"` // when to send again if no answer came
+}
+
+// Answer is what Nayax said (through the relay) to one request.
+type Answer struct {
+	Call        string    `json:"call"`
+	Outcome     string    `json:"outcome"` // approved | already-done | declined | error
+	Code        int       `json:"code,omitempty"`
+	Description string    `json:"description,omitempty"`
+	At          time.Time `json:"at"`
 }
 
 // Transition is one recorded state change of a session.

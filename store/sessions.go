@@ -15,7 +15,7 @@ import (
 // in the open-sessions index.
 func final(s State) bool {
 	switch s {
-	case Settled, Cancelled, Declined, Closed:
+	case Settled, Cancelled, Declined, Closed, NeedsReconciliation:
 		return true
 	}
 	return false

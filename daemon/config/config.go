@@ -92,6 +92,15 @@ type Policy struct {
 	MinEnergyWh      float64  `yaml:"min_energy_wh"`     // below this a session is cancelled, not settled
 	ContactorTimeout Duration `yaml:"contactor_timeout"` // contactor feedback deadline before faulting
 	EnergyCheckpoint Duration `yaml:"energy_checkpoint"` // how often a running session's energy is committed
+	// Remote Start: the amount pre-authorized when a start names none,
+	// how long the terminal waits for a card (TriggerTransaction's
+	// TransactionTimeout), and how long a requested session waits for
+	// Nayax's callback beyond that before it is closed.
+	StartAmount    float64  `yaml:"start_amount"`
+	TriggerTimeout Duration `yaml:"trigger_timeout"`
+	// ResultTimeout is how long a settlement or cancel request waits for
+	// Nayax's answer (through the relay) before it is sent again.
+	ResultTimeout Duration `yaml:"result_timeout"`
 }
 
 // Tariff is the price a session is settled at.
@@ -117,6 +126,9 @@ func Default() Edge {
 			MinEnergyWh:      10,
 			ContactorTimeout: Duration(2 * time.Second),
 			EnergyCheckpoint: Duration(10 * time.Second),
+			StartAmount:      20,
+			TriggerTimeout:   Duration(60 * time.Second),
+			ResultTimeout:    Duration(90 * time.Second),
 		},
 		Tariff: Tariff{
 			Currency:     "EUR",

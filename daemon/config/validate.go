@@ -285,6 +285,14 @@ func (e *Edge) validatePolicy(v *validator) {
 	v.checkNonNegative("policy.min_energy_wh", p.MinEnergyWh)
 	v.checkPositive("policy.contactor_timeout", p.ContactorTimeout)
 	v.checkPositive("policy.energy_checkpoint", p.EnergyCheckpoint)
+	if !(p.StartAmount > 0) || math.IsInf(p.StartAmount, 1) {
+		v.add("policy.start_amount", "must be > 0, got %s", fmtFloat(p.StartAmount))
+	}
+	v.checkPositive("policy.trigger_timeout", p.TriggerTimeout)
+	if p.TriggerTimeout > 0 && (p.TriggerTimeout%Duration(time.Second) != 0 || p.TriggerTimeout > Duration(time.Hour)) {
+		v.add("policy.trigger_timeout", "must be whole seconds, at most 1h (Nayax's TransactionTimeout), got %s", quote(p.TriggerTimeout.String()))
+	}
+	v.checkPositive("policy.result_timeout", p.ResultTimeout)
 }
 
 func (e *Edge) validateTariff(v *validator) {
