@@ -142,7 +142,11 @@ nayax: {base_url: "%s/api", integrator_id: %s, sign_key_file: %s, token_id: %d, 
 	if err := run([]string{"nayaxsim", "tap", "-sim", simURL, "-station", "5", "-card", "bob"}, &out, &out); err != nil || !strings.Contains(out.String(), `"stop"`) {
 		t.Fatalf("second tap: %v\n%s", err, out.String())
 	}
-	waitSession(t, api, "stopped")
+	// Through the relay to the simulator and back: settled or cancelled
+	// (depending on the energy), with Nayax's answer recorded.
+	if s := waitSession(t, api, "settled", "cancelled"); s.NayaxTransactionID == 0 {
+		t.Fatalf("session %+v", s)
+	}
 }
 
 func freePort(t *testing.T) int {

@@ -116,16 +116,28 @@ func withStation(t *testing.T, body []byte) []byte {
 	return out
 }
 
-func waitSession(t *testing.T, api *localapi.Client, state string) localapi.Session {
+// waitSession waits until the newest session is in one of the states
+// ("ended" stands for any state after the service: settling, cancelling
+// and their ends).
+func waitSession(t *testing.T, api *localapi.Client, states ...string) localapi.Session {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	want := map[string]bool{}
+	for _, s := range states {
+		if s == "ended" {
+			for _, e := range []string{"settling", "cancelling", "settled", "cancelled", "needs-reconciliation"} {
+				want[e] = true
+			}
+		}
+		want[s] = true
+	}
 	for {
 		ss, err := api.Sessions(10)
-		if err == nil && len(ss) > 0 && ss[0].State == state {
+		if err == nil && len(ss) > 0 && want[ss[0].State] {
 			return ss[0]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("session never reached %s: %+v (%v)", state, ss, err)
+			t.Fatalf("session never reached %v: %+v (%v)", states, ss, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -154,7 +166,7 @@ func TestKilledAfterStopAck(t *testing.T) {
 	_ = p.cmd.Wait()
 
 	startDaemon(t, cfg, socket)
-	s := waitSession(t, api, "stopped")
+	s := waitSession(t, api, "ended")
 	if s.StopReason != "StopCallback (card presented)" || s.EnergyWh <= 0 {
 		t.Fatalf("session after kill: %+v", s)
 	}
@@ -170,7 +182,7 @@ func TestKilledAfterStopAck(t *testing.T) {
 	var seen = map[uint64]bool{}
 	var max uint64
 	rec.Await(10*time.Second, 0, "stopped event", func(m mqtttest.Message) bool {
-		return strings.HasSuffix(m.Topic, "/events/session") && bytes.Contains(m.Payload, []byte(`"to":"stopped"`))
+		return strings.HasSuffix(m.Topic, "/events/session") && bytes.Contains(m.Payload, []byte(`"to":"settling"`))
 	})
 	for _, m := range rec.All() {
 		var e wire.Event
@@ -219,7 +231,7 @@ func TestSIGTERM(t *testing.T) {
 		return bytes.Contains(m.Payload, []byte(`"to":"interrupted"`))
 	})
 	startDaemon(t, cfg, socket)
-	if s := waitSession(t, api, "stopped"); s.StopReason != "shutdown" {
+	if s := waitSession(t, api, "ended"); s.StopReason != "shutdown" {
 		t.Fatalf("after restart: %+v", s)
 	}
 }
@@ -267,7 +279,7 @@ func TestDemo(t *testing.T) {
 	if err := run([]string{"demo"}, &out, &errb); err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out.String(), errb.String())
 	}
-	for _, w := range []string{"POST", "/api/StopCallback", "authorized", "charging", "stopping -> stopped", `"Verdict":"Approved"`, `"state": "stopped"`, `"state": "cancelled"`, "Cortina/PrePaid/Cancel"} {
+	for _, w := range []string{"POST", "/api/StopCallback", "authorized", "charging", "stopping -> stopped", `"Verdict":"Approved"`, `"state": "settled"`, `"state": "cancelled"`, "Cortina/PrePaid/Cancel", "ExternalCancel"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("transcript lacks %q:\n%s", w, out.String())
 		}

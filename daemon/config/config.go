@@ -101,6 +101,10 @@ type Policy struct {
 	// ResultTimeout is how long a settlement or cancel request waits for
 	// Nayax's answer (through the relay) before it is sent again.
 	ResultTimeout Duration `yaml:"result_timeout"`
+	// RetryMin and RetryMax bound the backoff after Nayax failed a request
+	// (no answer, or a "try again" code such as 50).
+	RetryMin Duration `yaml:"retry_min"`
+	RetryMax Duration `yaml:"retry_max"`
 }
 
 // Tariff is the price a session is settled at.
@@ -129,6 +133,8 @@ func Default() Edge {
 			StartAmount:      20,
 			TriggerTimeout:   Duration(60 * time.Second),
 			ResultTimeout:    Duration(90 * time.Second),
+			RetryMin:         Duration(5 * time.Second),
+			RetryMax:         Duration(10 * time.Minute),
 		},
 		Tariff: Tariff{
 			Currency:     "EUR",

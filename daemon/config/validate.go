@@ -293,6 +293,11 @@ func (e *Edge) validatePolicy(v *validator) {
 		v.add("policy.trigger_timeout", "must be whole seconds, at most 1h (Nayax's TransactionTimeout), got %s", quote(p.TriggerTimeout.String()))
 	}
 	v.checkPositive("policy.result_timeout", p.ResultTimeout)
+	v.checkPositive("policy.retry_min", p.RetryMin)
+	v.checkPositive("policy.retry_max", p.RetryMax)
+	if p.RetryMin > p.RetryMax {
+		v.add("policy.retry_min", "must not exceed retry_max (%s), got %s", quote(p.RetryMax.String()), quote(p.RetryMin.String()))
+	}
 }
 
 func (e *Edge) validateTariff(v *validator) {

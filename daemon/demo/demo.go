@@ -115,6 +115,10 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("edge did not come online: %w", err)
 	}
 
+	// Nayax knows the transaction of its own example (seed 001).
+	sim.Register(nayaxsim.Txn{NayaxTransactionID: 2004545072, SparkTransactionID: "12c7cec2-c690-4425-9a1f-db0db60e2d8c", SiteID: 2,
+		MachineAuTime: "20240205194122328", MachineID: terminal.MachineID, HwSerial: terminal.HwSerial, Station: "5", Amount: 15})
+
 	t.step("a card is authorized on the terminal for station 5: Nayax posts its TransactionCallback (seed 001) to the relay")
 	if err := t.post(ctx, relayURL+"/api/TransactionCallback", withStation(seeds.Get("001_transactioncallback_request.json"), "5"), "Approved"); err != nil {
 		return err
@@ -145,6 +149,15 @@ func Run(ctx context.Context, o Options) error {
 	if err := t.post(ctx, relayURL+"/api/StopCallback", seeds.Get("000_stopcallback_request.json"), "Approved"); err != nil {
 		return err
 	}
+	t.step("the site settles the energy delivered: settlement-request → relay → Nayax ExternalSettlement → result")
+	if _, err := spy.await(ctx, 15*time.Second, 0, func(m msg) bool {
+		return m.topic == topics.Event("session") && bytes.Contains(m.payload, []byte(`"to":"settled"`))
+	}); err != nil {
+		return fmt.Errorf("session was not settled: %w", err)
+	}
+	for _, r := range sim.Requests(nayax.CallExternalSettlement) {
+		t.say("Nayax received ExternalSettlement %s -> %s", compact(r.Body), compact(r.Answer))
+	}
 
 	t.step("another card on station 5 (the simulator taps it), then Nayax cancels that transaction (Cortina Prepaid Cancel)")
 	tap, err := sim.Tap(ctx, terminal, "5", "bob", 20)
@@ -166,7 +179,22 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("Cortina Cancel was not approved: %s", answer)
 	}
 
-	sessions, err := api.Sessions(2)
+	t.step("a card for station 6, where no vehicle is plugged in: after the plug timeout the hold is released at once (ExternalCancel)")
+	tap, err = sim.Tap(ctx, terminal, "6", "carol", 25)
+	if err != nil {
+		return fmt.Errorf("tap: %w", err)
+	}
+	t.say("POST %s/api/TransactionCallback (card carol) -> HTTP %d %s", relayURL, tap.HTTPStatus, compact(tap.Response))
+	if _, err := spy.await(ctx, time.Duration(cfg.Policy.PlugTimeout)+15*time.Second, 0, func(m msg) bool {
+		return m.topic == topics.Event("session") && bytes.Contains(m.payload, []byte(`"to":"cancelled"`)) && bytes.Contains(m.payload, []byte(tap.Txn.SparkTransactionID))
+	}); err != nil {
+		return fmt.Errorf("no-vehicle session was not cancelled: %w", err)
+	}
+	for _, r := range sim.Requests(nayax.CallExternalCancel) {
+		t.say("Nayax received ExternalCancel %s -> %s", compact(r.Body), compact(r.Answer))
+	}
+
+	sessions, err := api.Sessions(3)
 	if err != nil {
 		return err
 	}
@@ -240,6 +268,7 @@ func Config(brokerURL, dir string) *config.Edge {
 		{Number: "6", Driver: "sim", Sim: &config.Sim{Vehicle: "absent", PowerKW: 11, TimeScale: 60}},
 	}
 	c.Tariff.PricePerKWh = 0.39
+	c.Policy.PlugTimeout = config.Duration(4 * time.Second) // short, for the demo
 	return &c
 }
 

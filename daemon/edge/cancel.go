@@ -71,13 +71,13 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (any, func(tx *s
 	case s.State.Active() && s.State != store.Requested:
 		if err := e.openContactor(&s); err != nil {
 			return out(nayax.CortinaDeclined(nayax.CortinaGeneral, "station could not stop: contactor did not confirm opening")), func(tx *store.Tx) error {
-				return e.recordStop(tx, &s, reason, false, now)
+				return e.recordStopThen(tx, &s, reason, false, false, now)
 			}
 		}
 	}
 	return out(nayax.CortinaApproved("cancelled")), func(tx *store.Tx) error {
 		if s.State.Active() && s.State != store.Requested {
-			if err := e.recordStop(tx, &s, reason, true, now); err != nil {
+			if err := e.recordStopThen(tx, &s, reason, true, false, now); err != nil {
 				return err
 			}
 		}

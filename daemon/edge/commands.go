@@ -12,6 +12,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/daemon/wire"
@@ -197,6 +198,10 @@ func (e *engine) dispatch(cmd wire.Command, now time.Time) (any, func(tx *store.
 		return e.declineCommand(cmd, now)
 	case wire.CommandCancel:
 		return e.cancelCommand(cmd, now)
+	case wire.CommandResult:
+		return e.resultCommand(cmd, now)
+	case wire.CommandStart:
+		return e.startCommand(cmd, now)
 	case "rebirth":
 		if c := e.d.link.Conn(); c != nil {
 			c.Publish(e.d.topics.State(), true, e.d.statePayload(true))
@@ -274,7 +279,9 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 	// or the Remote Start session we requested).
 	var existing store.Session
 	var have bool
+	var key []byte
 	err = e.st.View(func(tx *store.Tx) error {
+		key = append([]byte(nil), tx.CardKey()...)
 		var err error
 		if sparkID != "" {
 			existing, err = tx.Session(sparkID)
@@ -283,17 +290,33 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 		}
 		if err == nil {
 			have = true
-			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
 		}
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
+		// The same Nayax transaction under another SparkTransactionId
+		// cannot be two sessions.
+		if req.NayaxTransactionId.Valid && sparkID != "" {
+			other, err := tx.SessionByNayax(req.NayaxTransactionId.V)
+			if err == nil && other.SparkTransactionID != sparkID {
+				return fmt.Errorf("%w: NayaxTransactionId belongs to session %s", errConflict, other.SparkTransactionID)
+			}
 		}
-		return err
+		return nil
 	})
+	if errors.Is(err, errConflict) {
+		return out(nayax.Declined(nayax.CodeValidation, err.Error())), nil
+	}
 	if err != nil {
 		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable")), nil
 	}
+	approved := req.AuthStatus.Verdict == nayax.VerdictApproved
 	if have && existing.State != store.Requested {
+		if approved && existing.NayaxTransactionID == 0 && !existing.State.Active() {
+			// Our start request timed out or the controller restarted,
+			// and the card was authorized after all: release the hold.
+			return out(nayax.Declined(nayax.CodeGeneral, "session already closed; the authorization is being cancelled")),
+				e.refuse(req, term, existing.Station, &existing, key, stopNotAuthorizing, now)
+		}
 		// Same transaction again (a new command id): answer from the
 		// session, never act twice.
 		if strings.HasPrefix(existing.StopReason, stopContactorFailed) {
@@ -302,10 +325,11 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 		return out(nayax.Approved("No Errors")), nil
 	}
 
-	if req.AuthStatus.Verdict != nayax.VerdictApproved {
+	if !approved {
 		if have {
 			s := existing
 			return out(nayax.Approved("No Errors")), func(tx *store.Tx) error {
+				s.Request = nil
 				return e.transition(tx, &s, store.Declined, "card declined: "+req.AuthStatus.ErrorDescription, now)
 			}
 		}
@@ -320,27 +344,29 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 		station = term.Stations[0]
 	}
 	if station == "" {
-		return out(nayax.Declined(nayax.CodeMissingMandatory, "ServiceStationNumber: required (the terminal serves several stations)")), nil
+		return out(nayax.Declined(nayax.CodeMissingMandatory, "ServiceStationNumber: required (the terminal serves several stations)")),
+			e.refuse(req, term, "", nil, key, "no station named", now)
 	}
 	if !term.HasStation(station) {
-		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: station %q is not served by this terminal", station))), nil
+		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: station %q is not served by this terminal", station))),
+			e.refuse(req, term, "", nil, key, "station "+station+" is not served by this terminal", now)
 	}
 	hw, ok := e.d.stations[station]
 	if !ok {
-		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: unknown station %q", station))), nil
+		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: unknown station %q", station))),
+			e.refuse(req, term, "", nil, key, "unknown station "+station, now)
 	}
 	if !(req.Amount.V > 0) {
 		return out(nayax.Declined(nayax.CodeValidation, "Amount: must be greater than 0")), nil
 	}
 	r := hw.Read()
 	if r.Fault != "" {
-		return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s is faulted: %s", station, r.Fault))), nil
+		return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s is faulted: %s", station, r.Fault))),
+			e.refuse(req, term, station, existingPtr(have, &existing), key, "station faulted: "+r.Fault, now)
 	}
 
-	var key []byte
 	var busy *store.Session
 	err = e.st.View(func(tx *store.Tx) error {
-		key = append([]byte(nil), tx.CardKey()...)
 		cur, err := tx.ActiveSession(station)
 		if err == nil && cur.SparkTransactionID != sparkID {
 			busy = &cur
@@ -355,7 +381,8 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable")), nil
 	}
 	if busy != nil {
-		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("station %s is busy with another session", station))), nil
+		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("station %s is busy with another session", station))),
+			e.refuse(req, term, station, existingPtr(have, &existing), key, "station busy", now)
 	}
 
 	s := existing
@@ -365,16 +392,7 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 		}
 		s = store.Session{SparkTransactionID: sparkID, Station: station, Origin: "external", CreatedAt: now.UTC()}
 	}
-	s.NayaxTransactionID = req.NayaxTransactionId.V
-	// The terminal's identifiers as configured (they agree with the
-	// request, checked above), so later matches compare like with like.
-	s.MachineID = cmp.Or(term.MachineID, req.MachineId.V)
-	s.HwSerial = cmp.Or(term.HwSerial, req.HwSerial.S)
-	s.SiteID = req.SiteId.String()
-	s.MachineAuTime = req.MachineAuTime.S
-	s.CardDigest = cardDigest(key, req.CardHash.S)
-	s.CardLast4 = req.CardLast4Digits.S
-	s.AuthorizedAmount = req.Amount.V
+	fillAuthorization(&s, req, term, key)
 	s.MeterStartWh = r.EnergyWh
 	s.EnergyWh = 0
 
@@ -443,13 +461,68 @@ func (e *engine) stopCommand(cmd wire.Command, now time.Time) (any, func(tx *sto
 	// Contactor first; the stop and its reply then commit together.
 	herr := e.openContactor(&s)
 	record := func(tx *store.Tx) error {
-		return e.recordStop(tx, &s, "StopCallback (card presented)", herr == nil, now)
+		return e.recordStop(tx, &s, stopCard, herr == nil, now)
 	}
 	if herr != nil {
 		return out(nayax.Declined(nayax.CodeGeneral, "contactor did not confirm opening; station faulted"), &s), record
 	}
 	return out(nayax.Approved("No Errors"), &s), record
 }
+
+// fillAuthorization copies what a TransactionCallback says about the
+// money onto the session. The terminal's identifiers are stored as
+// configured (they agree with the request, checked before), so later
+// matches compare like with like.
+func fillAuthorization(s *store.Session, req nayax.TransactionCallbackRequest, term config.Terminal, key []byte) {
+	s.NayaxTransactionID = req.NayaxTransactionId.V
+	s.MachineID = cmp.Or(term.MachineID, req.MachineId.V)
+	s.HwSerial = cmp.Or(term.HwSerial, req.HwSerial.S)
+	s.SiteID = req.SiteId.String()
+	s.MachineAuTime = req.MachineAuTime.S
+	s.CardDigest = cardDigest(key, req.CardHash.S)
+	s.CardLast4 = req.CardLast4Digits.S
+	s.AuthorizedAmount = req.Amount.V
+	s.Request = nil // a Remote Start's trigger is answered
+}
+
+// refuse returns the transaction work that releases an authorization we
+// will not serve (station busy, faulted, unknown, or the session already
+// closed): Nayax holds the customer's money until told, so a refused
+// card gets a cancel request like any session without service.
+func (e *engine) refuse(req nayax.TransactionCallbackRequest, term config.Terminal, station string, existing *store.Session, key []byte, why string, now time.Time) func(tx *store.Tx) error {
+	if !req.NayaxTransactionId.Valid || req.NayaxTransactionId.V == 0 || !(req.Amount.V > 0) {
+		return nil
+	}
+	return func(tx *store.Tx) error {
+		var s store.Session
+		if existing != nil {
+			s = *existing
+		} else {
+			if station == "" && len(term.Stations) > 0 {
+				station = term.Stations[0]
+			}
+			id := req.SparkTransactionId.S
+			if id == "" {
+				id = newSparkID()
+			}
+			s = store.Session{SparkTransactionID: id, Station: station, Origin: "external", CreatedAt: now.UTC()}
+		}
+		fillAuthorization(&s, req, term, key)
+		s.StopReason = stopStartRefused + ": " + why
+		e.log.Warn("releasing an authorization this site cannot serve", "spark_transaction_id", s.SparkTransactionID, "why", why)
+		return e.endOfService(tx, &s, now)
+	}
+}
+
+func existingPtr(have bool, s *store.Session) *store.Session {
+	if have {
+		return s
+	}
+	return nil
+}
+
+// errConflict: an identifier already belongs to another session.
+var errConflict = errors.New("conflict")
 
 // stopContactorFailed starts the stop reason of a session whose contactor
 // would not close.
@@ -534,6 +607,7 @@ func (e *engine) declineCommand(cmd wire.Command, now time.Time) (any, func(tx *
 		return out(nayax.Approved("No Errors")), nil
 	}
 	return out(nayax.Approved("No Errors")), func(tx *store.Tx) error {
+		s.Request = nil
 		return e.transition(tx, &s, store.Declined, cmd.Type+" callback", now)
 	}
 }

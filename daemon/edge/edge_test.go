@@ -83,14 +83,14 @@ func TestAuthorizeThenSeedStop(t *testing.T) {
 		t.Fatal("contactor still closed after an approved stop")
 	}
 	got := s.session(seedSpark)
-	if got.State != "stopped" || got.NayaxTransactionID != 2004545072 || got.AuthorizedAmount != 15 || got.EnergyWh <= 0 {
+	if got.State != "settling" || got.NayaxTransactionID != 2004545072 || got.AuthorizedAmount != 15 || got.EnergyWh <= 0 {
 		t.Fatalf("session after stop = %+v", got)
 	}
 
 	// The session events tell the whole story, in order. (The reply goes
 	// out directly; events follow through the outbox.)
 	waitFor(t, 5*time.Second, "stopped event", func() bool {
-		return len(events(s.cloud, s.cfg.MQTT.TopicPrefix, "session")) >= 4
+		return len(events(s.cloud, s.cfg.MQTT.TopicPrefix, "session")) >= 5
 	})
 	var path []string
 	for _, e := range events(s.cloud, s.cfg.MQTT.TopicPrefix, "session") {
@@ -103,7 +103,7 @@ func TestAuthorizeThenSeedStop(t *testing.T) {
 			t.Fatalf("session event leaks card data: %s", e.Body)
 		}
 	}
-	if strings.Join(path, ",") != "authorized,charging,stopping,stopped" {
+	if strings.Join(path, ",") != "authorized,charging,stopping,stopped,settling" {
 		t.Fatalf("session transitions = %v", path)
 	}
 
@@ -112,7 +112,7 @@ func TestAuthorizeThenSeedStop(t *testing.T) {
 	if v, _ := verdict(s.command("stop-2", "stop", seeds.Get("000_stopcallback_request.json"))); v != "Approved" {
 		t.Fatalf("repeated stop: %s", v)
 	}
-	if n := len(events(s.cloud, s.cfg.MQTT.TopicPrefix, "session")); n != 4 {
+	if n := len(events(s.cloud, s.cfg.MQTT.TopicPrefix, "session")); n != 5 {
 		t.Fatalf("repeated stop produced transitions: %d session events", n)
 	}
 }
@@ -136,7 +136,7 @@ func TestReplayedCommandID(t *testing.T) {
 	if !jsonEqual(first, replay) {
 		t.Fatalf("replayed stop got %v, first reply was %v", replay, first)
 	}
-	if got := s.session(seedSpark).State; got != "stopped" {
+	if got := s.session(seedSpark).State; !ended(got) {
 		t.Fatalf("state = %s", got)
 	}
 }
@@ -194,7 +194,7 @@ func TestNayaxQuirks(t *testing.T) {
 	if v, code := verdict(s.command("stop-q", "stop", stop)); v != "Approved" {
 		t.Fatalf("stop by int64 nayax id: %s %v", v, code)
 	}
-	s.waitState(seedSpark, "stopped")
+	s.waitEnded(seedSpark)
 }
 
 // Bad input gets a clear answer when there is someone to answer, and the
@@ -257,7 +257,7 @@ func TestBrokerOutage(t *testing.T) {
 	// The vehicle leaves while the site is offline: the session stops
 	// locally and the events wait in the outbox.
 	s.sims["5"].Unplug()
-	s.waitState(seedSpark, "stopped")
+	s.waitEnded(seedSpark)
 	if s.sims["5"].Read().Contactor {
 		t.Fatal("contactor closed after unplug")
 	}
@@ -306,7 +306,7 @@ func TestShutdownInterruptsAndRestartEnds(t *testing.T) {
 		return false
 	})
 	s.start()
-	got := s.waitState(seedSpark, "stopped")
+	got := s.waitEnded(seedSpark)
 	if got.StopReason != "shutdown" || got.EnergyWh <= 0 {
 		t.Fatalf("after restart: %+v", got)
 	}

@@ -172,6 +172,11 @@ func publicSession(s store.Session) store.Session {
 	s.CardDigest = ""
 	s.CardLast4 = ""
 	s.History = nil
+	if s.Request != nil {
+		r := *s.Request
+		r.Body = nil // the event that carries it is enough
+		s.Request = &r
+	}
 	return s
 }
 
@@ -210,16 +215,22 @@ func (e *engine) reconcile(now time.Time) error {
 			if ok {
 				s.EnergyWh = sessionEnergy(s, st.Read())
 			}
-			if s.State != store.Interrupted && s.State != store.Requested {
-				if err := e.transition(tx, s, store.Interrupted, "daemon restarted", now); err != nil {
+			if s.State == store.Requested {
+				// A late TransactionCallback for it is cancelled (authorize).
+				s.Request = nil
+				return e.transition(tx, s, store.Closed, stopInterrupted, now)
+			}
+			if s.State != store.Interrupted {
+				if err := e.transition(tx, s, store.Interrupted, stopDaemonRestart, now); err != nil {
 					return err
 				}
 			}
-			end := store.Stopped
-			if s.State == store.Requested {
-				end = store.Closed
+			// Ended by the same settle-or-cancel rule as any stop, in the
+			// same transaction.
+			if err := e.transition(tx, s, store.Stopped, stopInterrupted, now); err != nil {
+				return err
 			}
-			return e.transition(tx, s, end, "interrupted", now)
+			return e.endOfService(tx, s, now)
 		})
 		if err != nil {
 			return err
@@ -254,7 +265,7 @@ func (e *engine) halt(now time.Time) {
 			if st, ok := e.d.stations[s.Station]; ok {
 				s.EnergyWh = sessionEnergy(s, st.Read())
 			}
-			return e.transition(tx, s, store.Interrupted, "shutdown", now)
+			return e.transition(tx, s, store.Interrupted, stopShutdown, now)
 		})
 		if err != nil {
 			e.log.Error("record interrupted session", "spark_transaction_id", s.SparkTransactionID, "err", err)
@@ -323,14 +334,15 @@ func (e *engine) stationChanged(n string, now time.Time) {
 	}
 	switch {
 	case r.Fault != "" && (s.State == store.Authorized || s.State == store.Charging):
-		e.stop(&s, "station fault: "+r.Fault, now)
+		e.stop(&s, stopFault+": "+r.Fault, now)
 	case prev.CP.VehiclePresent() && r.CP == hal.CPA && (s.State == store.Authorized || s.State == store.Charging):
-		e.stop(&s, "vehicle unplugged", now)
+		e.stop(&s, stopUnplugged, now)
 	}
 }
 
 // timers: plug timeout, energy checkpoints, and stuck stops.
 func (e *engine) timers(now time.Time) {
+	e.retryRequests(now)
 	open, err := e.activeSessions()
 	if err != nil {
 		e.log.Error("list sessions", "err", err)
@@ -349,15 +361,15 @@ func (e *engine) timers(now time.Time) {
 			// The contactor opened without a stop (a driver's own
 			// protection, or a stop whose commit failed): the session
 			// cannot be delivering energy, so end it.
-			e.stop(s, "contactor opened outside a stop", now)
+			e.stop(s, stopContactorOpen, now)
 			continue
 		}
 		switch s.State {
 		case store.Authorized:
 			if plug > 0 && now.Sub(enteredAt(s)) >= plug {
-				reason := "no vehicle within plug timeout"
+				reason := stopPlugTimeout
 				if r.CP.VehiclePresent() {
-					reason = "vehicle drew no energy within plug timeout"
+					reason = stopNoDraw
 				}
 				e.stop(s, reason, now)
 			}
@@ -436,8 +448,15 @@ func (e *engine) openContactor(s *store.Session) error {
 }
 
 // recordStop records the stop inside tx: stopping, and stopped once the
-// contactor is confirmed open, with the energy the meter shows now.
+// contactor is confirmed open, with the energy the meter shows now; then,
+// in the same transaction, the settle-or-cancel decision (endOfService).
 func (e *engine) recordStop(tx *store.Tx, s *store.Session, reason string, opened bool, now time.Time) error {
+	return e.recordStopThen(tx, s, reason, opened, true, now)
+}
+
+// recordStopThen is recordStop with the end of service optional: a
+// session Nayax cancelled itself has nothing to settle or cancel.
+func (e *engine) recordStopThen(tx *store.Tx, s *store.Session, reason string, opened, settle bool, now time.Time) error {
 	cur, err := tx.Session(s.SparkTransactionID)
 	if err != nil {
 		return err
@@ -458,6 +477,11 @@ func (e *engine) recordStop(tx *store.Tx, s *store.Session, reason string, opene
 	if opened {
 		if err := e.transition(tx, &cur, store.Stopped, "", now); err != nil {
 			return err
+		}
+		if settle {
+			if err := e.endOfService(tx, &cur, now); err != nil {
+				return err
+			}
 		}
 	}
 	*s = cur

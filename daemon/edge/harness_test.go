@@ -172,6 +172,26 @@ func (s *site) waitState(id, state string) localapi.Session {
 	return got
 }
 
+// waitEnded waits until the session has ended its service: stopped and
+// handed to the money path (settling or cancelling), or further.
+func (s *site) waitEnded(id string) localapi.Session {
+	s.t.Helper()
+	var got localapi.Session
+	waitFor(s.t, 10*time.Second, "session "+id+" ended", func() bool {
+		got = s.session(id)
+		return ended(got.State)
+	})
+	return got
+}
+
+func ended(state string) bool {
+	switch state {
+	case "settling", "cancelling", "settled", "cancelled", "needs-reconciliation", "closed":
+		return true
+	}
+	return false
+}
+
 func verdict(body map[string]any) (string, float64) {
 	st, _ := body["Status"].(map[string]any)
 	v, _ := st["Verdict"].(string)

@@ -55,7 +55,7 @@ func TestQueuedCommandsWhileOffline(t *testing.T) {
 	if s.sims["6"].Read().Contactor {
 		t.Fatal("an expired authorize closed a contactor")
 	}
-	if got := s.session(seedSpark); got.State != "stopped" {
+	if got := s.session(seedSpark); !ended(got.State) {
 		t.Fatalf("seed session = %+v", got)
 	}
 }
@@ -125,7 +125,7 @@ func TestStuckContactor(t *testing.T) {
 		t.Fatal("engine stalled")
 	}
 	s.sims["5"].SetStuck(false)
-	got := s.waitState(seedSpark, "stopped")
+	got := s.waitEnded(seedSpark)
 	if got.EnergyWh != frozen {
 		t.Fatalf("energy grew after the stop was decided: %v -> %v", frozen, got.EnergyWh)
 	}
@@ -142,7 +142,7 @@ func TestContactorOpenedOutsideStop(t *testing.T) {
 	if err := s.sims["5"].SetContactor(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.waitState(seedSpark, "stopped"); got.StopReason != "contactor opened outside a stop" {
+	if got := s.waitEnded(seedSpark); got.StopReason != "contactor opened outside a stop" {
 		t.Fatalf("session = %+v", got)
 	}
 }
@@ -153,7 +153,7 @@ func TestEventsCarryNoCardData(t *testing.T) {
 	s.charge()
 	s.command("stop-1", "stop", seeds.Get("000_stopcallback_request.json"))
 	waitFor(t, 5*time.Second, "stopped event", func() bool {
-		return len(events(s.cloud, s.cfg.MQTT.TopicPrefix, "session")) >= 4
+		return len(events(s.cloud, s.cfg.MQTT.TopicPrefix, "session")) >= 5
 	})
 	for _, m := range s.cloud.All() {
 		if strings.Contains(m.Topic, "/commands/") {

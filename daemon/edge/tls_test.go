@@ -109,7 +109,7 @@ func TestSecureLink(t *testing.T) {
 			if v, code := verdict(s.command("stop-1", "stop", seeds.Get("000_stopcallback_request.json"))); v != "Approved" {
 				t.Fatalf("stop: %s %v", v, code)
 			}
-			s.waitState(seedSpark, "stopped")
+			s.waitEnded(seedSpark)
 			// The node published its birth and, through the outbox, its
 			// session events: its own topics are writable for it.
 			s.cloud.Await(10*time.Second, 0, "online state", func(m mqtttest.Message) bool {

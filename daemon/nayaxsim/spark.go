@@ -598,3 +598,24 @@ func normSerial(s string) string {
 	}
 	return "0"
 }
+
+// Register records an authorization that Nayax made without a tap of the
+// simulator, for example the transaction of the spec's
+// TransactionCallback example that a test or the demo posts itself, so
+// the settlement or cancel that follows finds it. State defaults to
+// authorized; an existing transaction with the same id is replaced.
+func (s *Sim) Register(t Txn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.State == "" {
+		t.State = StateAuthorized
+	}
+	if t.AuthorizedAt.IsZero() {
+		t.AuthorizedAt = s.o.Now()
+	}
+	if _, ok := s.txns[t.NayaxTransactionID]; !ok {
+		s.order = append(s.order, t.NayaxTransactionID)
+	}
+	t.Acked = true
+	s.txns[t.NayaxTransactionID] = &t
+}

@@ -49,6 +49,7 @@ func TestSeedCallbacksOverHTTP(t *testing.T) {
 	site := e.startEdge("site-http", t.TempDir())
 	r := e.startRelay("relay-1", 4*time.Second)
 	waitRoute(t, r.url)
+	e.sim.Register(seedTxn)
 
 	code, body := post(t, r.url, "/api/TransactionCallback", "application/json", withStation(t, seeds.Get("001_transactioncallback_request.json"), "5"))
 	if v, c, d := status(t, body); code != 200 || v != "Approved" {
@@ -68,7 +69,7 @@ func TestSeedCallbacksOverHTTP(t *testing.T) {
 	if contactor(t, site.api, "5") {
 		t.Fatal("contactor still closed after the stop")
 	}
-	if s := session(t, site.api, "stopped"); s.NayaxTransactionID != 2004545072 {
+	if s := session(t, site.api, "settled"); s.NayaxTransactionID != 2004545072 || s.Amount <= 0 {
 		t.Fatalf("session %+v", s)
 	}
 }
@@ -314,3 +315,8 @@ func TestDeclineAndTimeoutCallbacks(t *testing.T) {
 		}
 	}
 }
+
+// seedTxn is the transaction of the spec's TransactionCallback example, as
+// Nayax would know it.
+var seedTxn = nayaxsim.Txn{NayaxTransactionID: 2004545072, SparkTransactionID: "12c7cec2-c690-4425-9a1f-db0db60e2d8c",
+	SiteID: 2, MachineAuTime: "20240205194122328", MachineID: machine, HwSerial: serial, Station: "5", Amount: 15}

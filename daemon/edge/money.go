@@ -1,0 +1,454 @@
+// Money: what a finished session asks Nayax to charge or to release.
+//
+// # Settlement amount
+//
+// A session that delivered at least policy.min_energy_wh is settled for
+//
+//	min(authorized, session_fee + energy_kWh × price_per_kwh)
+//
+// in the currency's main unit with tariff.decimal_place decimals (0 to 3).
+// The arithmetic is exact decimal arithmetic on the values as written
+// (0.39 in the config is 0.39, not the binary double nearest to it): the
+// tariff is rounded half-up (0.585 → 0.59), the authorized amount is
+// truncated (never rounded up), so the settlement can never exceed what
+// the card holder authorized. Energy is first rounded to whole
+// milliwatt-hours, far below any meter's resolution, so that float noise
+// of a meter subtraction (1499.9999999999998 Wh) cannot flip a rounding.
+//
+// # Reason table
+//
+// A session that provided no service is cancelled (CancelTransaction for
+// a Remote Start, ExternalCancel for a transaction authorized on the
+// terminal) with CancelAmount = the authorized amount and this reason.
+// CancelTransaction carries the code as an integer (75), ExternalCancel as
+// the two-digit string ("75"), as their schemas say. Nayax does not
+// define the codes (its ExternalCancel reference recommends "75 - Service
+// not provided" and shows "01" "User requested cancellation"); they are
+// sitelink's audit trail, grouped by who ended the session: 01 the
+// customer, 03 the vehicle, 06 the station, 75 anything else.
+//
+//	kind           code  text                               when
+//	no-vehicle     03    Vehicle not connected              no vehicle drew power within policy.plug_timeout
+//	unplugged      03    Vehicle unplugged before charging  the vehicle was unplugged before energy flowed
+//	user-stop      01    User requested cancellation        the customer stopped (card tap, local stop) before energy flowed
+//	station-fault  06    Station fault                      the station faulted or its contactor would not close
+//	interrupted    75    Service not provided (restart)     the controller restarted (crash, power loss) before energy flowed
+//	below-minimum  75    Service not provided               the session ended under policy.min_energy_wh
+//
+// Any other kind gets 75 "Service not provided".
+
+package edge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"time"
+
+	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/store"
+)
+
+// Errors of the request builders. Each is wrapped with the call being
+// built; none of them is worth retrying without a change to the session
+// or the configuration.
+var (
+	// ErrNoSiteID: ExternalSettlement and ExternalCancel must echo the
+	// SiteId of the authorization (Nayax answers "not found" without it),
+	// and the session has none.
+	ErrNoSiteID = errors.New("session has no SiteId")
+	// ErrNoTerminal: the terminal has neither hw_serial nor machine_id, so
+	// the request cannot name it.
+	ErrNoTerminal = errors.New("terminal has neither hw_serial nor machine_id")
+	// ErrUnknownOrigin: the session is neither "remote" nor "external", so
+	// the call (Settlement or ExternalSettlement…) cannot be chosen.
+	ErrUnknownOrigin = errors.New("unknown session origin")
+	// ErrUnknownFlow: the terminal's flow is neither pre-authorization nor
+	// pre-selection, so CancellationType cannot be chosen.
+	ErrUnknownFlow = errors.New("unknown terminal flow")
+	// ErrBadAmount: an amount is negative, not a number, infinite, above
+	// the authorized amount, or missing where the flow needs it.
+	ErrBadAmount = errors.New("invalid amount")
+	// ErrTriggerTimeout: TransactionTimeout must be 1 to 32767 seconds.
+	ErrTriggerTimeout = errors.New("transaction timeout out of range")
+)
+
+// maxDecimalPlace is the most minor-unit digits a currency has (ISO 4217:
+// BHD, KWD…); config validation enforces the same bound.
+const maxDecimalPlace = 3
+
+// Amount is the money to settle for a session: min(authorized,
+// session_fee + energy_kWh × price_per_kwh) with t.DecimalPlace decimals
+// (clamped to 0..3). The tariff is rounded half-up, the authorized amount
+// (as Nayax sent it) truncated, so the result never exceeds authorized.
+// Every input is taken as its shortest decimal text, so no binary float
+// error accumulates: 0.39 €/kWh × 1500 Wh is 0.585, settled as 0.59. A
+// negative, NaN or infinite input counts as 0. The result marshals to
+// JSON with at most DecimalPlace decimals (0.59, never 0.5900000000000001).
+func Amount(energyWh float64, authorized float64, t config.Tariff) float64 {
+	dp := min(max(t.DecimalPlace, 0), maxDecimalPlace)
+	scale := ratPow10(dp)
+
+	// Energy to whole milliwatt-hours first: see the file comment.
+	mWh := ratRoundHalfUp(new(big.Rat).Mul(decimalOf(energyWh), big.NewRat(1000, 1)))
+	kWh := new(big.Rat).SetFrac(mWh, big.NewInt(1_000_000))
+
+	tariff := new(big.Rat).Mul(kWh, decimalOf(t.PricePerKWh))
+	tariff.Add(tariff, decimalOf(t.SessionFee))
+	minor := ratRoundHalfUp(tariff.Mul(tariff, new(big.Rat).SetInt(scale)))
+
+	limit := ratFloor(new(big.Rat).Mul(decimalOf(authorized), new(big.Rat).SetInt(scale)))
+	if limit.Cmp(minor) < 0 {
+		minor = limit
+	}
+	// Rat.Float64 rounds correctly, so the result is the double nearest
+	// to minor/10^dp, whose shortest text is that decimal again.
+	f, _ := new(big.Rat).SetFrac(minor, scale).Float64()
+	return f
+}
+
+// decimalOf returns x as the decimal its shortest text spells (what a
+// config file or a JSON body wrote), or 0 for a negative, NaN or infinite
+// x.
+func decimalOf(x float64) *big.Rat {
+	r := new(big.Rat)
+	if !(x > 0) || math.IsInf(x, 1) {
+		return r
+	}
+	if _, ok := r.SetString(strconv.FormatFloat(x, 'g', -1, 64)); !ok {
+		r.SetFloat64(x) // unreachable: FormatFloat's output always parses
+	}
+	return r
+}
+
+// ratRoundHalfUp rounds a non-negative r to the nearest integer, halves up.
+func ratRoundHalfUp(r *big.Rat) *big.Int {
+	return ratFloor(new(big.Rat).Add(r, big.NewRat(1, 2)))
+}
+
+// ratFloor returns the integer part of a non-negative r.
+func ratFloor(r *big.Rat) *big.Int {
+	return new(big.Int).Quo(r.Num(), r.Denom())
+}
+
+func ratPow10(n int) *big.Int {
+	return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)
+}
+
+// ReasonKind is why a session provided no service; Reason maps it to the
+// ReasonCode and ReasonText of the cancel. The table is documented at the
+// top of money.go and printed by ReasonTable.
+type ReasonKind string
+
+// The reason kinds, in ReasonTable order.
+const (
+	ReasonNoVehicle    ReasonKind = "no-vehicle"    // 03 Vehicle not connected: plug timeout
+	ReasonUnplugged    ReasonKind = "unplugged"     // 03 Vehicle unplugged before charging
+	ReasonUserStop     ReasonKind = "user-stop"     // 01 User requested cancellation: StopCallback or local stop before energy flowed
+	ReasonStationFault ReasonKind = "station-fault" // 06 Station fault: fault, or the contactor would not close
+	ReasonInterrupted  ReasonKind = "interrupted"   // 75 Service not provided (restart): controller restarted before energy flowed
+	ReasonBelowMinimum ReasonKind = "below-minimum" // 75 Service not provided: energy under policy.min_energy_wh
+)
+
+// The fallback for a kind the table does not know, and the reason Nayax's
+// reference recommends.
+const (
+	reasonDefaultCode = "75"
+	reasonDefaultText = "Service not provided"
+)
+
+var reasonRows = []struct {
+	Kind       ReasonKind
+	Code, Text string
+}{
+	{ReasonNoVehicle, "03", "Vehicle not connected"},
+	{ReasonUnplugged, "03", "Vehicle unplugged before charging"},
+	{ReasonUserStop, "01", "User requested cancellation"},
+	{ReasonStationFault, "06", "Station fault"},
+	{ReasonInterrupted, "75", "Service not provided (restart)"},
+	{ReasonBelowMinimum, reasonDefaultCode, reasonDefaultText},
+}
+
+// Reason returns the ReasonCode (two digits) and ReasonText of a cancel
+// for kind k; an unknown kind gives "75", "Service not provided".
+func Reason(k ReasonKind) (code, text string) {
+	for _, r := range reasonRows {
+		if r.Kind == k {
+			return r.Code, r.Text
+		}
+	}
+	return reasonDefaultCode, reasonDefaultText
+}
+
+// ReasonTable returns the whole reason table in a stable order (the
+// order of the documentation), for docs and `sitelink` output. The
+// caller may modify the returned slice.
+func ReasonTable() []struct {
+	Kind       ReasonKind
+	Code, Text string
+} {
+	out := make([]struct {
+		Kind       ReasonKind
+		Code, Text string
+	}, len(reasonRows))
+	copy(out, reasonRows)
+	return out
+}
+
+// TerminalRef picks how to name the terminal to Nayax: its hardware serial
+// as configured (TerminalIdType 1) when there is one, else its machine id
+// (TerminalIdType 2). It returns "", 0 when the terminal has neither.
+func TerminalRef(t config.Terminal) (id string, typ int) {
+	switch {
+	case t.HwSerial != "":
+		return t.HwSerial, nayax.TerminalHWSerial
+	case t.MachineID > 0:
+		return strconv.FormatInt(t.MachineID, 10), nayax.TerminalMachineID
+	}
+	return "", 0
+}
+
+// CancellationType is the CancellationType of a cancel for a terminal's
+// flow: 1 (Cancel) for "pre-authorization", 2 (Void) for "pre-selection",
+// 0 for anything else.
+func CancellationType(flow string) int {
+	switch flow {
+	case config.FlowPreAuthorization:
+		return nayax.CancellationPreAuth
+	case config.FlowPreSelection:
+		return nayax.CancellationPreSelection
+	}
+	return 0
+}
+
+// SettlementRequest builds the settlement of session s for amount (from
+// Amount): Settlement for a Remote Start (origin "remote"), ExternalSettlement
+// for a transaction authorized on the terminal (origin "external"). The
+// body is exactly what the relay sends to Nayax plus a top-level "call"
+// member naming the call, which the relay strips. SiteId is echoed byte
+// for byte as the session stored it and left out when it has none (which
+// ExternalSettlement refuses: ErrNoSiteID); MachineAuTime likewise, for
+// ExternalSettlement only. amount must not exceed s.AuthorizedAmount.
+func SettlementRequest(s store.Session, t config.Terminal, amount float64) (call string, body json.RawMessage, err error) {
+	switch s.Origin {
+	case "remote":
+		call = nayax.CallSettlement
+	case "external":
+		call = nayax.CallExternalSettlement
+	default:
+		return "", nil, fmt.Errorf("build settlement: %w %q", ErrUnknownOrigin, s.Origin)
+	}
+	if !validMoney(amount) || amount > s.AuthorizedAmount {
+		return "", nil, fmt.Errorf("build %s: %w: %v (authorized %v)", call, ErrBadAmount, amount, s.AuthorizedAmount)
+	}
+	ids, err := moneyIDsOf(call, s, t)
+	if err != nil {
+		return "", nil, err
+	}
+	var req any
+	if call == nayax.CallSettlement {
+		req = &nayax.SettlementRequest{
+			NayaxTransactionId: ids.nayax,
+			SparkTransactionId: ids.spark,
+			SiteId:             ids.site,
+			TerminalId:         ids.terminal,
+			TerminalIdType:     ids.terminalType,
+			Amount:             nayax.NewAmount(amount),
+		}
+	} else {
+		req = &nayax.ExternalSettlementRequest{
+			NayaxTransactionId: ids.nayax,
+			SparkTransactionId: ids.spark,
+			MachineAuTime:      ids.auTime,
+			SiteId:             ids.site,
+			TerminalId:         ids.terminal,
+			TerminalIdType:     ids.terminalType,
+			Amount:             nayax.NewAmount(amount),
+		}
+	}
+	if body, err = callBody(call, req); err != nil {
+		return "", nil, err
+	}
+	return call, body, nil
+}
+
+// CancelRequest builds the cancel of session s, which provided no service
+// for reason k: CancelTransaction for a Remote Start (ReasonCode as an
+// integer), ExternalCancel for a transaction authorized on the terminal
+// (ReasonCode as the two-digit string). CancelAmount is the authorized
+// amount, CancellationType follows the terminal's flow. SiteId and
+// MachineAuTime are echoed exactly as stored and left out when the
+// session has none (which ExternalCancel refuses: ErrNoSiteID). The body
+// carries a "call" member as SettlementRequest's does.
+func CancelRequest(s store.Session, t config.Terminal, k ReasonKind) (call string, body json.RawMessage, err error) {
+	switch s.Origin {
+	case "remote":
+		call = nayax.CallCancelTransaction
+	case "external":
+		call = nayax.CallExternalCancel
+	default:
+		return "", nil, fmt.Errorf("build cancel: %w %q", ErrUnknownOrigin, s.Origin)
+	}
+	ct := CancellationType(t.Flow)
+	if ct == 0 {
+		return "", nil, fmt.Errorf("build %s: %w %q", call, ErrUnknownFlow, t.Flow)
+	}
+	if !validMoney(s.AuthorizedAmount) {
+		return "", nil, fmt.Errorf("build %s: %w: authorized %v", call, ErrBadAmount, s.AuthorizedAmount)
+	}
+	ids, err := moneyIDsOf(call, s, t)
+	if err != nil {
+		return "", nil, err
+	}
+	code, text := Reason(k)
+	// The schemas disagree: CancelTransaction's ReasonCode is an int16
+	// ("03" goes as 3), ExternalCancel's a string ("03").
+	token := strconv.Quote(code)
+	if call == nayax.CallCancelTransaction {
+		n, err := strconv.ParseInt(code, 10, 16)
+		if err != nil {
+			return "", nil, fmt.Errorf("build %s: reason code %q: %w", call, code, err)
+		}
+		token = strconv.FormatInt(n, 10)
+	}
+	reasonCode, err := nayax.ParseLiteral(token)
+	if err != nil {
+		return "", nil, fmt.Errorf("build %s: reason code %q: %w", call, code, err)
+	}
+	var req any
+	if call == nayax.CallCancelTransaction {
+		req = &nayax.CancelTransactionRequest{
+			NayaxTransactionId: ids.nayax,
+			SparkTransactionId: ids.spark,
+			SiteId:             ids.site,
+			MachineAuTime:      ids.auTime,
+			TerminalId:         ids.terminal,
+			TerminalIdType:     ids.terminalType,
+			CancellationType:   nayax.NewInt64(int64(ct)),
+			ReasonCode:         reasonCode,
+			ReasonText:         nayax.NewText(text),
+			CancelAmount:       nayax.NewAmount(s.AuthorizedAmount),
+		}
+	} else {
+		req = &nayax.ExternalCancelRequest{
+			NayaxTransactionId: ids.nayax,
+			SparkTransactionId: ids.spark,
+			SiteId:             ids.site,
+			MachineAuTime:      ids.auTime,
+			TerminalId:         ids.terminal,
+			TerminalIdType:     ids.terminalType,
+			CancellationType:   nayax.NewInt64(int64(ct)),
+			ReasonCode:         reasonCode,
+			ReasonText:         nayax.NewText(text),
+			CancelAmount:       nayax.NewAmount(s.AuthorizedAmount),
+		}
+	}
+	if body, err = callBody(call, req); err != nil {
+		return "", nil, err
+	}
+	return call, body, nil
+}
+
+// TriggerRequest builds the TriggerTransaction that wakes terminal t for
+// the Remote Start sparkID: the terminal waits timeout (rounded up to
+// whole seconds, 1 to 32767) for a card. amount is left out when 0, which
+// only the pre-authorization flow allows. The body carries a "call" member
+// as SettlementRequest's does.
+func TriggerRequest(sparkID string, t config.Terminal, amount float64, timeout time.Duration) (call string, body json.RawMessage, err error) {
+	call = nayax.CallTriggerTransaction
+	if timeout <= 0 || timeout > math.MaxInt16*time.Second {
+		return "", nil, fmt.Errorf("build %s: %w: %s", call, ErrTriggerTimeout, timeout)
+	}
+	secs := int64((timeout + time.Second - 1) / time.Second)
+	if !validMoney(amount) || (amount == 0 && t.Flow == config.FlowPreSelection) {
+		return "", nil, fmt.Errorf("build %s: %w: %v", call, ErrBadAmount, amount)
+	}
+	id, typ := TerminalRef(t)
+	if typ == 0 {
+		return "", nil, fmt.Errorf("build %s: %w", call, ErrNoTerminal)
+	}
+	req := &nayax.TriggerTransactionRequest{
+		SparkTransactionId: optText(sparkID),
+		TerminalId:         nayax.NewText(id),
+		TerminalIdType:     nayax.NewInt64(int64(typ)),
+		TransactionTimeout: nayax.NewInt64(secs),
+	}
+	if amount > 0 {
+		req.Amount = nayax.NewAmount(amount)
+	}
+	if body, err = callBody(call, req); err != nil {
+		return "", nil, err
+	}
+	return call, body, nil
+}
+
+// moneyIDs are the identifying fields a settlement or cancel echoes.
+type moneyIDs struct {
+	nayax        nayax.Int64
+	spark        nayax.Text
+	site         nayax.Literal
+	auTime       nayax.Text
+	terminal     nayax.Text
+	terminalType nayax.Int64
+}
+
+func moneyIDsOf(call string, s store.Session, t config.Terminal) (moneyIDs, error) {
+	site, err := nayax.ParseLiteral(s.SiteID)
+	if err != nil {
+		return moneyIDs{}, fmt.Errorf("build %s: stored SiteId: %w", call, err)
+	}
+	if !site.Valid() && (call == nayax.CallExternalSettlement || call == nayax.CallExternalCancel) {
+		return moneyIDs{}, fmt.Errorf("build %s: %w", call, ErrNoSiteID)
+	}
+	id, typ := TerminalRef(t)
+	if typ == 0 {
+		return moneyIDs{}, fmt.Errorf("build %s: %w", call, ErrNoTerminal)
+	}
+	return moneyIDs{
+		nayax:        nayax.NewInt64(s.NayaxTransactionID),
+		spark:        optText(s.SparkTransactionID),
+		site:         site,
+		auTime:       optText(s.MachineAuTime),
+		terminal:     nayax.NewText(id),
+		terminalType: nayax.NewInt64(int64(typ)),
+	}, nil
+}
+
+// callBody marshals req exactly (no HTML escaping inside strings, so a
+// string SiteId is echoed byte for byte), checks it as Nayax would, and
+// prepends the "call" member.
+func callBody(call string, req any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(req); err != nil {
+		return nil, fmt.Errorf("build %s: %w", call, err)
+	}
+	inner := bytes.TrimSpace(buf.Bytes())
+	if err := nayax.ValidateOutbound(call, inner); err != nil {
+		return nil, fmt.Errorf("build %s: %w", call, err)
+	}
+	out := make([]byte, 0, len(inner)+len(call)+12)
+	out = append(out, `{"call":`...)
+	out = strconv.AppendQuote(out, call) // the call names are plain ASCII
+	if len(inner) > 2 {
+		out = append(out, ',')
+	}
+	return append(out, inner[1:]...), nil
+}
+
+// optText is a Text that is absent when s is empty, so omitzero drops it.
+func optText(s string) nayax.Text {
+	if s == "" {
+		return nayax.Text{}
+	}
+	return nayax.NewText(s)
+}
+
+// validMoney reports whether x can be sent as an amount.
+func validMoney(x float64) bool { return x >= 0 && !math.IsInf(x, 1) }
