@@ -31,7 +31,8 @@ Usage:
   sitelink stations [-json]            stations: contactor, CP state, energy, faults
   sitelink sessions [-json] [-n N]     sessions, newest first
   sitelink outbox   [-json] [-n N]     events waiting for the broker
-  sitelink sim -station N plug|unplug|fault|clear|power KW
+  sitelink start -station N [-amount X] Remote Start: the terminal asks for a card
+  sitelink sim -station N plug|unplug|fault|clear|power KW|start
                                        drive a simulated station
   sitelink config check FILE           validate an edge or relay config; every problem with its key
   sitelink version                     print the version
@@ -80,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdQuery(cmd, rest, stdout, stderr)
 	case "sim":
 		return cmdSim(rest, stdout, stderr)
+	case "start":
+		return cmdStart(rest, stdout, stderr)
 	case "config":
 		return cmdConfig(rest, stdout, stderr)
 	case "version", "-version", "--version":

@@ -82,15 +82,19 @@ func cmdQuery(what string, args []string, stdout, stderr io.Writer) error {
 				s.PowerW/1000, s.EnergyWh/1000, dash(s.Fault), dash(s.Session))
 		}
 	case []localapi.Session:
-		fmt.Fprintln(tw, "SPARK TRANSACTION\tNAYAX ID\tSTATION\tSTATE\tENERGY Wh\tAUTHORIZED\tAMOUNT\tREASON\tUPDATED")
+		fmt.Fprintln(tw, "SPARK TRANSACTION\tNAYAX ID\tSTATION\tSTATE\tENERGY Wh\tAUTHORIZED\tAMOUNT\tNAYAX\tREASON\tUPDATED")
 		for _, s := range x {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.2f\t%.2f\t%s\t%s\n", s.SparkTransactionID, nayaxID(s.NayaxTransactionID),
-				s.Station, s.State, s.EnergyWh, s.AuthorizedAmount, s.Amount, dash(s.StopReason), s.UpdatedAt.Local().Format(time.DateTime))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.2f\t%.2f\t%s\t%s\t%s\n", s.SparkTransactionID, nayaxID(s.NayaxTransactionID),
+				s.Station, s.State, s.EnergyWh, s.AuthorizedAmount, s.Amount, nayaxState(s), dash(s.StopReason), s.UpdatedAt.Local().Format(time.DateTime))
 		}
 	case []localapi.OutboxEntry:
-		fmt.Fprintln(tw, "SEQ\tID\tTYPE\tATTEMPTS\tAGE")
+		fmt.Fprintln(tw, "SEQ\tID\tTYPE\tSTATUS\tATTEMPTS\tAGE\tSESSION")
 		for _, e := range x {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", e.Seq, e.ID, e.Type, e.Attempts, time.Since(e.CreatedAt).Round(time.Second))
+			seq := "-"
+			if e.Seq != 0 {
+				seq = strconv.FormatUint(e.Seq, 10)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", seq, e.ID, e.Type, e.Status, e.Attempts, time.Since(e.CreatedAt).Round(time.Second), dash(e.Session))
 		}
 	}
 	return nil
@@ -150,6 +154,44 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 		return exitCode(1)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s config)\n", args[1], kind)
+	return nil
+}
+
+// nayaxState summarizes the money side: the pending request or the last
+// answer.
+func nayaxState(s localapi.Session) string {
+	switch {
+	case s.Request != nil:
+		return fmt.Sprintf("%s sent x%d", s.Request.Call, s.Request.Attempts)
+	case s.LastAnswer != nil && s.LastAnswer.Code != 0:
+		return fmt.Sprintf("%s %s (%d)", s.LastAnswer.Call, s.LastAnswer.Outcome, s.LastAnswer.Code)
+	case s.LastAnswer != nil:
+		return s.LastAnswer.Call + " " + s.LastAnswer.Outcome
+	}
+	return "-"
+}
+
+func cmdStart(args []string, stdout, stderr io.Writer) error {
+	fs := flags("start", stderr)
+	station := fs.String("station", "", "station `number`")
+	amount := fs.Float64("amount", 0, "amount to pre-authorize (default: policy.start_amount)")
+	socket := socketFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	if *station == "" {
+		fmt.Fprintln(stderr, "usage: sitelink start -station N [-amount X]")
+		return exitCode(2)
+	}
+	path, err := socket()
+	if err != nil {
+		return err
+	}
+	res, err := localapi.NewClient(path).Start(localapi.StartRequest{Station: *station, Amount: *amount})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "station %s: Remote Start requested, SparkTransactionId %s; present the card at the terminal\n", res.Station, res.SparkTransactionID)
 	return nil
 }
 

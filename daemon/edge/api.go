@@ -99,7 +99,7 @@ func (b backend) Sessions(limit int) ([]localapi.Session, error) {
 				SparkTransactionID: s.SparkTransactionID, NayaxTransactionID: s.NayaxTransactionID,
 				Station: s.Station, State: string(s.State), Origin: s.Origin, EnergyWh: s.EnergyWh,
 				AuthorizedAmount: s.AuthorizedAmount, Amount: s.Amount, StopReason: s.StopReason,
-				CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+				CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Request: requestView(s.Request), LastAnswer: (*localapi.Answer)(s.LastAnswer),
 			})
 			return true
 		})
@@ -120,9 +120,43 @@ func (b backend) Outbox(limit int) ([]localapi.OutboxEntry, error) {
 	}
 	out := make([]localapi.OutboxEntry, 0, len(es))
 	for _, e := range es {
-		out = append(out, localapi.OutboxEntry{ID: e.ID, Type: e.Type, Seq: e.Seq, CreatedAt: e.CreatedAt, Attempts: e.Attempts})
+		out = append(out, localapi.OutboxEntry{ID: e.ID, Type: e.Type, Seq: e.Seq, CreatedAt: e.CreatedAt, Attempts: e.Attempts, Status: "queued"})
 	}
-	return out, nil
+	// Requests published but not yet answered by Nayax.
+	err = b.d.st.View(func(tx *store.Tx) error {
+		open, err := tx.OpenSessions()
+		for _, s := range open {
+			if r := s.Request; r != nil && len(r.EventIDs) > 0 {
+				out = append(out, localapi.OutboxEntry{ID: r.EventIDs[len(r.EventIDs)-1], Type: requestEvent[r.Kind], CreatedAt: r.FirstAt,
+					Attempts: r.Attempts, Status: "awaiting-answer", Session: s.SparkTransactionID})
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+func requestView(r *store.Request) *localapi.Request {
+	if r == nil {
+		return nil
+	}
+	v := &localapi.Request{Kind: r.Kind, Call: r.Call, Attempts: r.Attempts, FirstAt: r.FirstAt, NextAt: r.NextAt}
+	if n := len(r.EventIDs); n > 0 {
+		v.EventID = r.EventIDs[n-1]
+	}
+	return v
+}
+
+func (b backend) Start(ctx context.Context, r localapi.StartRequest) (localapi.StartResult, error) {
+	var s store.Session
+	var serr error
+	if err := b.d.eng.exec(ctx, func() { s, serr = b.d.eng.startSession(r.Station, r.Amount, time.Now()) }); err != nil {
+		return localapi.StartResult{}, err
+	}
+	if serr != nil {
+		return localapi.StartResult{}, fmt.Errorf("%w: %v", localapi.ErrBadRequest, serr)
+	}
+	return localapi.StartResult{SparkTransactionID: s.SparkTransactionID, Station: s.Station}, nil
 }
 
 func (b backend) Sim(r localapi.SimRequest) error {
@@ -150,8 +184,12 @@ func (b backend) Sim(r localapi.SimRequest) error {
 		if err := s.SetPower(r.KW); err != nil {
 			return fmt.Errorf("%w: %v", localapi.ErrBadRequest, err)
 		}
+	case "start":
+		// The station's start button: a Remote Start.
+		_, err := b.Start(context.Background(), localapi.StartRequest{Station: r.Station})
+		return err
 	default:
-		return fmt.Errorf("%w: unknown sim action %q (plug|unplug|fault|clear|power)", localapi.ErrBadRequest, r.Action)
+		return fmt.Errorf("%w: unknown sim action %q (plug|unplug|fault|clear|power|start)", localapi.ErrBadRequest, r.Action)
 	}
 	return nil
 }

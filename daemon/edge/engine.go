@@ -34,6 +34,7 @@ type engine struct {
 
 	cmds    *queue[inbound]
 	out     *queue[outbound]
+	calls   *queue[func()] // work from the local API, run on the engine
 	changes *queue[string] // station numbers whose state changed
 
 	// last seen station state, for station events and edge detection.
@@ -61,6 +62,7 @@ func newEngine(d *Daemon) *engine {
 		st:             d.st,
 		cmds:           newQueue[inbound](),
 		out:            newQueue[outbound](),
+		calls:          newQueue[func()](),
 		retryStop:      map[string]retry{},
 		changes:        newQueue[string](),
 		seen:           map[string]hal.Reading{},
@@ -110,9 +112,27 @@ func (e *engine) run(ctx context.Context) {
 			for _, in := range e.cmds.drain() {
 				e.handle(in)
 			}
+		case <-e.calls.wake:
+			for _, f := range e.calls.drain() {
+				f()
+			}
 		case now := <-t.C:
 			e.timers(now)
 		}
+	}
+}
+
+// exec runs f on the engine goroutine and waits for it (or ctx).
+func (e *engine) exec(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	e.calls.push(func() { f(); close(done) })
+	select {
+	case <-done:
+		return nil
+	case <-e.stopped:
+		return errors.New("daemon is shutting down")
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

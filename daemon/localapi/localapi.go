@@ -55,6 +55,41 @@ type Session struct {
 	StopReason         string    `json:"stop_reason,omitempty"`
 	CreatedAt          time.Time `json:"created_at"`
 	UpdatedAt          time.Time `json:"updated_at"`
+	// Request is what the session waits on from Nayax, if anything.
+	Request *Request `json:"request,omitempty"`
+	// LastAnswer is Nayax's last answer to one of its requests.
+	LastAnswer *Answer `json:"last_answer,omitempty"`
+}
+
+// Request is a session's pending request to Nayax.
+type Request struct {
+	Kind     string    `json:"kind"` // start | settlement | cancel
+	Call     string    `json:"call"`
+	Attempts int       `json:"attempts"`
+	FirstAt  time.Time `json:"first_at"`
+	NextAt   time.Time `json:"next_at"`
+	EventID  string    `json:"event_id"` // the latest event that carried it
+}
+
+// Answer is Nayax's answer to a request.
+type Answer struct {
+	Call        string    `json:"call"`
+	Outcome     string    `json:"outcome"`
+	Code        int       `json:"code,omitempty"`
+	Description string    `json:"description,omitempty"`
+	At          time.Time `json:"at"`
+}
+
+// StartRequest is the body of POST /v1/start (Remote Start).
+type StartRequest struct {
+	Station string  `json:"station"`
+	Amount  float64 `json:"amount,omitempty"`
+}
+
+// StartResult is its answer.
+type StartResult struct {
+	SparkTransactionID string `json:"spark_transaction_id"`
+	Station            string `json:"station"`
 }
 
 // OutboxEntry is one element of GET /v1/outbox.
@@ -64,6 +99,10 @@ type OutboxEntry struct {
 	Seq       uint64    `json:"seq"`
 	CreatedAt time.Time `json:"created_at"`
 	Attempts  int       `json:"attempts"`
+	// Status: "queued" (waiting for the broker) or "awaiting-answer" (a
+	// request published, Nayax's answer not yet recorded).
+	Status  string `json:"status"`
+	Session string `json:"session,omitempty"`
 }
 
 // SimRequest is the body of POST /v1/sim.
@@ -81,6 +120,7 @@ type Backend interface {
 	Sessions(limit int) ([]Session, error)
 	Outbox(limit int) ([]OutboxEntry, error)
 	Sim(SimRequest) error
+	Start(context.Context, StartRequest) (StartResult, error)
 }
 
 // ErrBadRequest marks backend errors that are the caller's fault (HTTP 400).
@@ -108,6 +148,20 @@ func Handler(b Backend) http.Handler {
 	mux.HandleFunc("GET /v1/stations", get(func(*http.Request) (any, error) { return b.Stations() }))
 	mux.HandleFunc("GET /v1/sessions", get(func(r *http.Request) (any, error) { return b.Sessions(limit(r)) }))
 	mux.HandleFunc("GET /v1/outbox", get(func(r *http.Request) (any, error) { return b.Outbox(limit(r)) }))
+	mux.HandleFunc("POST /v1/start", func(w http.ResponseWriter, r *http.Request) {
+		var req StartRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+			writeErr(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+			return
+		}
+		res, err := b.Start(r.Context(), req)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(res)
+	})
 	mux.HandleFunc("POST /v1/sim", func(w http.ResponseWriter, r *http.Request) {
 		var req SimRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
@@ -222,6 +276,12 @@ func (c *Client) Sessions(limit int) (s []Session, err error) {
 // Outbox fetches the oldest undelivered events.
 func (c *Client) Outbox(limit int) (o []OutboxEntry, err error) {
 	err = c.do("GET", fmt.Sprintf("/v1/outbox?limit=%d", limit), nil, &o)
+	return
+}
+
+// Start asks for a Remote Start on a station.
+func (c *Client) Start(r StartRequest) (res StartResult, err error) {
+	err = c.do("POST", "/v1/start", r, &res)
 	return
 }
 

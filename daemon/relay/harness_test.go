@@ -139,6 +139,12 @@ type edgeProc struct {
 // simulated stations 5 (vehicle present) and 6 (no vehicle).
 func (e *env) startEdge(node string, dir string) *edgeProc {
 	e.t.Helper()
+	return e.startEdgeWith(node, dir, nil)
+}
+
+// startEdgeWith is startEdge with the config adjusted by edit.
+func (e *env) startEdgeWith(node string, dir string, edit func(*config.Edge)) *edgeProc {
+	e.t.Helper()
 	c := config.Default()
 	c.Node.ID = node
 	c.Node.DataDir = dir
@@ -153,6 +159,16 @@ func (e *env) startEdge(node string, dir string) *edgeProc {
 		{Number: "6", Driver: "sim", Sim: &config.Sim{Vehicle: "absent", PowerKW: 11, TimeScale: 600}},
 	}
 	c.Tariff.PricePerKWh = 0.39
+	c.Policy.ResultTimeout = config.Duration(3 * time.Second)
+	c.Policy.EnergyCheckpoint = config.Duration(100 * time.Millisecond)
+	c.Policy.RetryMin = config.Duration(100 * time.Millisecond)
+	c.Policy.RetryMax = config.Duration(400 * time.Millisecond)
+	if edit != nil {
+		edit(&c)
+	}
+	if p := c.Validate(); len(p) > 0 {
+		e.t.Fatalf("edge config: %v", p)
+	}
 	d, err := edge.New(edge.Options{Config: &c, Version: "test", Logger: e.log.With("node", node)})
 	if err != nil {
 		e.t.Fatal(err)
@@ -254,7 +270,6 @@ func contactor(t *testing.T, api *localapi.Client, station string) bool {
 	return false
 }
 
-var _ = fmt.Sprint
 
 func httpGet(url string) (int, error) {
 	resp, err := http.Get(url)
@@ -263,4 +278,19 @@ func httpGet(url string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+func jsonNum(n int64) string { return fmt.Sprint(n) }
+
+func toString(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	default:
+		return fmt.Sprint(x)
+	}
 }
