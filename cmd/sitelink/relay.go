@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
@@ -29,11 +30,10 @@ func cmdRelay(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("config %s:\n%w", *path, err)
 	}
-	o, err := relayOptions(cfg)
+	o, err := relayOptions(cfg, log)
 	if err != nil {
 		return err
 	}
-	o.Logger = log
 	r, err := relay.New(o)
 	if err != nil {
 		return err
@@ -47,7 +47,7 @@ func cmdRelay(ctx context.Context, args []string, stderr io.Writer) error {
 
 // relayOptions turns a relay config into options, reading the secrets
 // from their files.
-func relayOptions(cfg *config.Relay) (relay.Options, error) {
+func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 	var o relay.Options
 	signKey, err := config.ReadSecret(cfg.Nayax.SignKeyFile)
 	if err != nil {
@@ -69,6 +69,7 @@ func relayOptions(cfg *config.Relay) (relay.Options, error) {
 		TokenSecret:  key,
 		Timeout:      cfg.Nayax.Timeout.D(),
 		Attempts:     cfg.Nayax.Attempts,
+		Logger:       log.With("part", "nayax"),
 	})
 	if err != nil {
 		return o, fmt.Errorf("nayax: %w", err)
@@ -78,13 +79,15 @@ func relayOptions(cfg *config.Relay) (relay.Options, error) {
 		return o, err
 	}
 	o = relay.Options{
-		ID:        cfg.Relay.ID,
-		Prefix:    cfg.MQTT.TopicPrefix,
-		Group:     cfg.MQTT.Group,
-		Listen:    cfg.Relay.Listen,
-		AckBudget: cfg.Relay.AckBudget.D(),
-		Link:      lo,
-		Nayax:     client,
+		ID:             cfg.Relay.ID,
+		Prefix:         cfg.MQTT.TopicPrefix,
+		Group:          cfg.MQTT.Group,
+		Listen:         cfg.Relay.Listen,
+		AckBudget:      cfg.Relay.AckBudget.D(),
+		TriggerTimeout: cfg.Nayax.TriggerTimeout.D(),
+		Link:           lo,
+		Nayax:          client,
+		Logger:         log,
 	}
 	for i, h := range cfg.Relay.CallbackHeaders {
 		v := h.Value

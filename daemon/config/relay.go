@@ -54,7 +54,7 @@ type Nayax struct {
 	TokenSecretFile string   `yaml:"token_secret_file"` // file holding the token secret (the AES key of Cipher)
 	Timeout         Duration `yaml:"timeout"`           // one HTTP attempt
 	Attempts        int      `yaml:"attempts"`          // tries per request, including the first
-	TriggerTimeout  Duration `yaml:"trigger_timeout"`   // TransactionTimeout sent with TriggerTransaction
+	TriggerTimeout  Duration `yaml:"trigger_timeout"`   // TransactionTimeout for a start request that names none (sites set policy.trigger_timeout)
 }
 
 // Limits of the relay configuration checked by Validate.

@@ -58,13 +58,20 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (any, func(tx *s
 	if o, _ := opOf(cmd.Body); o != "" {
 		op = o
 	}
-	reason := fmt.Sprintf("Nayax %s", op)
+	reason := fmt.Sprintf("%s %s", stopNayaxCancel, op)
 	if req.ReasonText.S != "" {
 		reason += ": " + req.ReasonText.S
 	}
 	switch {
 	case s.State == store.Cancelled:
 		return out(nayax.CortinaApproved("already cancelled")), nil
+	case s.State == store.Settling || s.State == store.Cancelling:
+		// Nayax cancelled it while our own request was on its way: its
+		// word stands; a late answer to our request finds nothing pending.
+		return out(nayax.CortinaApproved("cancelled")), func(tx *store.Tx) error {
+			s.Request = nil
+			return e.transition(tx, &s, store.Cancelled, reason, now)
+		}
 	case !s.State.Active() && s.State != store.Stopped && s.State != store.Interrupted:
 		// Settled, declined, closed: nothing left to abort.
 		return out(nayax.CortinaApproved("transaction already ended: " + string(s.State))), nil

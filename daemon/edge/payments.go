@@ -52,6 +52,7 @@ const (
 	stopStartNoAnswer  = "no card presented before the trigger timed out"
 	stopStartFailed    = "Nayax did not accept the start request"
 	stopNotAuthorizing = "authorized after the session was closed"
+	stopNayaxCancel    = "Nayax" // + " Cancel" / " Void": Cortina told us
 )
 
 func reasonKind(s *store.Session) ReasonKind {
@@ -87,6 +88,12 @@ func (e *engine) terminalOf(s *store.Session) (config.Terminal, bool) {
 // settle-or-cancel decision and its request event commit together, so a
 // decided cancel is never lost and goes out as soon as the link is up.
 func (e *engine) endOfService(tx *store.Tx, s *store.Session, now time.Time) error {
+	if strings.HasPrefix(s.StopReason, stopNayaxCancel+" ") {
+		// Nayax cancelled it (Cortina Cancel/Void, contactor slow to
+		// open): nothing of ours to settle or cancel.
+		s.Request = nil
+		return e.transition(tx, s, store.Cancelled, s.StopReason, now)
+	}
 	if s.NayaxTransactionID == 0 {
 		// Never authorized: no money to release.
 		return e.transition(tx, s, store.Closed, "no authorization to settle or cancel", now)

@@ -341,8 +341,19 @@ func (c *Conn) Publish(topic string, retained bool, payload []byte) paho.Token {
 
 // PublishWait publishes with QoS 1 and waits for the PUBACK, the
 // connection's loss, ctx, or the connect timeout, whichever comes first.
+// paho's Publish itself can block (up to its write timeout) on a congested
+// connection, so it runs aside and ctx bounds the whole call.
 func (c *Conn) PublishWait(ctx context.Context, topic string, retained bool, payload []byte) error {
-	return c.wait(ctx, c.client.Publish(topic, 1, retained, payload))
+	ch := make(chan paho.Token, 1)
+	go func() { ch <- c.client.Publish(topic, 1, retained, payload) }()
+	select {
+	case t := <-ch:
+		return c.wait(ctx, t)
+	case <-c.done:
+		return ErrDown
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // WaitToken waits for t with the connection's timeout.

@@ -82,10 +82,9 @@ type Result struct {
 	// retried request succeeded earlier), declined, or error (no answer
 	// from Nayax; the node retries later).
 	Outcome  string          `json:"outcome"`
-	Status   *nayax.Status   `json:"status,omitempty"`
-	Response json.RawMessage `json:"response,omitempty"`
-	Error    string          `json:"error,omitempty"`
-	Attempts int             `json:"attempts,omitempty"`
+	Status   *nayax.Status `json:"status,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Attempts int           `json:"attempts,omitempty"`
 }
 
 // Result outcomes.
@@ -104,6 +103,9 @@ const callTimeout = 60 * time.Second
 // replica that dies mid-call loses nothing (the broker redelivers).
 func (r *Relay) handleEvent(ctx context.Context, d delivery) {
 	m := d.msg
+	if d.conn.Dead() {
+		return // its connection is gone, and with it the delivery
+	}
 	nodeID, _, typ, ok := wire.ParseNodeTopic(r.o.Prefix, m.Topic())
 	ev, err := wire.DecodeEvent(m.Payload())
 	if !ok || err != nil {
@@ -138,16 +140,19 @@ func (r *Relay) handleEvent(ctx context.Context, d delivery) {
 	res := r.callNayax(ctx, typ, ev)
 	body, _ := json.Marshal(res)
 	cmd, _ := json.Marshal(wire.Command{ID: "result-" + ev.ID, Type: wire.CommandResult, ReplyTo: r.replyTopic(nodeID), Body: body})
-	c, err := r.link.Wait(ctx)
-	if err != nil {
-		return // shutting down: not acked, redelivered
-	}
+	// The result goes out on the connection the event came on: if that
+	// one is gone, so is the event (clean session), and the node sends
+	// its request again.
+	c := d.conn
 	topics := wire.Topics{Prefix: r.o.Prefix, Node: nodeID}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = c.PublishWait(pctx, topics.Command(wire.CommandResult), false, cmd)
 	cancel()
 	if err != nil {
-		r.log.Warn("result not published; the event stays unacked for redelivery", "event", ev.ID, "err", err)
+		// A connection that cannot deliver is dropped rather than left
+		// holding an unacked event forever.
+		r.log.Warn("result not published; dropping the events connection so the node's retry gets through", "event", ev.ID, "err", err)
+		c.Abort(err)
 		return
 	}
 	published = true
@@ -172,6 +177,9 @@ func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) Result
 		res.Outcome, res.Error = OutcomeError, "call "+res.Call+" does not fit a "+typ+" event"
 		return res
 	}
+	if _, ok := fields["TransactionTimeout"]; !ok && res.Call == nayax.CallTriggerTransaction && r.o.TriggerTimeout > 0 {
+		fields["TransactionTimeout"], _ = json.Marshal(int(r.o.TriggerTimeout / time.Second))
+	}
 	body, _ := json.Marshal(fields)
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
@@ -184,8 +192,10 @@ func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) Result
 		}
 		return res
 	}
+	// Only the verdict goes back: Nayax's answers carry card details
+	// (brand, last digits) that the site does not need.
 	st := resp.Status
-	res.Status, res.Response = &st, resp.Body
+	res.Status = &st
 	res.Outcome = classify(st)
 	return res
 }

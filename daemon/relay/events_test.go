@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/nayaxsim"
 	"github.com/sitelink/sitelink/daemon/relay"
 	"github.com/sitelink/sitelink/daemon/wire"
@@ -214,27 +215,32 @@ func TestTwoReplicas(t *testing.T) {
 	}
 }
 
-// A replica killed in the middle of a Nayax call loses nothing: the event
-// was not acked, comes back when the replica restarts, and is finished.
+// A replica killed in the middle of a Nayax call loses nothing: the
+// event dies with its connection, the site sends the request again when
+// no answer came, and the restarted (or another) replica finishes it.
 func TestRelayKilledMidCall(t *testing.T) {
 	e := newEnv(t)
-	r := e.startRelay("relay-1", 300*time.Millisecond)
-	e.fakeSite()
+	site := e.startEdgeWith("site-kill", t.TempDir(), func(c *config.Edge) {
+		c.Policy.PlugTimeout = config.Duration(300 * time.Millisecond)
+		c.Policy.ResultTimeout = config.Duration(time.Second)
+	})
+	r := e.startRelay("relay-1", 4*time.Second)
 	waitRoute(t, r.url)
-	txn := e.authorized(r.url)
+	e.sim.SetRelay(r.url)
 	e.sim.Fail("ExternalCancel", nayaxsim.Failure{Times: 1, Delay: 1500 * time.Millisecond})
-	id := e.emit("cancel-request", externalCancel(txn))
+	tap, err := e.sim.Tap(context.Background(), nayaxsim.Terminal{MachineID: machine, HwSerial: serial}, "6", "kim", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 10*time.Second, "the call reached Nayax", func() bool { return len(e.sim.Requests("ExternalCancel")) > 0 })
 	r.stop()
-	if len(e.results()[id]) != 0 {
-		t.Fatal("result published although the replica died mid-call")
+	r2 := e.startRelay("relay-1", 4*time.Second)
+	e.sim.SetRelay(r2.url)
+	s := sessionOf(t, site.api, tap.Txn.SparkTransactionID, "cancelled")
+	if s.LastAnswer == nil || (s.LastAnswer.Outcome != relay.OutcomeApproved && s.LastAnswer.Outcome != relay.OutcomeAlreadyDone) {
+		t.Fatalf("after the restart: %+v", s)
 	}
-	e.startRelay("relay-1", 300*time.Millisecond)
-	res := e.awaitResult(id)
-	if res.Outcome != relay.OutcomeApproved && res.Outcome != relay.OutcomeAlreadyDone {
-		t.Fatalf("after restart: %+v", res)
-	}
-	if got, _ := e.sim.Txn(txn.NayaxTransactionID); got.State != "cancelled" {
+	if got, _ := e.sim.Txn(tap.Txn.NayaxTransactionID); got.State != "cancelled" {
 		t.Fatalf("nayaxsim txn %+v", got)
 	}
 }

@@ -270,7 +270,6 @@ func contactor(t *testing.T, api *localapi.Client, station string) bool {
 	return false
 }
 
-
 func httpGet(url string) (int, error) {
 	resp, err := http.Get(url)
 	if err != nil {

@@ -249,11 +249,16 @@ func withField(obj json.RawMessage, k, v string) json.RawMessage {
 	return b
 }
 
-// health answers load balancers: 200 while the broker link is up.
+// health answers load balancers: 200 once both broker connections are up
+// and the retained node states have had a moment to arrive (before that,
+// every callback would be "unknown machine").
 func (r *Relay) health(w http.ResponseWriter) {
-	st := map[string]any{"relay": r.o.ID, "connected": r.link.Connected(), "nodes": len(r.routes.all()), "at": time.Now().UTC()}
+	nodes := len(r.routes.all())
+	up := r.link.Connected() && r.evlink.Connected()
+	warm := nodes > 0 || time.Since(time.Unix(0, r.upAt.Load())) > time.Second
+	st := map[string]any{"relay": r.o.ID, "connected": up, "routes_ready": warm, "nodes": nodes, "at": time.Now().UTC()}
 	w.Header().Set("Content-Type", "application/json")
-	if !r.link.Connected() {
+	if !up || !warm {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	_ = json.NewEncoder(w).Encode(st)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -47,6 +48,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Workers bounds concurrent outbound Nayax calls (default 8).
 	Workers int
+	// TriggerTimeout is the TransactionTimeout of a TriggerTransaction
+	// whose start request names none (sites normally do).
+	TriggerTimeout time.Duration
 }
 
 // Relay is one stateless replica: it answers Nayax's callbacks by asking
@@ -56,8 +60,10 @@ type Relay struct {
 	o      Options
 	log    *slog.Logger
 	routes *routes
-	link   *link.Link
+	link   *link.Link // callbacks: states, commands out, replies in
+	evlink *link.Link // events: its own connection, so slow Nayax calls holding unacked events never delay a StopCallback
 	events *queue
+	upAt   atomic.Int64 // unix nanos of the main link's last connect
 
 	mu      sync.Mutex
 	pending map[string]chan wire.Reply // command id -> waiting HTTP handler
@@ -93,19 +99,33 @@ func New(o Options) (*Relay, error) {
 		pending: map[string]chan wire.Reply{}, busy: map[string][]paho.Message{},
 		ready: make(chan struct{}),
 	}
+	// Clean sessions: a replica that is down must not keep a share of the
+	// events queued for it (mosquitto keeps dealing shared messages to
+	// offline persistent members). An event lost with a replica is sent
+	// again by its node, which retries every request until it has
+	// Nayax's answer.
 	lo := o.Link
 	lo.ClientID = o.ID
-	lo.CleanSession = false // shared subscriptions keep queued events across a restart
+	lo.CleanSession = true
 	lo.ManualAck = true
 	lo.Logger = log
 	lo.Subs = map[string]link.Handler{
 		o.Prefix + "/nodes/+/state":           r.onState,
 		o.Prefix + "/nodes/+/replies/" + o.ID: r.onReply,
-		r.shared("start-request"):             r.onEvent,
-		r.shared("settlement-request"):        r.onEvent,
-		r.shared("cancel-request"):            r.onEvent,
 	}
+	lo.OnUp = func(*link.Conn) error { r.upAt.Store(time.Now().UnixNano()); return nil }
 	r.link = link.New(lo)
+	eo := o.Link
+	eo.ClientID = o.ID + "-events"
+	eo.CleanSession = true
+	eo.ManualAck = true
+	eo.Logger = log.With("link", "events")
+	eo.Subs = map[string]link.Handler{
+		r.shared("start-request"):      r.onEvent,
+		r.shared("settlement-request"): r.onEvent,
+		r.shared("cancel-request"):     r.onEvent,
+	}
+	r.evlink = link.New(eo)
 	return r, nil
 }
 
@@ -139,12 +159,17 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	r.addr = ln.Addr().String()
 	close(r.ready)
-	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+	if len(r.o.CallbackHeaders) == 0 {
+		r.log.Warn("no relay.callback_headers configured: anyone who can reach this endpoint can post callbacks; configure Nayax's custom headers or restrict the network")
+	}
 
 	runCtx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); _ = r.link.Run(runCtx) }()
+	go func() { defer wg.Done(); _ = r.evlink.Run(runCtx) }()
 	for i := 0; i < r.o.Workers; i++ {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.worker(runCtx) }()
@@ -160,6 +185,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), r.o.AckBudget+time.Second)
 	_ = srv.Shutdown(sctx)
 	cancel()
+	_ = r.evlink.Shutdown("", nil, time.Second)
 	_ = r.link.Shutdown("", nil, time.Second)
 	stop()
 	wg.Wait()

@@ -56,6 +56,7 @@ func TestSeedCallbacksOverHTTP(t *testing.T) {
 		t.Fatalf("TransactionCallback: HTTP %d %s %v %s", code, v, c, d)
 	}
 	session(t, site.api, "charging")
+	waitFor(t, 10*time.Second, "energy to settle", func() bool { return session(t, site.api, "charging").EnergyWh >= 20 })
 
 	code, body = post(t, r.url, "/api/StopCallback", "application/json", seeds.Get("000_stopcallback_request.json"))
 	var got, want any

@@ -25,79 +25,86 @@ type node struct {
 type routes struct {
 	log *slog.Logger
 
-	mu        sync.RWMutex
-	nodes     map[string]node
-	byMachine map[int64]string
-	bySerial  map[string]string // serial without leading zeros
+	mu    sync.RWMutex
+	nodes map[string]node
 }
 
 func newRoutes(log *slog.Logger) *routes {
-	return &routes{log: log, nodes: map[string]node{}, byMachine: map[int64]string{}, bySerial: map[string]string{}}
+	return &routes{log: log, nodes: map[string]node{}}
 }
 
 // normSerial makes "0434334921100366" and 434334921100366 the same key:
 // Nayax sends serials as numbers that lose their leading zeros.
 func normSerial(s string) string { return strings.TrimLeft(strings.TrimSpace(s), "0") }
 
-// update records a node's state. An empty payload (a cleared retained
-// message) forgets the node. When two nodes claim one machine, the newer
-// birth wins and the conflict is logged: a controller was moved or
-// misconfigured, and an operator must know.
-func (r *routes) update(id string, st *wire.State) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if old, ok := r.nodes[id]; ok {
-		for _, m := range old.Machines {
-			if r.byMachine[m.MachineID] == id {
-				delete(r.byMachine, m.MachineID)
-			}
-			if k := normSerial(m.HwSerial); k != "" && r.bySerial[k] == id {
-				delete(r.bySerial, k)
-			}
+func (n node) claims(machineID int64, serial string) bool {
+	for _, m := range n.Machines {
+		if (machineID != 0 && m.MachineID == machineID) || (serial != "" && normSerial(m.HwSerial) == serial) {
+			return true
 		}
-		delete(r.nodes, id)
 	}
+	return false
+}
+
+// update records a node's state; an empty payload (a cleared retained
+// message) forgets the node. A terminal claimed by two nodes is logged: a
+// controller was moved or misconfigured, and an operator must know.
+func (r *routes) update(id string, st *wire.State) {
+	var conflicts []string
+	r.mu.Lock()
 	if st == nil {
+		delete(r.nodes, id)
+		r.mu.Unlock()
 		return
 	}
 	n := node{ID: id, Online: st.Online, Epoch: st.Epoch, At: st.At, Machines: st.Machines}
 	r.nodes[id] = n
-	claim := func(kind string, other string, set func()) {
-		if other != "" && other != id {
-			o := r.nodes[other]
-			r.log.Warn("two site controllers claim one terminal; the newer birth wins",
-				"terminal", kind, "node", id, "other_node", other, "node_at", n.At, "other_at", o.At)
-			if o.At.After(n.At) {
-				return
+	for _, o := range r.nodes {
+		if o.ID == id {
+			continue
+		}
+		for _, m := range n.Machines {
+			if o.claims(m.MachineID, normSerial(m.HwSerial)) {
+				conflicts = append(conflicts, o.ID)
+				break
 			}
 		}
-		set()
 	}
-	for _, m := range st.Machines {
-		if m.MachineID != 0 {
-			claim("machine_id", r.byMachine[m.MachineID], func() { r.byMachine[m.MachineID] = id })
-		}
-		if k := normSerial(m.HwSerial); k != "" {
-			claim("hw_serial", r.bySerial[k], func() { r.bySerial[k] = id })
-		}
+	r.mu.Unlock()
+	for _, other := range conflicts {
+		r.log.Warn("two site controllers claim one terminal; the online one with the newest birth gets its callbacks",
+			"node", id, "other_node", other)
 	}
 }
 
-// lookup finds the node for a terminal, by machine id first.
+// lookup finds the node for a terminal (machine id first, then serial).
+// Among several claimants an online node wins over an offline one, then
+// the newest state: a controller moved to new hardware and its old box
+// shut down must not take the terminal back with its offline message.
 func (r *routes) lookup(machineID int64, hwSerial string) (node, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	id, ok := r.byMachine[machineID]
-	if !ok || machineID == 0 {
-		id, ok = r.bySerial[normSerial(hwSerial)]
-		if normSerial(hwSerial) == "" {
-			ok = false
+	best, found := node{}, false
+	for _, try := range []struct {
+		id     int64
+		serial string
+	}{{machineID, ""}, {0, normSerial(hwSerial)}} {
+		if try.id == 0 && try.serial == "" {
+			continue
+		}
+		for _, n := range r.nodes {
+			if !n.claims(try.id, try.serial) {
+				continue
+			}
+			if !found || (n.Online && !best.Online) || (n.Online == best.Online && n.At.After(best.At)) {
+				best, found = n, true
+			}
+		}
+		if found {
+			return best, true
 		}
 	}
-	if !ok {
-		return node{}, false
-	}
-	return r.nodes[id], true
+	return node{}, false
 }
 
 // all returns every known node.

@@ -62,6 +62,15 @@ func TestRoutes(t *testing.T) {
 		t.Fatalf("an older birth took the terminal: %s", n.ID)
 	}
 
+	// A terminal moved from site-b to site-d; site-b's box is then shut
+	// down, its offline state newest of all: the online node keeps it.
+	r.update("site-d", st(true, t0.Add(3*time.Minute), wire.Machine{MachineID: 1}))
+	r.update("site-b", st(false, t0.Add(4*time.Minute), wire.Machine{MachineID: 1}))
+	if n, _ := r.lookup(1, ""); n.ID != "site-d" {
+		t.Fatalf("an offline node took the terminal back: %s", n.ID)
+	}
+	r.update("site-d", nil)
+
 	// A cleared retained state forgets the node.
 	r.update("site-b", nil)
 	if n, ok := r.lookup(1, ""); ok && n.ID == "site-b" {
