@@ -81,7 +81,7 @@ type Result struct {
 	// Outcome: approved, already-done (Nayax says it was done before: a
 	// retried request succeeded earlier), declined, or error (no answer
 	// from Nayax; the node retries later).
-	Outcome  string          `json:"outcome"`
+	Outcome  string        `json:"outcome"`
 	Status   *nayax.Status `json:"status,omitempty"`
 	Error    string        `json:"error,omitempty"`
 	Attempts int           `json:"attempts,omitempty"`
