@@ -49,7 +49,7 @@ terminals:
   - {machine_id: 71234996, hw_serial: "0434334921100366", flow: pre-authorization, stations: ["5"]}
 stations:
   - {number: "5", driver: sim, sim: {vehicle: present, power_kw: 22, time_scale: 600}}
-policy: {plug_timeout: 120s, min_energy_wh: 10, energy_checkpoint: 200ms}
+policy: {plug_timeout: 120s, min_energy_wh: 10, energy_checkpoint: 200ms, result_timeout: 2s, retry_min: 100ms, retry_max: 500ms}
 tariff: {currency: EUR, decimal_place: 2, price_per_kwh: 0.39}
 `, node, filepath.Join(dir, "data"), socket, brokerURL)
 	cfgPath = filepath.Join(dir, "sitelink.yaml")

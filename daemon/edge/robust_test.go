@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/mqtttest"
 	"github.com/sitelink/sitelink/daemon/nayax/seeds"
 	"github.com/sitelink/sitelink/daemon/wire"
@@ -164,5 +165,41 @@ func TestEventsCarryNoCardData(t *testing.T) {
 				t.Fatalf("%s carries %q: %s", m.Topic, secret, m.Payload)
 			}
 		}
+	}
+}
+
+// A Remote Start nobody answers (no relay, or no card) closes after the
+// trigger timeout plus the result timeout, and frees the station.
+func TestRemoteStartUnanswered(t *testing.T) {
+	b := mqtttest.Start(t)
+	s := &site{t: t, broker: b, cfg: testConfig(t, b.URL, t.TempDir())}
+	s.cfg.Policy.TriggerTimeout = config.Duration(time.Second)
+	s.cfg.Policy.ResultTimeout = config.Duration(500 * time.Millisecond)
+	s.topics = wire.Topics{Prefix: s.cfg.MQTT.TopicPrefix, Node: testNode}
+	s.cloud = mqtttest.Record(t, b.URL, "cloud-"+t.Name(), s.cfg.MQTT.TopicPrefix+"/#")
+	s.start()
+
+	reply := s.command("start-1", "start", map[string]any{"ServiceStationNumber": "5", "Amount": 12})
+	if v, _ := verdict(reply); v != "Approved" {
+		t.Fatalf("start: %v", reply)
+	}
+	spark, _ := reply["SparkTransactionId"].(string)
+	if got := s.session(spark); got.State != "requested" || got.Request == nil || got.Request.Call != "TriggerTransaction" {
+		t.Fatalf("after start: %+v", got)
+	}
+	// The station is taken meanwhile.
+	if v, _ := verdict(s.command("start-2", "start", map[string]any{"ServiceStationNumber": "5"})); v != "Declined" {
+		t.Fatal("a second start on a requested station was accepted")
+	}
+	if got := s.waitState(spark, "closed"); got.StopReason != "no card presented before the trigger timed out" {
+		t.Fatalf("unanswered start: %+v", got)
+	}
+	if v, _ := verdict(s.command("start-3", "start", map[string]any{"ServiceStationNumber": "5"})); v != "Approved" {
+		t.Fatal("station not freed")
+	}
+	// The start-request carried the exact TriggerTransaction.
+	evs := events(s.cloud, s.cfg.MQTT.TopicPrefix, "start-request")
+	if len(evs) == 0 || !strings.Contains(string(evs[0].Body), `"TransactionTimeout":1`) || !strings.Contains(string(evs[0].Body), `"call":"TriggerTransaction"`) {
+		t.Fatalf("start-request events: %v", evs)
 	}
 }
