@@ -17,9 +17,20 @@
 // Safety order: stopping opens the contactor before recording; starting
 // records before closing the contactor.
 //
+// Money (payments.go, money.go): the transaction that records `stopped`
+// also decides settle-or-cancel and queues the exact Nayax request as a
+// settlement-request or cancel-request event; the session keeps the
+// request until a `result` command records Nayax's answer. No answer
+// within policy.result_timeout → sent again; a failure → capped, jittered
+// backoff; cancels are retried until Nayax answers, settlements within 5
+// attempts in 24 h, then `needs-reconciliation`. An authorization the site
+// refuses (station busy, faulted, unknown, or a Remote Start already
+// closed) is released with a cancel the same way.
+//
 // # Caveats
 //
-// Settlement and cancellation (the money end of a session) are not here
-// yet: sessions end in `stopped`. Contactor switching runs on the engine
-// goroutine, so a driver's confirmation timeout delays other commands.
+// Contactor switching runs on the engine goroutine, so a driver's
+// confirmation timeout delays other commands. policy.result_timeout must
+// stay above the relay's whole call time (60 s), or a slow Nayax could see
+// the same request twice at once.
 package edge
