@@ -204,3 +204,13 @@ func (s *Store) OutboxLen() (int, error) {
 	}
 	return int(n), nil
 }
+
+// Queued reports whether the outbox still holds entry seq: the broker has
+// not acknowledged it yet, so a request it carries has not left the site.
+func (tx *Tx) Queued(seq uint64) (bool, error) {
+	ob, err := tx.bucket(bucketOutbox)
+	if err != nil {
+		return false, err
+	}
+	return ob.Get(seqKey(seq)) != nil, nil
+}

@@ -75,7 +75,8 @@ type Request struct {
 	Call     string    `json:"call"`
 	Body     []byte    `json:"body"`
 	EventIDs []string  `json:"event_ids"`
-	Attempts int       `json:"attempts"`
+	Attempts int       `json:"attempts"` // events sent
+	Failures int       `json:"failures"` // refusals that count toward a settlement's budget (code 50)
 	FirstAt  time.Time `json:"first_at"`
 	NextAt   time.Time `json:"next_at"` // when to send again if no answer came
 }

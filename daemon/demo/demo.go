@@ -114,6 +114,9 @@ func Run(ctx context.Context, o Options) error {
 	}); err != nil {
 		return fmt.Errorf("edge did not come online: %w", err)
 	}
+	if err := waitRelay(ctx, relayURL); err != nil {
+		return err
+	}
 
 	// Nayax knows the transaction of its own example (seed 001).
 	sim.Register(nayaxsim.Txn{NayaxTransactionID: 2004545072, SparkTransactionID: "12c7cec2-c690-4425-9a1f-db0db60e2d8c", SiteID: 2,
@@ -211,6 +214,29 @@ func Run(ctx context.Context, o Options) error {
 	}
 	t.step("done")
 	return nil
+}
+
+// waitRelay waits until the relay routes the site (it learned the node's
+// retained birth).
+func waitRelay(ctx context.Context, url string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url + "/healthz")
+		if err == nil {
+			var h struct{ Nodes int }
+			_ = json.NewDecoder(resp.Body).Decode(&h)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && h.Nodes > 0 {
+				return nil
+			}
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errors.New("the relay did not learn the site's route")
 }
 
 // runAll runs each part until the returned stop is called.

@@ -78,7 +78,13 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (any, func(tx *s
 	case s.State.Active() && s.State != store.Requested:
 		if err := e.openContactor(&s); err != nil {
 			return out(nayax.CortinaDeclined(nayax.CortinaGeneral, "station could not stop: contactor did not confirm opening")), func(tx *store.Tx) error {
-				return e.recordStopThen(tx, &s, reason, false, false, now)
+				if err := e.recordStopThen(tx, &s, reason, false, false, now); err != nil {
+					return err
+				}
+				// Whatever the contactor does next, Nayax's cancel
+				// decides the money (endOfService reads it).
+				s.StopReason = reason
+				return tx.PutSession(&s)
 			}
 		}
 	}

@@ -69,7 +69,8 @@ func (s *site) charge() {
 func TestAuthorizeThenSeedStop(t *testing.T) {
 	s := startSite(t)
 	s.charge()
-	waitFor(t, 5*time.Second, "energy", func() bool { return s.session(seedSpark).EnergyWh > 0 })
+	// Enough energy to be billed (policy.min_energy_wh is 10).
+	waitFor(t, 5*time.Second, "energy", func() bool { return s.session(seedSpark).EnergyWh >= 20 })
 
 	reply := s.command("stop-1", "stop", seeds.Get("000_stopcallback_request.json"))
 	want := map[string]any{}

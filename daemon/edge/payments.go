@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -188,12 +189,36 @@ func (e *engine) retryRequests(now time.Time) {
 			if err != nil || cur.Request == nil {
 				return err
 			}
+			// Still in the outbox (the link is down): it has not been
+			// sent, so there is nothing to time out. Wait; never pile up
+			// copies that would all leave at once on reconnect.
+			if waiting, err := e.unsent(tx, cur.Request); err != nil || waiting {
+				cur.Request.NextAt = now.Add(time.Duration(e.d.cfg.Policy.ResultTimeout)).UTC()
+				if err != nil {
+					return err
+				}
+				return tx.PutSession(&cur)
+			}
 			return e.retry(tx, &cur, "no answer from Nayax within "+time.Duration(e.d.cfg.Policy.ResultTimeout).String(), now)
 		})
 		if err != nil {
 			e.log.Error("retry request", "spark_transaction_id", s.SparkTransactionID, "err", err)
 		}
 	}
+}
+
+// unsent reports whether the request's latest event is still in the
+// outbox.
+func (e *engine) unsent(tx *store.Tx, r *store.Request) (bool, error) {
+	if len(r.EventIDs) == 0 {
+		return false, nil
+	}
+	id := r.EventIDs[len(r.EventIDs)-1]
+	seq, err := strconv.ParseUint(id[strings.LastIndexByte(id, '-')+1:], 10, 64)
+	if err != nil {
+		return false, nil
+	}
+	return tx.Queued(seq)
 }
 
 // retry sends the request again if its budget allows, else gives up as
@@ -211,14 +236,22 @@ func (e *engine) retry(tx *store.Tx, s *store.Session, why string, now time.Time
 		}
 	}
 	e.log.Warn("sending Nayax request again", "spark_transaction_id", s.SparkTransactionID, "call", r.Call, "attempt", r.Attempts+1, "why", why)
-	return e.sendRequest(tx, s, now)
+	if err := e.sendRequest(tx, s, now); err != nil {
+		return err
+	}
+	// Silence from Nayax grows the wait too (capped, jittered).
+	r.NextAt = r.NextAt.Add(e.backoff(r.Attempts - 1))
+	return tx.PutSession(s)
 }
 
 // schedule sets when a request that failed is sent again: after a capped,
 // jittered backoff (Nayax asked to be left alone for a while), or never
 // for a settlement whose budget is spent.
-func (e *engine) schedule(tx *store.Tx, s *store.Session, why string, now time.Time) error {
+func (e *engine) schedule(tx *store.Tx, s *store.Session, why string, refused bool, now time.Time) error {
 	r := s.Request
+	if refused {
+		r.Failures++
+	}
 	if r.Kind == kindSettlement && spent(r, now) {
 		return e.giveUpSettlement(tx, s, why, now)
 	}
@@ -227,14 +260,17 @@ func (e *engine) schedule(tx *store.Tx, s *store.Session, why string, now time.T
 	return tx.PutSession(s)
 }
 
+// spent: Nayax refused the settlement (50) settleMaxAttempts times, or
+// the window since the first attempt has passed. Attempts that never got
+// an answer do not count: an outage must not spend the budget.
 func spent(r *store.Request, now time.Time) bool {
-	return r.Attempts >= settleMaxAttempts || now.Sub(r.FirstAt) >= settleWindow
+	return r.Failures >= settleMaxAttempts || now.Sub(r.FirstAt) >= settleWindow
 }
 
 func (e *engine) giveUpSettlement(tx *store.Tx, s *store.Session, why string, now time.Time) error {
 	r := s.Request
 	s.Request = nil
-	return e.transition(tx, s, store.NeedsReconciliation, fmt.Sprintf("settlement not confirmed after %d attempts since %s (%s)", r.Attempts, r.FirstAt.Format(time.RFC3339), why), now)
+	return e.transition(tx, s, store.NeedsReconciliation, fmt.Sprintf("settlement not confirmed after %d attempts (%d refused) since %s (%s)", r.Attempts, r.Failures, r.FirstAt.Format(time.RFC3339), why), now)
 }
 
 // result is the relay's report of Nayax's answer (relay.Result).
@@ -304,7 +340,7 @@ func (e *engine) applyResult(tx *store.Tx, s *store.Session, r result, now time.
 		if kind == kindStart {
 			return e.retry(tx, s, r.Error, now) // closes it
 		}
-		return e.schedule(tx, s, "no answer from Nayax: "+r.Error, now)
+		return e.schedule(tx, s, "no answer from Nayax: "+r.Error, false, now)
 	}
 	// Declined.
 	code := 0
@@ -316,7 +352,7 @@ func (e *engine) applyResult(tx *store.Tx, s *store.Session, r result, now time.
 		s.Request = nil
 		return e.transition(tx, s, store.Declined, fmt.Sprintf("%s (%d)", stopStartFailed, code), now)
 	case kind == kindSettlement && code == nayax.CodeExternalSettlementFailed:
-		return e.schedule(tx, s, "Nayax answered 50 (external settlement failed)", now)
+		return e.schedule(tx, s, "Nayax answered 50 (external settlement failed)", true, now)
 	case kind == kindCancel && code == nayax.CodeExternalCancelFailed:
 		s.Request = nil
 		return e.transition(tx, s, store.NeedsReconciliation, "Nayax answered 51 (external cancel failed): Nayax's AutoCancel takes over if enabled; check the transaction", now)

@@ -203,3 +203,27 @@ func TestRemoteStartUnanswered(t *testing.T) {
 		t.Fatalf("start-request events: %v", evs)
 	}
 }
+
+// Nayax cancels (Cortina) a session whose contactor will not open: when it
+// finally opens, the session ends cancelled with no request of our own.
+func TestCortinaCancelWhileStuck(t *testing.T) {
+	s := startSite(t)
+	s.charge()
+	s.sims["5"].SetStuck(true)
+	s.command("stop-stuck", "stop", seeds.Get("000_stopcallback_request.json"))
+	s.waitState(seedSpark, "stopping")
+	body := []byte(`{"BasicInfo":{"NayaxTransactionId":2004545072},"MachineInfo":{"Id":71234996},"ReasonText":"vend failure","Operation":"Cancel"}`)
+	if v, _ := verdict(s.command("cortina-1", "cancel", body)); v != "Declined" {
+		t.Fatal("a cancel whose contactor did not open was answered Approved")
+	}
+	s.sims["5"].SetStuck(false)
+	got := s.waitState(seedSpark, "cancelled")
+	if got.Request != nil {
+		t.Fatalf("a request of our own after Nayax cancelled: %+v", got.Request)
+	}
+	for _, ev := range events(s.cloud, s.cfg.MQTT.TopicPrefix, "") {
+		if ev.Type == "settlement-request" || ev.Type == "cancel-request" {
+			t.Fatalf("sent %s after Nayax cancelled", ev.Type)
+		}
+	}
+}

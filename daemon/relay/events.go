@@ -113,21 +113,24 @@ func (r *Relay) handleEvent(ctx context.Context, d delivery) {
 		m.Ack()
 		return
 	}
-	// A redelivery while the first copy is still being handled waits for
-	// it: never two concurrent calls for one request.
+	// Never two concurrent calls for one request: a redelivery, or a
+	// node's resend while this replica is still calling Nayax for the same
+	// transaction, waits and is acked with the first (its node takes any
+	// of its event ids' results).
+	key := requestKey(ev)
 	r.mu.Lock()
-	if dups, busy := r.busy[ev.ID]; busy {
-		r.busy[ev.ID] = append(dups, m)
+	if dups, busy := r.busy[key]; busy {
+		r.busy[key] = append(dups, m)
 		r.mu.Unlock()
 		return
 	}
-	r.busy[ev.ID] = []paho.Message{}
+	r.busy[key] = []paho.Message{}
 	r.mu.Unlock()
 	published := false
 	defer func() {
 		r.mu.Lock()
-		dups := r.busy[ev.ID]
-		delete(r.busy, ev.ID)
+		dups := r.busy[key]
+		delete(r.busy, key)
 		r.mu.Unlock()
 		if published {
 			m.Ack()
@@ -159,6 +162,19 @@ func (r *Relay) handleEvent(ctx context.Context, d delivery) {
 	r.log.Info("nayax call done", "event", ev.ID, "call", res.Call, "outcome", res.Outcome, "attempts", res.Attempts)
 }
 
+// requestKey names the Nayax request an event carries: its call and
+// transaction, or the event id when it names no transaction.
+func requestKey(ev wire.Event) string {
+	var v struct {
+		Call               string `json:"call"`
+		SparkTransactionId string
+	}
+	if json.Unmarshal(ev.Body, &v) != nil || v.SparkTransactionId == "" {
+		return ev.ID
+	}
+	return v.Call + "|" + v.SparkTransactionId
+}
+
 // callNayax sends the request an event carries. The event body is the
 // exact Nayax request plus "call" naming the endpoint.
 func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) Result {
@@ -176,6 +192,20 @@ func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) Result
 	if !allowedCall(typ, res.Call) {
 		res.Outcome, res.Error = OutcomeError, "call "+res.Call+" does not fit a "+typ+" event"
 		return res
+	}
+	if res.Call == nayax.CallTriggerTransaction {
+		// A start that waited (an outage) past the terminal's own timeout
+		// would wake a terminal for a session the site already closed.
+		var t struct{ TransactionTimeout int }
+		_ = json.Unmarshal(ev.Body, &t)
+		wait := time.Duration(t.TransactionTimeout) * time.Second
+		if wait <= 0 {
+			wait = max(r.o.TriggerTimeout, time.Minute)
+		}
+		if !ev.At.IsZero() && time.Since(ev.At) > wait {
+			res.Outcome, res.Error = OutcomeError, "start request expired before it could be sent ("+time.Since(ev.At).Round(time.Second).String()+" old)"
+			return res
+		}
 	}
 	if _, ok := fields["TransactionTimeout"]; !ok && res.Call == nayax.CallTriggerTransaction && r.o.TriggerTimeout > 0 {
 		fields["TransactionTimeout"], _ = json.Marshal(int(r.o.TriggerTimeout / time.Second))
@@ -196,7 +226,7 @@ func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) Result
 	// (brand, last digits) that the site does not need.
 	st := resp.Status
 	res.Status = &st
-	res.Outcome = classify(st)
+	res.Outcome = classify(res.Call, st)
 	return res
 }
 
@@ -214,14 +244,19 @@ func allowedCall(typ, call string) bool {
 
 // classify reads Nayax's verdict. "Already cancelled/completed" answers to
 // a retried request mean the first attempt succeeded (DESIGN.md §3).
-func classify(st nayax.Status) string {
+func classify(call string, st nayax.Status) string {
 	if st.IsApproved() {
 		return OutcomeApproved
 	}
 	desc := strings.ToLower(st.ErrorDescription + " " + st.StatusMessage)
+	cancel := call == nayax.CallCancelTransaction || call == nayax.CallExternalCancel
 	switch st.Code() {
 	case nayax.CodeAlreadyCancelled:
-		return OutcomeAlreadyDone
+		// "Already cancelled" completes a cancel; to a settlement it says
+		// the money is gone: a human must look.
+		if cancel {
+			return OutcomeAlreadyDone
+		}
 	case nayax.CodeExternalSettlementFailed, nayax.CodeExternalCancelFailed:
 		if strings.Contains(desc, "already") {
 			return OutcomeAlreadyDone

@@ -182,9 +182,13 @@ func TestTwoReplicas(t *testing.T) {
 	waitRoute(t, r2.url)
 	txn := e.authorized(r1.url)
 
+	// Twenty different requests (a replica handles two requests for one
+	// transaction one after the other, never at once).
 	var ids []string
 	for i := 0; i < 20; i++ {
-		ids = append(ids, e.emit("cancel-request", externalCancel(txn)))
+		b := externalCancel(txn)
+		b["SparkTransactionId"] = fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+		ids = append(ids, e.emit("cancel-request", b))
 	}
 	for _, id := range ids {
 		e.awaitResult(id)

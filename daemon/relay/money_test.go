@@ -251,3 +251,39 @@ func TestCancelDecidedOffline(t *testing.T) {
 		t.Fatalf("nayaxsim txn %+v", n)
 	}
 }
+
+// A long outage neither piles up copies of a request nor spends its
+// budget: one event waits in the outbox, and Nayax gets it once.
+func TestLongOutageOneRequest(t *testing.T) {
+	e := newEnv(t)
+	site := e.startEdgeWith("site-long", t.TempDir(), func(cfg *config.Edge) {
+		cfg.Policy.PlugTimeout = config.Duration(500 * time.Millisecond)
+		cfg.Policy.ResultTimeout = config.Duration(200 * time.Millisecond)
+	})
+	r := e.startRelay("relay-1", 4*time.Second)
+	waitRoute(t, r.url)
+	e.sim.SetRelay(r.url)
+	tap := e.tap("6", "joe", 10)
+	sessionOf(t, site.api, tap.Txn.SparkTransactionID, "authorized")
+	e.broker.Stop()
+	sessionOf(t, site.api, tap.Txn.SparkTransactionID, "cancelling")
+	time.Sleep(1500 * time.Millisecond) // seven result timeouts pass offline
+	out, err := site.api.Outbox(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := 0
+	for _, o := range out {
+		if o.Type == "cancel-request" && o.Status == "queued" {
+			queued++
+		}
+	}
+	if queued != 1 {
+		t.Fatalf("%d cancel-request events queued during the outage, want 1: %+v", queued, out)
+	}
+	e.broker.Restart()
+	sessionOf(t, site.api, tap.Txn.SparkTransactionID, "cancelled")
+	if n, _ := e.sim.Txn(tap.Txn.NayaxTransactionID); n.Cancels != 1 {
+		t.Fatalf("Nayax saw %d cancels", n.Cancels)
+	}
+}
