@@ -32,6 +32,8 @@ Usage:
   sitelink sessions [-json] [-n N]     sessions, newest first
   sitelink outbox   [-json] [-n N]     events waiting for the broker
   sitelink start -station N [-amount X] Remote Start: the terminal asks for a card
+  sitelink stop -station N             stop a station's session from the site
+  sitelink hw lines|pin|meter|selftest for the technician commissioning a site
   sitelink sim -station N plug|unplug|fault|clear|power KW|start
                                        drive a simulated station
   sitelink config check FILE           validate an edge or relay config; every problem with its key
@@ -83,6 +85,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdSim(rest, stdout, stderr)
 	case "start":
 		return cmdStart(rest, stdout, stderr)
+	case "stop":
+		return cmdStop(rest, stdout, stderr)
+	case "hw":
+		return cmdHW(ctx, rest, stdout, stderr)
 	case "config":
 		return cmdConfig(rest, stdout, stderr)
 	case "version", "-version", "--version":

@@ -215,3 +215,26 @@ func nayaxID(id int64) string {
 	}
 	return strconv.FormatInt(id, 10)
 }
+
+// cmdStop ends a station's session from the site (as its stop button).
+func cmdStop(args []string, stdout, stderr io.Writer) error {
+	fs := flags("stop", stderr)
+	station := fs.String("station", "", "station `number`")
+	socket := socketFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	if *station == "" {
+		fmt.Fprintln(stderr, "usage: sitelink stop -station N")
+		return exitCode(2)
+	}
+	path, err := socket()
+	if err != nil {
+		return err
+	}
+	if err := localapi.NewClient(path).Stop(*station); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "station %s: stopped; the session settles or cancels with Nayax\n", *station)
+	return nil
+}

@@ -147,6 +147,26 @@ func requestView(r *store.Request) *localapi.Request {
 	return v
 }
 
+func (b backend) Stop(ctx context.Context, station string) error {
+	var serr error
+	if err := b.d.eng.exec(ctx, func() { serr = b.d.eng.stopStation(station, time.Now()) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("%w: %v", localapi.ErrBadRequest, serr)
+	}
+	return nil
+}
+
+func (b backend) SelfTest(ctx context.Context, station string) (string, error) {
+	var rep string
+	var serr error
+	if err := b.d.eng.exec(ctx, func() { rep, serr = b.d.eng.selfTest(station) }); err != nil {
+		return "", err
+	}
+	return rep, serr
+}
+
 func (b backend) Start(ctx context.Context, r localapi.StartRequest) (localapi.StartResult, error) {
 	var s store.Session
 	var serr error

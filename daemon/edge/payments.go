@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -422,4 +423,77 @@ func (e *engine) startCommand(cmd wire.Command, now time.Time) (any, func(tx *st
 		return declined(cmd, nayax.CodeValidation, err.Error()), nil
 	}
 	return map[string]any{"SparkTransactionId": s.SparkTransactionID, "ServiceStationNumber": s.Station, "Status": nayax.Approved("No Errors")}, nil
+}
+
+// stopStation ends the active session of a station from the site (a stop
+// button, `sitelink` on the controller): the same stop as a card's. It
+// runs on the engine.
+func (e *engine) stopStation(station string, now time.Time) error {
+	var s store.Session
+	err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		s, err = tx.ActiveSession(station)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("station %s has no active session", station)
+	}
+	if err != nil {
+		return err
+	}
+	if s.State == store.Requested {
+		return e.commit(func(tx *store.Tx) error {
+			s.Request = nil
+			return e.transition(tx, &s, store.Closed, stopLocal, now)
+		})
+	}
+	_, err = e.stop(&s, stopLocal, now)
+	return err
+}
+
+// selfTest switches a station's contactor on and off and checks the
+// driver confirms both, for a technician commissioning a site. It refuses
+// while the station has a session. It runs on the engine.
+func (e *engine) selfTest(station string) (string, error) {
+	hw, ok := e.d.stations[station]
+	if !ok {
+		return "", fmt.Errorf("unknown station %q", station)
+	}
+	var busy bool
+	err := e.st.View(func(tx *store.Tx) error {
+		_, err := tx.ActiveSession(station)
+		busy = err == nil
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if busy {
+		return "", fmt.Errorf("station %s has a session; self-test refused", station)
+	}
+	var report strings.Builder
+	for _, on := range []bool{true, false} {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), e.contactorTimeout())
+		err := hw.SetContactor(ctx, on)
+		cancel()
+		if err != nil {
+			_ = hw.Halt()
+			return report.String(), fmt.Errorf("contactor %s: %w", onOff(on), err)
+		}
+		fmt.Fprintf(&report, "contactor %s: confirmed in %s\n", onOff(on), time.Since(start).Round(time.Millisecond))
+	}
+	r := hw.Read()
+	fmt.Fprintf(&report, "CP state %s, meter %.1f Wh, power %.0f W, fault %q\n", r.CP, r.EnergyWh, r.PowerW, r.Fault)
+	return report.String(), nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }

@@ -227,3 +227,35 @@ func TestCortinaCancelWhileStuck(t *testing.T) {
 		}
 	}
 }
+
+// The technician's self-test switches the contactor and refuses while a
+// session runs; a local stop ends the session like a card would.
+func TestSelfTestAndLocalStop(t *testing.T) {
+	s := startSite(t)
+	rep, err := s.api.SelfTest("6")
+	if err != nil || !strings.Contains(rep, "contactor on: confirmed") || !strings.Contains(rep, "contactor off: confirmed") {
+		t.Fatalf("self-test: %q %v", rep, err)
+	}
+	if s.sims["6"].Read().Contactor {
+		t.Fatal("self-test left the contactor closed")
+	}
+	s.sims["6"].SetStuck(true)
+	if _, err := s.api.SelfTest("6"); err == nil {
+		t.Fatal("self-test passed with a stuck contactor")
+	}
+	s.sims["6"].SetStuck(false)
+
+	s.charge()
+	if _, err := s.api.SelfTest("5"); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("self-test during a session: %v", err)
+	}
+	if err := s.api.Stop("5"); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.waitEnded(seedSpark); got.StopReason != "stopped locally" {
+		t.Fatalf("local stop: %+v", got)
+	}
+	if err := s.api.Stop("5"); err == nil {
+		t.Fatal("stop without a session succeeded")
+	}
+}

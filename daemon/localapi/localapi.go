@@ -121,6 +121,18 @@ type Backend interface {
 	Outbox(limit int) ([]OutboxEntry, error)
 	Sim(SimRequest) error
 	Start(context.Context, StartRequest) (StartResult, error)
+	Stop(ctx context.Context, station string) error
+	SelfTest(ctx context.Context, station string) (string, error)
+}
+
+// StationRequest names a station (POST /v1/stop, /v1/selftest).
+type StationRequest struct {
+	Station string `json:"station"`
+}
+
+// SelfTestResult is the answer of POST /v1/selftest.
+type SelfTestResult struct {
+	Report string `json:"report"`
 }
 
 // ErrBadRequest marks backend errors that are the caller's fault (HTTP 400).
@@ -161,6 +173,32 @@ func Handler(b Backend) http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(res)
+	})
+	mux.HandleFunc("POST /v1/stop", func(w http.ResponseWriter, r *http.Request) {
+		var req StationRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+			writeErr(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+			return
+		}
+		if err := b.Stop(r.Context(), req.Station); err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /v1/selftest", func(w http.ResponseWriter, r *http.Request) {
+		var req StationRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+			writeErr(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+			return
+		}
+		rep, err := b.SelfTest(r.Context(), req.Station)
+		if err != nil {
+			writeErr(w, fmt.Errorf("%w: %v\n%s", ErrBadRequest, err, rep))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(SelfTestResult{Report: rep})
 	})
 	mux.HandleFunc("POST /v1/sim", func(w http.ResponseWriter, r *http.Request) {
 		var req SimRequest
@@ -283,6 +321,18 @@ func (c *Client) Outbox(limit int) (o []OutboxEntry, err error) {
 func (c *Client) Start(r StartRequest) (res StartResult, err error) {
 	err = c.do("POST", "/v1/start", r, &res)
 	return
+}
+
+// Stop ends the active session of a station (a local stop).
+func (c *Client) Stop(station string) error {
+	return c.do("POST", "/v1/stop", StationRequest{Station: station}, nil)
+}
+
+// SelfTest switches a station's contactor on and off and reports.
+func (c *Client) SelfTest(station string) (string, error) {
+	var res SelfTestResult
+	err := c.do("POST", "/v1/selftest", StationRequest{Station: station}, &res)
+	return res.Report, err
 }
 
 // Sim drives a simulated station.
