@@ -1,8 +1,13 @@
 package main
 
 import (
+	"path/filepath"
+
+	"periph.io/x/conn/v3/gpio/gpioreg"
+
 	"encoding/json"
 	"fmt"
+	"github.com/sitelink/sitelink/hal/gpio"
 	"io"
 	"strconv"
 	"text/tabwriter"
@@ -153,6 +158,15 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 		}
 		return exitCode(1)
 	}
+	if kind == config.KindEdge {
+		// On the site controller itself, the GPIO lines must exist too.
+		if p, checked := checkPins(args[1]); len(p) > 0 {
+			fmt.Fprintf(stderr, "%s (edge config, GPIO lines of this host):\n%v\n", args[1], p)
+			return exitCode(1)
+		} else if checked {
+			fmt.Fprintf(stdout, "%s: GPIO lines found on this host\n", args[1])
+		}
+	}
 	fmt.Fprintf(stdout, "%s: ok (%s config)\n", args[1], kind)
 	return nil
 }
@@ -193,6 +207,24 @@ func cmdStart(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "station %s: Remote Start requested, SparkTransactionId %s; present the card at the terminal\n", res.Station, res.SparkTransactionID)
 	return nil
+}
+
+// checkPins looks the config's GPIO lines up on this host, when it has
+// GPIO chips (a build machine has none: nothing to check there).
+func checkPins(path string) (config.Problems, bool) {
+	c, err := config.LoadEdge(path)
+	if err != nil {
+		return nil, false
+	}
+	uses := false
+	for _, s := range c.Stations {
+		uses = uses || s.GPIO != nil
+	}
+	chips, _ := filepath.Glob("/dev/gpiochip*")
+	if !uses || len(chips) == 0 || gpio.Init() != nil {
+		return nil, false
+	}
+	return c.CheckPins(func(name string) bool { return gpioreg.ByName(name) != nil }), true
 }
 
 func dash(s string) string {

@@ -13,8 +13,8 @@ import (
 // than spelling the strings again.
 const (
 	DriverSim    = "sim"    // simulated station, controlled through the local API
-	DriverGPIO   = "gpio"   // contactor and inputs on GPIO lines (not in this build yet)
-	DriverModbus = "modbus" // station controller or meter on Modbus RTU (not in this build yet)
+	DriverGPIO   = "gpio"   // contactor and inputs on GPIO lines; energy from a Modbus meter
+	DriverModbus = "modbus" // station controller on a Modbus RTU bus
 
 	FlowPreAuthorization = "pre-authorization" // card first, then the driver plugs in
 	FlowPreSelection     = "pre-selection"     // driver picks a station on the terminal first
@@ -28,6 +28,7 @@ type Edge struct {
 	Node      Node       `yaml:"node"`
 	MQTT      MQTT       `yaml:"mqtt"`
 	Terminals []Terminal `yaml:"terminals"`
+	Buses     []Bus      `yaml:"buses"` // serial buses, named by meters and modbus stations
 	Stations  []Station  `yaml:"stations"`
 	Policy    Policy     `yaml:"policy"`
 	Tariff    Tariff     `yaml:"tariff"`
@@ -72,11 +73,32 @@ type Terminal struct {
 	Stations  []string `yaml:"stations"`  // station numbers
 }
 
-// Station is one charging point.
+// Station is one charging point. Exactly the block that matches Driver is
+// set (Sim, GPIO or Modbus); Meter may accompany any of them.
 type Station struct {
-	Number string `yaml:"number"` // as shown to the driver; an MQTT topic level
-	Driver string `yaml:"driver"` // DriverSim, DriverGPIO or DriverModbus
-	Sim    *Sim   `yaml:"sim"`    // only for DriverSim; ParseEdge fills defaults when absent
+	Number string  `yaml:"number"` // as shown to the driver; an MQTT topic level
+	Driver string  `yaml:"driver"` // DriverSim, DriverGPIO or DriverModbus
+	Sim    *Sim    `yaml:"sim"`    // only for DriverSim; ParseEdge fills defaults when absent
+	GPIO   *GPIO   `yaml:"gpio"`   // only for DriverGPIO, and required there
+	Modbus *Modbus `yaml:"modbus"` // only for DriverModbus, and required there
+	// Meter is an energy meter on a bus. When set, its readings replace
+	// the driver's own energy and power: a GPIO station has none, so it
+	// needs one; a modbus station needs one unless Modbus.Energy is set.
+	Meter *Meter `yaml:"meter"`
+	// MaxPowerKW is the most this station can deliver, so that energy
+	// readings beyond it (a misread register, a wrong scale) are caught
+	// as implausible instead of billed. 0 means DefaultMaxPowerKW; use
+	// PowerLimitKW to read it.
+	MaxPowerKW float64 `yaml:"max_power_kw"`
+}
+
+// PowerLimitKW returns MaxPowerKW, or DefaultMaxPowerKW when it is 0 (a
+// Station built in code rather than parsed).
+func (s Station) PowerLimitKW() float64 {
+	if s.MaxPowerKW == 0 {
+		return DefaultMaxPowerKW
+	}
+	return s.MaxPowerKW
 }
 
 // Sim configures a simulated station.
@@ -165,7 +187,7 @@ func DefaultSim() Sim {
 
 func defaultTerminal() Terminal { return Terminal{Flow: FlowPreAuthorization} }
 
-func defaultStation() Station { return Station{Driver: DriverSim} }
+func defaultStation() Station { return Station{Driver: DriverSim, MaxPowerKW: DefaultMaxPowerKW} }
 
 // ParseEdge reads an edge configuration: defaults first, the YAML merged
 // over them, then Validate. Unknown keys, values of the wrong type and
@@ -231,6 +253,16 @@ func (e *Edge) fillSimDefaults() {
 			s.Sim = &sim
 		}
 	}
+}
+
+// Bus returns the declared bus with the given name.
+func (e *Edge) Bus(name string) (Bus, bool) {
+	for _, b := range e.Buses {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return Bus{}, false
 }
 
 // Station returns the station with the given number.

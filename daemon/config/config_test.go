@@ -71,8 +71,8 @@ func TestExampleFile(t *testing.T) {
 		Flow: FlowPreAuthorization, Stations: []string{"5", "6"},
 	}}
 	want.Stations = []Station{
-		{Number: "5", Driver: DriverSim, Sim: &Sim{Vehicle: VehiclePresent, PowerKW: 7.4, TimeScale: 1}},
-		{Number: "6", Driver: DriverSim, Sim: &Sim{Vehicle: VehicleAbsent, PowerKW: 11, TimeScale: 1}},
+		{Number: "5", Driver: DriverSim, Sim: &Sim{Vehicle: VehiclePresent, PowerKW: 7.4, TimeScale: 1}, MaxPowerKW: 22},
+		{Number: "6", Driver: DriverSim, Sim: &Sim{Vehicle: VehicleAbsent, PowerKW: 11, TimeScale: 1}, MaxPowerKW: 22},
 	}
 	want.Tariff = Tariff{Currency: "EUR", DecimalPlace: 2, PricePerKWh: 0.39, SessionFee: 0}
 	if !reflect.DeepEqual(*e, want) {
@@ -128,7 +128,7 @@ func TestDefaultsApplied(t *testing.T) {
 			want := Default()
 			want.Node.ID = "n1"
 			sim := DefaultSim()
-			want.Stations = []Station{{Number: "1", Driver: DriverSim, Sim: &sim}}
+			want.Stations = []Station{{Number: "1", Driver: DriverSim, Sim: &sim, MaxPowerKW: DefaultMaxPowerKW}}
 			if !reflect.DeepEqual(*e, want) {
 				t.Errorf("got %+v\nwant %+v", *e, want)
 			}

@@ -37,6 +37,11 @@ var (
 	terminalType = reflect.TypeFor[Terminal]()
 	stationType  = reflect.TypeFor[Station]()
 	simType      = reflect.TypeFor[Sim]()
+	busType      = reflect.TypeFor[Bus]()
+	gpioType     = reflect.TypeFor[GPIO]()
+	modbusType   = reflect.TypeFor[Modbus]()
+	meterType    = reflect.TypeFor[Meter]()
+	registerType = reflect.TypeFor[Register]()
 )
 
 // elemDefault is the value a new list element or a newly allocated pointer
@@ -49,6 +54,18 @@ func elemDefault(t reflect.Type) reflect.Value {
 		return reflect.ValueOf(defaultStation())
 	case simType:
 		return reflect.ValueOf(DefaultSim())
+	case busType:
+		return reflect.ValueOf(DefaultBus())
+	case gpioType:
+		return reflect.ValueOf(DefaultGPIO())
+	case modbusType:
+		return reflect.ValueOf(DefaultModbus())
+	case meterType:
+		return reflect.ValueOf(DefaultMeter())
+	case registerType:
+		// Only *Register (energy, power) is allocated here; the state
+		// register is a value inside Modbus and gets its defaults there.
+		return reflect.ValueOf(DefaultRegister())
 	}
 	return reflect.Zero(t)
 }
@@ -294,6 +311,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		d.decodeInt(n, v, path)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		d.decodeUint(n, v, path)
 	case reflect.Float32, reflect.Float64:
 		d.decodeFloat(n, v, path)
 	case reflect.Bool:
@@ -431,18 +450,23 @@ func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value, path string) {
 	v.SetInt(int64(dur))
 }
 
+// leadingZeroRE matches a decimal integer with a leading zero, which
+// yaml.v3 would read as octal ("010" is 8).
+var leadingZeroRE = regexp.MustCompile(`^[-+]?0[0-9]+$`)
+
 // decodeInt accepts YAML integers and, because Nayax ids are written
-// either way, strings holding a decimal integer ("71234996").
+// either way, strings holding a decimal integer ("71234996"). A leading
+// zero does not make a number octal: nobody writing `unit: 010` means 8.
 func (d *decoder) decodeInt(n *yaml.Node, v reflect.Value, path string) {
 	if !d.scalar(n, path, "an integer") {
 		return
 	}
 	var i int64
 	var err error
-	switch n.ShortTag() {
-	case "!!int":
+	switch tag := n.ShortTag(); {
+	case tag == "!!int" && !leadingZeroRE.MatchString(n.Value):
 		err = n.Decode(&i)
-	case "!!str":
+	case tag == "!!int", tag == "!!str":
 		i, err = strconv.ParseInt(strings.TrimSpace(n.Value), 10, 64)
 	default:
 		err = errors.New("not an integer")
@@ -456,6 +480,34 @@ func (d *decoder) decodeInt(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	v.SetInt(i)
+}
+
+// decodeUint reads a register address: decimal or 0x hexadecimal, quoted
+// or not. Datasheets print addresses both ways, often as bare hex digits
+// ("0156"), so a decimal with a leading zero is refused as ambiguous
+// rather than read as decimal, or as octal as yaml.v3 would.
+func (d *decoder) decodeUint(n *yaml.Node, v reflect.Value, path string) {
+	if !d.scalar(n, path, "an integer") {
+		return
+	}
+	s := strings.TrimSpace(n.Value)
+	var u uint64
+	var err error
+	switch {
+	case len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X"):
+		u, err = strconv.ParseUint(s[2:], 16, 64)
+	case leadingZeroRE.MatchString(s):
+		d.fail(path, n.Line, fmt.Sprintf("ambiguous number %s: write 0x%s if it is hexadecimal, or drop the leading zero", quote(s), strings.TrimLeft(s, "+-")))
+		return
+	default:
+		u, err = strconv.ParseUint(s, 10, 64)
+	}
+	if err != nil || v.OverflowUint(u) {
+		maxU := uint64(1)<<v.Type().Bits() - 1
+		d.fail(path, n.Line, fmt.Sprintf("expected an integer from 0 to %d (0x%X), decimal or 0x hex, got %s", maxU, maxU, describe(n)))
+		return
+	}
+	v.SetUint(u)
 }
 
 // decodeFloat accepts YAML numbers and strings holding one; NaN and

@@ -1,8 +1,8 @@
 // Package config reads and checks sitelink's YAML configurations
-// (DESIGN.md §4, §5): the edge daemon's (Edge, ParseEdge, LoadEdge) and the
-// relay's (Relay, ParseRelay, LoadRelay). Both share the mqtt section, with
-// the same defaults and checks; the MQTT client id is node.id on the edge
-// and relay.id on a relay replica.
+// (DESIGN.md §4, §5, §7): the edge daemon's (Edge, ParseEdge, LoadEdge)
+// and the relay's (Relay, ParseRelay, LoadRelay). Both share the mqtt
+// section, with the same defaults and checks; the MQTT client id is
+// node.id on the edge and relay.id on a relay replica.
 //
 // Parsing is strict and exhaustive: ParseEdge does not stop at the first
 // mistake but returns a Problems error listing every unknown key, every
@@ -21,9 +21,23 @@
 //
 // Defaults come from Default and are overridden key by key: a key left out
 // (or left empty, e.g. a block whose keys are all commented out) keeps its
-// default. List elements get their own defaults (a terminal's flow, a
-// station's driver, a sim station's sim block), and a list in the file
-// replaces the default list.
+// default. List elements and blocks get their own defaults (a terminal's
+// flow, a station's driver, a sim station's sim block, a bus's 9600 8N1,
+// a register's float32; see the Default* functions), and a list in the
+// file replaces the default list.
+//
+// Hardware (DESIGN.md §7) is configured per station: driver gpio takes a
+// gpio block (a contactor output, optional feedback, vehicle, charging,
+// fault and button inputs, each a line by name with active_low and
+// debounce), driver modbus a modbus block (a charge controller's state
+// register and enable coil or register), and either takes a meter (a
+// Modbus energy meter by profile, or by registers with profile generic).
+// Serial buses are declared once under buses and named by meters and
+// controllers. Validate checks that every block matches its driver, that
+// names refer to declared buses, that no GPIO line and no (bus, unit) pair
+// is used twice, and that every billed station has an energy source.
+// Whether the GPIO lines exist is a property of the host, not of the file:
+// Edge.CheckPins checks that separately, on the target.
 //
 // ParseRelay works the same way. Check and CheckFile take either kind, for
 // `sitelink config check`: a top-level relay (or nayax) key makes a file a
@@ -58,8 +72,23 @@
 //     secret in the file; prefer value_file.
 //   - A Duration must carry a unit ("120s"); a bare number other than 0 is
 //     refused rather than guessed.
-//   - Stations with driver gpio or modbus are refused by this build; the
-//     drivers land in a later release.
+//   - A gpio station must have a meter, and a modbus station a meter or
+//     modbus.energy: a session is billed by its energy, and a station
+//     without a reading would give energy away.
+//   - GPIO lines are compared by name, ignoring case. Two names for the
+//     same line (GPIO17 and a header alias such as P1_11) are not
+//     recognised as a duplicate.
+//   - Register addresses are the 0-based numbers sent on the wire, written
+//     in decimal or as 0x hex. A decimal with a leading zero ("0156") is
+//     refused as ambiguous: datasheets print bare hex that way, and
+//     yaml.v3 would read it as octal. Other integers with a leading zero
+//     (unit: 010) are read as decimal, not octal.
+//   - max_power_kw 0 means the default (22 kW), so that a Station built in
+//     code validates; read it with Station.PowerLimitKW. A sim station's
+//     power_kw must not exceed it.
+//   - The meter profiles' register maps belong to the Modbus driver; this
+//     package only checks the profile's name. A meter's energy or power
+//     block given with a named profile replaces that profile's register.
 //   - At most 200 problems are listed, and alias expansion is capped, so a
 //     hostile file cannot make the check run away.
 //   - Only one YAML document is allowed per file; a second one ("---") is

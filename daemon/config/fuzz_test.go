@@ -17,8 +17,9 @@ func FuzzParseEdge(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, seed := range []string{
+	seeds := []string{
 		string(example),
+		hwSample,
 		minimal,
 		"",
 		"node: {id: n1\n",
@@ -29,7 +30,17 @@ func FuzzParseEdge(f *testing.F) {
 		"node: {id: n1}\nstations: [{number: 5, sim: {colour: red}}]\nterminals: [{hw_serial: 0434334921100366, machine_id: \"7\", stations: [5, 9]}]\n",
 		"policy: {plug_timeout: 2 minutes, min_energy_wh: .nan}\ntariff: {decimal_place: 99999999999999999999}\n",
 		"mqtt: {broker: \"tcp://u:p@[::1]:0\", tls: {cert_file: /c}, keepalive: 500ms}\n",
-	} {
+		"buses: [{name: b, port: /dev/x, baud: 1}, {name: b}]\nstations: [{number: 1, driver: gpio, gpio: {contactor: {pin: A, debounce: 1s}, vehicle: {pin: a}}, meter: {bus: b, unit: 0, profile: generic}}]\n",
+		"buses: [{name: b, port: /dev/x}]\nstations: [{number: 1, driver: modbus, modbus: {bus: b, unit: 1, state: {function: 4, address: 0156}, enable: {address: 0xFFFF}, energy: {scale: 1e-3}}}]\n",
+	}
+	for _, path := range hardwareExamples {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seeds = append(seeds, string(data))
+	}
+	for _, seed := range seeds {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -47,6 +47,7 @@ func (e *Edge) Validate() Problems {
 	e.validateNode(v)
 	validateMQTT(v, e.MQTT)
 	e.validateTerminals(v)
+	e.validateBuses(v)
 	e.validateStations(v)
 	e.validatePolicy(v)
 	e.validateTariff(v)
@@ -243,6 +244,7 @@ func (e *Edge) validateStations(v *validator) {
 		v.add("stations", "at least one station required")
 	}
 	seen := map[string]bool{}
+	hw := e.newHWCheck()
 	for i, s := range e.Stations {
 		p := fmt.Sprintf("stations[%d]", i)
 		v.checkTopicLevel(p+".number", "station number", s.Number)
@@ -256,14 +258,44 @@ func (e *Edge) validateStations(v *validator) {
 			if s.Sim != nil {
 				validateSim(v, p+".sim", *s.Sim)
 			}
-		case DriverGPIO, DriverModbus:
-			v.add(p+".driver", "driver %s: not supported by this build yet", s.Driver)
+		case DriverGPIO:
+			if s.GPIO == nil {
+				v.add(p+".gpio", "required with driver %s", DriverGPIO)
+			}
+			if s.Meter == nil {
+				// A session's bill is its energy; GPIO lines cannot
+				// measure any, so without a meter nothing is billed.
+				v.add(p+".meter", "required with driver %s (GPIO lines cannot measure energy)", DriverGPIO)
+			}
+		case DriverModbus:
+			if s.Modbus == nil {
+				v.add(p+".modbus", "required with driver %s", DriverModbus)
+			} else if s.Meter == nil && s.Modbus.Energy == nil {
+				v.add(p+".meter", "required unless modbus.energy is set (without an energy reading nothing is billed)")
+			}
 		default:
 			v.add(p+".driver", "unknown driver %s (want %s, %s or %s)", quote(s.Driver), DriverSim, DriverGPIO, DriverModbus)
 		}
-		if s.Sim != nil && s.Driver != DriverSim {
-			v.add(p+".sim", "only used with driver %s", DriverSim)
+		for _, b := range []struct {
+			key, driver string
+			set         bool
+		}{
+			{"sim", DriverSim, s.Sim != nil},
+			{"gpio", DriverGPIO, s.GPIO != nil},
+			{"modbus", DriverModbus, s.Modbus != nil},
+		} {
+			if b.set && s.Driver != b.driver {
+				v.add(p+"."+b.key, "only used with driver %s (this station's driver is %s)", b.driver, quote(s.Driver))
+			}
 		}
+		if !(s.MaxPowerKW >= 0 && s.MaxPowerKW <= maxPowerKW) {
+			v.add(p+".max_power_kw", "must be > 0 and <= %d, got %s", maxPowerKW, fmtFloat(s.MaxPowerKW))
+		} else if s.Driver == DriverSim && s.Sim != nil && s.Sim.PowerKW > s.PowerLimitKW() && s.Sim.PowerKW <= maxPowerKW {
+			// The sim would deliver energy that the plausibility check
+			// then refuses.
+			v.add(p+".sim.power_kw", "exceeds the station's max_power_kw (%s); raise max_power_kw", fmtFloat(s.PowerLimitKW()))
+		}
+		hw.station(v, p, s)
 	}
 }
 

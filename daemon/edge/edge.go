@@ -184,6 +184,13 @@ func (d *Daemon) openStations() error {
 			s := sim.New(c)
 			d.stations[sc.Number] = s
 			d.sims[sc.Number] = s
+		case "gpio":
+			st, err := d.openGPIO(sc)
+			if err != nil {
+				d.closeStations()
+				return fmt.Errorf("station %s: %w", sc.Number, err)
+			}
+			d.stations[sc.Number] = st
 		default:
 			return fmt.Errorf("station %s: driver %q not supported by this build", sc.Number, sc.Driver)
 		}
@@ -199,7 +206,11 @@ func (d *Daemon) openStations() error {
 
 func (d *Daemon) closeStations() {
 	for _, n := range d.order {
-		if err := d.stations[n].Close(); err != nil {
+		st, ok := d.stations[n]
+		if !ok {
+			continue // not opened (start-up failed before it)
+		}
+		if err := st.Close(); err != nil {
 			d.log.Warn("close station", "station", n, "err", err)
 		}
 	}
