@@ -1,0 +1,419 @@
+package modbus
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"go.bug.st/serial"
+)
+
+// Defaults of BusConfig.
+const (
+	DefaultBaud    = 9600
+	DefaultTimeout = 500 * time.Millisecond
+	// MinGap is the least silence between two transactions. The RTU
+	// t3.5 is 3.5 character times, but above 19200 baud the standard
+	// fixes it at 1.75 ms, and USB adapters add jitter; 2 ms covers both.
+	MinGap = 2 * time.Millisecond
+	// readSlice bounds one blocking read so that a cancelled context ends
+	// a transaction early instead of after the full timeout.
+	readSlice = 50 * time.Millisecond
+)
+
+// BusConfig describes one RS-485 serial port and its line settings. Every
+// device on the bus must use the same settings.
+type BusConfig struct {
+	// Name identifies the bus in logs and errors; empty means Port.
+	Name string
+	// Port is the serial device, e.g. /dev/ttyUSB0 or a
+	// /dev/serial/by-id/... link (stable across reboots).
+	Port string
+	// Baud is the bit rate; 0 means DefaultBaud.
+	Baud int
+	// Parity is "N", "E" or "O"; empty means "N" (the factory setting of
+	// Eastron meters; the Modbus standard's default is "E").
+	Parity string
+	// StopBits is 1 or 2; 0 means 1.
+	StopBits int
+	// DataBits is 7 or 8; 0 means 8 (RTU needs 8).
+	DataBits int
+	// Timeout bounds the wait for a response after the request was sent;
+	// 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Gap is the silence kept between the end of one transaction and the
+	// start of the next; 0 means 3.5 character times, at least MinGap.
+	Gap time.Duration
+}
+
+// withDefaults fills the zero fields and checks the rest.
+func (c BusConfig) withDefaults() (BusConfig, error) {
+	if c.Port == "" {
+		return c, fmt.Errorf("%w: bus port is empty", ErrBadConfig)
+	}
+	if c.Name == "" {
+		c.Name = c.Port
+	}
+	if c.Baud == 0 {
+		c.Baud = DefaultBaud
+	}
+	if c.Parity == "" {
+		c.Parity = "N"
+	}
+	c.Parity = strings.ToUpper(c.Parity)
+	if c.StopBits == 0 {
+		c.StopBits = 1
+	}
+	if c.DataBits == 0 {
+		c.DataBits = 8
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	switch {
+	case c.Baud < 0:
+		return c, fmt.Errorf("%w: bus %s: baud %d", ErrBadConfig, c.Name, c.Baud)
+	case c.Parity != "N" && c.Parity != "E" && c.Parity != "O":
+		return c, fmt.Errorf("%w: bus %s: parity %q (want N, E or O)", ErrBadConfig, c.Name, c.Parity)
+	case c.StopBits != 1 && c.StopBits != 2:
+		return c, fmt.Errorf("%w: bus %s: stop bits %d (want 1 or 2)", ErrBadConfig, c.Name, c.StopBits)
+	case c.DataBits != 7 && c.DataBits != 8:
+		return c, fmt.Errorf("%w: bus %s: data bits %d (want 8, or 7)", ErrBadConfig, c.Name, c.DataBits)
+	case c.Timeout < 0:
+		return c, fmt.Errorf("%w: bus %s: timeout %v", ErrBadConfig, c.Name, c.Timeout)
+	case c.Gap < 0:
+		return c, fmt.Errorf("%w: bus %s: gap %v", ErrBadConfig, c.Name, c.Gap)
+	}
+	if c.Gap == 0 {
+		c.Gap = max(c.charTime()*7/2, MinGap)
+	}
+	return c, nil
+}
+
+// charTime is the time one character takes on the line: start bit, data
+// bits, parity bit, stop bits.
+func (c BusConfig) charTime() time.Duration {
+	bits := 1 + c.DataBits + c.StopBits
+	if c.Parity != "N" {
+		bits++
+	}
+	return time.Duration(bits) * time.Second / time.Duration(c.Baud)
+}
+
+func (c BusConfig) mode() *serial.Mode {
+	m := &serial.Mode{BaudRate: c.Baud, DataBits: c.DataBits, Parity: serial.NoParity, StopBits: serial.OneStopBit}
+	switch c.Parity {
+	case "E":
+		m.Parity = serial.EvenParity
+	case "O":
+		m.Parity = serial.OddParity
+	}
+	if c.StopBits == 2 {
+		m.StopBits = serial.TwoStopBits
+	}
+	return m
+}
+
+// port is the part of serial.Port a Bus uses.
+type port interface {
+	io.ReadWriter
+	SetReadTimeout(time.Duration) error
+	ResetInputBuffer() error
+	Close() error
+}
+
+// Reader reads registers: what a Meter needs. *Bus implements it; tests
+// pass fakes.
+type Reader interface {
+	ReadRegisters(ctx context.Context, unit, function byte, addr, count uint16) ([]uint16, error)
+}
+
+// Client is what a controller Station needs: registers, coils and the
+// two single writes. *Bus implements it.
+type Client interface {
+	Reader
+	ReadCoils(ctx context.Context, unit byte, addr, count uint16) ([]bool, error)
+	WriteCoil(ctx context.Context, unit byte, addr uint16, on bool) error
+	WriteRegister(ctx context.Context, unit byte, addr, value uint16) error
+}
+
+var _ Client = (*Bus)(nil)
+
+// Bus is one serial port shared by the devices on its RS-485 line. It runs
+// one transaction at a time (a master may not talk over a pending
+// response) and keeps the inter-frame silence between them. It is safe for
+// concurrent use.
+type Bus struct {
+	cfg  BusConfig
+	log  *slog.Logger
+	lim  *limiter             // port failure lines
+	open func() (port, error) // reopens the port after a port failure; nil: never
+
+	sem       chan struct{} // one token: the right to use the line
+	lastEnd   time.Time     // end of the last transaction; guarded by sem
+	lastOpen  time.Time     // last reopen attempt; guarded by sem
+	lostErr   error         // why the port is gone; guarded by sem
+	closeOnce sync.Once
+	closeErr  error
+
+	mu     sync.Mutex // guards port and closed, never held during I/O
+	port   port       // nil after a port failure until reopened
+	closed bool
+}
+
+// OpenBus opens and configures the serial port. One Bus per port: every
+// Meter and Station on the line shares it. A nil log discards. If the port
+// fails later (a USB adapter unplugged), transactions fail and the Bus
+// reopens the port, at most once per second, until it works again.
+func OpenBus(c BusConfig, log *slog.Logger) (*Bus, error) {
+	c, err := c.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("open modbus bus: %w", err)
+	}
+	open := func() (port, error) { return serial.Open(c.Port, c.mode()) }
+	p, err := open()
+	if err != nil {
+		return nil, fmt.Errorf("open modbus bus %s: %w", c.Name, err)
+	}
+	b := newBus(p, c, log)
+	b.open = open
+	b.log.Info("modbus bus open", "port", c.Port, "baud", c.Baud, "parity", c.Parity,
+		"stop_bits", c.StopBits, "timeout", c.Timeout, "gap", c.Gap)
+	return b, nil
+}
+
+// newBus wraps an open port; c must have its defaults filled.
+func newBus(p port, c BusConfig, log *slog.Logger) *Bus {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Bus{
+		cfg:  c,
+		log:  log.With("bus", c.Name),
+		lim:  newLimiter(),
+		sem:  make(chan struct{}, 1),
+		port: p,
+	}
+}
+
+// Name returns the bus name from the configuration.
+func (b *Bus) Name() string { return b.cfg.Name }
+
+// Config returns the configuration with defaults filled in.
+func (b *Bus) Config() BusConfig { return b.cfg }
+
+// Close closes the port. A transaction in progress ends with
+// ErrBusClosed; later ones fail with it. Close may be called more than
+// once.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		p := b.port
+		b.port = nil
+		b.mu.Unlock()
+		if p != nil {
+			b.closeErr = p.Close()
+		}
+		b.log.Info("modbus bus closed")
+	})
+	if b.closeErr != nil {
+		return fmt.Errorf("close modbus bus %s: %w", b.cfg.Name, b.closeErr)
+	}
+	return nil
+}
+
+// ReadRegisters reads count holding (function 0x03) or input (0x04)
+// registers from addr.
+func (b *Bus) ReadRegisters(ctx context.Context, unit, function byte, addr, count uint16) ([]uint16, error) {
+	if function != FuncReadHoldingRegisters && function != FuncReadInputRegisters {
+		return nil, fmt.Errorf("read registers: %w: function 0x%02X is no register read", ErrInvalidRequest, function)
+	}
+	data, err := b.Transact(ctx, ReadRequest(unit, function, addr, count))
+	if err != nil {
+		return nil, err
+	}
+	return Words(data), nil
+}
+
+// ReadCoils reads count coils (function 0x01) from addr.
+func (b *Bus) ReadCoils(ctx context.Context, unit byte, addr, count uint16) ([]bool, error) {
+	data, err := b.Transact(ctx, ReadRequest(unit, FuncReadCoils, addr, count))
+	if err != nil {
+		return nil, err
+	}
+	return Bits(data, int(count)), nil
+}
+
+// WriteCoil switches one coil (function 0x05) and checks the echo.
+func (b *Bus) WriteCoil(ctx context.Context, unit byte, addr uint16, on bool) error {
+	_, err := b.Transact(ctx, WriteCoilRequest(unit, addr, on))
+	return err
+}
+
+// WriteRegister writes one holding register (function 0x06) and checks
+// the echo.
+func (b *Bus) WriteRegister(ctx context.Context, unit byte, addr, value uint16) error {
+	_, err := b.Transact(ctx, WriteRegisterRequest(unit, addr, value))
+	return err
+}
+
+// Transact runs one request/response transaction and returns the
+// response data as DecodeResponse does. It waits for the line (or ctx),
+// keeps the inter-frame gap, discards stale input, sends the request and
+// reads until the response is complete or the timeout passes. Errors wrap
+// the request's description.
+func (b *Bus) Transact(ctx context.Context, req Request) ([]byte, error) {
+	data, err := b.transact(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", req, b.cfg.Name, err)
+	}
+	return data, nil
+}
+
+func (b *Bus) transact(ctx context.Context, req Request) ([]byte, error) {
+	frame, err := req.Encode()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case b.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() {
+		b.lastEnd = time.Now()
+		<-b.sem
+	}()
+	if err := b.waitGap(ctx); err != nil {
+		return nil, err
+	}
+	p, err := b.usablePort()
+	if err != nil {
+		return nil, err
+	}
+	// A late answer to a timed-out request, or noise, must not be taken
+	// for the start of this response.
+	if err := p.ResetInputBuffer(); err != nil {
+		return nil, b.fail(p, "flush input", err)
+	}
+	if _, err := p.Write(frame); err != nil {
+		return nil, b.fail(p, "write", err)
+	}
+	// Timeout is the device's time to answer. Write returns when the
+	// frame is queued, so add the time the line needs to carry the request
+	// and the response (255 bytes take 266 ms at 9600 baud).
+	onLine := time.Duration(len(frame)+req.ResponseLen(nil)) * b.cfg.charTime()
+	deadline := time.Now().Add(b.cfg.Timeout + onLine)
+	resp, err := b.readResponse(ctx, p, req, deadline)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp) == 0 {
+		return nil, ErrTimeout
+	}
+	return req.DecodeResponse(resp)
+}
+
+// usablePort returns the open port, reopening it after a failure. The
+// caller holds sem.
+func (b *Bus) usablePort() (port, error) {
+	b.mu.Lock()
+	p, closed := b.port, b.closed
+	b.mu.Unlock()
+	switch {
+	case closed:
+		return nil, ErrBusClosed
+	case p != nil:
+		return p, nil
+	case b.open == nil || time.Since(b.lastOpen) < time.Second:
+		return nil, fmt.Errorf("port unusable: %w", b.lostErr)
+	}
+	b.lastOpen = time.Now()
+	p, err := b.open()
+	if err != nil {
+		b.lostErr = err
+		return nil, fmt.Errorf("reopen port: %w", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		_ = p.Close()
+		return nil, ErrBusClosed
+	}
+	b.port = p
+	if ok, suppressed := b.lim.allow(time.Now()); ok {
+		b.log.Info("modbus port reopened", "suppressed_lines", suppressed)
+	}
+	return p, nil
+}
+
+// fail handles an I/O error of port p: after Close it is ErrBusClosed;
+// otherwise the port is dropped so the next transaction reopens it. The
+// caller holds sem.
+func (b *Bus) fail(p port, op string, err error) error {
+	b.mu.Lock()
+	closed := b.closed
+	if !closed && b.port == p {
+		b.port = nil
+	}
+	b.mu.Unlock()
+	if closed {
+		return fmt.Errorf("%s: %w", op, ErrBusClosed)
+	}
+	_ = p.Close()
+	b.lostErr = err
+	b.lastOpen = time.Now()
+	if ok, suppressed := b.lim.allow(time.Now()); ok {
+		b.log.Warn("modbus port failed; reopening it at most once a second", "op", op, "err", err, "suppressed_lines", suppressed)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// waitGap keeps the line silent for Gap after the previous transaction.
+func (b *Bus) waitGap(ctx context.Context) error {
+	wait := time.Until(b.lastEnd.Add(b.cfg.Gap))
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// readResponse reads from p until the response to req is complete, the
+// deadline passes or ctx ends, and returns what arrived.
+func (b *Bus) readResponse(ctx context.Context, p port, req Request, deadline time.Time) ([]byte, error) {
+	buf := make([]byte, 0, maxADU)
+	tmp := make([]byte, maxADU)
+	for {
+		need := req.ResponseLen(buf)
+		if len(buf) >= need {
+			return buf, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return buf, nil
+		}
+		if err := p.SetReadTimeout(min(left, readSlice)); err != nil {
+			return nil, b.fail(p, "set read timeout", err)
+		}
+		n, err := p.Read(tmp[:need-len(buf)])
+		if err != nil {
+			return nil, b.fail(p, "read", err)
+		}
+		buf = append(buf, tmp[:n]...)
+	}
+}
