@@ -16,6 +16,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/hal"
+	"github.com/sitelink/sitelink/hal/modbus"
 	"github.com/sitelink/sitelink/hal/sim"
 	"github.com/sitelink/sitelink/store"
 )
@@ -49,6 +50,8 @@ type Daemon struct {
 	stations map[string]hal.Station
 	order    []string // station numbers in config order
 	sims     map[string]*sim.Station
+	buses    map[string]*modbus.Bus
+	meters   []*modbus.Meter // meters the daemon polls (those of sim and gpio stations)
 	link     *link.Link
 	pump     *pump
 	eng      *engine
@@ -125,6 +128,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	goRun(func(c context.Context) { _ = d.link.Run(c) })
 	goRun(d.pump.run)
 	goRun(d.eng.watchStations)
+	for _, m := range d.meters {
+		goRun(m.Run)
+	}
 	goRun(d.eng.replier)
 	engDone := make(chan struct{})
 	go func() { defer close(engDone); d.eng.run(runCtx) }()
@@ -164,6 +170,9 @@ func (d *Daemon) status(s string) {
 
 func (d *Daemon) openStations() error {
 	d.stations = map[string]hal.Station{}
+	if err := d.openBuses(); err != nil {
+		return err
+	}
 	for _, sc := range d.cfg.Stations {
 		d.order = append(d.order, sc.Number)
 		if st, ok := d.o.Stations[sc.Number]; ok {
@@ -184,8 +193,14 @@ func (d *Daemon) openStations() error {
 			s := sim.New(c)
 			d.stations[sc.Number] = s
 			d.sims[sc.Number] = s
-		case "gpio":
-			st, err := d.openGPIO(sc)
+		case "gpio", "modbus":
+			var st hal.Station
+			var err error
+			if sc.Driver == "gpio" {
+				st, err = d.openGPIO(sc)
+			} else {
+				st, err = d.openModbus(sc)
+			}
 			if err != nil {
 				d.closeStations()
 				return fmt.Errorf("station %s: %w", sc.Number, err)
@@ -194,6 +209,20 @@ func (d *Daemon) openStations() error {
 		default:
 			return fmt.Errorf("station %s: driver %q not supported by this build", sc.Number, sc.Driver)
 		}
+	}
+	// A meter block gives a sim or gpio station its energy (a modbus
+	// controller polls its own).
+	for _, sc := range d.cfg.Stations {
+		if sc.Meter == nil || sc.Driver == "modbus" {
+			continue
+		}
+		m, err := d.newMeter(sc)
+		if err != nil {
+			d.closeStations()
+			return fmt.Errorf("station %s: meter: %w", sc.Number, err)
+		}
+		d.meters = append(d.meters, m)
+		d.stations[sc.Number] = metered{Station: d.stations[sc.Number], m: m}
 	}
 	// Fail safe first: nothing delivers energy until a session says so.
 	for _, n := range d.order {
@@ -214,6 +243,7 @@ func (d *Daemon) closeStations() {
 			d.log.Warn("close station", "station", n, "err", err)
 		}
 	}
+	d.closeBuses()
 }
 
 func (d *Daemon) linkOptions() (link.Options, error) {

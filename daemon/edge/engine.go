@@ -362,6 +362,10 @@ func (e *engine) stationChanged(n string, now time.Time) {
 
 // timers: plug timeout, energy checkpoints, and stuck stops.
 func (e *engine) timers(now time.Time) {
+	// Meters fault and recover without a change notification.
+	for _, n := range e.d.order {
+		e.stationChanged(n, now)
+	}
 	e.retryRequests(now)
 	open, err := e.activeSessions()
 	if err != nil {

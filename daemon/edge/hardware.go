@@ -9,6 +9,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/hal"
 	"github.com/sitelink/sitelink/hal/gpio"
+	"github.com/sitelink/sitelink/hal/modbus"
 )
 
 var gpioInit = sync.OnceValue(gpio.Init)
@@ -60,4 +61,105 @@ func (d *Daemon) openGPIO(sc config.Station) (hal.Station, error) {
 		}),
 		OnStop: button("stop", func(e *engine) error { return e.stopStation(number, time.Now()) }),
 	})
+}
+
+// openBuses opens every declared serial bus once; devices share them.
+func (d *Daemon) openBuses() error {
+	d.buses = map[string]*modbus.Bus{}
+	for _, b := range d.cfg.Buses {
+		bus, err := modbus.OpenBus(modbus.BusConfig{Name: b.Name, Port: b.Port, Baud: b.Baud, Parity: b.Parity,
+			StopBits: b.StopBits, DataBits: b.DataBits, Timeout: b.Timeout.D(), Gap: b.Gap.D()}, d.log.With("bus", b.Name))
+		if err != nil {
+			d.closeBuses()
+			return fmt.Errorf("buses: %s: %w", b.Name, err)
+		}
+		d.buses[b.Name] = bus
+	}
+	return nil
+}
+
+func (d *Daemon) closeBuses() {
+	for name, b := range d.buses {
+		if err := b.Close(); err != nil {
+			d.log.Warn("close bus", "bus", name, "err", err)
+		}
+	}
+}
+
+func register(r config.Register) modbus.Register {
+	return modbus.Register{Function: byte(r.Function), Address: r.Address, Type: r.Type, WordOrder: r.WordOrder, Scale: r.Scale}
+}
+
+func registerPtr(r *config.Register) *modbus.Register {
+	if r == nil {
+		return nil
+	}
+	m := register(*r)
+	return &m
+}
+
+// newMeter builds the meter of a station's meter block: a named profile
+// (its registers replaced by any given in the block) or a generic one.
+func (d *Daemon) newMeter(sc config.Station) (*modbus.Meter, error) {
+	m := sc.Meter
+	p, ok := modbus.ProfileByName(m.Profile)
+	if !ok {
+		p = modbus.Profile{Name: m.Profile}
+	}
+	if m.Energy != nil {
+		p.Energy = register(*m.Energy)
+	}
+	if m.Power != nil {
+		p.Power = register(*m.Power)
+	}
+	return modbus.NewMeter(modbus.MeterConfig{Name: "station " + sc.Number, Bus: d.buses[m.Bus], Unit: byte(m.Unit), Profile: p,
+		Interval: m.Interval.D(), MaxPowerKW: sc.PowerLimitKW(), Logger: d.log.With("station", sc.Number, "meter", m.Profile)})
+}
+
+// openModbus builds a charge controller station on its bus.
+func (d *Daemon) openModbus(sc config.Station) (hal.Station, error) {
+	mb := sc.Modbus
+	c := modbus.ControllerConfig{
+		Number: sc.Number, Bus: d.buses[mb.Bus], Unit: byte(mb.Unit),
+		Map: modbus.ControllerMap{State: register(mb.State), StateEncoding: mb.State.Encoding,
+			Enable: modbus.Enable{Coil: mb.Enable.Coil, Address: mb.Enable.Address},
+			Energy: registerPtr(mb.Energy), Power: registerPtr(mb.Power)},
+		Interval: mb.Interval.D(), ConfirmTimeout: d.cfg.Policy.ContactorTimeout.D(), MaxPowerKW: sc.PowerLimitKW(),
+		Logger: d.log.With("station", sc.Number),
+	}
+	if sc.Meter != nil {
+		m, err := d.newMeter(sc)
+		if err != nil {
+			return nil, err
+		}
+		c.Meter = m // the controller polls it itself
+	}
+	return modbus.OpenController(c)
+}
+
+// metered gives a station (sim or gpio) the energy of its meter block: a
+// broken meter faults that station, and only it.
+type metered struct {
+	hal.Station
+	m *modbus.Meter
+}
+
+var _ hal.Station = metered{}
+
+func (s metered) Read() hal.Reading {
+	r := s.Station.Read()
+	mr := s.m.Last()
+	switch {
+	case mr.Err != nil:
+		if r.Fault == "" {
+			r.Fault = "meter: " + mr.Err.Error()
+		}
+	case !mr.Valid:
+		if r.Fault == "" {
+			r.Fault = "meter: no reading yet"
+		}
+	default:
+		r.EnergyWh, r.PowerW = mr.EnergyWh, mr.PowerW
+	}
+	return r
 }
