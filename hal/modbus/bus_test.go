@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.bug.st/serial"
+
+	"github.com/sitelink/sitelink/hal/modbus/modbustest"
 )
 
 func TestBusConfigDefaults(t *testing.T) {
@@ -292,8 +294,8 @@ func TestBusMechanics(t *testing.T) {
 // first request with a corrupted frame and the rest correctly, as an
 // SDM630 on unit 1.
 func TestBusCRCErrorOverPTY(t *testing.T) {
-	requireRig(t)
-	a, b := startPTYPair(t)
+	modbustest.Require(t)
+	a, b := modbustest.PTYPair(t)
 	far, err := serial.Open(b, &serial.Mode{BaudRate: 19200})
 	if err != nil {
 		t.Fatalf("open far end: %v", err)

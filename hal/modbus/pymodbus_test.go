@@ -114,7 +114,7 @@ func TestPymodbusMeters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.slave.do(t, "mute 2")
+		r.do(t, "mute 2")
 		rd, err := abb.ReadOnce(ctx)
 		if !errors.Is(err, ErrTimeout) || rd.EnergyWh != before.EnergyWh || !rd.Valid {
 			t.Fatalf("muted: %+v, %v; want ErrTimeout with the energy kept", rd, err)
@@ -125,8 +125,8 @@ func TestPymodbusMeters(t *testing.T) {
 		if _, err := sdm.ReadOnce(ctx); err != nil {
 			t.Fatalf("unit 1 while unit 2 is muted: %v", err)
 		}
-		r.slave.do(t, "unmute 2")
-		r.slave.do(t, "setu64 2 hr 0x5000 987655") // +10 Wh
+		r.do(t, "unmute 2")
+		r.do(t, "setu64 2 hr 0x5000 987655") // +10 Wh
 		rd, err = abb.ReadOnce(ctx)
 		if err != nil || rd.Err != nil || rd.EnergyWh != before.EnergyWh+10 {
 			t.Fatalf("unmuted: %+v, %v; want %v Wh", rd, err, before.EnergyWh+10)
@@ -138,19 +138,19 @@ func TestPymodbusMeters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.slave.do(t, "setf 1 ir 0x0048 10.0") // far below: a replaced meter
+		r.do(t, "setf 1 ir 0x0048 10.0") // far below: a replaced meter
 		if rd, err := sdm.ReadOnce(ctx); err != nil || rd.Flag != FlagReplaced || rd.EnergyWh != base.EnergyWh {
 			t.Fatalf("register dropped: %+v, %v; want flag %q and energy kept", rd, err, FlagReplaced)
 		}
-		r.slave.do(t, "setf 1 ir 0x0048 1234.0") // a little below
+		r.do(t, "setf 1 ir 0x0048 1234.0") // a little below
 		if rd, err := sdm.ReadOnce(ctx); err != nil || rd.Flag != FlagBackwards || rd.EnergyWh != base.EnergyWh {
 			t.Fatalf("register went back: %+v, %v; want flag %q", rd, err, FlagBackwards)
 		}
-		r.slave.do(t, "setf 1 ir 0x0048 99999.0") // far above
+		r.do(t, "setf 1 ir 0x0048 99999.0") // far above
 		if rd, err := sdm.ReadOnce(ctx); err != nil || rd.Flag != FlagJump || rd.EnergyWh != base.EnergyWh {
 			t.Fatalf("register jumped: %+v, %v; want flag %q", rd, err, FlagJump)
 		}
-		r.slave.do(t, "setf 1 ir 0x0048 1234.51") // +10 Wh: plausible
+		r.do(t, "setf 1 ir 0x0048 1234.51") // +10 Wh: plausible
 		rd, err := sdm.ReadOnce(ctx)
 		if err != nil || rd.Flag != "" || rd.EnergyWh <= base.EnergyWh || rd.EnergyWh > base.EnergyWh+11 {
 			t.Fatalf("plausible increment: %+v, %v; want about %v Wh", rd, err, base.EnergyWh+10)
@@ -161,7 +161,7 @@ func TestPymodbusMeters(t *testing.T) {
 		if err := r.bus.WriteCoil(ctx, 3, 400, true); err != nil {
 			t.Fatalf("WriteCoil: %v", err)
 		}
-		if got := r.slave.do(t, "get 3 co 400 1"); got != "1" {
+		if got := r.do(t, "get 3 co 400 1"); got != "1" {
 			t.Fatalf("pymodbus coil 400 = %q after WriteCoil(true)", got)
 		}
 		if bits, err := r.bus.ReadCoils(ctx, 3, 400, 1); err != nil || !bits[0] {
@@ -173,7 +173,7 @@ func TestPymodbusMeters(t *testing.T) {
 		if err := r.bus.WriteRegister(ctx, 4, 300, 0x1234); err != nil {
 			t.Fatalf("WriteRegister: %v", err)
 		}
-		if got := r.slave.do(t, "get 4 hr 300 1"); got != "4660" {
+		if got := r.do(t, "get 4 hr 300 1"); got != "4660" {
 			t.Fatalf("pymodbus holding 300 = %q after WriteRegister(0x1234)", got)
 		}
 		if err := r.bus.WriteRegister(ctx, 4, 0x7777, 1); !errors.Is(err, ErrException) {
@@ -201,16 +201,16 @@ func rigController(t *testing.T, r *rig, unit byte) (*Station, haltest.Controls)
 			Energy: &Register{Function: FuncReadInputRegisters, Address: 200, Type: TypeUint32},
 			Power:  &Register{Function: FuncReadInputRegisters, Address: 202, Type: TypeInt32},
 		}
-		setState = func(cp byte) { r.slave.do(t, "set 3 hr 100 %d", cp-'A') }
-		r.slave.do(t, "set 3 co 400 0")
+		setState = func(cp byte) { r.do(t, "set 3 hr 100 %d", cp-'A') }
+		r.do(t, "set 3 co 400 0")
 	case 4:
 		m = ControllerMap{
 			State:         Register{Function: FuncReadInputRegisters, Address: 100, Type: TypeUint16},
 			StateEncoding: StateASCII,
 			Enable:        Enable{Address: 300},
 		}
-		setState = func(cp byte) { r.slave.do(t, "set 4 ir 100 %d", cp) }
-		r.slave.do(t, "set 4 hr 300 0")
+		setState = func(cp byte) { r.do(t, "set 4 ir 100 %d", cp) }
+		r.do(t, "set 4 hr 300 0")
 	}
 	setState('A')
 	st, err := OpenController(ControllerConfig{
@@ -255,19 +255,19 @@ func TestPymodbusController(t *testing.T) {
 		if err := st.SetContactor(context.Background(), true); err != nil {
 			t.Fatal(err)
 		}
-		if got := r.slave.do(t, "get 3 co 400 1"); got != "1" {
+		if got := r.do(t, "get 3 co 400 1"); got != "1" {
 			t.Fatalf("pymodbus coil 400 = %q with the contactor on", got)
 		}
 		if err := st.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
-		if got := r.slave.do(t, "get 3 co 400 1"); got != "0" {
+		if got := r.do(t, "get 3 co 400 1"); got != "0" {
 			t.Fatalf("pymodbus coil 400 = %q after Close", got)
 		}
 	})
 
 	t.Run("starts with enable off", func(t *testing.T) {
-		r.slave.do(t, "set 4 hr 300 1") // left on by a previous run
+		r.do(t, "set 4 hr 300 1") // left on by a previous run
 		st2, err := OpenController(ControllerConfig{
 			Number: "4b", Bus: r.bus, Unit: 4, Interval: time.Hour,
 			Map: ControllerMap{State: Register{Function: FuncReadInputRegisters, Address: 100, Type: TypeUint16}, StateEncoding: StateASCII, Enable: Enable{Address: 300}},
@@ -276,7 +276,7 @@ func TestPymodbusController(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = st2.Close() })
-		if got := r.slave.do(t, "get 4 hr 300 1"); got != "0" {
+		if got := r.do(t, "get 4 hr 300 1"); got != "0" {
 			t.Fatalf("enable register = %q after OpenController, want 0", got)
 		}
 	})
@@ -285,7 +285,7 @@ func TestPymodbusController(t *testing.T) {
 		st, ctl := rigController(t, r, 3)
 		ctl.Plug()
 		ctx := context.Background()
-		r.slave.do(t, "mute 3")
+		r.do(t, "mute 3")
 		if err := st.Poll(ctx); !errors.Is(err, ErrTimeout) {
 			t.Fatalf("Poll of a muted controller = %v, want ErrTimeout", err)
 		}
@@ -295,7 +295,7 @@ func TestPymodbusController(t *testing.T) {
 		if err := st.SetContactor(ctx, true); !errors.Is(err, hal.ErrFaulted) {
 			t.Fatalf("SetContactor(true) while muted = %v, want hal.ErrFaulted", err)
 		}
-		r.slave.do(t, "unmute 3")
+		r.do(t, "unmute 3")
 		if err := st.Poll(ctx); err != nil {
 			t.Fatalf("Poll after unmute: %v", err)
 		}
@@ -306,7 +306,7 @@ func TestPymodbusController(t *testing.T) {
 
 	t.Run("station with a separate meter", func(t *testing.T) {
 		m := newRigMeter(t, r, 1, "sdm630")
-		r.slave.do(t, "set 4 ir 100 %d", 'B')
+		r.do(t, "set 4 ir 100 %d", 'B')
 		st, err := OpenController(ControllerConfig{
 			Number: "41", Bus: r.bus, Unit: 4, Interval: time.Hour, Meter: m,
 			Map: ControllerMap{State: Register{Function: FuncReadInputRegisters, Address: 100, Type: TypeUint16}, StateEncoding: StateASCII, Enable: Enable{Address: 300}},
