@@ -85,6 +85,9 @@ func (s *site) launch(log *slog.Logger) {
 	s.sims = map[string]*sim.Station{}
 	stations := map[string]hal.Station{}
 	for _, sc := range s.cfg.Stations {
+		if sc.Driver != "sim" {
+			continue // built by the daemon from its config
+		}
 		st := sim.New(sim.Config{Number: sc.Number, VehiclePresent: sc.Sim.Vehicle == "present", PowerKW: sc.Sim.PowerKW, TimeScale: sc.Sim.TimeScale})
 		s.sims[sc.Number] = st
 		stations[sc.Number] = st

@@ -1,0 +1,113 @@
+package edge
+
+import (
+	"testing"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpioreg"
+	"periph.io/x/conn/v3/gpio/gpiotest"
+
+	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/localapi"
+	"github.com/sitelink/sitelink/daemon/mqtttest"
+	"github.com/sitelink/sitelink/daemon/wire"
+	"github.com/sitelink/sitelink/hal/modbus/modbustest"
+)
+
+// A gpio station configured by pin names, driven end to end through the
+// daemon: periph's gpiotest pins stand in for the lines (the only fake:
+// GPIO cannot be real here).
+func TestGPIOStation(t *testing.T) {
+	pins := map[string]*gpiotest.Pin{}
+	for _, n := range []string{"EDGE_CONT", "EDGE_VEH", "EDGE_CHG", "EDGE_START", "EDGE_STOP"} {
+		p := &gpiotest.Pin{N: n, Num: len(pins) + 900}
+		if n != "EDGE_CONT" {
+			p.EdgesChan = make(chan gpio.Level)
+		}
+		if err := gpioreg.Register(p); err != nil {
+			t.Fatal(err)
+		}
+		pins[n] = p
+		t.Cleanup(func() { _ = gpioreg.Unregister(n) })
+	}
+	edge := func(name string, l gpio.Level) {
+		t.Helper()
+		select {
+		case pins[name].EdgesChan <- l:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no one watches %s", name)
+		}
+	}
+	press := func(name string) { edge(name, gpio.High); edge(name, gpio.Low) }
+
+	// Its energy comes from a real Modbus RTU meter (pymodbus on a pty).
+	rig := modbustest.Start(t)
+	rig.SetFloat(1, "ir", 0x0048, 100) // import kWh
+	rig.SetFloat(1, "ir", 0x0034, 7400)
+
+	b := mqtttest.Start(t)
+	s := &site{t: t, broker: b, cfg: testConfig(t, b.URL, t.TempDir())}
+	s.cfg.Buses = []config.Bus{{Name: "rs485-1", Port: rig.Port, Baud: modbustest.Baud, Parity: "N", StopBits: 1, DataBits: 8,
+		Timeout: config.Duration(modbustest.BusTimeout), Gap: config.Duration(5 * time.Millisecond)}}
+	s.cfg.Terminals[0].Stations = append(s.cfg.Terminals[0].Stations, "7")
+	s.cfg.Stations = append(s.cfg.Stations, config.Station{Number: "7", Driver: "gpio", GPIO: &config.GPIO{
+		Contactor:       config.GPIOPin{Pin: "EDGE_CONT"},
+		Vehicle:         &config.GPIOPin{Pin: "EDGE_VEH"},
+		Charging:        &config.GPIOPin{Pin: "EDGE_CHG"},
+		StartButton:     &config.GPIOPin{Pin: "EDGE_START"},
+		StopButton:      &config.GPIOPin{Pin: "EDGE_STOP"},
+		FeedbackTimeout: config.Duration(500 * time.Millisecond),
+	}, Meter: &config.Meter{Bus: "rs485-1", Unit: 1, Profile: "sdm630", Interval: config.Duration(200 * time.Millisecond)}})
+	if p := s.cfg.Validate(); len(p) > 0 {
+		t.Fatal(p)
+	}
+	s.topics = wire.Topics{Prefix: s.cfg.MQTT.TopicPrefix, Node: testNode}
+	s.cloud = mqtttest.Record(t, b.URL, "cloud-"+t.Name(), s.cfg.MQTT.TopicPrefix+"/#")
+	s.start()
+
+	if pins["EDGE_CONT"].L != gpio.Low {
+		t.Fatal("contactor not off at start-up")
+	}
+	// The start button asks for a Remote Start.
+	press("EDGE_START")
+	var req localapi.Session
+	waitFor(t, 5*time.Second, "requested session on 7", func() bool {
+		ss, _ := s.api.Sessions(5)
+		for _, x := range ss {
+			if x.Station == "7" && x.State == "requested" {
+				req = x
+				return true
+			}
+		}
+		return false
+	})
+	// The card is authorized for it.
+	body := authBody(t, "7", map[string]any{"SparkTransactionId": req.SparkTransactionID, "NayaxTransactionId": 4242})
+	if v, code := verdict(s.command("auth-gpio", "authorize", body)); v != "Approved" {
+		t.Fatalf("authorize: %s %v", v, code)
+	}
+	waitFor(t, 5*time.Second, "contactor on", func() bool { return pins["EDGE_CONT"].L == gpio.High })
+	edge("EDGE_VEH", gpio.High)
+	edge("EDGE_CHG", gpio.High)
+	s.waitState(req.SparkTransactionID, "charging")
+	// The meter counts 6 Wh, plausibly (at most max_power_kw × elapsed):
+	// that is the session's energy.
+	for wh := 1; wh <= 6; wh++ {
+		time.Sleep(300 * time.Millisecond) // meter time must pass for the energy to be plausible
+		rig.SetFloat(1, "ir", 0x0048, 100+float64(wh)/1000)
+	}
+	waitFor(t, 10*time.Second, "metered energy", func() bool { return s.session(req.SparkTransactionID).EnergyWh >= 5.9 })
+	// A jump no station could deliver is flagged and never billed.
+	rig.SetFloat(1, "ir", 0x0048, 150)
+	time.Sleep(time.Second)
+	if e := s.session(req.SparkTransactionID).EnergyWh; e > 6.1 {
+		t.Fatalf("an implausible meter jump was billed: %.1f Wh", e)
+	}
+	// The stop button ends it: contactor off, money decided.
+	press("EDGE_STOP")
+	got := s.waitEnded(req.SparkTransactionID)
+	if got.StopReason != "stopped locally" || pins["EDGE_CONT"].L != gpio.Low || got.State != "cancelling" || got.EnergyWh < 5.9 || got.EnergyWh > 6.1 {
+		t.Fatalf("after the stop button: %+v, contactor %v", got, pins["EDGE_CONT"].L)
+	}
+}
