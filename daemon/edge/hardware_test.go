@@ -111,3 +111,58 @@ func TestGPIOStation(t *testing.T) {
 		t.Fatalf("after the stop button: %+v, contactor %v", got, pins["EDGE_CONT"].L)
 	}
 }
+
+// A Modbus charge controller station through the daemon: the enable coil
+// follows the session, the IEC 61851 state register drives it, and its
+// own energy register is the session's energy.
+func TestModbusControllerStation(t *testing.T) {
+	rig := modbustest.Start(t)
+	b := mqtttest.Start(t)
+	s := &site{t: t, broker: b, cfg: testConfig(t, b.URL, t.TempDir())}
+	s.cfg.Buses = []config.Bus{{Name: "rs485-1", Port: rig.Port, Baud: modbustest.Baud, Parity: "N", StopBits: 1, DataBits: 8,
+		Timeout: config.Duration(modbustest.BusTimeout), Gap: config.Duration(5 * time.Millisecond)}}
+	s.cfg.Policy.ContactorTimeout = config.Duration(5 * time.Second)
+	s.cfg.Terminals[0].Stations = append(s.cfg.Terminals[0].Stations, "8")
+	s.cfg.Stations = append(s.cfg.Stations, config.Station{Number: "8", Driver: "modbus", Modbus: &config.Modbus{
+		Bus: "rs485-1", Unit: 3,
+		State:    config.Register{Function: 3, Address: 100, Type: "uint16", WordOrder: "big", Scale: 1, Encoding: "index"},
+		Enable:   config.Enable{Coil: true, Address: 400},
+		Interval: config.Duration(200 * time.Millisecond),
+		Energy:   &config.Register{Function: 4, Address: 200, Type: "uint32", WordOrder: "big", Scale: 1},
+		Power:    &config.Register{Function: 4, Address: 202, Type: "int32", WordOrder: "big", Scale: 1},
+	}})
+	if p := s.cfg.Validate(); len(p) > 0 {
+		t.Fatal(p)
+	}
+	s.topics = wire.Topics{Prefix: s.cfg.MQTT.TopicPrefix, Node: testNode}
+	s.cloud = mqtttest.Record(t, b.URL, "cloud-"+t.Name(), s.cfg.MQTT.TopicPrefix+"/#")
+	rig.SetU16(3, "hr", 100, 1) // B: a vehicle is plugged in
+	s.start()
+	coil := func() string {
+		out, err := rig.Do("get 3 co 400 1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if c := coil(); c != "0" && c != "False" && c != "false" {
+		t.Fatalf("enable coil at start-up: %q", c)
+	}
+	body := authBody(t, "8", map[string]any{"SparkTransactionId": "5b2f9f0e-4f7c-4a5e-9a35-0c6f1d2e3a4b", "NayaxTransactionId": 8888})
+	if v, code := verdict(s.command("auth-mb", "authorize", body)); v != "Approved" {
+		t.Fatalf("authorize: %s %v", v, code)
+	}
+	if c := coil(); c != "1" && c != "True" && c != "true" {
+		t.Fatalf("enable coil after authorize: %q", c)
+	}
+	rig.SetU16(3, "hr", 100, 2) // C: charging
+	s.waitState("5b2f9f0e-4f7c-4a5e-9a35-0c6f1d2e3a4b", "charging")
+	stop := stopBody(t, map[string]any{"SparkTransactionId": "5b2f9f0e-4f7c-4a5e-9a35-0c6f1d2e3a4b", "NayaxTransactionId": 8888, "ServiceStationNumber": "8"})
+	if v, code := verdict(s.command("stop-mb", "stop", stop)); v != "Approved" {
+		t.Fatalf("stop: %s %v", v, code)
+	}
+	if c := coil(); c != "0" && c != "False" && c != "false" {
+		t.Fatalf("enable coil after the stop: %q", c)
+	}
+	s.waitEnded("5b2f9f0e-4f7c-4a5e-9a35-0c6f1d2e3a4b")
+}
