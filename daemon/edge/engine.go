@@ -53,7 +53,13 @@ type engine struct {
 type retry struct {
 	at      time.Time
 	backoff time.Duration
+	n       int
 }
+
+// stuckStopLimit is how many failed attempts to open a contactor a stop
+// waits before the money is decided anyway (on the energy frozen at the
+// stop): a welded contactor must not hold the customer's money.
+const stuckStopLimit = 5
 
 func newEngine(d *Daemon) *engine {
 	return &engine{
@@ -372,6 +378,7 @@ func (e *engine) timers(now time.Time) {
 		e.log.Error("list sessions", "err", err)
 		return
 	}
+	e.unsupervised(open, now)
 	plug := time.Duration(e.d.cfg.Policy.PlugTimeout)
 	every := time.Duration(e.d.cfg.Policy.EnergyCheckpoint)
 	for i := range open {
@@ -406,8 +413,14 @@ func (e *engine) timers(now time.Time) {
 			}
 			rt.backoff = min(max(2*rt.backoff, time.Second), time.Minute)
 			rt.at = now.Add(rt.backoff)
+			rt.n++
 			e.retryStop[s.SparkTransactionID] = rt
-			if e.openContactor(s) == nil {
+			opened := e.openContactor(s) == nil
+			if opened || rt.n >= stuckStopLimit {
+				if !opened {
+					// The station-level check below keeps trying to open it.
+					e.log.Error("contactor will not open; deciding the money on the energy at the stop", "station", s.Station, "spark_transaction_id", s.SparkTransactionID, "attempts", rt.n)
+				}
 				delete(e.retryStop, s.SparkTransactionID)
 				if err := e.commit(func(tx *store.Tx) error { return e.recordStop(tx, s, "", true, now) }); err != nil {
 					e.log.Error("record stop", "spark_transaction_id", s.SparkTransactionID, "err", err)
@@ -527,6 +540,39 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // errNoStation: the session's station is not in the configuration.
 var errNoStation = errors.New("station not configured")
+
+// unsupervised opens any contactor that is closed while no session holds
+// its station (a stop decided on a welded contactor, a driver that closed
+// on its own): nothing delivers energy unsupervised. Retried with backoff.
+func (e *engine) unsupervised(open []store.Session, now time.Time) {
+	held := map[string]bool{}
+	for _, s := range open {
+		if s.State.Active() {
+			held[s.Station] = true
+		}
+	}
+	for _, n := range e.d.order {
+		st := e.d.stations[n]
+		key := "station/" + n
+		if held[n] || !st.Read().Contactor {
+			delete(e.retryStop, key)
+			continue
+		}
+		rt := e.retryStop[key]
+		if now.Before(rt.at) {
+			continue
+		}
+		rt.backoff = min(max(2*rt.backoff, time.Second), time.Minute)
+		rt.at = now.Add(rt.backoff)
+		e.retryStop[key] = rt
+		ctx, cancel := context.WithTimeout(context.Background(), e.contactorTimeout())
+		err := st.SetContactor(ctx, false)
+		cancel()
+		if err != nil {
+			e.log.Error("contactor closed with no session and will not open", "station", n, "err", err)
+		}
+	}
+}
 
 // activeSessions lists the sessions holding a station, and interrupted
 // ones.
