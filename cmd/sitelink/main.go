@@ -36,6 +36,8 @@ Usage:
   sitelink hw lines|pin|meter|selftest for the technician commissioning a site
   sitelink sim -station N plug|unplug|fault|clear|power KW|start
                                        drive a simulated station
+  sitelink fleet [-broker URL|-config FILE] [-json]
+                                       every node's presence from the retained states
   sitelink config check FILE           validate an edge or relay config; every problem with its key
   sitelink version                     print the version
 
@@ -89,6 +91,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdStop(rest, stdout, stderr)
 	case "hw":
 		return cmdHW(ctx, rest, stdout, stderr)
+	case "fleet":
+		return cmdFleet(ctx, rest, stdout, stderr)
 	case "config":
 		return cmdConfig(rest, stdout, stderr)
 	case "version", "-version", "--version":

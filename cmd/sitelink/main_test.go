@@ -346,3 +346,29 @@ func checkOps(t *testing.T, socket string) {
 		t.Fatalf("sim on unknown station: %v", err)
 	}
 }
+
+// sitelink fleet shows each node's presence from the retained states: the
+// birth while it runs, its own offline state after a clean stop.
+func TestFleet(t *testing.T) {
+	b := mqtttest.Start(t)
+	cfg, socket := writeConfig(t, b.URL)
+	p := startDaemon(t, cfg, socket)
+	fleet := func() string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if err := run([]string{"fleet", "-config", cfg, "-wait", "500ms"}, &out, &errb); err != nil {
+			t.Fatalf("fleet: %v\n%s", err, errb.String())
+		}
+		return out.String()
+	}
+	if out := fleet(); !strings.Contains(out, node) || !strings.Contains(out, " yes ") {
+		t.Fatalf("fleet while running:\n%s", out)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+	if out := fleet(); !strings.Contains(out, node) || !strings.Contains(out, " no ") {
+		t.Fatalf("fleet after a clean stop:\n%s", out)
+	}
+}

@@ -86,6 +86,9 @@ type State struct {
 	Machines      []Machine `json:"machines"`
 	Stations      []string  `json:"stations"`
 	At            time.Time `json:"at"`
+	// OutboxDepth is how many events the node had not yet delivered when
+	// it published this state (an extension for fleet views).
+	OutboxDepth int `json:"outbox_depth,omitempty"`
 }
 
 // MarshalJSON writes nil lists as [] so that consumers always see arrays.

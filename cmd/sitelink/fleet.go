@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/link"
+	"github.com/sitelink/sitelink/daemon/wire"
+)
+
+// cmdFleet lists the fleet's nodes from their retained state messages;
+// it runs anywhere with access to the broker.
+func cmdFleet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flags("fleet", stderr)
+	broker := fs.String("broker", "tcp://127.0.0.1:1883", "broker `URL`")
+	prefix := fs.String("prefix", wire.DefaultPrefix, "topic `prefix`")
+	cfgPath := fs.String("config", "", "take broker, credentials and prefix from this edge or relay config `file`")
+	wait := fs.Duration("wait", 2*time.Second, "how long to collect retained states")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	lo := link.Options{Broker: *broker}
+	if *cfgPath != "" {
+		kind, err := config.CheckFile(*cfgPath)
+		if err != nil {
+			return fmt.Errorf("config %s:\n%w", *cfgPath, err)
+		}
+		var m config.MQTT
+		if kind == config.KindRelay {
+			c, _ := config.LoadRelay(*cfgPath)
+			m = c.MQTT
+		} else {
+			c, _ := config.LoadEdge(*cfgPath)
+			m = c.MQTT
+		}
+		if lo, err = link.FromConfig(m); err != nil {
+			return err
+		}
+		*prefix = m.TopicPrefix
+	}
+	o := paho.NewClientOptions().AddBroker(lo.Broker).SetClientID(fmt.Sprintf("sitelink-fleet-%d", time.Now().UnixNano())).
+		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second)
+	if lo.Username != "" {
+		o.SetUsername(lo.Username).SetPassword(lo.Password)
+	}
+	if lo.TLS != nil {
+		o.SetTLSConfig(lo.TLS)
+	}
+	var mu sync.Mutex
+	nodes := map[string]wire.State{}
+	c := paho.NewClient(o)
+	if t := c.Connect(); !t.WaitTimeout(15*time.Second) || t.Error() != nil {
+		return fmt.Errorf("connect %s: %v", lo.Broker, t.Error())
+	}
+	defer c.Disconnect(100)
+	t := c.Subscribe(*prefix+"/nodes/+/state", 1, func(_ paho.Client, m paho.Message) {
+		node, _, _, ok := wire.ParseNodeTopic(*prefix, m.Topic())
+		if !ok || len(m.Payload()) == 0 {
+			return
+		}
+		st, err := wire.DecodeState(m.Payload())
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		nodes[node] = st
+		mu.Unlock()
+	})
+	if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		return fmt.Errorf("subscribe: %v", t.Error())
+	}
+	select {
+	case <-time.After(*wait):
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	ids := make([]string, 0, len(nodes))
+	for id := range nodes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	if *asJSON {
+		type row struct {
+			Node string `json:"node"`
+			wire.State
+		}
+		out := make([]row, 0, len(ids))
+		for _, id := range ids {
+			out = append(out, row{id, nodes[id]})
+		}
+		return json.NewEncoder(stdout).Encode(out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	fmt.Fprintln(tw, "NODE\tONLINE\tEPOCH\tVERSION\tCONFIG\tOUTBOX\tSTATIONS\tSINCE")
+	for _, id := range ids {
+		s := nodes[id]
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%s\n", id, map[bool]string{true: "yes", false: "no"}[s.Online], s.Epoch, s.Version, s.ConfigVersion, s.OutboxDepth,
+			strings.Join(s.Stations, ","), s.At.Local().Format(time.DateTime))
+	}
+	return nil
+}
