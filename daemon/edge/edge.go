@@ -344,6 +344,9 @@ func (d *Daemon) statePayload(online bool) []byte {
 		At:       time.Now().UTC(),
 		Machines: []wire.Machine{},
 	}
+	if d.st != nil {
+		s.OutboxDepth, _ = d.st.OutboxLen()
+	}
 	for _, t := range d.cfg.Terminals {
 		s.Machines = append(s.Machines, wire.Machine{MachineID: t.MachineID, HwSerial: t.HwSerial})
 	}
