@@ -74,8 +74,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":
+		defer catchHUP(ctx, stderr)()
 		return cmdRun(ctx, rest, stderr)
 	case "relay":
+		defer catchHUP(ctx, stderr)()
 		return cmdRelay(ctx, rest, stderr)
 	case "nayaxsim":
 		return cmdNayaxsim(ctx, rest, stdout, stderr)
@@ -105,6 +107,25 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "sitelink: unknown command %q\n\n%s", cmd, usage)
 		return exitCode(2)
 	}
+}
+
+// catchHUP keeps a daemon alive on SIGHUP (systemd's ExecReload sends it,
+// and its default action would kill the daemon mid-session) until reloading
+// is implemented. The returned func stops catching.
+func catchHUP(ctx context.Context, stderr io.Writer) func() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				fmt.Fprintln(stderr, "sitelink: SIGHUP: reload is not supported yet; restart to apply a new config")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(hup) }
 }
 
 // newLogger writes structured text logs to w (journald adds timestamps).

@@ -59,11 +59,13 @@ tariff: {currency: EUR, decimal_place: 2, price_per_kwh: 0.39}
 	return cfgPath, socket
 }
 
-func startDaemon(t *testing.T, cfg, socket string) *daemonProc {
+// startDaemon starts `sitelink run` with env added to the test's
+// environment and waits until it is connected.
+func startDaemon(t *testing.T, cfg, socket string, env ...string) *daemonProc {
 	t.Helper()
 	p := &daemonProc{t: t, cfg: cfg, socket: socket, log: &bytes.Buffer{}}
 	p.cmd = exec.Command(os.Args[0], "run", "-config", cfg, "-log-level", "debug")
-	p.cmd.Env = append(os.Environ(), "SITELINK_TEST_MAIN=1")
+	p.cmd.Env = append(append(os.Environ(), "SITELINK_TEST_MAIN=1"), env...)
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

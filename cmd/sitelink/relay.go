@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
@@ -38,9 +39,29 @@ func cmdRelay(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	wd := watchdogInterval(log)
 	go func() {
-		<-r.Ready()
+		select {
+		case <-r.Ready():
+		case <-ctx.Done():
+			return
+		}
 		_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+		if wd <= 0 {
+			return
+		}
+		// The relay is stateless and its HTTP server runs on its own
+		// goroutines: a plain ticker is enough to catch a wedged process.
+		t := time.NewTicker(wd / 2)
+		defer t.Stop()
+		for {
+			_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
+		}
 	}()
 	return r.Run(ctx)
 }

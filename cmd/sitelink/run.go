@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
@@ -31,11 +33,24 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		Version: version,
 		Logger:  log,
 		// A missing NOTIFY_SOCKET makes these no-ops.
-		Ready:  func() { _, _ = daemon.SdNotify(false, daemon.SdNotifyReady) },
-		Status: func(s string) { _, _ = daemon.SdNotify(false, "STATUS="+s) },
+		Ready:            func() { _, _ = daemon.SdNotify(false, daemon.SdNotifyReady) },
+		Status:           func(s string) { _, _ = daemon.SdNotify(false, "STATUS="+s) },
+		Watchdog:         func() { _, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog) },
+		WatchdogInterval: watchdogInterval(log),
 	})
 	if err != nil {
 		return err
 	}
 	return d.Run(ctx)
+}
+
+// watchdogInterval is systemd's WatchdogSec= as passed in WATCHDOG_USEC
+// (0 when the watchdog is off or meant for another process).
+func watchdogInterval(log *slog.Logger) time.Duration {
+	iv, err := daemon.SdWatchdogEnabled(false)
+	if err != nil {
+		log.Warn("systemd watchdog disabled", "err", err)
+		return 0
+	}
+	return iv
 }

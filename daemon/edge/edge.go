@@ -36,6 +36,11 @@ type Options struct {
 	Ready func()
 	// Status receives short human status lines (systemd STATUS=). May be nil.
 	Status func(string)
+	// Watchdog, if set with a positive WatchdogInterval, is called from
+	// the session engine's goroutine at half the interval (systemd
+	// WATCHDOG=1): a stuck engine stops the pings and gets restarted.
+	Watchdog         func()
+	WatchdogInterval time.Duration
 }
 
 // Daemon is the edge daemon: store, stations, MQTT link, outbox pump,
@@ -319,11 +324,11 @@ func (d *Daemon) linkOptions() (link.Options, error) {
 			}
 		}
 		d.pump.poke()
-		d.status(fmt.Sprintf("connected, %d stations", len(d.order)))
+		d.status(d.statusLine(true, ""))
 		return nil
 	}
 	o.OnDown = func(err error) {
-		d.status(fmt.Sprintf("broker unreachable (%v), buffering", err))
+		d.status(d.statusLine(false, fmt.Sprintf("broker unreachable: %v", err)))
 	}
 	return o, nil
 }

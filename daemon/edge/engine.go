@@ -44,6 +44,8 @@ type engine struct {
 	// retryStop per session: when a contactor that would not open is
 	// tried again, and the backoff so far.
 	retryStop map[string]retry
+	// lastHealth is when the last health event was queued (health.go).
+	lastHealth time.Time
 
 	stopOnce sync.Once
 	stopReq  chan struct{}
@@ -104,6 +106,8 @@ func (e *engine) run(ctx context.Context) {
 	defer close(e.stopped)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	hb := e.d.newHeartbeat(time.Now())
+	hb.beat(time.Now())
 	for {
 		select {
 		case <-e.stopReq:
@@ -124,6 +128,7 @@ func (e *engine) run(ctx context.Context) {
 			}
 		case now := <-t.C:
 			e.timers(now)
+			hb.beat(now)
 		}
 	}
 }
@@ -368,6 +373,7 @@ func (e *engine) stationChanged(n string, now time.Time) {
 
 // timers: plug timeout, energy checkpoints, and stuck stops.
 func (e *engine) timers(now time.Time) {
+	e.healthTick(now)
 	// Meters fault and recover without a change notification.
 	for _, n := range e.d.order {
 		e.stationChanged(n, now)

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/sitelink/sitelink/daemon/metrics"
 )
 
 // DefaultSocket is where the CLI looks when given neither -socket nor
@@ -123,6 +125,8 @@ type Backend interface {
 	Start(context.Context, StartRequest) (StartResult, error)
 	Stop(ctx context.Context, station string) error
 	SelfTest(ctx context.Context, station string) (string, error)
+	// Metrics writes the Prometheus text exposition (GET /metrics).
+	Metrics(w io.Writer) error
 }
 
 // StationRequest names a station (POST /v1/stop, /v1/selftest).
@@ -160,6 +164,17 @@ func Handler(b Backend) http.Handler {
 	mux.HandleFunc("GET /v1/stations", get(func(*http.Request) (any, error) { return b.Stations() }))
 	mux.HandleFunc("GET /v1/sessions", get(func(r *http.Request) (any, error) { return b.Sessions(limit(r)) }))
 	mux.HandleFunc("GET /v1/outbox", get(func(r *http.Request) (any, error) { return b.Outbox(limit(r)) }))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		// Rendered into a buffer first so a failure is still a 500, not
+		// a truncated 200 that Prometheus would half-ingest.
+		var buf bytes.Buffer
+		if err := b.Metrics(&buf); err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", metrics.ContentType)
+		_, _ = w.Write(buf.Bytes())
+	})
 	mux.HandleFunc("POST /v1/start", func(w http.ResponseWriter, r *http.Request) {
 		var req StartRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
@@ -337,3 +352,20 @@ func (c *Client) SelfTest(station string) (string, error) {
 
 // Sim drives a simulated station.
 func (c *Client) Sim(r SimRequest) error { return c.do("POST", "/v1/sim", r, nil) }
+
+// Metrics fetches the Prometheus text exposition.
+func (c *Client) Metrics() (string, error) {
+	resp, err := c.hc.Get("http://sitelink/metrics")
+	if err != nil {
+		return "", fmt.Errorf("api %s: %w (is the daemon running?)", c.Socket, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("api %s: metrics: %w", c.Socket, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("api %s: metrics: %s: %s", c.Socket, resp.Status, bytes.TrimSpace(b))
+	}
+	return string(b), nil
+}

@@ -213,6 +213,8 @@ func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) Result
 	body, _ := json.Marshal(fields)
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
+	start := time.Now()
+	defer func() { r.countCall(res, time.Since(start)) }()
 	resp, err := r.o.Nayax.Do(cctx, res.Call, body)
 	res.Attempts = resp.Attempts
 	if err != nil {

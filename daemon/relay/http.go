@@ -45,6 +45,10 @@ func (r *Relay) Handler() http.Handler {
 			r.health(w)
 			return
 		}
+		if p == "/metrics" {
+			r.writeMetrics(w)
+			return
+		}
 		ep, ok := eps[p]
 		if !ok {
 			http.NotFound(w, req)
@@ -55,6 +59,8 @@ func (r *Relay) Handler() http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		start, verdict := time.Now(), verdictUnauthorized
+		defer func() { r.countRequest(ep.name, verdict, time.Since(start)) }()
 		if !r.authorized(req) {
 			// No Nayax shape: whoever this is, it is not Nayax.
 			r.log.Warn("callback refused: custom header missing or wrong", "endpoint", ep.name, "remote", req.RemoteAddr)
@@ -75,6 +81,7 @@ func (r *Relay) Handler() http.Handler {
 			out = ep.handle(ctx, body)
 			cancel()
 		}
+		verdict = verdictOf(out)
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		if raw, ok := out.(json.RawMessage); ok {
 			_, _ = w.Write(raw)

@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sitelink/sitelink/daemon/link"
+	"github.com/sitelink/sitelink/daemon/metrics"
 	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/daemon/wire"
 )
@@ -64,6 +65,8 @@ type Relay struct {
 	evlink *link.Link // events: its own connection, so slow Nayax calls holding unacked events never delay a StopCallback
 	events *queue
 	upAt   atomic.Int64 // unix nanos of the main link's last connect
+	// metrics are the counters behind GET /metrics (metrics.go).
+	metrics metrics.Set
 
 	mu      sync.Mutex
 	pending map[string]chan wire.Reply // command id -> waiting HTTP handler

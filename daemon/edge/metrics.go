@@ -1,0 +1,103 @@
+package edge
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/sitelink/sitelink/daemon/metrics"
+	"github.com/sitelink/sitelink/hal"
+	"github.com/sitelink/sitelink/store"
+)
+
+// allStates lists every session state so that sitelink_sessions has a
+// series (0) for states no session is in: a dashboard's alert on
+// needs-reconciliation > 0 needs the series to exist.
+var allStates = []store.State{
+	store.Requested, store.Authorized, store.Charging, store.Stopping, store.Stopped,
+	store.Interrupted, store.Settling, store.Settled, store.Cancelling, store.Cancelled,
+	store.Declined, store.Closed, store.NeedsReconciliation,
+}
+
+// cpStates are the control pilot states written one-hot per station;
+// an unknown state leaves them all 0.
+var cpStates = []hal.CPState{hal.CPA, hal.CPB, hal.CPC, hal.CPD, hal.CPE, hal.CPF}
+
+// answerWindow is how many recent sessions the last-Nayax-answer gauges
+// look at: enough to see every call kind on a busy site, cheap to scan.
+const answerWindow = 100
+
+// Metrics renders the daemon's state as Prometheus text. It is computed
+// at scrape time from the store and the stations, so it costs nothing
+// between scrapes.
+func (b backend) Metrics(w io.Writer) error {
+	d := b.d
+	var s metrics.Set
+	s.Gauge("sitelink_build_info", "Always 1; the version is the label.", 1, "version", d.o.Version)
+	s.Gauge("sitelink_connected", "1 while the MQTT link to the broker is up.", metrics.Bool(d.link.Connected()))
+	s.Gauge("sitelink_epoch", "Connect epoch of the current (or last) broker connection.", float64(d.Epoch()))
+
+	depth, err := d.st.OutboxLen()
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	s.Gauge("sitelink_outbox_depth", "Events waiting for the broker's acknowledgement.", float64(depth))
+	head, err := d.st.OutboxHead(1)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	age := 0.0
+	if len(head) > 0 {
+		age = max(time.Since(head[0].CreatedAt).Seconds(), 0)
+	}
+	s.Gauge("sitelink_outbox_oldest_age_seconds", "Age of the oldest undelivered event (0 when the outbox is empty).", age)
+	s.Set("sitelink_events_published_total", "Events the broker acknowledged since the daemon started.", metrics.Counter, float64(d.pump.published.Load()))
+
+	counts, err := d.st.Counts()
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	for _, st := range allStates {
+		s.Gauge("sitelink_sessions", "Sessions in the ledger by state.", float64(counts[st]), "state", string(st))
+	}
+	for st, n := range counts {
+		s.Gauge("sitelink_sessions", "Sessions in the ledger by state.", float64(n), "state", string(st))
+	}
+
+	for _, n := range d.order {
+		r := d.stations[n].Read()
+		s.Gauge("sitelink_station_contactor", "1 while the station's contactor is confirmed closed.", metrics.Bool(r.Contactor), "station", n)
+		s.Gauge("sitelink_station_fault", "1 while the station is faulted (meter, Modbus or driver error).", metrics.Bool(r.Fault != ""), "station", n)
+		s.Gauge("sitelink_station_energy_wh", "The station meter's imported energy register, Wh.", r.EnergyWh, "station", n)
+		s.Gauge("sitelink_station_power_w", "The station's instantaneous active power, W.", r.PowerW, "station", n)
+		for _, cp := range cpStates {
+			s.Gauge("sitelink_station_cp_state", "1 for the station's current IEC 61851 control pilot state.", metrics.Bool(r.CP == cp), "station", n, "state", string(cp))
+		}
+	}
+
+	// Sessions come newest first, but their answers need not: keep the
+	// latest per (call, outcome, code).
+	last := map[[3]string]time.Time{}
+	err = d.st.View(func(tx *store.Tx) error {
+		return tx.Sessions(answerWindow, func(ss store.Session) bool {
+			if a := ss.LastAnswer; a != nil && a.Call != "" {
+				k := [3]string{a.Call, a.Outcome, strconv.Itoa(a.Code)}
+				if a.At.After(last[k]) {
+					last[k] = a.At
+				}
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	for k, at := range last {
+		s.Gauge("sitelink_nayax_last_answer_timestamp_seconds",
+			"When Nayax last gave this answer, among the recent sessions (unix seconds).",
+			float64(at.UnixMilli())/1e3, "call", k[0], "outcome", k[1], "code", k[2])
+	}
+	_, err = s.WriteTo(w)
+	return err
+}

@@ -1,0 +1,111 @@
+package edge
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sampleLine is one sample of the Prometheus text format as this daemon
+// writes it: a name, optional labels, one value.
+var sampleLine = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*",?)*\})? \S+$`)
+
+// GET /metrics on the local API reflects link, stations and sessions.
+func TestMetricsLocalAPI(t *testing.T) {
+	s := startSite(t)
+	s.charge()
+	s.sims["6"].Fault("meter silent")
+	waitFor(t, 5*time.Second, "station 6 faulted", func() bool {
+		st, err := s.api.Stations()
+		return err == nil && len(st) == 2 && st[1].Fault != ""
+	})
+
+	var text string
+	waitFor(t, 10*time.Second, "events acknowledged", func() bool {
+		var err error
+		text, err = s.api.Metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !strings.Contains(text, "\nsitelink_events_published_total 0\n")
+	})
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "# HELP ") || strings.HasPrefix(l, "# TYPE ") {
+			continue
+		}
+		if !sampleLine.MatchString(l) {
+			t.Errorf("not a sample line: %q", l)
+		}
+	}
+	has := map[string]bool{}
+	for _, l := range lines {
+		has[l] = true
+	}
+	for _, want := range []string{
+		"# TYPE sitelink_connected gauge",
+		"sitelink_connected 1",
+		`sitelink_build_info{version="test"} 1`,
+		"# TYPE sitelink_events_published_total counter",
+		`sitelink_sessions{state="charging"} 1`,
+		`sitelink_sessions{state="needs-reconciliation"} 0`,
+		`sitelink_station_contactor{station="5"} 1`,
+		`sitelink_station_contactor{station="6"} 0`,
+		`sitelink_station_cp_state{station="5",state="C"} 1`,
+		`sitelink_station_cp_state{station="5",state="A"} 0`,
+		`sitelink_station_fault{station="5"} 0`,
+		`sitelink_station_fault{station="6"} 1`,
+		"# TYPE sitelink_outbox_depth gauge",
+		"# TYPE sitelink_outbox_oldest_age_seconds gauge",
+		"# TYPE sitelink_station_energy_wh gauge",
+		"# TYPE sitelink_station_power_w gauge",
+		"# TYPE sitelink_epoch gauge",
+	} {
+		if !has[want] {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", text)
+	}
+}
+
+// The engine publishes a health event with the essentials.
+func TestHealthEvent(t *testing.T) {
+	old := healthInterval
+	healthInterval = 300 * time.Millisecond
+	t.Cleanup(func() { healthInterval = old }) // after the daemon stops (cleanups run last-in first-out)
+	s := startSite(t)
+	s.sims["6"].Fault("meter silent")
+
+	var h healthEvent
+	waitFor(t, 10*time.Second, "a health event showing the fault", func() bool {
+		for _, e := range events(s.cloud, s.cfg.MQTT.TopicPrefix, "health") {
+			h = healthEvent{}
+			if err := json.Unmarshal(e.Body, &h); err != nil {
+				t.Fatalf("health body: %v: %s", err, e.Body)
+			}
+			if len(h.Stations) == 2 && h.Stations[1].Fault != "" {
+				return true
+			}
+		}
+		return false
+	})
+	if !h.Connected {
+		t.Error("health says disconnected")
+	}
+	if h.Stations[0].Number != "5" || h.Stations[1].Number != "6" {
+		t.Errorf("stations %+v, want 5 and 6 in config order", h.Stations)
+	}
+	if h.Stations[1].Fault != "meter silent" || h.Stations[0].Fault != "" {
+		t.Errorf("faults %+v", h.Stations)
+	}
+	if h.Stations[0].CPState == "" {
+		t.Error("station 5 has no CP state")
+	}
+	if h.SessionsByState == nil {
+		t.Error("sessions_by_state missing")
+	}
+}

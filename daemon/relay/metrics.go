@@ -1,0 +1,69 @@
+package relay
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/sitelink/sitelink/daemon/metrics"
+	"github.com/sitelink/sitelink/daemon/nayax"
+)
+
+// Metric names the relay records as it goes; the rest are read at scrape
+// time.
+const (
+	mRequests      = "sitelink_relay_requests_total"
+	mRequestTime   = "sitelink_relay_request_seconds"
+	mNayaxCalls    = "sitelink_relay_nayax_calls_total"
+	mNayaxTime     = "sitelink_relay_nayax_call_seconds"
+	mNayaxAttempts = "sitelink_relay_nayax_attempts_total"
+)
+
+// Verdict labels of callbacks that got no Nayax verdict.
+const (
+	verdictUnauthorized = "unauthorized" // the callback headers did not match
+	verdictOther        = "other"        // an answer without a known verdict
+)
+
+// countRequest records one answered callback.
+func (r *Relay) countRequest(endpoint, verdict string, d time.Duration) {
+	r.metrics.Inc(mRequests, "Nayax callbacks answered, by endpoint and verdict.", "endpoint", endpoint, "verdict", verdict)
+	r.metrics.ObserveDuration(mRequestTime, "Time to answer a Nayax callback, by endpoint.", d, "endpoint", endpoint)
+}
+
+// countCall records one outbound Nayax call (with its retries) made for a
+// site's request event.
+func (r *Relay) countCall(res Result, d time.Duration) {
+	r.metrics.Inc(mNayaxCalls, "Outbound Nayax calls, by call and outcome.", "call", res.Call, "outcome", res.Outcome)
+	r.metrics.ObserveDuration(mNayaxTime, "Time an outbound Nayax call took, retries included, by call and outcome.", d, "call", res.Call, "outcome", res.Outcome)
+	r.metrics.Add(mNayaxAttempts, "HTTP attempts made for outbound Nayax calls, by call.", float64(res.Attempts), "call", res.Call)
+}
+
+// verdictOf reads the Status.Verdict of an answer in either dialect. Only
+// Nayax's two verdicts become labels: an answer is partly the site's
+// text, and label values must come from a small set.
+func verdictOf(out any) string {
+	raw, ok := out.(json.RawMessage)
+	if !ok {
+		raw, _ = json.Marshal(out)
+	}
+	var v struct{ Status struct{ Verdict string } }
+	_ = json.Unmarshal(raw, &v)
+	switch v.Status.Verdict {
+	case nayax.VerdictApproved, nayax.VerdictDeclined:
+		return v.Status.Verdict
+	}
+	return verdictOther
+}
+
+// writeMetrics serves GET /metrics: the recorded counters plus the
+// connection state, read now into the same set so the output stays one
+// sorted exposition.
+func (r *Relay) writeMetrics(w http.ResponseWriter) {
+	const up = "1 while the relay's broker connection is up, by link."
+	r.metrics.Gauge("sitelink_relay_connected", up, metrics.Bool(r.link.Connected()), "link", "callbacks")
+	r.metrics.Gauge("sitelink_relay_connected", up, metrics.Bool(r.evlink.Connected()), "link", "events")
+	r.metrics.Gauge("sitelink_relay_nodes", "Site controllers the relay has a route to.", float64(len(r.routes.all())))
+	w.Header().Set("Content-Type", metrics.ContentType)
+	_, _ = r.metrics.WriteTo(w)
+}
