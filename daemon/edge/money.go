@@ -320,33 +320,24 @@ func CancelRequest(s store.Session, t config.Terminal, k ReasonKind) (call strin
 	if err != nil {
 		return "", nil, fmt.Errorf("build %s: reason code %q: %w", call, code, err)
 	}
-	var req any
-	if call == nayax.CallCancelTransaction {
-		req = &nayax.CancelTransactionRequest{
-			NayaxTransactionId: ids.nayax,
-			SparkTransactionId: ids.spark,
-			SiteId:             ids.site,
-			MachineAuTime:      ids.auTime,
-			TerminalId:         ids.terminal,
-			TerminalIdType:     ids.terminalType,
-			CancellationType:   nayax.NewInt64(int64(ct)),
-			ReasonCode:         reasonCode,
-			ReasonText:         nayax.NewText(text),
-			CancelAmount:       nayax.NewAmount(s.AuthorizedAmount),
-		}
-	} else {
-		req = &nayax.ExternalCancelRequest{
-			NayaxTransactionId: ids.nayax,
-			SparkTransactionId: ids.spark,
-			SiteId:             ids.site,
-			MachineAuTime:      ids.auTime,
-			TerminalId:         ids.terminal,
-			TerminalIdType:     ids.terminalType,
-			CancellationType:   nayax.NewInt64(int64(ct)),
-			ReasonCode:         reasonCode,
-			ReasonText:         nayax.NewText(text),
-			CancelAmount:       nayax.NewAmount(s.AuthorizedAmount),
-		}
+	// The two calls take the same fields (their schemas differ only in
+	// ReasonCode's JSON type, which the Literal carries).
+	c := nayax.CancelTransactionRequest{
+		NayaxTransactionId: ids.nayax,
+		SparkTransactionId: ids.spark,
+		SiteId:             ids.site,
+		MachineAuTime:      ids.auTime,
+		TerminalId:         ids.terminal,
+		TerminalIdType:     ids.terminalType,
+		CancellationType:   nayax.NewInt64(int64(ct)),
+		ReasonCode:         reasonCode,
+		ReasonText:         nayax.NewText(text),
+		CancelAmount:       nayax.NewAmount(s.AuthorizedAmount),
+	}
+	var req any = &c
+	if call != nayax.CallCancelTransaction {
+		ext := nayax.ExternalCancelRequest(c)
+		req = &ext
 	}
 	if body, err = callBody(call, req); err != nil {
 		return "", nil, err

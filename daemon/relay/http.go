@@ -186,30 +186,37 @@ func (r *Relay) acknowledge(ctx context.Context, typ, sparkID string, machineID 
 }
 
 func (r *Relay) transactionCallback(ctx context.Context, body []byte) any {
-	req, err := nayax.DecodeTransactionCallback(body)
-	if err != nil {
-		code, msg := decodeError(err)
-		return map[string]any{"SparkTransactionId": req.SparkTransactionId.S, "Status": nayax.Declined(code, msg)}
-	}
-	return r.acknowledge(ctx, wire.CommandAuthorize, req.SparkTransactionId.S, req.MachineId.V, req.HwSerial.S, req.Forward())
+	return ackDecoded(r, ctx, wire.CommandAuthorize, body, nayax.DecodeTransactionCallback,
+		func(q nayax.TransactionCallbackRequest) (string, int64, string) {
+			return q.SparkTransactionId.S, q.MachineId.V, q.HwSerial.S
+		})
 }
 
 func (r *Relay) declineCallback(ctx context.Context, body []byte) any {
-	req, err := nayax.DecodeDeclineCallback(body)
-	if err != nil {
-		code, msg := decodeError(err)
-		return map[string]any{"SparkTransactionId": req.SparkTransactionId.S, "Status": nayax.Declined(code, msg)}
-	}
-	return r.acknowledge(ctx, wire.CommandDecline, req.SparkTransactionId.S, req.MachineId.V, req.HwSerial.S, req.Forward())
+	return ackDecoded(r, ctx, wire.CommandDecline, body, nayax.DecodeDeclineCallback,
+		func(q nayax.DeclineCallbackRequest) (string, int64, string) {
+			return q.SparkTransactionId.S, q.MachineId.V, q.HwSerial.S
+		})
 }
 
 func (r *Relay) timeoutCallback(ctx context.Context, body []byte) any {
-	req, err := nayax.DecodeTimeoutCallback(body)
+	return ackDecoded(r, ctx, wire.CommandTimeout, body, nayax.DecodeTimeoutCallback,
+		func(q nayax.TimeoutCallbackRequest) (string, int64, string) {
+			return q.SparkTransactionId.S, q.MachineId.V, q.HwSerial.S
+		})
+}
+
+// ackDecoded decodes a callback that only needs acknowledging and hands
+// it to acknowledge; a decoding failure is Declined with its Spark code.
+func ackDecoded[T interface{ Forward() json.RawMessage }](r *Relay, ctx context.Context, typ string, body []byte,
+	decode func([]byte) (T, error), ids func(T) (spark string, machine int64, serial string)) any {
+	req, err := decode(body)
+	spark, machine, serial := ids(req)
 	if err != nil {
 		code, msg := decodeError(err)
-		return map[string]any{"SparkTransactionId": req.SparkTransactionId.S, "Status": nayax.Declined(code, msg)}
+		return map[string]any{"SparkTransactionId": spark, "Status": nayax.Declined(code, msg)}
 	}
-	return r.acknowledge(ctx, wire.CommandTimeout, req.SparkTransactionId.S, req.MachineId.V, req.HwSerial.S, req.Forward())
+	return r.acknowledge(ctx, typ, spark, machine, serial, req.Forward())
 }
 
 // cortina handles Prepaid Cancel/Void: only the allowlisted fields go to
