@@ -360,6 +360,9 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 		return out(nayax.Declined(nayax.CodeValidation, "Amount: must be greater than 0")), nil
 	}
 	r := hw.Read()
+	if r.Fault == "" && r.Contactor && !(have && existing.State.Active()) {
+		r.Fault = "contactor closed without a session (welded?)"
+	}
 	if r.Fault != "" {
 		return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s is faulted: %s", station, r.Fault))),
 			e.refuse(req, term, station, existingPtr(have, &existing), key, "station faulted: "+r.Fault, now)

@@ -101,12 +101,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.st = st
 	defer st.Close()
 
+	// The engine exists before the stations: a gpio button pressed during
+	// start-up reaches it (and gets "shutting down" if start-up fails).
+	d.eng = newEngine(d)
+	engineRunning := false
+	defer func() {
+		if !engineRunning {
+			close(d.eng.stopped)
+		}
+	}()
 	if err := d.openStations(); err != nil {
 		return err
 	}
 	defer d.closeStations()
 
-	d.eng = newEngine(d)
 	if err := d.eng.reconcile(time.Now()); err != nil {
 		return fmt.Errorf("reconcile sessions: %w", err)
 	}
@@ -138,6 +146,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	goRun(d.eng.replier)
 	engDone := make(chan struct{})
+	engineRunning = true
 	go func() { defer close(engDone); d.eng.run(runCtx) }()
 	goRun(func(c context.Context) { api.serve(c) })
 
@@ -212,6 +221,7 @@ func (d *Daemon) openStations() error {
 			}
 			d.stations[sc.Number] = st
 		default:
+			d.closeStations()
 			return fmt.Errorf("station %s: driver %q not supported by this build", sc.Number, sc.Driver)
 		}
 	}
@@ -228,6 +238,12 @@ func (d *Daemon) openStations() error {
 		}
 		d.meters = append(d.meters, m)
 		d.stations[sc.Number] = metered{Station: d.stations[sc.Number], m: m}
+		// One reading before the start-up reconcile, so that a session
+		// interrupted by a crash ends with the energy the meter vouches
+		// for (a meter that does not answer faults its station instead).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*max(d.busTimeout(sc.Meter.Bus), time.Second))
+		_, _ = m.ReadOnce(ctx)
+		cancel()
 	}
 	// Fail safe first: nothing delivers energy until a session says so.
 	for _, n := range d.order {

@@ -104,6 +104,16 @@ func (e *engine) watchStations(ctx context.Context) {
 
 func (e *engine) run(ctx context.Context) {
 	defer close(e.stopped)
+	defer func() {
+		// A bug must not leave energy flowing: open every contactor,
+		// then let the process die (systemd restarts it).
+		if p := recover(); p != nil {
+			for _, n := range e.d.order {
+				_ = e.d.stations[n].Halt()
+			}
+			panic(p)
+		}
+	}()
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	hb := e.d.newHeartbeat(time.Now())

@@ -151,6 +151,9 @@ var _ hal.Station = metered{}
 func (s metered) Read() hal.Reading {
 	r := s.Station.Read()
 	mr := s.m.Last()
+	// Energy and power come from the meter only, never mixed with the
+	// driver's own: the last good register while it fails, no power.
+	r.EnergyWh, r.PowerW = mr.EnergyWh, 0
 	switch {
 	case mr.Err != nil:
 		if r.Fault == "" {
@@ -161,7 +164,15 @@ func (s metered) Read() hal.Reading {
 			r.Fault = "meter: no reading yet"
 		}
 	default:
-		r.EnergyWh, r.PowerW = mr.EnergyWh, mr.PowerW
+		r.PowerW = mr.PowerW
 	}
 	return r
+}
+
+// busTimeout is the configured answer timeout of a bus.
+func (d *Daemon) busTimeout(name string) time.Duration {
+	if b, ok := d.cfg.Bus(name); ok {
+		return b.Timeout.D()
+	}
+	return time.Second
 }

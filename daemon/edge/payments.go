@@ -381,6 +381,8 @@ func (e *engine) startSession(station string, amount float64, now time.Time) (st
 	}
 	if r := hw.Read(); r.Fault != "" {
 		return store.Session{}, fmt.Errorf("station %s is faulted: %s", station, r.Fault)
+	} else if r.Contactor {
+		return store.Session{}, fmt.Errorf("station %s: contactor closed without a session (welded?)", station)
 	}
 	if amount <= 0 {
 		amount = e.d.cfg.Policy.StartAmount
