@@ -64,6 +64,17 @@ type Session struct {
 	LastAnswer *Answer `json:"last_answer,omitempty"`
 	// History lists the transitions, oldest first, for operators.
 	History []Transition `json:"history,omitempty"`
+	// Tariff is the price the session was started under: a tariff
+	// changed by the fleet applies to the sessions that start after it.
+	Tariff *Tariff `json:"tariff,omitempty"`
+}
+
+// Tariff is a session's price (see config.Tariff).
+type Tariff struct {
+	Currency     string  `json:"currency"`
+	DecimalPlace int     `json:"decimal_place"`
+	PricePerKWh  float64 `json:"price_per_kwh"`
+	SessionFee   float64 `json:"session_fee"`
 }
 
 // Request is a request to Nayax that a session waits on. Body is the

@@ -68,10 +68,13 @@ var (
 	bucketOutbox         = []byte("outbox")          // u64 BE seq -> outbox record
 	bucketInbox          = []byte("inbox")           // command id -> inbox record
 	bucketInboxTime      = []byte("inbox_time")      // time key, command id -> nil
+	bucketConfig         = []byte("config")          // "applied" -> FleetConfig JSON
+	bucketConfigHistory  = []byte("config_history")  // u64 BE seq -> ConfigRecord JSON
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketSessionNayax, bucketSessionStation,
 		bucketSessionTime, bucketSessionOpen, bucketOutbox, bucketInbox, bucketInboxTime,
+		bucketConfig, bucketConfigHistory,
 	}
 
 	metaSchema    = []byte("schema_version") // u64 BE

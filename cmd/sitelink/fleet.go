@@ -104,10 +104,13 @@ func cmdFleet(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
-	fmt.Fprintln(tw, "NODE\tONLINE\tEPOCH\tVERSION\tCONFIG\tOUTBOX\tSTATIONS\tSINCE")
+	// CONFIG is the last applied desired config version, then the
+	// group's and the node's versions that run (g/n).
+	fmt.Fprintln(tw, "NODE\tONLINE\tEPOCH\tVERSION\tCONFIG\tG/N\tOUTBOX\tSTATIONS\tSINCE")
 	for _, id := range ids {
 		s := nodes[id]
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%s\n", id, map[bool]string{true: "yes", false: "no"}[s.Online], s.Epoch, s.Version, s.ConfigVersion, s.OutboxDepth,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d/%d\t%d\t%s\t%s\n", id, map[bool]string{true: "yes", false: "no"}[s.Online], s.Epoch, s.Version,
+			s.ConfigVersion, s.GroupConfigVersion, s.NodeConfigVersion, s.OutboxDepth,
 			strings.Join(s.Stations, ","), s.At.Local().Format(time.DateTime))
 	}
 	return nil

@@ -38,6 +38,8 @@ Usage:
                                        drive a simulated station
   sitelink fleet [-broker URL|-config FILE] [-json]
                                        every node's presence from the retained states
+  sitelink config show [-json]         the running daemon's effective config and where each value came
+                                       from (default, file, group, node)
   sitelink config check FILE           validate an edge or relay config; every problem with its key
   sitelink version                     print the version
 
@@ -74,7 +76,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":
-		defer catchHUP(ctx, stderr)()
 		return cmdRun(ctx, rest, stderr)
 	case "relay":
 		defer catchHUP(ctx, stderr)()
@@ -109,9 +110,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-// catchHUP keeps a daemon alive on SIGHUP (systemd's ExecReload sends it,
-// and its default action would kill the daemon mid-session) until reloading
-// is implemented. The returned func stops catching.
+// catchHUP keeps the relay alive on SIGHUP (whose default action would
+// kill it): a relay is stateless and restarted to take a new config, one
+// replica at a time. The returned func stops catching.
 func catchHUP(ctx context.Context, stderr io.Writer) func() {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -119,7 +120,7 @@ func catchHUP(ctx context.Context, stderr io.Writer) func() {
 		for {
 			select {
 			case <-hup:
-				fmt.Fprintln(stderr, "sitelink: SIGHUP: reload is not supported yet; restart to apply a new config")
+				fmt.Fprintln(stderr, "sitelink: SIGHUP: the relay does not reload; restart it to apply a new config")
 			case <-ctx.Done():
 				return
 			}

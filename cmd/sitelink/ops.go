@@ -1,20 +1,20 @@
 package main
 
 import (
-	"path/filepath"
-
-	"periph.io/x/conn/v3/gpio/gpioreg"
-
 	"encoding/json"
 	"fmt"
-	"github.com/sitelink/sitelink/hal/gpio"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
+	"periph.io/x/conn/v3/gpio/gpioreg"
+
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/localapi"
+	"github.com/sitelink/sitelink/hal/gpio"
 )
 
 // socketFlags adds -socket and -config and returns a resolver.
@@ -145,8 +145,11 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdConfig(args []string, stdout, stderr io.Writer) error {
+	if len(args) >= 1 && args[0] == "show" {
+		return cmdConfigShow(args[1:], stdout, stderr)
+	}
 	if len(args) != 2 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: sitelink config check FILE")
+		fmt.Fprintln(stderr, "usage: sitelink config check FILE | sitelink config show [-json] [-socket PATH | -config FILE]")
 		return exitCode(2)
 	}
 	kind, err := config.CheckFile(args[1])
@@ -269,4 +272,72 @@ func cmdStop(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "station %s: stopped; the session settles or cancels with Nayax\n", *station)
 	return nil
+}
+
+// cmdConfigShow prints the running daemon's effective configuration and
+// where each value came from (default, file, group or node). Without a
+// daemon to ask, a -config file is shown alone, and said to be.
+func cmdConfigShow(args []string, stdout, stderr io.Writer) error {
+	fs := flags("config show", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	sock := fs.String("socket", "", "daemon API socket `path`")
+	file := fs.String("config", "", "edge config `file` (its socket is asked; without a daemon the file alone is shown)")
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	path := *sock
+	if path == "" {
+		path = localapi.DefaultSocket
+	}
+	var fileErr error
+	if *sock == "" && *file != "" {
+		c, err := config.LoadEdge(*file)
+		if err != nil {
+			return fmt.Errorf("config %s:\n%w", *file, err)
+		}
+		path = c.Node.APISocket
+	}
+	v, err := localapi.NewClient(path).Config()
+	if err != nil {
+		if *file == "" {
+			return err
+		}
+		// No daemon: what the file alone gives.
+		fileErr = err
+		data, rerr := os.ReadFile(*file)
+		if rerr != nil {
+			return rerr
+		}
+		cfg, prov, perr := config.ParseLayers(config.Layers{File: data})
+		if perr != nil {
+			return fmt.Errorf("config %s:\n%w", *file, perr)
+		}
+		v = localapi.ConfigView{Node: cfg.Node.ID, File: *file}
+		for _, st := range config.Settings(cfg, prov) {
+			v.Settings = append(v.Settings, localapi.Setting{Key: st.Key, Value: st.Value, Source: st.Source})
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	if fileErr != nil {
+		fmt.Fprintf(stdout, "# daemon not reachable (%v): the file alone, without the fleet's configuration\n", fileErr)
+	}
+	fmt.Fprintf(stdout, "# node %s, config_version %d (group %d, node %d)", v.Node, v.Version, v.GroupVersion, v.NodeVersion)
+	if v.File != "" {
+		fmt.Fprintf(stdout, ", file %s", v.File)
+	}
+	fmt.Fprintln(stdout)
+	if len(v.WaitingStations) > 0 {
+		fmt.Fprintf(stdout, "# station changes waiting for a session to end: %v\n", v.WaitingStations)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tVALUE\tSOURCE")
+	for _, st := range v.Settings {
+		val, _ := json.Marshal(st.Value)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Key, val, st.Source)
+	}
+	return tw.Flush()
 }

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -28,10 +31,16 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("config %s:\n%w", *path, err)
 	}
+	// SIGHUP (systemctl reload) reloads the file; caught before the
+	// daemon starts, so that an early one cannot kill it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d, err := edge.New(edge.Options{
-		Config:  cfg,
-		Version: version,
-		Logger:  log,
+		Config:     cfg,
+		ConfigFile: *path,
+		Version:    version,
+		Logger:     log,
 		// A missing NOTIFY_SOCKET makes these no-ops.
 		Ready:            func() { _, _ = daemon.SdNotify(false, daemon.SdNotifyReady) },
 		Status:           func(s string) { _, _ = daemon.SdNotify(false, "STATUS="+s) },
@@ -41,6 +50,21 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: reloading the configuration", "file", *path)
+				rctx, cancel := context.WithTimeout(ctx, edge.DefaultConfigTrial+30*time.Second)
+				if err := d.Reload(rctx); err == nil {
+					_, _ = daemon.SdNotify(false, "STATUS=configuration reloaded")
+				}
+				cancel()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	return d.Run(ctx)
 }
 

@@ -39,6 +39,9 @@ type Node struct {
 	ID        string `yaml:"id"`         // MQTT topic level naming this node
 	DataDir   string `yaml:"data_dir"`   // holds the bbolt ledger
 	APISocket string `yaml:"api_socket"` // local API for the CLI and the sim driver
+	// MetricsListen, when set (host:port), also serves /metrics over TCP
+	// for a Prometheus that cannot reach the API socket. Empty: socket only.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // MQTT is the link to the broker.

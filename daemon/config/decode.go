@@ -79,6 +79,7 @@ type decoder struct {
 	lines    map[string]int            // path -> line of its key or list element
 	active   map[*yaml.Node]bool       // anchors being expanded, to stop cycles
 	fields   map[reflect.Type]fieldMap // cached yaml tag -> field index
+	blocks   map[string]bool           // paths decoded as a block of keys or null: not values
 }
 
 type fieldMap map[string]int
@@ -89,6 +90,7 @@ func newDecoder() *decoder {
 		lines:  map[string]int{},
 		active: map[*yaml.Node]bool{},
 		fields: map[reflect.Type]fieldMap{},
+		blocks: map[string]bool{},
 	}
 }
 
@@ -281,6 +283,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if isNull(n) {
+		d.blocks[path] = true // sets nothing: not a value of this layer
 		return
 	}
 	if v.Type() == durationType {
@@ -340,6 +343,7 @@ func (d *decoder) scalar(n *yaml.Node, path, want string) bool {
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	d.blocks[path] = true
 	fields := d.fieldsOf(v.Type())
 	// YAML merge keys ("<<: *defaults") first: explicit keys override them.
 	for i := 0; i+1 < len(n.Content); i += 2 {

@@ -93,4 +93,12 @@
 //     hostile file cannot make the check run away.
 //   - Only one YAML document is allowed per file; a second one ("---") is
 //     reported rather than ignored.
+//
+// The edge's running configuration is layered (ParseLayers): defaults, the
+// file, then the fleet's group and node desired configs (JSON documents
+// with the file's keys), merged key by key, a list replacing the list
+// below; the whole is validated as one file would be. Provenance tells
+// which layer set each key, for `sitelink config show`, and Diff tells
+// the daemon what a new configuration changes (the link, stations, keys
+// that need a restart).
 package config

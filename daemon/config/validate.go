@@ -101,6 +101,9 @@ func (e *Edge) validateNode(v *validator) {
 	if v.checkAbsPath("node.api_socket", e.Node.APISocket) && len(e.Node.APISocket) > maxSocketPath {
 		v.add("node.api_socket", "too long for a unix socket (%d bytes, at most %d)", len(e.Node.APISocket), maxSocketPath)
 	}
+	if e.Node.MetricsListen != "" {
+		v.checkListen("node.metrics_listen", e.Node.MetricsListen)
+	}
 }
 
 // validateMQTT checks the mqtt section, which the edge and the relay share.

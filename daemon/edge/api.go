@@ -12,18 +12,45 @@ import (
 	"github.com/sitelink/sitelink/store"
 )
 
-// apiServer serves the local API socket.
+// apiServer serves the local API socket and, if configured, /metrics on
+// a TCP address.
 type apiServer struct {
-	l   net.Listener
-	srv *http.Server
+	l, ml   net.Listener
+	srv, ms *http.Server
 }
 
 func (d *Daemon) listenAPI() (*apiServer, error) {
-	l, err := localapi.Listen(d.cfg.Node.APISocket)
+	l, err := localapi.Listen(d.conf().Node.APISocket)
 	if err != nil {
 		return nil, err
 	}
-	return &apiServer{l: l, srv: &http.Server{Handler: localapi.Handler(backend{d}), ReadHeaderTimeout: 5 * time.Second}}, nil
+	a := &apiServer{l: l, srv: &http.Server{Handler: localapi.Handler(backend{d}), ReadHeaderTimeout: 5 * time.Second}}
+	if addr := d.conf().Node.MetricsListen; addr != "" {
+		// Only /metrics: the API socket's other endpoints control
+		// stations and must stay local.
+		ml, err := net.Listen("tcp", addr)
+		if err != nil {
+			_ = l.Close()
+			return nil, fmt.Errorf("node.metrics_listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+			if err := (backend{d}).Metrics(w); err != nil {
+				d.log.Warn("metrics", "err", err)
+			}
+		})
+		a.ml, a.ms = ml, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	}
+	return a, nil
+}
+
+// metricsAddr is the TCP address /metrics is served on ("" if none).
+func (a *apiServer) metricsAddr() string {
+	if a.ml == nil {
+		return ""
+	}
+	return a.ml.Addr().String()
 }
 
 func (a *apiServer) serve(ctx context.Context) {
@@ -31,6 +58,9 @@ func (a *apiServer) serve(ctx context.Context) {
 		<-ctx.Done()
 		a.close()
 	}()
+	if a.ms != nil {
+		go func() { _ = a.ms.Serve(a.ml) }()
+	}
 	if err := a.srv.Serve(a.l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		_ = err
 	}
@@ -40,6 +70,9 @@ func (a *apiServer) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = a.srv.Shutdown(ctx)
+	if a.ms != nil {
+		_ = a.ms.Shutdown(ctx)
+	}
 }
 
 // backend adapts the daemon to localapi.Backend.
@@ -53,15 +86,17 @@ func (b backend) Status() (localapi.Status, error) {
 		return localapi.Status{}, err
 	}
 	return localapi.Status{
-		Node:        b.d.cfg.Node.ID,
+		Node:        b.d.conf().Node.ID,
 		Connected:   b.d.link.Connected(),
 		Epoch:       b.d.Epoch(),
 		OutboxDepth: n,
 		Version:     b.d.o.Version,
-		Stations:    len(b.d.order),
+		Stations:    b.d.stationCount(),
 		Published:   b.d.pump.published.Load(),
 	}, nil
 }
+
+func (b backend) Config() (localapi.ConfigView, error) { return b.d.fleet.view(), nil }
 
 func (b backend) Stations() ([]localapi.Station, error) {
 	active := map[string]string{}
@@ -77,12 +112,13 @@ func (b backend) Stations() ([]localapi.Station, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]localapi.Station, 0, len(b.d.order))
-	for _, sc := range b.d.cfg.Stations {
-		r := b.d.stations[sc.Number].Read()
+	order, sts := b.d.stationList()
+	out := make([]localapi.Station, 0, len(order))
+	for _, n := range order {
+		r := sts[n].Read()
 		out = append(out, localapi.Station{
-			Number: sc.Number, Driver: sc.Driver, Contactor: r.Contactor, CPState: string(r.CP),
-			EnergyWh: r.EnergyWh, PowerW: r.PowerW, Fault: r.Fault, Session: active[sc.Number],
+			Number: n, Driver: b.d.stationDriver(n), Contactor: r.Contactor, CPState: string(r.CP),
+			EnergyWh: r.EnergyWh, PowerW: r.PowerW, Fault: r.Fault, Session: active[n],
 		})
 	}
 	return out, nil
@@ -180,9 +216,12 @@ func (b backend) Start(ctx context.Context, r localapi.StartRequest) (localapi.S
 }
 
 func (b backend) Sim(r localapi.SimRequest) error {
+	b.d.hwMu.RLock()
 	s, ok := b.d.sims[r.Station]
+	_, exists := b.d.stations[r.Station]
+	b.d.hwMu.RUnlock()
 	if !ok {
-		if _, exists := b.d.stations[r.Station]; exists {
+		if exists {
 			return fmt.Errorf("%w: station %q is not simulated", localapi.ErrBadRequest, r.Station)
 		}
 		return fmt.Errorf("%w: unknown station %q", localapi.ErrBadRequest, r.Station)

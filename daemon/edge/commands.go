@@ -261,7 +261,7 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 	if msg := tooLong(req); msg != "" {
 		return out(nayax.Declined(nayax.CodeValidation, msg)), nil
 	}
-	term, ok := e.d.cfg.TerminalFor(req.MachineId.V, req.HwSerial.S)
+	term, ok := e.d.conf().TerminalFor(req.MachineId.V, req.HwSerial.S)
 	if !ok {
 		return out(nayax.Declined(nayax.CodeUnknownMachine, fmt.Sprintf("unknown machine (MachineId %d, HwSerial %q) for this site", req.MachineId.V, req.HwSerial.S))), nil
 	}

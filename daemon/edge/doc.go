@@ -27,6 +27,16 @@
 // refuses (station busy, faulted, unknown, or a Remote Start already
 // closed) is released with a cancel the same way.
 //
+// Configuration (fleet.go, stations.go): the running configuration is the
+// local file with the fleet's group and node desired configs merged over
+// it (config.ParseLayers). One goroutine decides each new version or
+// SIGHUP reload in turn: validate, try a changed mqtt section on the link
+// (restored if the link does not return within Options.ConfigTrial), swap
+// the whole configuration on the engine goroutine, persist the decision in
+// bbolt, then report it on config/reported. Stations whose definition
+// changed wait until no session holds them, then are rebuilt on the
+// engine goroutine; a session keeps the tariff it started with.
+//
 // # Caveats
 //
 // Contactor switching runs on the engine goroutine, so a driver's

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -41,25 +42,43 @@ type Options struct {
 	// WATCHDOG=1): a stuck engine stops the pings and gets restarted.
 	Watchdog         func()
 	WatchdogInterval time.Duration
+	// ConfigFile is the file Config was read from: the base under the
+	// fleet's configuration, read again by Reload. Empty: Config itself.
+	ConfigFile string
+	// ConfigTrial bounds how long a changed mqtt section may take to
+	// bring the link back before it is rolled back (DefaultConfigTrial).
+	ConfigTrial time.Duration
 }
 
 // Daemon is the edge daemon: store, stations, MQTT link, outbox pump,
 // session engine and local API.
 type Daemon struct {
-	o      Options
-	cfg    *config.Edge
+	o Options
+	// cfg is the running configuration. It is replaced whole (fleet
+	// config, SIGHUP) on the engine goroutine, and read anywhere.
+	cfg    atomic.Pointer[config.Edge]
 	log    *slog.Logger
 	topics wire.Topics
 
-	st       *store.Store
-	stations map[string]hal.Station
-	order    []string // station numbers in config order
-	sims     map[string]*sim.Station
-	buses    map[string]*modbus.Bus
-	meters   []*modbus.Meter // meters the daemon polls (those of sim and gpio stations)
-	link     *link.Link
-	pump     *pump
-	eng      *engine
+	st *store.Store
+
+	// The station set (stations.go): written on the engine goroutine
+	// under hwMu, read by others under it.
+	hwMu      sync.RWMutex
+	stations  map[string]hal.Station
+	order     []string // station numbers in config order
+	sims      map[string]*sim.Station
+	meterOf   map[string]*modbus.Meter      // meters the daemon polls, by station
+	builtFrom map[string]config.Station     // the definition each station was opened with
+	runStop   map[string]context.CancelFunc // stops a station's watcher and meter loop
+	buses     map[string]*modbus.Bus
+	runCtx    context.Context // lives while the daemon runs
+	spawn     func(func())    // runs a goroutine Run waits for
+
+	fleet *fleet
+	link  *link.Link
+	pump  *pump
+	eng   *engine
 
 	mu    sync.Mutex
 	epoch int64
@@ -82,24 +101,34 @@ func New(o Options) (*Daemon, error) {
 	}
 	d := &Daemon{
 		o:      o,
-		cfg:    o.Config,
 		log:    log,
 		topics: wire.Topics{Prefix: o.Config.MQTT.TopicPrefix, Node: o.Config.Node.ID},
 		sims:   map[string]*sim.Station{},
 	}
+	d.cfg.Store(o.Config)
+	d.fleet = newFleet(d)
 	return d, nil
 }
+
+// conf returns the running configuration; never modify it.
+func (d *Daemon) conf() *config.Edge { return d.cfg.Load() }
 
 // Run starts everything in order (store, stations in their safe state,
 // reconcile, link, pump, engine, API) and stops it in reverse when ctx
 // ends. A cancelled ctx is a clean exit and returns nil.
 func (d *Daemon) Run(ctx context.Context) error {
-	st, err := store.Open(d.cfg.DBPath(), d.o.Store)
+	st, err := store.Open(d.conf().DBPath(), d.o.Store)
 	if err != nil {
 		return err
 	}
 	d.st = st
 	defer st.Close()
+
+	// The fleet's configuration from the ledger goes over the file
+	// before anything is opened with it.
+	if err := d.fleet.load(); err != nil {
+		return err
+	}
 
 	// The engine exists before the stations: a gpio button pressed during
 	// start-up reaches it (and gets "shutting down" if start-up fails).
@@ -124,7 +153,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.link = link.New(lo)
-	d.pump = newPump(st, d.link, d.topics, d.log, d.cfg.MQTT.ConnectTimeout.D())
+	d.pump = newPump(st, d.link, d.topics, d.log, d.conf().MQTT.ConnectTimeout.D())
 	d.eng.pump = d.pump
 
 	api, err := d.listenAPI()
@@ -140,18 +169,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	goRun(func(c context.Context) { _ = d.link.Run(c) })
 	goRun(d.pump.run)
-	goRun(d.eng.watchStations)
-	for _, m := range d.meters {
-		goRun(m.Run)
+	d.runCtx = runCtx
+	d.spawn = func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
 	}
+	for _, n := range d.order {
+		d.startStation(n)
+	}
+	goRun(d.fleet.run)
 	goRun(d.eng.replier)
 	engDone := make(chan struct{})
 	engineRunning = true
 	go func() { defer close(engDone); d.eng.run(runCtx) }()
 	goRun(func(c context.Context) { api.serve(c) })
 
-	d.log.Info("sitelink edge running", "node", d.cfg.Node.ID, "stations", len(d.order), "version", d.o.Version)
-	d.status(fmt.Sprintf("running, %d stations", len(d.order)))
+	d.log.Info("sitelink edge running", "node", d.conf().Node.ID, "stations", d.stationCount(), "version", d.o.Version)
+	d.status(fmt.Sprintf("running, %d stations", d.stationCount()))
 	if d.o.Ready != nil {
 		d.o.Ready()
 	}
@@ -184,66 +218,19 @@ func (d *Daemon) status(s string) {
 
 func (d *Daemon) openStations() error {
 	d.stations = map[string]hal.Station{}
+	d.meterOf = map[string]*modbus.Meter{}
+	d.builtFrom = map[string]config.Station{}
+	d.runStop = map[string]context.CancelFunc{}
 	if err := d.openBuses(); err != nil {
 		return err
 	}
-	for _, sc := range d.cfg.Stations {
-		d.order = append(d.order, sc.Number)
-		if st, ok := d.o.Stations[sc.Number]; ok {
-			d.stations[sc.Number] = st
-			if s, ok := st.(*sim.Station); ok {
-				d.sims[sc.Number] = s
-			}
-			continue
-		}
-		switch sc.Driver {
-		case "sim":
-			c := sim.Config{Number: sc.Number, VehiclePresent: true, PowerKW: 7.4, TimeScale: 1}
-			if sc.Sim != nil {
-				c.VehiclePresent = sc.Sim.Vehicle != "absent"
-				c.PowerKW = sc.Sim.PowerKW
-				c.TimeScale = sc.Sim.TimeScale
-			}
-			s := sim.New(c)
-			d.stations[sc.Number] = s
-			d.sims[sc.Number] = s
-		case "gpio", "modbus":
-			var st hal.Station
-			var err error
-			if sc.Driver == "gpio" {
-				st, err = d.openGPIO(sc)
-			} else {
-				st, err = d.openModbus(sc)
-			}
-			if err != nil {
-				d.closeStations()
-				return fmt.Errorf("station %s: %w", sc.Number, err)
-			}
-			d.stations[sc.Number] = st
-		default:
-			d.closeStations()
-			return fmt.Errorf("station %s: driver %q not supported by this build", sc.Number, sc.Driver)
-		}
-	}
-	// A meter block gives a sim or gpio station its energy (a modbus
-	// controller polls its own).
-	for _, sc := range d.cfg.Stations {
-		if sc.Meter == nil || sc.Driver == "modbus" {
-			continue
-		}
-		m, err := d.newMeter(sc)
+	for _, sc := range d.conf().Stations {
+		b, err := d.buildStation(sc, true)
 		if err != nil {
 			d.closeStations()
-			return fmt.Errorf("station %s: meter: %w", sc.Number, err)
+			return fmt.Errorf("station %s: %w", sc.Number, err)
 		}
-		d.meters = append(d.meters, m)
-		d.stations[sc.Number] = metered{Station: d.stations[sc.Number], m: m}
-		// One reading before the start-up reconcile, so that a session
-		// interrupted by a crash ends with the energy the meter vouches
-		// for (a meter that does not answer faults its station instead).
-		ctx, cancel := context.WithTimeout(context.Background(), 2*max(d.busTimeout(sc.Meter.Bus), time.Second))
-		_, _ = m.ReadOnce(ctx)
-		cancel()
+		d.install(sc, b)
 	}
 	// Fail safe first: nothing delivers energy until a session says so.
 	for _, n := range d.order {
@@ -268,12 +255,12 @@ func (d *Daemon) closeStations() {
 }
 
 func (d *Daemon) linkOptions() (link.Options, error) {
-	m := d.cfg.MQTT
+	m := d.conf().MQTT
 	o, err := link.FromConfig(m)
 	if err != nil {
 		return o, err
 	}
-	o.ClientID = d.cfg.Node.ID
+	o.ClientID = d.conf().Node.ID
 	o.CleanSession = false
 	o.ManualAck = true
 	o.Logger = d.log
@@ -283,9 +270,9 @@ func (d *Daemon) linkOptions() (link.Options, error) {
 		// topics named after the certificate (DESIGN.md §3). With another
 		// name it accepts the connection, then silently drops what the
 		// node publishes and never delivers its commands: say so up front.
-		if leaf := tc.Certificates[0].Leaf; leaf != nil && leaf.Subject.CommonName != d.cfg.Node.ID {
+		if leaf := tc.Certificates[0].Leaf; leaf != nil && leaf.Subject.CommonName != d.conf().Node.ID {
 			d.log.Warn("mqtt client certificate names another node; a broker ACL keyed on the certificate identity will not let this node use its topics",
-				"cert_common_name", leaf.Subject.CommonName, "node_id", d.cfg.Node.ID)
+				"cert_common_name", leaf.Subject.CommonName, "node_id", d.conf().Node.ID)
 		}
 	}
 	o.Will = func() (string, []byte, error) {
@@ -304,7 +291,9 @@ func (d *Daemon) linkOptions() (link.Options, error) {
 	// its commands must not claim to be connected.
 	echo := make(chan int64, 1)
 	o.Subs = map[string]link.Handler{
-		d.topics.Commands(): d.eng.onCommand,
+		d.topics.Commands():      d.eng.onCommand,
+		d.topics.ConfigDesired(): d.fleet.handler(config.SourceNode),
+		wire.GroupConfigDesired(d.topics.Prefix, d.conf().MQTT.Group): d.fleet.handler(config.SourceGroup),
 		d.topics.State(): func(_ *link.Conn, m paho.Message) {
 			defer m.Ack()
 			var st wire.State
@@ -328,7 +317,7 @@ func (d *Daemon) linkOptions() (link.Options, error) {
 		if err := c.PublishWait(context.Background(), d.topics.State(), true, d.statePayload(true)); err != nil {
 			return fmt.Errorf("birth: %w", err)
 		}
-		timeout := time.After(d.cfg.MQTT.ConnectTimeout.D())
+		timeout := time.After(d.conf().MQTT.ConnectTimeout.D())
 		for waiting := true; waiting; {
 			select {
 			case e := <-echo:
@@ -340,6 +329,7 @@ func (d *Daemon) linkOptions() (link.Options, error) {
 			}
 		}
 		d.pump.poke()
+		d.fleet.poke() // a report the broker has not seen yet
 		d.status(d.statusLine(true, ""))
 		return nil
 	}
@@ -347,6 +337,13 @@ func (d *Daemon) linkOptions() (link.Options, error) {
 		d.status(d.statusLine(false, fmt.Sprintf("broker unreachable: %v", err)))
 	}
 	return o, nil
+}
+
+// rebirth republishes the retained online state (a new config version).
+func (d *Daemon) rebirth() {
+	if c := d.link.Conn(); c != nil {
+		c.Publish(d.topics.State(), true, d.statePayload(true))
+	}
 }
 
 // Epoch is the connect epoch of the current (or last) connection.
@@ -357,18 +354,20 @@ func (d *Daemon) Epoch() int64 {
 }
 
 func (d *Daemon) statePayload(online bool) []byte {
+	order, _ := d.stationList()
 	s := wire.State{
 		Online:   online,
 		Epoch:    d.Epoch(),
 		Version:  d.o.Version,
-		Stations: append([]string{}, d.order...),
+		Stations: order,
 		At:       time.Now().UTC(),
 		Machines: []wire.Machine{},
 	}
+	s.ConfigVersion, s.GroupConfigVersion, s.NodeConfigVersion = d.fleet.versions()
 	if d.st != nil {
 		s.OutboxDepth, _ = d.st.OutboxLen()
 	}
-	for _, t := range d.cfg.Terminals {
+	for _, t := range d.conf().Terminals {
 		s.Machines = append(s.Machines, wire.Machine{MachineID: t.MachineID, HwSerial: t.HwSerial})
 	}
 	b, _ := jsonMarshal(s)

@@ -46,6 +46,9 @@ type engine struct {
 	retryStop map[string]retry
 	// lastHealth is when the last health event was queued (health.go).
 	lastHealth time.Time
+	// pending are station changes of a new configuration that wait for
+	// their stations to be free (stations.go).
+	pending pendingChange
 
 	stopOnce sync.Once
 	stopReq  chan struct{}
@@ -74,32 +77,11 @@ func newEngine(d *Daemon) *engine {
 		retryStop:      map[string]retry{},
 		changes:        newQueue[string](),
 		seen:           map[string]hal.Reading{},
+		pending:        pendingChange{stations: map[string]bool{}, buses: map[string]bool{}},
 		lastCheckpoint: map[string]time.Time{},
 		stopReq:        make(chan struct{}),
 		stopped:        make(chan struct{}),
 	}
-}
-
-// watchStations forwards each station's change notifications to the
-// engine.
-func (e *engine) watchStations(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, n := range e.d.order {
-		st := e.d.stations[n]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-st.Changes():
-					e.changes.push(n)
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 func (e *engine) run(ctx context.Context) {
@@ -177,7 +159,7 @@ func (e *engine) commit(fn func(tx *store.Tx) error) error {
 
 // emit queues an event in the outbox inside tx.
 func (e *engine) emit(tx *store.Tx, typ string, body any, now time.Time) error {
-	node := e.d.cfg.Node.ID
+	node := e.d.conf().Node.ID
 	_, err := tx.Enqueue(node, typ, now, func(seq uint64, _ string) ([]byte, error) {
 		return wire.EventPayload(node, seq, typ, now.UTC(), body)
 	})
@@ -195,6 +177,11 @@ type sessionEvent struct {
 // transition moves s to state `to` inside tx and emits the session event.
 func (e *engine) transition(tx *store.Tx, s *store.Session, to store.State, reason string, now time.Time) error {
 	from := s.State
+	if s.Tariff == nil {
+		// The first record of a session fixes its price.
+		t := store.Tariff(e.d.conf().Tariff)
+		s.Tariff = &t
+	}
 	s.State = to
 	s.UpdatedAt = now.UTC()
 	s.History = append(s.History, store.Transition{State: to, At: s.UpdatedAt, Reason: reason})
@@ -337,7 +324,10 @@ type stationEvent struct {
 }
 
 func (e *engine) stationChanged(n string, now time.Time) {
-	st := e.d.stations[n]
+	st, ok := e.d.stations[n]
+	if !ok {
+		return // removed by a new configuration after it signalled
+	}
 	r := st.Read()
 	prev := e.seen[n]
 	if prev.CP == r.CP && prev.Contactor == r.Contactor && prev.Fault == r.Fault {
@@ -384,6 +374,7 @@ func (e *engine) stationChanged(n string, now time.Time) {
 // timers: plug timeout, energy checkpoints, and stuck stops.
 func (e *engine) timers(now time.Time) {
 	e.healthTick(now)
+	e.applyStations(now)
 	// Meters fault and recover without a change notification.
 	for _, n := range e.d.order {
 		e.stationChanged(n, now)
@@ -395,8 +386,8 @@ func (e *engine) timers(now time.Time) {
 		return
 	}
 	e.unsupervised(open, now)
-	plug := time.Duration(e.d.cfg.Policy.PlugTimeout)
-	every := time.Duration(e.d.cfg.Policy.EnergyCheckpoint)
+	plug := time.Duration(e.d.conf().Policy.PlugTimeout)
+	every := time.Duration(e.d.conf().Policy.EnergyCheckpoint)
 	for i := range open {
 		s := &open[i]
 		st, ok := e.d.stations[s.Station]
@@ -542,7 +533,7 @@ func (e *engine) recordStopThen(tx *store.Tx, s *store.Session, reason string, o
 }
 
 func (e *engine) contactorTimeout() time.Duration {
-	if d := time.Duration(e.d.cfg.Policy.ContactorTimeout); d > 0 {
+	if d := time.Duration(e.d.conf().Policy.ContactorTimeout); d > 0 {
 		return d
 	}
 	return 2 * time.Second

@@ -68,9 +68,8 @@ func (d *Daemon) openGPIO(sc config.Station) (hal.Station, error) {
 // openBuses opens every declared serial bus once; devices share them.
 func (d *Daemon) openBuses() error {
 	d.buses = map[string]*modbus.Bus{}
-	for _, b := range d.cfg.Buses {
-		bus, err := modbus.OpenBus(modbus.BusConfig{Name: b.Name, Port: b.Port, Baud: b.Baud, Parity: b.Parity,
-			StopBits: b.StopBits, DataBits: b.DataBits, Timeout: b.Timeout.D(), Gap: b.Gap.D()}, d.log.With("bus", b.Name))
+	for _, b := range d.conf().Buses {
+		bus, err := openBus(b, d)
 		if err != nil {
 			d.closeBuses()
 			return fmt.Errorf("buses: %s: %w", b.Name, err)
@@ -78,6 +77,11 @@ func (d *Daemon) openBuses() error {
 		d.buses[b.Name] = bus
 	}
 	return nil
+}
+
+func openBus(b config.Bus, d *Daemon) (*modbus.Bus, error) {
+	return modbus.OpenBus(modbus.BusConfig{Name: b.Name, Port: b.Port, Baud: b.Baud, Parity: b.Parity,
+		StopBits: b.StopBits, DataBits: b.DataBits, Timeout: b.Timeout.D(), Gap: b.Gap.D()}, d.log.With("bus", b.Name))
 }
 
 func (d *Daemon) closeBuses() {
@@ -126,7 +130,7 @@ func (d *Daemon) openModbus(sc config.Station) (hal.Station, error) {
 		Map: modbus.ControllerMap{State: register(mb.State), StateEncoding: mb.State.Encoding,
 			Enable: modbus.Enable{Coil: mb.Enable.Coil, Address: mb.Enable.Address},
 			Energy: registerPtr(mb.Energy), Power: registerPtr(mb.Power)},
-		Interval: mb.Interval.D(), ConfirmTimeout: d.cfg.Policy.ContactorTimeout.D(), MaxPowerKW: sc.PowerLimitKW(),
+		Interval: mb.Interval.D(), ConfirmTimeout: d.conf().Policy.ContactorTimeout.D(), MaxPowerKW: sc.PowerLimitKW(),
 		Logger: d.log.With("station", sc.Number),
 	}
 	if sc.Meter != nil {
@@ -171,7 +175,7 @@ func (s metered) Read() hal.Reading {
 
 // busTimeout is the configured answer timeout of a bus.
 func (d *Daemon) busTimeout(name string) time.Duration {
-	if b, ok := d.cfg.Bus(name); ok {
+	if b, ok := d.conf().Bus(name); ok {
 		return b.Timeout.D()
 	}
 	return time.Second

@@ -65,8 +65,9 @@ func (b backend) Metrics(w io.Writer) error {
 		s.Gauge("sitelink_sessions", "Sessions in the ledger by state.", float64(n), "state", string(st))
 	}
 
-	for _, n := range d.order {
-		r := d.stations[n].Read()
+	order, sts := d.stationList()
+	for _, n := range order {
+		r := sts[n].Read()
 		s.Gauge("sitelink_station_contactor", "1 while the station's contactor is confirmed closed.", metrics.Bool(r.Contactor), "station", n)
 		s.Gauge("sitelink_station_fault", "1 while the station is faulted (meter, Modbus or driver error).", metrics.Bool(r.Fault != ""), "station", n)
 		s.Gauge("sitelink_station_energy_wh", "The station meter's imported energy register, Wh.", r.EnergyWh, "station", n)

@@ -324,7 +324,7 @@ func TestRequestSeedExternalCancel(t *testing.T) {
 				t.Fatalf("call = %q", call)
 			}
 			got := moneyBody(t, call, body)
-			want := maps(seed)
+			want := copyMap(seed)
 			want["ReasonCode"] = row.Code
 			want["ReasonText"] = row.Text
 			if !reflect.DeepEqual(got, want) {
@@ -342,7 +342,7 @@ func TestRequestSeedExternalCancel(t *testing.T) {
 	}
 }
 
-func maps(m map[string]any) map[string]any {
+func copyMap(m map[string]any) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		out[k] = v

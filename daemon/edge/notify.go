@@ -49,8 +49,9 @@ func (d *Daemon) statusLine(up bool, why string) string {
 	} else if why != "" {
 		link = "buffering (" + why + ")"
 	}
-	stations := fmt.Sprintf("%d stations", len(d.order))
-	if len(d.order) == 1 {
+	n := d.stationCount()
+	stations := fmt.Sprintf("%d stations", n)
+	if n == 1 {
 		stations = "1 station"
 	}
 	outbox := "outbox ?"

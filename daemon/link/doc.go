@@ -7,6 +7,10 @@
 // not lost, subscriptions made right after CONNACK, then OnUp (the birth).
 // Backoff is exponential with jitter between BackoffMin and BackoffMax.
 //
+// Reconfigure swaps the connection settings and drops the connection; the
+// next one is made at once with them, and WaitGen tells when it is up, so
+// a caller can try new settings and restore the old ones on failure.
+//
 // Nothing blocks in handlers and every token wait has a timeout. With
 // ManualAck the PUBACK for an incoming message is sent only when the
 // consumer calls Ack, after it has committed the message: a crash before

@@ -69,10 +69,16 @@ type Link struct {
 	cur     *Conn
 	changed chan struct{} // closed and replaced whenever cur changes
 	stopped bool
+	gen     int64         // bumped by Reconfigure
+	kick    chan struct{} // closed by Reconfigure: stop waiting, connect now
 }
+
+// errReconfigured is why Reconfigure drops a connection.
+var errReconfigured = errors.New("reconnecting with new settings")
 
 // Conn is one established connection. It is valid until Done is closed.
 type Conn struct {
+	gen     int64 // the settings generation it was made with
 	client  paho.Client
 	done    chan struct{}
 	once    sync.Once
@@ -82,6 +88,15 @@ type Conn struct {
 
 // New returns a link; Run connects it.
 func New(o Options) *Link {
+	o = o.withDefaults()
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Link{o: o, log: log, changed: make(chan struct{}), kick: make(chan struct{})}
+}
+
+func (o Options) withDefaults() Options {
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = 30 * time.Second
 	}
@@ -94,11 +109,61 @@ func New(o Options) *Link {
 	if o.BackoffMax < o.BackoffMin {
 		o.BackoffMax = 60 * time.Second
 	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return o
+}
+
+// Reconfigure replaces the connection settings of n (broker, credentials,
+// TLS, timing; the client id, session, handlers and will stay) and drops
+// the current connection, so that the next one, made at once, uses them.
+// It returns the settings generation to pass to WaitGen.
+func (l *Link) Reconfigure(n Options) int64 {
+	n = n.withDefaults()
+	l.mu.Lock()
+	l.o.Broker, l.o.Username, l.o.Password, l.o.TLS = n.Broker, n.Username, n.Password, n.TLS
+	l.o.KeepAlive, l.o.ConnectTimeout = n.KeepAlive, n.ConnectTimeout
+	l.o.BackoffMin, l.o.BackoffMax = n.BackoffMin, n.BackoffMax
+	l.gen++
+	gen, c := l.gen, l.cur
+	close(l.kick)
+	l.kick = make(chan struct{})
+	l.mu.Unlock()
+	if c != nil {
+		c.Abort(errReconfigured)
 	}
-	return &Link{o: o, log: log, changed: make(chan struct{})}
+	return gen
+}
+
+// Options returns the settings in use now, to restore them exactly with
+// Reconfigure (secrets included: files may have changed since).
+func (l *Link) Options() Options {
+	o, _, _ := l.settings()
+	return o
+}
+
+// WaitGen blocks until a connection made with settings generation gen (or
+// a later one) is up, or ctx ends.
+func (l *Link) WaitGen(ctx context.Context, gen int64) error {
+	for {
+		l.mu.Lock()
+		c, ch := l.cur, l.changed
+		l.mu.Unlock()
+		if c != nil && !c.Dead() && c.gen >= gen {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// settings returns a copy of the options, the generation and the kick
+// channel as they are now.
+func (l *Link) settings() (Options, int64, chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.o, l.gen, l.kick
 }
 
 // Conn returns the live connection, or nil while down.
@@ -142,51 +207,67 @@ func (l *Link) setConn(c *Conn) {
 // Run holds the connection until ctx ends. It returns nil on a clean
 // shutdown; callers publish their offline state with Shutdown first.
 func (l *Link) Run(ctx context.Context) error {
-	backoff := l.o.BackoffMin
+	o, gen, _ := l.settings()
+	backoff := o.BackoffMin
 	for ctx.Err() == nil {
-		c, err := l.connect(ctx)
+		var kick chan struct{}
+		var g int64
+		o, g, kick = l.settings()
+		if g != gen {
+			gen, backoff = g, o.BackoffMin // new settings deserve a fresh start
+		}
+		c, err := l.connect(ctx, o, gen)
 		if err != nil {
 			wait := jitter(backoff)
-			l.log.Warn("mqtt connect failed", "broker", l.o.Broker, "err", err, "retry_in", wait.Round(time.Millisecond))
-			if l.o.OnDown != nil {
-				l.o.OnDown(err)
+			l.log.Warn("mqtt connect failed", "broker", o.Broker, "err", err, "retry_in", wait.Round(time.Millisecond))
+			if o.OnDown != nil {
+				o.OnDown(err)
 			}
-			backoff = min(backoff*2, l.o.BackoffMax)
-			if !sleep(ctx, wait) {
+			backoff = min(backoff*2, o.BackoffMax)
+			if !sleep(ctx, wait, kick) {
 				break
 			}
 			continue
 		}
 		l.mu.Lock()
-		stopped := l.stopped
+		stopped, stale := l.stopped, l.gen != gen
+		if !stopped && !stale {
+			l.cur = c
+			close(l.changed)
+			l.changed = make(chan struct{})
+		}
 		l.mu.Unlock()
 		if stopped {
 			// Shutdown ran while this connection was being made.
 			c.client.Disconnect(0)
 			return nil
 		}
-		l.setConn(c)
-		l.log.Info("mqtt connected", "broker", l.o.Broker, "client_id", l.o.ClientID)
+		if stale {
+			// Reconfigure ran while this connection was being made.
+			c.client.Disconnect(0)
+			continue
+		}
+		l.log.Info("mqtt connected", "broker", o.Broker, "client_id", o.ClientID)
 		up := time.Now()
 		select {
 		case <-c.done:
 			l.setConn(nil)
 			l.log.Warn("mqtt connection lost", "err", c.err)
 			c.client.Disconnect(0)
-			if l.o.OnDown != nil {
-				l.o.OnDown(c.err)
+			if o.OnDown != nil {
+				o.OnDown(c.err)
 			}
 			// A broker that accepts and then drops us (ACL kick, a second
 			// node with our id) must not make us reconnect every second
 			// forever: only a connection that lived resets the backoff.
-			wait := jitter(l.o.BackoffMin)
+			wait := jitter(o.BackoffMin)
 			if time.Since(up) < stableAfter {
 				wait = jitter(backoff)
-				backoff = min(backoff*2, l.o.BackoffMax)
+				backoff = min(backoff*2, o.BackoffMax)
 			} else {
-				backoff = l.o.BackoffMin
+				backoff = o.BackoffMin
 			}
-			if !sleep(ctx, wait) {
+			if !sleep(ctx, wait, kick) {
 				return nil
 			}
 		case <-ctx.Done():
@@ -202,29 +283,29 @@ func (l *Link) Run(ctx context.Context) error {
 	return nil
 }
 
-func (l *Link) connect(ctx context.Context) (*Conn, error) {
+func (l *Link) connect(ctx context.Context, lo Options, gen int64) (*Conn, error) {
 	o := paho.NewClientOptions().
-		AddBroker(l.o.Broker).
-		SetClientID(l.o.ClientID).
-		SetCleanSession(l.o.CleanSession).
+		AddBroker(lo.Broker).
+		SetClientID(lo.ClientID).
+		SetCleanSession(lo.CleanSession).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetOrderMatters(true).
-		SetAutoAckDisabled(l.o.ManualAck).
-		SetKeepAlive(l.o.KeepAlive).
-		SetPingTimeout(l.o.ConnectTimeout).
-		SetConnectTimeout(l.o.ConnectTimeout).
-		SetWriteTimeout(l.o.ConnectTimeout).
+		SetAutoAckDisabled(lo.ManualAck).
+		SetKeepAlive(lo.KeepAlive).
+		SetPingTimeout(lo.ConnectTimeout).
+		SetConnectTimeout(lo.ConnectTimeout).
+		SetWriteTimeout(lo.ConnectTimeout).
 		SetResumeSubs(false)
-	if l.o.Username != "" {
-		o.SetUsername(l.o.Username)
-		o.SetPassword(l.o.Password)
+	if lo.Username != "" {
+		o.SetUsername(lo.Username)
+		o.SetPassword(lo.Password)
 	}
-	if l.o.TLS != nil {
-		o.SetTLSConfig(l.o.TLS)
+	if lo.TLS != nil {
+		o.SetTLSConfig(lo.TLS)
 	}
-	if l.o.Will != nil {
-		topic, payload, err := l.o.Will()
+	if lo.Will != nil {
+		topic, payload, err := lo.Will()
 		if err != nil {
 			return nil, fmt.Errorf("prepare will: %w", err)
 		}
@@ -232,7 +313,7 @@ func (l *Link) connect(ctx context.Context) (*Conn, error) {
 			o.SetBinaryWill(topic, payload, 1, true)
 		}
 	}
-	c := &Conn{done: make(chan struct{}), timeout: l.o.ConnectTimeout}
+	c := &Conn{gen: gen, done: make(chan struct{}), timeout: lo.ConnectTimeout}
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) { c.lost(err) })
 	// Messages nobody routes are acked and logged, or the broker would
 	// redeliver them forever.
@@ -244,7 +325,7 @@ func (l *Link) connect(ctx context.Context) (*Conn, error) {
 	c.client = client
 	// Routes go in before Connect: a persistent session delivers queued
 	// messages right after CONNACK, before any SUBSCRIBE is answered.
-	for filter, h := range l.o.Subs {
+	for filter, h := range lo.Subs {
 		h := h
 		client.AddRoute(filter, func(_ paho.Client, m paho.Message) { h(c, m) })
 	}
@@ -252,9 +333,9 @@ func (l *Link) connect(ctx context.Context) (*Conn, error) {
 		client.Disconnect(0)
 		return nil, err
 	}
-	if len(l.o.Subs) > 0 {
-		filters := make(map[string]byte, len(l.o.Subs))
-		for f := range l.o.Subs {
+	if len(lo.Subs) > 0 {
+		filters := make(map[string]byte, len(lo.Subs))
+		for f := range lo.Subs {
 			filters[f] = 1
 		}
 		tok := client.SubscribeMultiple(filters, nil)
@@ -272,8 +353,8 @@ func (l *Link) connect(ctx context.Context) (*Conn, error) {
 			}
 		}
 	}
-	if l.o.OnUp != nil {
-		if err := l.o.OnUp(c); err != nil {
+	if lo.OnUp != nil {
+		if err := lo.OnUp(c); err != nil {
 			client.Disconnect(0)
 			return nil, fmt.Errorf("on connect: %w", err)
 		}
@@ -393,11 +474,14 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits d; kick cuts it short. It reports false if ctx ended.
+func sleep(ctx context.Context, d time.Duration, kick <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
+	case <-kick:
 		return true
 	case <-ctx.Done():
 		return false

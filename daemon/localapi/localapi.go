@@ -127,6 +127,28 @@ type Backend interface {
 	SelfTest(ctx context.Context, station string) (string, error)
 	// Metrics writes the Prometheus text exposition (GET /metrics).
 	Metrics(w io.Writer) error
+	// Config is the effective configuration and where each value came
+	// from (GET /v1/config).
+	Config() (ConfigView, error)
+}
+
+// ConfigView is the effective configuration of a running daemon.
+type ConfigView struct {
+	Node            string    `json:"node"`
+	File            string    `json:"file,omitempty"`
+	Version         int64     `json:"config_version"`
+	GroupVersion    int64     `json:"group_version"`
+	NodeVersion     int64     `json:"node_version"`
+	WaitingStations []string  `json:"waiting_stations,omitempty"`
+	Settings        []Setting `json:"settings"`
+}
+
+// Setting is one key of the effective configuration: its value and its
+// source (default, file, group or node).
+type Setting struct {
+	Key    string `json:"key"`
+	Value  any    `json:"value"`
+	Source string `json:"source"`
 }
 
 // StationRequest names a station (POST /v1/stop, /v1/selftest).
@@ -164,6 +186,7 @@ func Handler(b Backend) http.Handler {
 	mux.HandleFunc("GET /v1/stations", get(func(*http.Request) (any, error) { return b.Stations() }))
 	mux.HandleFunc("GET /v1/sessions", get(func(r *http.Request) (any, error) { return b.Sessions(limit(r)) }))
 	mux.HandleFunc("GET /v1/outbox", get(func(r *http.Request) (any, error) { return b.Outbox(limit(r)) }))
+	mux.HandleFunc("GET /v1/config", get(func(*http.Request) (any, error) { return b.Config() }))
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		// Rendered into a buffer first so a failure is still a 500, not
 		// a truncated 200 that Prometheus would half-ingest.
@@ -313,6 +336,9 @@ func (c *Client) do(method, path string, in, out any) error {
 
 // Status fetches the daemon's status.
 func (c *Client) Status() (s Status, err error) { err = c.do("GET", "/v1/status", nil, &s); return }
+
+// Config returns the daemon's effective configuration.
+func (c *Client) Config() (v ConfigView, err error) { err = c.do("GET", "/v1/config", nil, &v); return }
 
 // Stations fetches every station's state.
 func (c *Client) Stations() (s []Station, err error) {

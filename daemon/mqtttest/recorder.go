@@ -78,7 +78,19 @@ func record(t testing.TB, url, id, filter string, ro RecordOptions) *Recorder {
 // Publish sends a QoS 1 message and waits for its PUBACK.
 func (r *Recorder) Publish(topic string, payload []byte) {
 	r.t.Helper()
-	if tok := r.c.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+	r.publish(topic, false, payload)
+}
+
+// PublishRetained sends a retained QoS 1 message (a desired config, a
+// state) and waits for its PUBACK.
+func (r *Recorder) PublishRetained(topic string, payload []byte) {
+	r.t.Helper()
+	r.publish(topic, true, payload)
+}
+
+func (r *Recorder) publish(topic string, retained bool, payload []byte) {
+	r.t.Helper()
+	if tok := r.c.Publish(topic, 1, retained, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		r.t.Fatalf("publish %s: %v", topic, tok.Error())
 	}
 }

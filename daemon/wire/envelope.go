@@ -89,6 +89,11 @@ type State struct {
 	// OutboxDepth is how many events the node had not yet delivered when
 	// it published this state (an extension for fleet views).
 	OutboxDepth int `json:"outbox_depth,omitempty"`
+	// GroupConfigVersion and NodeConfigVersion are the versions of the
+	// group's and the node's desired configs that run (ConfigVersion is
+	// the last applied of either).
+	GroupConfigVersion int64 `json:"group_config_version,omitempty"`
+	NodeConfigVersion  int64 `json:"node_config_version,omitempty"`
 }
 
 // MarshalJSON writes nil lists as [] so that consumers always see arrays.
