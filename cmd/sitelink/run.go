@@ -56,9 +56,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			case <-hup:
 				log.Info("SIGHUP: reloading the configuration", "file", *path)
 				rctx, cancel := context.WithTimeout(ctx, edge.DefaultConfigTrial+30*time.Second)
-				if err := d.Reload(rctx); err == nil {
-					_, _ = daemon.SdNotify(false, "STATUS=configuration reloaded")
-				}
+				_ = d.Reload(rctx) // the daemon logs the outcome
 				cancel()
 			case <-ctx.Done():
 				return

@@ -836,3 +836,26 @@ func FuzzParseLayers(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseLayers measures deciding a desired config (file plus group
+// and node layers, validated) against parsing the file alone, the baseline
+// of the same run: a fleet rollout costs the node about one config check.
+func BenchmarkParseLayers(b *testing.B) {
+	file := []byte(layersFile)
+	g := &Desired{Version: 3, Config: []byte(`{"tariff":{"price_per_kwh":0.5,"session_fee":1},"policy":{"plug_timeout":"60s"}}`)}
+	n := &Desired{Version: 7, Config: []byte(`{"tariff":{"price_per_kwh":0.45},"stations":[{"number":"5","driver":"sim"},{"number":"6","driver":"sim"}]}`)}
+	b.Run("file-alone", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ParseEdge(file); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("file+group+node", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := ParseLayers(Layers{File: file, Group: g, Node: n}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
