@@ -376,7 +376,7 @@ func Diff(old, new *Edge) Change {
 			touched[s.Number] = true
 			continue
 		}
-		for _, b := range s.buses() {
+		for _, b := range s.Buses() {
 			if busChanged(b) {
 				touched[s.Number] = true
 			}
@@ -408,8 +408,9 @@ func stationNumbers(e *Edge) []string {
 	return out
 }
 
-// buses names the serial buses the station uses.
-func (s Station) buses() []string {
+// Buses names the serial buses the station uses (its meter's, its
+// controller's).
+func (s Station) Buses() []string {
 	var out []string
 	if s.Meter != nil {
 		out = append(out, s.Meter.Bus)

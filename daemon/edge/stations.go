@@ -212,7 +212,7 @@ func (e *engine) applyStations(now time.Time) {
 	cfg := e.d.conf()
 	usesBus := func(n string) bool {
 		for _, sc := range []config.Station{e.d.builtFrom[n], stationOf(cfg, n)} {
-			for _, b := range stationBuses(sc) {
+			for _, b := range sc.Buses() {
 				if e.pending.buses[b] {
 					return true
 				}
@@ -314,7 +314,8 @@ func (d *Daemon) replaceStations(nums map[string]bool, buses []string) {
 			continue
 		}
 		order = append(order, sc.Number)
-		b, err := d.openStationBuses(cfg, sc)
+		var b built
+		err := d.openStationBuses(cfg, sc)
 		if err == nil {
 			b, err = d.buildStation(sc, false)
 		}
@@ -347,39 +348,27 @@ func (d *Daemon) replaceStations(nums map[string]bool, buses []string) {
 }
 
 // openStationBuses opens the buses a station needs that are not open yet.
-func (d *Daemon) openStationBuses(cfg *config.Edge, sc config.Station) (built, error) {
-	for _, name := range stationBuses(sc) {
+func (d *Daemon) openStationBuses(cfg *config.Edge, sc config.Station) error {
+	for _, name := range sc.Buses() {
 		if d.buses[name] != nil {
 			continue
 		}
 		bc, ok := cfg.Bus(name)
 		if !ok {
-			return built{}, fmt.Errorf("bus %q is not declared", name)
+			return fmt.Errorf("bus %q is not declared", name)
 		}
 		bus, err := openBus(bc, d)
 		if err != nil {
-			return built{}, fmt.Errorf("bus %s: %w", name, err)
+			return fmt.Errorf("bus %s: %w", name, err)
 		}
 		d.buses[name] = bus
 	}
-	return built{}, nil
+	return nil
 }
 
 func stationOf(cfg *config.Edge, n string) config.Station {
 	sc, _ := cfg.Station(n)
 	return sc
-}
-
-// stationBuses names the buses a station definition uses.
-func stationBuses(sc config.Station) []string {
-	var out []string
-	if sc.Meter != nil {
-		out = append(out, sc.Meter.Bus)
-	}
-	if sc.Modbus != nil {
-		out = append(out, sc.Modbus.Bus)
-	}
-	return out
 }
 
 func sortedKeys(m map[string]bool) []string {
