@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/localapi"
 	"github.com/sitelink/sitelink/store"
 )
@@ -19,13 +23,13 @@ type apiServer struct {
 	srv, ms *http.Server
 }
 
-func (d *Daemon) listenAPI() (*apiServer, error) {
-	l, err := localapi.Listen(d.conf().Node.APISocket)
+func listenAPI(node config.Node, b backend, log *slog.Logger) (*apiServer, error) {
+	l, err := localapi.Listen(node.APISocket)
 	if err != nil {
 		return nil, err
 	}
-	a := &apiServer{l: l, srv: &http.Server{Handler: localapi.Handler(backend{d}), ReadHeaderTimeout: 5 * time.Second}}
-	if addr := d.conf().Node.MetricsListen; addr != "" {
+	a := &apiServer{l: l, srv: &http.Server{Handler: localapi.Handler(b), ReadHeaderTimeout: 5 * time.Second}}
+	if addr := node.MetricsListen; addr != "" {
 		// Only /metrics: the API socket's other endpoints control
 		// stations and must stay local.
 		ml, err := net.Listen("tcp", addr)
@@ -36,8 +40,8 @@ func (d *Daemon) listenAPI() (*apiServer, error) {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-			if err := (backend{d}).Metrics(w); err != nil {
-				d.log.Warn("metrics", "err", err)
+			if err := b.Metrics(w); err != nil {
+				log.Warn("metrics", "err", err)
 			}
 		})
 		a.ml, a.ms = ml, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -75,32 +79,44 @@ func (a *apiServer) close() {
 	}
 }
 
-// backend adapts the daemon to localapi.Backend.
-type backend struct{ d *Daemon }
+// backend serves the local API (localapi.Backend) from the pieces that
+// own the answers; anything that changes a session runs on the engine
+// (exec).
+type backend struct {
+	st       *store.Store
+	stations *stationSet
+	cfg      *atomic.Pointer[config.Edge]
+	link     *link.Link
+	pres     *presence
+	pump     *pump
+	fleet    *fleet
+	exec     func(context.Context, func(*engine)) error
+	version  string
+}
 
 var _ localapi.Backend = backend{}
 
 func (b backend) Status() (localapi.Status, error) {
-	n, err := b.d.st.OutboxLen()
+	n, err := b.st.OutboxLen()
 	if err != nil {
 		return localapi.Status{}, err
 	}
 	return localapi.Status{
-		Node:        b.d.conf().Node.ID,
-		Connected:   b.d.link.Connected(),
-		Epoch:       b.d.Epoch(),
+		Node:        b.cfg.Load().Node.ID,
+		Connected:   b.link.Connected(),
+		Epoch:       b.pres.Epoch(),
 		OutboxDepth: n,
-		Version:     b.d.o.Version,
-		Stations:    b.d.stationCount(),
-		Published:   b.d.pump.published.Load(),
+		Version:     b.version,
+		Stations:    b.stations.count(),
+		Published:   b.pump.published.Load(),
 	}, nil
 }
 
-func (b backend) Config() (localapi.ConfigView, error) { return b.d.fleet.view(), nil }
+func (b backend) Config() (localapi.ConfigView, error) { return b.fleet.view(), nil }
 
 func (b backend) Stations() ([]localapi.Station, error) {
 	active := map[string]string{}
-	err := b.d.st.View(func(tx *store.Tx) error {
+	err := b.st.View(func(tx *store.Tx) error {
 		open, err := tx.ActiveSessions()
 		for _, s := range open {
 			if s.State.Active() {
@@ -112,12 +128,12 @@ func (b backend) Stations() ([]localapi.Station, error) {
 	if err != nil {
 		return nil, err
 	}
-	order, sts := b.d.stationList()
+	order, sts := b.stations.list()
 	out := make([]localapi.Station, 0, len(order))
 	for _, n := range order {
 		r := sts[n].Read()
 		out = append(out, localapi.Station{
-			Number: n, Driver: b.d.stationDriver(n), Contactor: r.Contactor, CPState: string(r.CP),
+			Number: n, Driver: b.stations.driver(n), Contactor: r.Contactor, CPState: string(r.CP),
 			EnergyWh: r.EnergyWh, PowerW: r.PowerW, Fault: r.Fault, Session: active[n],
 		})
 	}
@@ -129,7 +145,7 @@ func (b backend) Sessions(limit int) ([]localapi.Session, error) {
 		limit = 100
 	}
 	var out []localapi.Session
-	err := b.d.st.View(func(tx *store.Tx) error {
+	err := b.st.View(func(tx *store.Tx) error {
 		return tx.Sessions(limit, func(s store.Session) bool {
 			out = append(out, localapi.Session{
 				SparkTransactionID: s.SparkTransactionID, NayaxTransactionID: s.NayaxTransactionID,
@@ -150,7 +166,7 @@ func (b backend) Outbox(limit int) ([]localapi.OutboxEntry, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	es, err := b.d.st.OutboxHead(limit)
+	es, err := b.st.OutboxHead(limit)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +175,7 @@ func (b backend) Outbox(limit int) ([]localapi.OutboxEntry, error) {
 		out = append(out, localapi.OutboxEntry{ID: e.ID, Type: e.Type, Seq: e.Seq, CreatedAt: e.CreatedAt, Attempts: e.Attempts, Status: "queued"})
 	}
 	// Requests published but not yet answered by Nayax.
-	err = b.d.st.View(func(tx *store.Tx) error {
+	err = b.st.View(func(tx *store.Tx) error {
 		open, err := tx.OpenSessions()
 		for _, s := range open {
 			if r := s.Request; r != nil && len(r.EventIDs) > 0 {
@@ -185,7 +201,7 @@ func requestView(r *store.Request) *localapi.Request {
 
 func (b backend) Stop(ctx context.Context, station string) error {
 	var serr error
-	if err := b.d.eng.exec(ctx, func() { serr = b.d.eng.stopStation(station, time.Now()) }); err != nil {
+	if err := b.exec(ctx, func(e *engine) { serr = e.stopStation(station, time.Now()) }); err != nil {
 		return err
 	}
 	if serr != nil {
@@ -197,7 +213,7 @@ func (b backend) Stop(ctx context.Context, station string) error {
 func (b backend) SelfTest(ctx context.Context, station string) (string, error) {
 	var rep string
 	var serr error
-	if err := b.d.eng.exec(ctx, func() { rep, serr = b.d.eng.selfTest(station) }); err != nil {
+	if err := b.exec(ctx, func(e *engine) { rep, serr = e.selfTest(station) }); err != nil {
 		return "", err
 	}
 	return rep, serr
@@ -206,7 +222,7 @@ func (b backend) SelfTest(ctx context.Context, station string) (string, error) {
 func (b backend) Start(ctx context.Context, r localapi.StartRequest) (localapi.StartResult, error) {
 	var s store.Session
 	var serr error
-	if err := b.d.eng.exec(ctx, func() { s, serr = b.d.eng.startSession(r.Station, r.Amount, time.Now()) }); err != nil {
+	if err := b.exec(ctx, func(e *engine) { s, serr = e.startSession(r.Station, r.Amount, time.Now()) }); err != nil {
 		return localapi.StartResult{}, err
 	}
 	if serr != nil {
@@ -216,11 +232,8 @@ func (b backend) Start(ctx context.Context, r localapi.StartRequest) (localapi.S
 }
 
 func (b backend) Sim(r localapi.SimRequest) error {
-	b.d.hwMu.RLock()
-	s, ok := b.d.sims[r.Station]
-	_, exists := b.d.stations[r.Station]
-	b.d.hwMu.RUnlock()
-	if !ok {
+	s, exists := b.stations.sim(r.Station)
+	if s == nil {
 		if exists {
 			return fmt.Errorf("%w: station %q is not simulated", localapi.ErrBadRequest, r.Station)
 		}

@@ -173,7 +173,7 @@ func BenchmarkStopPath(b *testing.B) {
 		// transition, outbox deletes) settle: a stop comes minutes later.
 		waitFor(b, 10*time.Second, "charging, outbox drained", func() bool {
 			st, err := api.Status()
-			return err == nil && st.OutboxDepth == 0 && d.pump.published.Load() >= uint64(6*i+3)
+			return err == nil && st.OutboxDepth == 0 && st.Published >= uint64(6*i+3)
 		})
 		stopEnv := env("s"+spark, "stop", stopBody(b, map[string]any{"SparkTransactionId": spark, "NayaxTransactionId": 1000 + i}))
 		floor += roundTrip("bench/echo/req", stopEnv)

@@ -40,7 +40,7 @@ type outbound struct {
 }
 
 // onCommand is the paho handler: queue and return, never block.
-func (e *engine) onCommand(c *link.Conn, m paho.Message) { e.cmds.push(inbound{c, m}) }
+func (e *engine) onCommand(c *link.Conn, m paho.Message) { e.cmds.Push(inbound{c, m}) }
 
 // handle processes one command message: decode, dedupe by id, act, commit
 // the reply with the effect, hand it to the replier, which acks the
@@ -48,7 +48,7 @@ func (e *engine) onCommand(c *link.Conn, m paho.Message) { e.cmds.push(inbound{c
 func (e *engine) handle(in inbound) {
 	m := in.msg
 	now := time.Now()
-	_, _, typ, _ := wire.ParseNodeTopic(e.d.topics.Prefix, m.Topic())
+	_, _, typ, _ := wire.ParseNodeTopic(e.topics.Prefix, m.Topic())
 	cmd, derr := wire.DecodeCommand(m.Payload(), typ)
 	if cmd.ID == "" {
 		// Nothing to answer to: log (without the payload, it may hold
@@ -110,7 +110,7 @@ func (e *engine) handle(in inbound) {
 	}
 	// The reply first (someone waits for it), then the events.
 	e.reply(in, replyTo, reply)
-	e.pump.poke()
+	e.poke()
 	e.log.Info("command handled", "id", cmd.ID, "type", cmd.Type, "verdict", verdictOf(body))
 }
 
@@ -126,12 +126,12 @@ func (e *engine) encodeReply(cmd wire.Command, body any) []byte {
 // the broker would refuse (control characters) or that points at a
 // command topic would otherwise cost the connection or act on a node.
 func (e *engine) replyTopic(t string) string {
-	prefix := e.d.topics.Prefix + "/"
+	prefix := e.topics.Prefix + "/"
 	ok := strings.HasPrefix(t, prefix) && len(t) <= 512 && utf8.ValidString(t) &&
 		!strings.ContainsAny(t, "+#") && !strings.Contains(t, "/commands/") &&
 		strings.IndexFunc(t, func(r rune) bool { return r < 0x20 || r == 0x7f || r == 0xfeff }) < 0
 	if !ok {
-		return e.d.topics.Replies()
+		return e.topics.Replies()
 	}
 	return t
 }
@@ -139,7 +139,7 @@ func (e *engine) replyTopic(t string) string {
 // reply hands a reply to the replier goroutine; the engine never calls
 // into paho itself (a Publish can block on a congested connection).
 func (e *engine) reply(in inbound, topic string, payload []byte) {
-	e.out.push(outbound{conn: in.conn, msg: in.msg, topic: topic, payload: payload})
+	e.out.Push(outbound{conn: in.conn, msg: in.msg, topic: topic, payload: payload})
 }
 
 // replier publishes replies in order on the connection their command came
@@ -154,11 +154,11 @@ func (e *engine) replier(ctx context.Context) {
 	var flight []sent
 	for {
 		select {
-		case <-e.out.wake:
+		case <-e.out.Wake():
 		case <-ctx.Done():
 			return
 		}
-		for _, o := range e.out.drain() {
+		for _, o := range e.out.Drain() {
 			if o.conn.Dead() {
 				continue
 			}
@@ -203,9 +203,7 @@ func (e *engine) dispatch(cmd wire.Command, now time.Time) (any, func(tx *store.
 	case wire.CommandStart:
 		return e.startCommand(cmd, now)
 	case "rebirth":
-		if c := e.d.link.Conn(); c != nil {
-			c.Publish(e.d.topics.State(), true, e.d.statePayload(true))
-		}
+		e.rebirth()
 		return map[string]any{"Status": nayax.Approved("No Errors")}, nil
 	default:
 		return declined(cmd, nayax.CodeNotConfigured, fmt.Sprintf("command type %q is not supported by this node", cmd.Type)), nil
@@ -261,7 +259,7 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 	if msg := tooLong(req); msg != "" {
 		return out(nayax.Declined(nayax.CodeValidation, msg)), nil
 	}
-	term, ok := e.d.conf().TerminalFor(req.MachineId.V, req.HwSerial.S)
+	term, ok := e.conf().TerminalFor(req.MachineId.V, req.HwSerial.S)
 	if !ok {
 		return out(nayax.Declined(nayax.CodeUnknownMachine, fmt.Sprintf("unknown machine (MachineId %d, HwSerial %q) for this site", req.MachineId.V, req.HwSerial.S))), nil
 	}
@@ -351,7 +349,7 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: station %q is not served by this terminal", station))),
 			e.refuse(req, term, "", nil, key, "station "+station+" is not served by this terminal", now)
 	}
-	hw, ok := e.d.stations[station]
+	hw, ok := e.stations.get(station)
 	if !ok {
 		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: unknown station %q", station))),
 			e.refuse(req, term, "", nil, key, "unknown station "+station, now)

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,10 +14,9 @@ import (
 
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/link"
+	"github.com/sitelink/sitelink/daemon/queue"
 	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/hal"
-	"github.com/sitelink/sitelink/hal/modbus"
-	"github.com/sitelink/sitelink/hal/sim"
 	"github.com/sitelink/sitelink/store"
 )
 
@@ -50,38 +48,18 @@ type Options struct {
 	ConfigTrial time.Duration
 }
 
-// Daemon is the edge daemon: store, stations, MQTT link, outbox pump,
-// session engine and local API.
+// Daemon is the edge daemon. Run is its composition root: it builds each
+// piece from the values it needs, starts them in order and stops them in
+// reverse; no piece holds a pointer back to the Daemon.
 type Daemon struct {
-	o Options
-	// cfg is the running configuration. It is replaced whole (fleet
-	// config, SIGHUP) on the engine goroutine, and read anywhere.
+	o   Options
+	log *slog.Logger
+	// cfg is the running configuration: set by the fleet's load at
+	// start-up, then swapped whole only by the engine (fleet config,
+	// SIGHUP); read anywhere.
 	cfg    atomic.Pointer[config.Edge]
-	log    *slog.Logger
 	topics wire.Topics
-
-	st *store.Store
-
-	// The station set (stations.go): written on the engine goroutine
-	// under hwMu, read by others under it.
-	hwMu      sync.RWMutex
-	stations  map[string]hal.Station
-	order     []string // station numbers in config order
-	sims      map[string]*sim.Station
-	meterOf   map[string]*modbus.Meter      // meters the daemon polls, by station
-	builtFrom map[string]config.Station     // the definition each station was opened with
-	runStop   map[string]context.CancelFunc // stops a station's watcher and meter loop
-	buses     map[string]*modbus.Bus
-	runCtx    context.Context // lives while the daemon runs
-	spawn     func(func())    // runs a goroutine Run waits for
-
-	fleet *fleet
-	link  *link.Link
-	pump  *pump
-	eng   *engine
-
-	mu    sync.Mutex
-	epoch int64
+	fleet  *fleet // exists from New, so Reload can answer before Run
 }
 
 // New validates the options; Run does the work.
@@ -103,89 +81,105 @@ func New(o Options) (*Daemon, error) {
 		o:      o,
 		log:    log,
 		topics: wire.Topics{Prefix: o.Config.MQTT.TopicPrefix, Node: o.Config.Node.ID},
-		sims:   map[string]*sim.Station{},
 	}
 	d.cfg.Store(o.Config)
-	d.fleet = newFleet(d)
+	d.fleet = newFleet(log, &d.cfg, o.ConfigFile, o.Config, o.ConfigTrial)
 	return d, nil
 }
 
-// conf returns the running configuration; never modify it.
-func (d *Daemon) conf() *config.Edge { return d.cfg.Load() }
-
-// Run starts everything in order (store, stations in their safe state,
-// reconcile, link, pump, engine, API) and stops it in reverse when ctx
-// ends. A cancelled ctx is a clean exit and returns nil.
+// Run builds, connects and starts everything in order (store, fleet
+// configuration, stations in their safe state, link, pump, engine and its
+// start-up reconcile, API), and stops it in reverse when ctx ends. A
+// cancelled ctx is a clean exit and returns nil.
 func (d *Daemon) Run(ctx context.Context) error {
-	st, err := store.Open(d.conf().DBPath(), d.o.Store)
+	st, err := store.Open(d.cfg.Load().DBPath(), d.o.Store)
 	if err != nil {
 		return err
 	}
-	d.st = st
 	defer st.Close()
 
 	// The fleet's configuration from the ledger goes over the file
 	// before anything is opened with it.
-	if err := d.fleet.load(); err != nil {
+	if err := d.fleet.load(st); err != nil {
 		return err
 	}
 
-	// The engine exists before the stations: a gpio button pressed during
-	// start-up reaches it (and gets "shutting down" if start-up fails).
-	d.eng = newEngine(d)
-	engineRunning := false
-	defer func() {
-		if !engineRunning {
-			close(d.eng.stopped)
+	// The engine's inputs exist before the engine: a gpio button pressed
+	// during start-up waits for it (and gets errShutdown if start-up
+	// fails), a command that arrives early waits in its queue.
+	calls := newCalls()
+	defer calls.close()
+	cmds := queue.New[inbound]()
+	changes := queue.New[string]()
+
+	stations := newStationSet(d.log, d.o.Stations, changes.Push, func(n, what string, f func(*engine) error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var err error
+		if xerr := calls.do(ctx, func(e *engine) { err = f(e) }); xerr != nil {
+			err = xerr
 		}
-	}()
-	if err := d.openStations(); err != nil {
+		if err != nil {
+			d.log.Warn("station button", "station", n, "button", what, "err", err)
+		}
+	})
+	if err := stations.open(d.cfg.Load()); err != nil {
 		return err
 	}
-	defer d.closeStations()
+	defer stations.close()
 
-	if err := d.eng.reconcile(time.Now()); err != nil {
-		return fmt.Errorf("reconcile sessions: %w", err)
-	}
-
-	lo, err := d.linkOptions()
+	pres := newPresence(d.topics, d.o.Version, &d.cfg, st, stations, d.fleet.versions)
+	var pump *pump // the link's OnUp wakes it; built right after the link
+	lo, err := d.linkOptions(pres, cmds, func() {
+		pump.poke()
+		d.fleet.poke() // a report the broker has not seen yet
+	})
 	if err != nil {
 		return err
 	}
-	d.link = link.New(lo)
-	d.pump = newPump(st, d.link, d.topics, d.log, d.conf().MQTT.ConnectTimeout.D())
-	d.eng.pump = d.pump
+	lnk := link.New(lo)
+	pump = newPump(st, lnk, d.topics, d.log, d.cfg.Load().MQTT.ConnectTimeout.D())
 
-	api, err := d.listenAPI()
+	waiting := make(chan []string, 1)
+	hb := newHeartbeat(d.o, func() string { return statusLine(lnk.Connected(), "", stations, st) }, time.Now())
+	eng := newEngine(engineDeps{
+		log: d.log, st: st, stations: stations, cfg: &d.cfg, topics: d.topics,
+		cmds: cmds, calls: calls, changes: changes,
+		poke: pump.poke, connected: lnk.Connected, rebirth: func() { pres.rebirth(lnk) },
+		waiting: waiting, beat: hb.beat,
+	})
+	if err := eng.reconcile(time.Now()); err != nil {
+		return fmt.Errorf("reconcile sessions: %w", err)
+	}
+
+	api, err := listenAPI(d.cfg.Load().Node, backend{
+		st: st, stations: stations, cfg: &d.cfg, link: lnk, pres: pres, pump: pump,
+		fleet: d.fleet, exec: calls.do, version: d.o.Version,
+	}, d.log)
 	if err != nil {
 		return err
 	}
 
 	runCtx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	goRun := func(f func(context.Context)) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f(runCtx) }()
-	}
-	goRun(func(c context.Context) { _ = d.link.Run(c) })
-	goRun(d.pump.run)
-	d.runCtx = runCtx
-	d.spawn = func(f func()) {
+	spawn := func(f func()) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
-	for _, n := range d.order {
-		d.startStation(n)
-	}
-	goRun(d.fleet.run)
-	goRun(d.eng.replier)
+	spawn(func() { _ = lnk.Run(runCtx) })
+	spawn(func() { pump.run(runCtx) })
+	stations.start(runCtx, spawn)
+	spawn(func() {
+		d.fleet.run(runCtx, fleetIO{link: lnk, exec: calls.do, waiting: waiting,
+			rebirth: func() { pres.rebirth(lnk) }, reported: d.topics.ConfigReported()})
+	})
+	spawn(func() { eng.replier(runCtx) })
 	engDone := make(chan struct{})
-	engineRunning = true
-	go func() { defer close(engDone); d.eng.run(runCtx) }()
-	goRun(func(c context.Context) { api.serve(c) })
+	go func() { defer close(engDone); eng.run(runCtx) }()
+	spawn(func() { api.serve(runCtx) })
 
-	d.log.Info("sitelink edge running", "node", d.conf().Node.ID, "stations", d.stationCount(), "version", d.o.Version)
-	d.status(fmt.Sprintf("running, %d stations", d.stationCount()))
+	d.log.Info("sitelink edge running", "node", d.cfg.Load().Node.ID, "stations", stations.count(), "version", d.o.Version)
+	d.status(fmt.Sprintf("running, %d stations", stations.count()))
 	if d.o.Ready != nil {
 		d.o.Ready()
 	}
@@ -195,12 +189,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.status("shutting down")
 	// Engine first: it opens every contactor and records interrupted
 	// sessions before anything else goes away.
-	d.eng.shutdown()
+	eng.shutdown()
 	// Give the pump a moment to publish the last transitions; whatever
 	// is left stays in the outbox for the next start.
-	d.pump.flush(2 * time.Second)
+	pump.flush(2 * time.Second)
 	// A clean disconnect fires no last will: say offline ourselves.
-	if err := d.link.Shutdown(d.topics.State(), d.statePayload(false), 2*time.Second); err != nil && !errors.Is(err, link.ErrDown) {
+	if err := lnk.Shutdown(d.topics.State(), pres.payload(false), 2*time.Second); err != nil && !errors.Is(err, link.ErrDown) {
 		d.log.Warn("publish offline state", "err", err)
 	}
 	stop()
@@ -216,51 +210,16 @@ func (d *Daemon) status(s string) {
 	}
 }
 
-func (d *Daemon) openStations() error {
-	d.stations = map[string]hal.Station{}
-	d.meterOf = map[string]*modbus.Meter{}
-	d.builtFrom = map[string]config.Station{}
-	d.runStop = map[string]context.CancelFunc{}
-	if err := d.openBuses(); err != nil {
-		return err
-	}
-	for _, sc := range d.conf().Stations {
-		b, err := d.buildStation(sc, true)
-		if err != nil {
-			d.closeStations()
-			return fmt.Errorf("station %s: %w", sc.Number, err)
-		}
-		d.install(sc, b)
-	}
-	// Fail safe first: nothing delivers energy until a session says so.
-	for _, n := range d.order {
-		if err := d.stations[n].Halt(); err != nil {
-			d.log.Error("halt station at start-up", "station", n, "err", err)
-		}
-	}
-	return nil
-}
-
-func (d *Daemon) closeStations() {
-	for _, n := range d.order {
-		st, ok := d.stations[n]
-		if !ok {
-			continue // not opened (start-up failed before it)
-		}
-		if err := st.Close(); err != nil {
-			d.log.Warn("close station", "station", n, "err", err)
-		}
-	}
-	d.closeBuses()
-}
-
-func (d *Daemon) linkOptions() (link.Options, error) {
-	m := d.conf().MQTT
-	o, err := link.FromConfig(m)
+// linkOptions builds the node's link: its identity, a persistent session
+// with manual acks (a command is acked once its reply is out), the will,
+// and the subscriptions; up runs once the birth came back.
+func (d *Daemon) linkOptions(pres *presence, cmds *queue.Queue[inbound], up func()) (link.Options, error) {
+	cfg := d.cfg.Load()
+	o, err := link.FromConfig(cfg.MQTT)
 	if err != nil {
 		return o, err
 	}
-	o.ClientID = d.conf().Node.ID
+	o.ClientID = cfg.Node.ID
 	o.CleanSession = false
 	o.ManualAck = true
 	o.Logger = d.log
@@ -270,106 +229,30 @@ func (d *Daemon) linkOptions() (link.Options, error) {
 		// topics named after the certificate (DESIGN.md §3). With another
 		// name it accepts the connection, then silently drops what the
 		// node publishes and never delivers its commands: say so up front.
-		if leaf := tc.Certificates[0].Leaf; leaf != nil && leaf.Subject.CommonName != d.conf().Node.ID {
+		if leaf := tc.Certificates[0].Leaf; leaf != nil && leaf.Subject.CommonName != cfg.Node.ID {
 			d.log.Warn("mqtt client certificate names another node; a broker ACL keyed on the certificate identity will not let this node use its topics",
-				"cert_common_name", leaf.Subject.CommonName, "node_id", d.conf().Node.ID)
+				"cert_common_name", leaf.Subject.CommonName, "node_id", cfg.Node.ID)
 		}
 	}
-	o.Will = func() (string, []byte, error) {
-		e, err := d.st.NextEpoch()
-		if err != nil {
-			return "", nil, err
-		}
-		d.mu.Lock()
-		d.epoch = e
-		d.mu.Unlock()
-		return d.topics.State(), d.statePayload(false), nil
-	}
-	// The node listens to its own state topic to see its birth come back:
-	// a broker ACL that does not match this node's identity accepts the
-	// connection and then silently drops everything, and a node deaf to
-	// its commands must not claim to be connected.
-	echo := make(chan int64, 1)
+	o.Will = pres.will
 	o.Subs = map[string]link.Handler{
-		d.topics.Commands():      d.eng.onCommand,
+		d.topics.Commands():      func(c *link.Conn, m paho.Message) { cmds.Push(inbound{c, m}) },
 		d.topics.ConfigDesired(): d.fleet.handler(config.SourceNode),
-		wire.GroupConfigDesired(d.topics.Prefix, d.conf().MQTT.Group): d.fleet.handler(config.SourceGroup),
-		d.topics.State(): func(_ *link.Conn, m paho.Message) {
-			defer m.Ack()
-			var st wire.State
-			if json.Unmarshal(m.Payload(), &st) == nil && st.Online {
-				// Keep the newest: a stale retained birth must not
-				// crowd out the one OnUp waits for.
-				select {
-				case <-echo:
-				default:
-				}
-				echo <- st.Epoch
-			}
-		},
+		wire.GroupConfigDesired(d.topics.Prefix, cfg.MQTT.Group): d.fleet.handler(config.SourceGroup),
+		d.topics.State(): pres.onState,
 	}
 	o.OnUp = func(c *link.Conn) error {
-		epoch := d.Epoch()
-		select {
-		case <-echo:
-		default:
+		if err := pres.birth(c, d.cfg.Load().MQTT.ConnectTimeout.D()); err != nil {
+			return err
 		}
-		if err := c.PublishWait(context.Background(), d.topics.State(), true, d.statePayload(true)); err != nil {
-			return fmt.Errorf("birth: %w", err)
+		if up != nil {
+			up()
 		}
-		timeout := time.After(d.conf().MQTT.ConnectTimeout.D())
-		for waiting := true; waiting; {
-			select {
-			case e := <-echo:
-				waiting = e != epoch
-			case <-c.Done():
-				return errors.New("connection lost before the birth came back")
-			case <-timeout:
-				return errors.New("the broker accepted the connection but does not deliver this node's own messages: check its ACL and that the username or certificate identity is the node id")
-			}
-		}
-		d.pump.poke()
-		d.fleet.poke() // a report the broker has not seen yet
-		d.status(d.statusLine(true, ""))
+		d.status(statusLine(true, "", pres.stations, pres.st))
 		return nil
 	}
 	o.OnDown = func(err error) {
-		d.status(d.statusLine(false, fmt.Sprintf("broker unreachable: %v", err)))
+		d.status(statusLine(false, fmt.Sprintf("broker unreachable: %v", err), pres.stations, pres.st))
 	}
 	return o, nil
-}
-
-// rebirth republishes the retained online state (a new config version).
-func (d *Daemon) rebirth() {
-	if c := d.link.Conn(); c != nil {
-		c.Publish(d.topics.State(), true, d.statePayload(true))
-	}
-}
-
-// Epoch is the connect epoch of the current (or last) connection.
-func (d *Daemon) Epoch() int64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.epoch
-}
-
-func (d *Daemon) statePayload(online bool) []byte {
-	order, _ := d.stationList()
-	s := wire.State{
-		Online:   online,
-		Epoch:    d.Epoch(),
-		Version:  d.o.Version,
-		Stations: order,
-		At:       time.Now().UTC(),
-		Machines: []wire.Machine{},
-	}
-	s.ConfigVersion, s.GroupConfigVersion, s.NodeConfigVersion = d.fleet.versions()
-	if d.st != nil {
-		s.OutboxDepth, _ = d.st.OutboxLen()
-	}
-	for _, t := range d.conf().Terminals {
-		s.Machines = append(s.Machines, wire.Machine{MachineID: t.MachineID, HwSerial: t.HwSerial})
-	}
-	b, _ := jsonMarshal(s)
-	return b
 }

@@ -10,10 +10,13 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/queue"
 	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/hal"
 	"github.com/sitelink/sitelink/store"
@@ -25,17 +28,13 @@ const tick = 250 * time.Millisecond
 
 // engine owns every session transition. It runs on one goroutine, so a
 // session is never changed by two parties at once; store commits serialize
-// the rest.
+// the rest. It is built from the values it needs (engineDeps), never with
+// a pointer back to the daemon, so its decisions can be driven directly
+// in tests: a real store, fake stations, no broker.
 type engine struct {
-	d    *Daemon
-	log  *slog.Logger
-	st   *store.Store
-	pump *pump
+	engineDeps
 
-	cmds    *queue[inbound]
-	out     *queue[outbound]
-	calls   *queue[func()] // work from the local API, run on the engine
-	changes *queue[string] // station numbers whose state changed
+	out *queue.Queue[outbound] // replies for the replier goroutine
 
 	// last seen station state, for station events and edge detection.
 	seen map[string]hal.Reading
@@ -47,13 +46,70 @@ type engine struct {
 	// lastHealth is when the last health event was queued (health.go).
 	lastHealth time.Time
 	// pending are station changes of a new configuration that wait for
-	// their stations to be free (stations.go).
+	// their stations to be free (reconfig.go).
 	pending pendingChange
 
 	stopOnce sync.Once
 	stopReq  chan struct{}
 	stopped  chan struct{}
 }
+
+// engineDeps is what the engine is built with. Queues are made by the
+// daemon before the engine, so paho handlers, station watchers and gpio
+// buttons can hand work over from the first moment.
+type engineDeps struct {
+	log      *slog.Logger
+	st       *store.Store
+	stations *stationSet
+	// cfg is the running configuration; the engine is its only writer
+	// once running (reconfigure), everyone else Loads it.
+	cfg    *atomic.Pointer[config.Edge]
+	topics wire.Topics
+
+	cmds    *queue.Queue[inbound] // commands from the broker (paho handler)
+	calls   *calls                // work from the local API, buttons, the fleet
+	changes *queue.Queue[string]  // station numbers whose state changed
+
+	poke      func()          // new events are in the outbox (wakes the pump)
+	connected func() bool     // the MQTT link is up (health events wait for it)
+	rebirth   func()          // republish the retained online state
+	waiting   chan []string   // station changes still waiting, for the fleet (latest wins)
+	beat      func(time.Time) // every tick: watchdog and status line
+}
+
+// calls carries work from other goroutines (local API, gpio buttons, the
+// fleet) to the engine goroutine. It exists before the engine, so a button
+// pressed during start-up waits for it, and it is closed when the engine
+// stops (or never ran), so no caller waits forever.
+type calls struct {
+	q    *queue.Queue[func(*engine)]
+	done chan struct{}
+	once sync.Once
+}
+
+func newCalls() *calls {
+	return &calls{q: queue.New[func(*engine)](), done: make(chan struct{})}
+}
+
+// errShutdown: the engine is gone (or never came), nothing was done.
+var errShutdown = errors.New("daemon is shutting down")
+
+// do runs f on the engine goroutine and waits for it (or ctx).
+func (c *calls) do(ctx context.Context, f func(*engine)) error {
+	done := make(chan struct{})
+	c.q.Push(func(e *engine) { f(e); close(done) })
+	select {
+	case <-done:
+		return nil
+	case <-c.done:
+		return errShutdown
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close fails every waiting and later call.
+func (c *calls) close() { c.once.Do(func() { close(c.done) }) }
 
 type retry struct {
 	at      time.Time
@@ -66,16 +122,23 @@ type retry struct {
 // stop): a welded contactor must not hold the customer's money.
 const stuckStopLimit = 5
 
-func newEngine(d *Daemon) *engine {
+func newEngine(d engineDeps) *engine {
+	if d.poke == nil {
+		d.poke = func() {}
+	}
+	if d.connected == nil {
+		d.connected = func() bool { return false }
+	}
+	if d.rebirth == nil {
+		d.rebirth = func() {}
+	}
+	if d.beat == nil {
+		d.beat = func(time.Time) {}
+	}
 	return &engine{
-		d:              d,
-		log:            d.log,
-		st:             d.st,
-		cmds:           newQueue[inbound](),
-		out:            newQueue[outbound](),
-		calls:          newQueue[func()](),
+		engineDeps:     d,
+		out:            queue.New[outbound](),
 		retryStop:      map[string]retry{},
-		changes:        newQueue[string](),
 		seen:           map[string]hal.Reading{},
 		pending:        pendingChange{stations: map[string]bool{}, buses: map[string]bool{}},
 		lastCheckpoint: map[string]time.Time{},
@@ -84,22 +147,23 @@ func newEngine(d *Daemon) *engine {
 	}
 }
 
+// conf is the running configuration; never modify it.
+func (e *engine) conf() *config.Edge { return e.cfg.Load() }
+
 func (e *engine) run(ctx context.Context) {
 	defer close(e.stopped)
+	defer e.calls.close()
 	defer func() {
 		// A bug must not leave energy flowing: open every contactor,
 		// then let the process die (systemd restarts it).
 		if p := recover(); p != nil {
-			for _, n := range e.d.order {
-				_ = e.d.stations[n].Halt()
-			}
+			e.stations.halt()
 			panic(p)
 		}
 	}()
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	hb := e.d.newHeartbeat(time.Now())
-	hb.beat(time.Now())
+	e.beat(time.Now())
 	for {
 		select {
 		case <-e.stopReq:
@@ -108,34 +172,20 @@ func (e *engine) run(ctx context.Context) {
 		case <-ctx.Done():
 			e.halt(time.Now())
 			return
-		case <-e.changes.wake:
+		case <-e.changes.Wake():
 			e.stationChanges(time.Now())
-		case <-e.cmds.wake:
-			for _, in := range e.cmds.drain() {
+		case <-e.cmds.Wake():
+			for _, in := range e.cmds.Drain() {
 				e.handle(in)
 			}
-		case <-e.calls.wake:
-			for _, f := range e.calls.drain() {
-				f()
+		case <-e.calls.q.Wake():
+			for _, f := range e.calls.q.Drain() {
+				f(e)
 			}
 		case now := <-t.C:
 			e.timers(now)
-			hb.beat(now)
+			e.beat(now)
 		}
-	}
-}
-
-// exec runs f on the engine goroutine and waits for it (or ctx).
-func (e *engine) exec(ctx context.Context, f func()) error {
-	done := make(chan struct{})
-	e.calls.push(func() { f(); close(done) })
-	select {
-	case <-done:
-		return nil
-	case <-e.stopped:
-		return errors.New("daemon is shutting down")
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -151,15 +201,15 @@ func (e *engine) shutdown() {
 // told.
 func (e *engine) commit(fn func(tx *store.Tx) error) error {
 	err := e.st.Update(fn)
-	if err == nil && e.pump != nil {
-		e.pump.poke()
+	if err == nil {
+		e.poke()
 	}
 	return err
 }
 
 // emit queues an event in the outbox inside tx.
 func (e *engine) emit(tx *store.Tx, typ string, body any, now time.Time) error {
-	node := e.d.conf().Node.ID
+	node := e.conf().Node.ID
 	_, err := tx.Enqueue(node, typ, now, func(seq uint64, _ string) ([]byte, error) {
 		return wire.EventPayload(node, seq, typ, now.UTC(), body)
 	})
@@ -179,7 +229,7 @@ func (e *engine) transition(tx *store.Tx, s *store.Session, to store.State, reas
 	from := s.State
 	if s.Tariff == nil {
 		// The first record of a session fixes its price.
-		t := store.Tariff(e.d.conf().Tariff)
+		t := store.Tariff(e.conf().Tariff)
 		s.Tariff = &t
 	}
 	s.State = to
@@ -238,7 +288,7 @@ func (e *engine) reconcile(now time.Time) error {
 	}
 	for i := range open {
 		s := &open[i]
-		st, ok := e.d.stations[s.Station]
+		st, ok := e.stations.get(s.Station)
 		err := e.commit(func(tx *store.Tx) error {
 			if ok {
 				s.EnergyWh = sessionEnergy(s, st.Read())
@@ -265,20 +315,14 @@ func (e *engine) reconcile(now time.Time) error {
 		}
 		e.log.Info("ended interrupted session", "spark_transaction_id", s.SparkTransactionID, "station", s.Station, "energy_wh", s.EnergyWh)
 	}
-	for _, n := range e.d.order {
-		e.seen[n] = e.d.stations[n].Read()
-	}
+	e.stations.each(func(n string, st hal.Station) { e.seen[n] = st.Read() })
 	return nil
 }
 
 // halt is the shutdown path: contactors open first, then every running
 // session is recorded as interrupted.
 func (e *engine) halt(now time.Time) {
-	for _, n := range e.d.order {
-		if err := e.d.stations[n].Halt(); err != nil {
-			e.log.Error("halt station", "station", n, "err", err)
-		}
-	}
+	e.stations.halt()
 	open, err := e.activeSessions()
 	if err != nil {
 		e.log.Error("list sessions at shutdown", "err", err)
@@ -290,7 +334,7 @@ func (e *engine) halt(now time.Time) {
 			continue // nothing was switched on for these
 		}
 		err := e.commit(func(tx *store.Tx) error {
-			if st, ok := e.d.stations[s.Station]; ok {
+			if st, ok := e.stations.get(s.Station); ok {
 				s.EnergyWh = sessionEnergy(s, st.Read())
 			}
 			return e.transition(tx, s, store.Interrupted, stopShutdown, now)
@@ -304,7 +348,7 @@ func (e *engine) halt(now time.Time) {
 // stationChanges handles CP, contactor and fault changes.
 func (e *engine) stationChanges(now time.Time) {
 	seen := map[string]bool{}
-	for _, n := range e.changes.drain() {
+	for _, n := range e.changes.Drain() {
 		if seen[n] {
 			continue
 		}
@@ -324,7 +368,7 @@ type stationEvent struct {
 }
 
 func (e *engine) stationChanged(n string, now time.Time) {
-	st, ok := e.d.stations[n]
+	st, ok := e.stations.get(n)
 	if !ok {
 		return // removed by a new configuration after it signalled
 	}
@@ -376,7 +420,8 @@ func (e *engine) timers(now time.Time) {
 	e.healthTick(now)
 	e.applyStations(now)
 	// Meters fault and recover without a change notification.
-	for _, n := range e.d.order {
+	order, _ := e.stations.list()
+	for _, n := range order {
 		e.stationChanged(n, now)
 	}
 	e.retryRequests(now)
@@ -386,11 +431,11 @@ func (e *engine) timers(now time.Time) {
 		return
 	}
 	e.unsupervised(open, now)
-	plug := time.Duration(e.d.conf().Policy.PlugTimeout)
-	every := time.Duration(e.d.conf().Policy.EnergyCheckpoint)
+	plug := time.Duration(e.conf().Policy.PlugTimeout)
+	every := time.Duration(e.conf().Policy.EnergyCheckpoint)
 	for i := range open {
 		s := &open[i]
-		st, ok := e.d.stations[s.Station]
+		st, ok := e.stations.get(s.Station)
 		if !ok {
 			continue
 		}
@@ -476,7 +521,7 @@ func (e *engine) stop(s *store.Session, reason string, now time.Time) (stopped b
 // confirmation.
 func (e *engine) openContactor(s *store.Session) error {
 	delete(e.lastCheckpoint, s.SparkTransactionID)
-	st, ok := e.d.stations[s.Station]
+	st, ok := e.stations.get(s.Station)
 	if !ok {
 		// A station no longer configured: nothing can confirm it is off.
 		e.log.Error("session on a station that is not configured", "station", s.Station, "spark_transaction_id", s.SparkTransactionID)
@@ -505,7 +550,7 @@ func (e *engine) recordStopThen(tx *store.Tx, s *store.Session, reason string, o
 	if err != nil {
 		return err
 	}
-	if st, ok := e.d.stations[cur.Station]; ok && cur.State != store.Stopping {
+	if st, ok := e.stations.get(cur.Station); ok && cur.State != store.Stopping {
 		// Energy is final when the stop is decided: a contactor that is
 		// slow to open does not bill the customer for more.
 		cur.EnergyWh = sessionEnergy(&cur, st.Read())
@@ -533,7 +578,7 @@ func (e *engine) recordStopThen(tx *store.Tx, s *store.Session, reason string, o
 }
 
 func (e *engine) contactorTimeout() time.Duration {
-	if d := time.Duration(e.d.conf().Policy.ContactorTimeout); d > 0 {
+	if d := time.Duration(e.conf().Policy.ContactorTimeout); d > 0 {
 		return d
 	}
 	return 2 * time.Second
@@ -558,8 +603,9 @@ func (e *engine) unsupervised(open []store.Session, now time.Time) {
 			held[s.Station] = true
 		}
 	}
-	for _, n := range e.d.order {
-		st := e.d.stations[n]
+	order, sts := e.stations.list()
+	for _, n := range order {
+		st := sts[n]
 		key := "station/" + n
 		if held[n] || !st.Read().Contactor {
 			delete(e.retryStop, key)

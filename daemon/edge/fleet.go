@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -32,10 +33,14 @@ const DefaultConfigTrial = 60 * time.Second
 // and node) and reloads of the local file. One goroutine decides them in
 // turn, so two changes never race; the swap itself runs on the engine.
 type fleet struct {
-	d     *Daemon
 	log   *slog.Logger
+	cfg   *atomic.Pointer[config.Edge] // the running configuration (load sets it; the engine swaps it)
+	path  string                       // the local file ("" = base, rendered as YAML)
+	base  *config.Edge                 // the configuration the daemon was given
 	trial time.Duration
 	wake  chan struct{}
+	st    *store.Store // set by load
+	io    fleetIO      // set by run; used only on its goroutine
 
 	mu      sync.Mutex
 	running bool              // run accepts reloads
@@ -69,16 +74,26 @@ type configReport struct {
 // matter, older ones are in the history.
 const maxUnsent = 16
 
-// errShutdown ends a decision without recording it: the daemon is
-// stopping, and the retained desired config is offered again next time.
-var errShutdown = errors.New("daemon is shutting down")
+// fleetIO is what the deciding goroutine acts through. run receives it
+// because the link and the engine are built after the fleet: the link
+// needs the fleet's handlers, the engine the configuration load decided.
+type fleetIO struct {
+	link     *link.Link
+	exec     func(context.Context, func(*engine)) error // runs on the engine goroutine
+	waiting  <-chan []string                            // station changes still waiting (from the engine)
+	rebirth  func()                                     // republish the state with the new versions
+	reported string                                     // the config/reported topic
+}
 
-func newFleet(d *Daemon) *fleet {
-	t := d.o.ConfigTrial
-	if t <= 0 {
-		t = DefaultConfigTrial
+// newFleet makes the fleet for a daemon started with base (read from
+// path, if set). A decision is ended without being recorded when the
+// engine is gone (errShutdown): the retained desired config is offered
+// again next time.
+func newFleet(log *slog.Logger, cfg *atomic.Pointer[config.Edge], path string, base *config.Edge, trial time.Duration) *fleet {
+	if trial <= 0 {
+		trial = DefaultConfigTrial
 	}
-	return &fleet{d: d, log: d.log, trial: t, wake: make(chan struct{}, 1),
+	return &fleet{log: log, cfg: cfg, path: path, base: base, trial: trial, wake: make(chan struct{}, 1),
 		offers: map[string][]byte{}, refused: map[string][32]byte{}}
 }
 
@@ -91,27 +106,28 @@ func (f *fleet) poke() {
 
 // baseFile is the local layer: the file the daemon was started with, or,
 // for a configuration built in code, its YAML rendering.
-func (d *Daemon) baseFile() ([]byte, error) {
-	if d.o.ConfigFile != "" {
-		b, err := os.ReadFile(d.o.ConfigFile)
+func (f *fleet) baseFile() ([]byte, error) {
+	if f.path != "" {
+		b, err := os.ReadFile(f.path)
 		if err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
 		return b, nil
 	}
-	return yaml.Marshal(d.o.Config)
+	return yaml.Marshal(f.base)
 }
 
 // load puts the persisted fleet configuration over the file at start-up,
 // before the stations open. A layer that no longer fits the file (edited
 // since) is dropped, recorded and reported, and forgotten as decided: the
 // broker's retained copy is then decided again against the new file.
-func (f *fleet) load() error {
-	file, err := f.d.baseFile()
+func (f *fleet) load(st *store.Store) error {
+	f.st = st
+	file, err := f.baseFile()
 	if err != nil {
 		return err
 	}
-	fc, err := f.d.st.FleetConfig()
+	fc, err := st.FleetConfig()
 	if err != nil {
 		return err
 	}
@@ -119,7 +135,7 @@ func (f *fleet) load() error {
 	if err != nil {
 		// Options.Config passed validation; a file changed between the
 		// caller's read and ours is judged by what the caller read.
-		cfg, prov = f.d.conf(), config.Provenance{}
+		cfg, prov = f.cfg.Load(), config.Provenance{}
 	}
 	f.fc, f.file, f.prov = fc, file, prov
 	if fc.Group == nil && fc.Node == nil {
@@ -146,7 +162,7 @@ func (f *fleet) load() error {
 		chosen, cfg, f.prov = t, merged, mprov
 		break
 	}
-	f.d.cfg.Store(cfg)
+	f.cfg.Store(cfg)
 	if chosen.g == fc.Group && chosen.n == fc.Node {
 		f.log.Info("fleet configuration applied over the file", "group_version", version(fc.Group), "node_version", version(fc.Node))
 		return nil
@@ -212,10 +228,10 @@ func (f *fleet) handler(src string) link.Handler {
 // layers over it, as a desired config would be: validated first, a bad
 // file refused and the running configuration kept (SIGHUP).
 func (d *Daemon) Reload(ctx context.Context) error {
-	if d.o.ConfigFile == "" {
+	f := d.fleet
+	if f.path == "" {
 		return errors.New("reload: the daemon was not started from a file")
 	}
-	f := d.fleet
 	done := make(chan error, 1)
 	f.mu.Lock()
 	if !f.running {
@@ -234,7 +250,8 @@ func (d *Daemon) Reload(ctx context.Context) error {
 }
 
 // run decides offers and reloads one at a time until ctx ends.
-func (f *fleet) run(ctx context.Context) {
+func (f *fleet) run(ctx context.Context, io fleetIO) {
+	f.io = io
 	f.mu.Lock()
 	f.running = true
 	f.mu.Unlock()
@@ -259,6 +276,8 @@ func (f *fleet) run(ctx context.Context) {
 			f.reloads = nil
 			f.mu.Unlock()
 			return
+		case w := <-io.waiting:
+			f.stationsChanged(w)
 		case <-f.wake:
 		}
 		for {
@@ -350,12 +369,12 @@ func (f *fleet) decide(ctx context.Context, src string, payload []byte) {
 	f.mu.Unlock()
 	f.log.Info("desired config applied", "source", src, "version", des.Version)
 	f.commit(next, rec, rep)
-	f.d.rebirth()
+	f.io.rebirth()
 }
 
 // reload applies the local file again under the fleet's layers.
 func (f *fleet) reload(ctx context.Context) error {
-	file, err := f.d.baseFile()
+	file, err := f.baseFile()
 	if err != nil {
 		f.log.Error("reload refused", "err", err)
 		return err
@@ -368,16 +387,16 @@ func (f *fleet) reload(ctx context.Context) error {
 		return err
 	}
 	if err != nil {
-		f.log.Error("reload refused; the running configuration stays", "file", f.d.o.ConfigFile, "err", oneLine(err))
+		f.log.Error("reload refused; the running configuration stays", "file", f.path, "err", oneLine(err))
 		f.commit(fc, &store.ConfigRecord{Source: config.SourceFile, Error: oneLine(err)}, nil)
-		return fmt.Errorf("reload %s refused:\n%w", f.d.o.ConfigFile, err)
+		return fmt.Errorf("reload %s refused:\n%w", f.path, err)
 	}
 	f.mu.Lock()
 	f.file, f.prov = file, prov
 	f.mu.Unlock()
-	f.log.Info("configuration reloaded", "file", f.d.o.ConfigFile)
+	f.log.Info("configuration reloaded", "file", f.path)
 	f.commit(fc, &store.ConfigRecord{Source: config.SourceFile, Applied: true}, nil)
-	f.d.rebirth()
+	f.io.rebirth()
 	return nil
 }
 
@@ -405,9 +424,9 @@ func (f *fleet) commit(next store.FleetConfig, rec *store.ConfigRecord, rep *con
 	var err error
 	if rec != nil {
 		rec.At = now
-		err = f.d.st.RecordConfig(&next, *rec)
+		err = f.st.RecordConfig(&next, *rec)
 	} else {
-		err = f.d.st.PutFleetConfig(next)
+		err = f.st.PutFleetConfig(next)
 	}
 	if err != nil {
 		f.log.Error("persist config decision", "err", err)
@@ -426,27 +445,30 @@ func (f *fleet) apply(ctx context.Context, l config.Layers) (config.Provenance, 
 	if err != nil {
 		return nil, err
 	}
-	cur := f.d.conf()
+	cur := f.cfg.Load()
 	ch := config.Diff(cur, next)
 	if len(ch.Restart) > 0 {
 		return nil, fmt.Errorf("%s: cannot change while running; restart the daemon (systemctl restart sitelink)", strings.Join(ch.Restart, ", "))
 	}
-	prev := f.d.link.Options()
+	prev := f.io.link.Options()
 	if ch.MQTT {
 		if err := f.tryLink(ctx, prev, cur, next); err != nil {
 			return nil, err
 		}
 	}
-	err = f.d.eng.exec(ctx, func() {
-		old := f.d.conf()
-		f.d.cfg.Store(next)
-		f.d.eng.queueStations(ch.Stations, old, next, time.Now())
-	})
+	err = f.io.exec(ctx, func(e *engine) { e.reconfigure(next, ch.Stations, time.Now()) })
 	if err != nil {
 		if ch.MQTT {
-			f.d.link.Reconfigure(prev)
+			f.io.link.Reconfigure(prev)
 		}
 		return nil, errShutdown
+	}
+	// The engine said which station changes wait before exec returned:
+	// the report of this decision carries them.
+	select {
+	case w := <-f.io.waiting:
+		f.stationsChanged(w)
+	default:
 	}
 	return prov, nil
 }
@@ -460,14 +482,14 @@ func (f *fleet) tryLink(ctx context.Context, prev link.Options, cur, next *confi
 		return err
 	}
 	f.log.Info("trying new mqtt settings", "keys", keys, "rollback_after", f.trial)
-	gen := f.d.link.Reconfigure(lo)
+	gen := f.io.link.Reconfigure(lo)
 	tctx, cancel := context.WithTimeout(ctx, f.trial)
-	err = f.d.link.WaitGen(tctx, gen)
+	err = f.io.link.WaitGen(tctx, gen)
 	cancel()
 	if err == nil {
 		return nil
 	}
-	f.d.link.Reconfigure(prev)
+	f.io.link.Reconfigure(prev)
 	if ctx.Err() != nil {
 		return errShutdown
 	}
@@ -491,15 +513,14 @@ func changedKeys(prefix string, a, b any) []string {
 	return out
 }
 
-// stationsChanged is told by the engine which station changes still wait
-// (on the engine goroutine: it only notes them).
+// stationsChanged notes which station changes still wait, as the engine
+// reported them; run then reports the applied version again.
 func (f *fleet) stationsChanged(waiting []string) {
 	f.mu.Lock()
 	if !slices.Equal(f.waiting, waiting) {
 		f.waiting, f.waitNew = waiting, true
 	}
 	f.mu.Unlock()
-	f.poke()
 }
 
 // reportWaiting reports the last applied version again when the stations
@@ -525,13 +546,13 @@ func (f *fleet) publishReports(ctx context.Context) {
 	if len(unsent) == 0 {
 		return
 	}
-	c := f.d.link.Conn()
+	c := f.io.link.Conn()
 	if c == nil {
 		return
 	}
 	sent := 0
 	for _, b := range unsent {
-		if err := c.PublishWait(ctx, f.d.topics.ConfigReported(), true, b); err != nil {
+		if err := c.PublishWait(ctx, f.io.reported, true, b); err != nil {
 			f.log.Warn("publish config report", "err", err)
 			break
 		}
@@ -566,8 +587,8 @@ func (f *fleet) view() localapi.ConfigView {
 	fc := f.fc
 	waiting := append([]string{}, f.waiting...)
 	f.mu.Unlock()
-	cfg := f.d.conf()
-	v := localapi.ConfigView{Node: cfg.Node.ID, File: f.d.o.ConfigFile, Version: fc.Version,
+	cfg := f.cfg.Load()
+	v := localapi.ConfigView{Node: cfg.Node.ID, File: f.path, Version: fc.Version,
 		GroupVersion: version(fc.Group), NodeVersion: version(fc.Node), WaitingStations: waiting}
 	for _, s := range config.Settings(cfg, prov) {
 		v.Settings = append(v.Settings, localapi.Setting{Key: s.Key, Value: s.Value, Source: s.Source})

@@ -120,6 +120,15 @@ func (f *fleetSite) report(from int, what string, ok func(configReport) bool) co
 }
 
 // setting returns the value and source of one key of the running config.
+// epoch is the daemon's connect epoch, from its local API.
+func (f *fleetSite) epoch() int64 {
+	st, err := f.api.Status()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return st.Epoch
+}
+
 func (f *fleetSite) setting(key string) (any, string) {
 	f.t.Helper()
 	v, err := f.api.Config()
@@ -207,7 +216,7 @@ func TestFleetConfigMerge(t *testing.T) {
 	waitFor(t, 10*time.Second, "local API", func() bool { _, err := f.api.Status(); return err == nil })
 	f.wantSetting("tariff.price_per_kwh", 0.45, "node")
 	f.wantSetting("policy.plug_timeout", "1m0s", "group")
-	hist, err := d.st.ConfigHistory()
+	hist, err := d.fleet.st.ConfigHistory()
 	if err != nil || len(hist) != 2 || hist[0].Version != 3 || hist[1].Version != 7 || !hist[1].Applied {
 		t.Fatalf("history %+v, %v", hist, err)
 	}
@@ -281,7 +290,7 @@ func TestFleetConfigInvalidAndStale(t *testing.T) {
 	if got := f.reports(); got != n {
 		t.Fatalf("%d reports after a reconnect, want none", got-n)
 	}
-	hist, _ := f.d.st.ConfigHistory()
+	hist, _ := f.d.fleet.st.ConfigHistory()
 	applied := 0
 	for _, h := range hist {
 		if h.Applied {
@@ -371,14 +380,14 @@ func TestFleetStationChangeDeferred(t *testing.T) {
 func TestFleetMQTTChange(t *testing.T) {
 	b := mqtttest.Start(t)
 	f := startFleetSite(t, b)
-	epoch := f.d.Epoch()
+	epoch := f.epoch()
 	from := f.cloud.Mark()
 	f.desired("node", 1, `{"mqtt":{"keepalive":"45s"}}`)
 	r := f.report(from, "keepalive applied", func(r configReport) bool { return r.Version == 1 })
 	if !r.Applied {
 		t.Fatalf("report %+v", r)
 	}
-	if f.d.Epoch() <= epoch {
+	if f.epoch() <= epoch {
 		t.Fatal("the link did not reconnect with the new settings")
 	}
 	f.wantSetting("mqtt.keepalive", "45s", "node")
@@ -465,7 +474,7 @@ func TestBaseFileRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		file, err := d.baseFile()
+		file, err := d.fleet.baseFile()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -562,7 +571,7 @@ func TestFleetShutdownMidDecision(t *testing.T) {
 	f.desired("node", 1, `{"mqtt":{"connect_timeout":"1us"}}`)
 	waitFor(t, 10*time.Second, "trial under way", func() bool { st, err := f.api.Status(); return err == nil && !st.Connected })
 	f.stop()
-	if hist, _ := f.d.st.ConfigHistory(); len(hist) != 0 {
+	if hist, _ := f.d.fleet.st.ConfigHistory(); len(hist) != 0 {
 		t.Fatalf("history after an interrupted decision: %+v", hist)
 	}
 	from := f.cloud.Mark()

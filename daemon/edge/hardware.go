@@ -1,8 +1,6 @@
 package edge
 
 import (
-	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -14,13 +12,13 @@ import (
 
 var gpioInit = sync.OnceValue(gpio.Init)
 
-// openGPIO builds a gpio station; its buttons reach the engine through
-// exec, like the local API.
-func (d *Daemon) openGPIO(sc config.Station) (hal.Station, error) {
+// openGPIO builds a gpio station; its buttons reach the engine like the
+// local API does (button).
+func (ss *stationSet) openGPIO(sc config.Station) (hal.Station, error) {
 	if err := gpioInit(); err != nil {
 		// Not fatal by itself: Open names any line it cannot find, which
 		// is the error a technician can act on.
-		d.log.Warn("gpio host drivers", "err", err)
+		ss.log.Warn("gpio host drivers", "err", err)
 	}
 	g := sc.GPIO
 	pin := func(p *config.GPIOPin) *gpio.Pin {
@@ -30,22 +28,6 @@ func (d *Daemon) openGPIO(sc config.Station) (hal.Station, error) {
 		return &gpio.Pin{Name: p.Pin, ActiveLow: p.ActiveLow, Debounce: p.Debounce.D(), Pull: gpio.Pull(p.Pull)}
 	}
 	number := sc.Number
-	button := func(what string, f func(e *engine) error) func() {
-		return func() {
-			if d.eng == nil {
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			var err error
-			if xerr := d.eng.exec(ctx, func() { err = f(d.eng) }); xerr != nil {
-				err = xerr
-			}
-			if err != nil {
-				d.log.Warn("station button", "station", number, "button", what, "err", err)
-			}
-		}
-	}
 	return gpio.Open(gpio.Config{
 		Number:            number,
 		Contactor:         *pin(&g.Contactor),
@@ -56,40 +38,22 @@ func (d *Daemon) openGPIO(sc config.Station) (hal.Station, error) {
 		StartButton:       pin(g.StartButton),
 		StopButton:        pin(g.StopButton),
 		FeedbackTimeout:   g.FeedbackTimeout.D(),
-		Logger:            d.log.With("station", number),
-		OnStart: button("start", func(e *engine) error {
-			_, err := e.startSession(number, 0, time.Now())
-			return err
-		}),
-		OnStop: button("stop", func(e *engine) error { return e.stopStation(number, time.Now()) }),
+		Logger:            ss.log.With("station", number),
+		OnStart: func() {
+			ss.button(number, "start", func(e *engine) error {
+				_, err := e.startSession(number, 0, time.Now())
+				return err
+			})
+		},
+		OnStop: func() {
+			ss.button(number, "stop", func(e *engine) error { return e.stopStation(number, time.Now()) })
+		},
 	})
 }
 
-// openBuses opens every declared serial bus once; devices share them.
-func (d *Daemon) openBuses() error {
-	d.buses = map[string]*modbus.Bus{}
-	for _, b := range d.conf().Buses {
-		bus, err := openBus(b, d)
-		if err != nil {
-			d.closeBuses()
-			return fmt.Errorf("buses: %s: %w", b.Name, err)
-		}
-		d.buses[b.Name] = bus
-	}
-	return nil
-}
-
-func openBus(b config.Bus, d *Daemon) (*modbus.Bus, error) {
+func (ss *stationSet) openBus(b config.Bus) (*modbus.Bus, error) {
 	return modbus.OpenBus(modbus.BusConfig{Name: b.Name, Port: b.Port, Baud: b.Baud, Parity: b.Parity,
-		StopBits: b.StopBits, DataBits: b.DataBits, Timeout: b.Timeout.D(), Gap: b.Gap.D()}, d.log.With("bus", b.Name))
-}
-
-func (d *Daemon) closeBuses() {
-	for name, b := range d.buses {
-		if err := b.Close(); err != nil {
-			d.log.Warn("close bus", "bus", name, "err", err)
-		}
-	}
+		StopBits: b.StopBits, DataBits: b.DataBits, Timeout: b.Timeout.D(), Gap: b.Gap.D()}, ss.log.With("bus", b.Name))
 }
 
 func register(r config.Register) modbus.Register {
@@ -106,7 +70,7 @@ func registerPtr(r *config.Register) *modbus.Register {
 
 // newMeter builds the meter of a station's meter block: a named profile
 // (its registers replaced by any given in the block) or a generic one.
-func (d *Daemon) newMeter(sc config.Station) (*modbus.Meter, error) {
+func (ss *stationSet) newMeter(sc config.Station) (*modbus.Meter, error) {
 	m := sc.Meter
 	p, ok := modbus.ProfileByName(m.Profile)
 	if !ok {
@@ -118,23 +82,23 @@ func (d *Daemon) newMeter(sc config.Station) (*modbus.Meter, error) {
 	if m.Power != nil {
 		p.Power = register(*m.Power)
 	}
-	return modbus.NewMeter(modbus.MeterConfig{Name: "station " + sc.Number, Bus: d.buses[m.Bus], Unit: byte(m.Unit), Profile: p,
-		Interval: m.Interval.D(), MaxPowerKW: sc.PowerLimitKW(), Logger: d.log.With("station", sc.Number, "meter", m.Profile)})
+	return modbus.NewMeter(modbus.MeterConfig{Name: "station " + sc.Number, Bus: ss.buses[m.Bus], Unit: byte(m.Unit), Profile: p,
+		Interval: m.Interval.D(), MaxPowerKW: sc.PowerLimitKW(), Logger: ss.log.With("station", sc.Number, "meter", m.Profile)})
 }
 
 // openModbus builds a charge controller station on its bus.
-func (d *Daemon) openModbus(sc config.Station) (hal.Station, error) {
+func (ss *stationSet) openModbus(cfg *config.Edge, sc config.Station) (hal.Station, error) {
 	mb := sc.Modbus
 	c := modbus.ControllerConfig{
-		Number: sc.Number, Bus: d.buses[mb.Bus], Unit: byte(mb.Unit),
+		Number: sc.Number, Bus: ss.buses[mb.Bus], Unit: byte(mb.Unit),
 		Map: modbus.ControllerMap{State: register(mb.State), StateEncoding: mb.State.Encoding,
 			Enable: modbus.Enable{Coil: mb.Enable.Coil, Address: mb.Enable.Address},
 			Energy: registerPtr(mb.Energy), Power: registerPtr(mb.Power)},
-		Interval: mb.Interval.D(), ConfirmTimeout: d.conf().Policy.ContactorTimeout.D(), MaxPowerKW: sc.PowerLimitKW(),
-		Logger: d.log.With("station", sc.Number),
+		Interval: mb.Interval.D(), ConfirmTimeout: cfg.Policy.ContactorTimeout.D(), MaxPowerKW: sc.PowerLimitKW(),
+		Logger: ss.log.With("station", sc.Number),
 	}
 	if sc.Meter != nil {
-		m, err := d.newMeter(sc)
+		m, err := ss.newMeter(sc)
 		if err != nil {
 			return nil, err
 		}
@@ -174,8 +138,8 @@ func (s metered) Read() hal.Reading {
 }
 
 // busTimeout is the configured answer timeout of a bus.
-func (d *Daemon) busTimeout(name string) time.Duration {
-	if b, ok := d.conf().Bus(name); ok {
+func busTimeout(cfg *config.Edge, name string) time.Duration {
+	if b, ok := cfg.Bus(name); ok {
 		return b.Timeout.D()
 	}
 	return time.Second

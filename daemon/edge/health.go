@@ -38,7 +38,7 @@ func (e *engine) healthTick(now time.Time) {
 		e.lastHealth = now
 		return
 	}
-	if now.Sub(e.lastHealth) < healthInterval || !e.d.link.Connected() {
+	if now.Sub(e.lastHealth) < healthInterval || !e.connected() {
 		return
 	}
 	e.lastHealth = now
@@ -53,7 +53,8 @@ func (e *engine) healthTick(now time.Time) {
 }
 
 func (e *engine) health() (healthEvent, error) {
-	h := healthEvent{Connected: e.d.link.Connected(), Stations: make([]healthStation, 0, len(e.d.order))}
+	order, sts := e.stations.list()
+	h := healthEvent{Connected: e.connected(), Stations: make([]healthStation, 0, len(order))}
 	var err error
 	if h.OutboxDepth, err = e.st.OutboxLen(); err != nil {
 		return h, err
@@ -61,8 +62,8 @@ func (e *engine) health() (healthEvent, error) {
 	if h.SessionsByState, err = e.st.Counts(); err != nil {
 		return h, err
 	}
-	for _, n := range e.d.order {
-		r := e.d.stations[n].Read()
+	for _, n := range order {
+		r := sts[n].Read()
 		h.Stations = append(h.Stations, healthStation{Number: n, CPState: string(r.CP), Fault: r.Fault})
 	}
 	return h, nil

@@ -32,18 +32,17 @@ const answerWindow = 100
 // at scrape time from the store and the stations, so it costs nothing
 // between scrapes.
 func (b backend) Metrics(w io.Writer) error {
-	d := b.d
 	var s metrics.Set
-	s.Gauge("sitelink_build_info", "Always 1; the version is the label.", 1, "version", d.o.Version)
-	s.Gauge("sitelink_connected", "1 while the MQTT link to the broker is up.", metrics.Bool(d.link.Connected()))
-	s.Gauge("sitelink_epoch", "Connect epoch of the current (or last) broker connection.", float64(d.Epoch()))
+	s.Gauge("sitelink_build_info", "Always 1; the version is the label.", 1, "version", b.version)
+	s.Gauge("sitelink_connected", "1 while the MQTT link to the broker is up.", metrics.Bool(b.link.Connected()))
+	s.Gauge("sitelink_epoch", "Connect epoch of the current (or last) broker connection.", float64(b.pres.Epoch()))
 
-	depth, err := d.st.OutboxLen()
+	depth, err := b.st.OutboxLen()
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	s.Gauge("sitelink_outbox_depth", "Events waiting for the broker's acknowledgement.", float64(depth))
-	head, err := d.st.OutboxHead(1)
+	head, err := b.st.OutboxHead(1)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -52,9 +51,9 @@ func (b backend) Metrics(w io.Writer) error {
 		age = max(time.Since(head[0].CreatedAt).Seconds(), 0)
 	}
 	s.Gauge("sitelink_outbox_oldest_age_seconds", "Age of the oldest undelivered event (0 when the outbox is empty).", age)
-	s.Set("sitelink_events_published_total", "Events the broker acknowledged since the daemon started.", metrics.Counter, float64(d.pump.published.Load()))
+	s.Set("sitelink_events_published_total", "Events the broker acknowledged since the daemon started.", metrics.Counter, float64(b.pump.published.Load()))
 
-	counts, err := d.st.Counts()
+	counts, err := b.st.Counts()
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -65,7 +64,7 @@ func (b backend) Metrics(w io.Writer) error {
 		s.Gauge("sitelink_sessions", "Sessions in the ledger by state.", float64(n), "state", string(st))
 	}
 
-	order, sts := d.stationList()
+	order, sts := b.stations.list()
 	for _, n := range order {
 		r := sts[n].Read()
 		s.Gauge("sitelink_station_contactor", "1 while the station's contactor is confirmed closed.", metrics.Bool(r.Contactor), "station", n)
@@ -80,7 +79,7 @@ func (b backend) Metrics(w io.Writer) error {
 	// Sessions come newest first, but their answers need not: keep the
 	// latest per (call, outcome, code).
 	last := map[[3]string]time.Time{}
-	err = d.st.View(func(tx *store.Tx) error {
+	err = b.st.View(func(tx *store.Tx) error {
 		return tx.Sessions(answerWindow, func(ss store.Session) bool {
 			if a := ss.LastAnswer; a != nil && a.Call != "" {
 				k := [3]string{a.Call, a.Outcome, strconv.Itoa(a.Code)}

@@ -3,6 +3,8 @@ package edge
 import (
 	"fmt"
 	"time"
+
+	"github.com/sitelink/sitelink/store"
 )
 
 // statusEvery is how often the STATUS line is refreshed while running, so
@@ -11,30 +13,34 @@ import (
 const statusEvery = 10 * time.Second
 
 // heartbeat drives the systemd watchdog and the periodic STATUS line. It
-// lives on the engine goroutine (engine.run calls beat on every tick), so
+// lives on the engine goroutine (the engine calls beat on every tick), so
 // a stuck engine stops the pings and systemd restarts the daemon.
 type heartbeat struct {
-	d          *Daemon
+	watchdog   func()
+	interval   time.Duration
+	status     func(string)
+	line       func() string // the current status line
 	lastPing   time.Time
 	lastStatus time.Time
 }
 
-func (d *Daemon) newHeartbeat(now time.Time) *heartbeat {
-	// The start-up status line was just sent: wait a full period.
-	return &heartbeat{d: d, lastStatus: now}
+// newHeartbeat pings o.Watchdog and sends line() to o.Status; either may
+// be unset.
+func newHeartbeat(o Options, line func() string, now time.Time) *heartbeat {
+	// The start-up status line is sent by Run: wait a full period.
+	return &heartbeat{watchdog: o.Watchdog, interval: o.WatchdogInterval, status: o.Status, line: line, lastStatus: now}
 }
 
 // beat pings the watchdog at half its interval (sd_watchdog_enabled(3))
 // and refreshes the status line every statusEvery.
 func (h *heartbeat) beat(now time.Time) {
-	o := h.d.o
-	if o.Watchdog != nil && o.WatchdogInterval > 0 && now.Sub(h.lastPing) >= o.WatchdogInterval/2 {
+	if h.watchdog != nil && h.interval > 0 && now.Sub(h.lastPing) >= h.interval/2 {
 		h.lastPing = now
-		o.Watchdog()
+		h.watchdog()
 	}
-	if o.Status != nil && now.Sub(h.lastStatus) >= statusEvery {
+	if h.status != nil && now.Sub(h.lastStatus) >= statusEvery {
 		h.lastStatus = now
-		h.d.status(h.d.statusLine(h.d.link != nil && h.d.link.Connected(), ""))
+		h.status(h.line())
 	}
 }
 
@@ -42,21 +48,21 @@ func (h *heartbeat) beat(now time.Time) {
 // station count and outbox depth, e.g. "connected, 2 stations, outbox 0".
 // up is passed in because the link calls OnUp before it reports itself
 // connected; why, if set, says why the link is down.
-func (d *Daemon) statusLine(up bool, why string) string {
+func statusLine(up bool, why string, stations *stationSet, st *store.Store) string {
 	link := "buffering"
 	if up {
 		link = "connected"
 	} else if why != "" {
 		link = "buffering (" + why + ")"
 	}
-	n := d.stationCount()
-	stations := fmt.Sprintf("%d stations", n)
+	n := stations.count()
+	nst := fmt.Sprintf("%d stations", n)
 	if n == 1 {
-		stations = "1 station"
+		nst = "1 station"
 	}
 	outbox := "outbox ?"
-	if n, err := d.st.OutboxLen(); err == nil {
+	if n, err := st.OutboxLen(); err == nil {
 		outbox = fmt.Sprintf("outbox %d", n)
 	}
-	return link + ", " + stations + ", " + outbox
+	return link + ", " + nst + ", " + outbox
 }

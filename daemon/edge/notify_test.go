@@ -1,10 +1,13 @@
 package edge
 
 import (
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/hal/sim"
 	"github.com/sitelink/sitelink/store"
 )
 
@@ -18,13 +21,14 @@ func TestHeartbeat(t *testing.T) {
 	t.Cleanup(func() { _ = st.Close() })
 	var pings int
 	var lines []string
-	d := &Daemon{st: st, order: []string{"5", "6"}, o: Options{
+	o := Options{
 		Watchdog:         func() { pings++ },
 		WatchdogInterval: 2 * time.Second,
 		Status:           func(s string) { lines = append(lines, s) },
-	}}
+	}
+	stations := stationsOf("5", "6")
 	t0 := time.Unix(1_700_000_000, 0)
-	hb := d.newHeartbeat(t0)
+	hb := newHeartbeat(o, func() string { return statusLine(false, "", stations, st) }, t0)
 	for ms := 0; ms <= 10_000; ms += 250 {
 		hb.beat(t0.Add(time.Duration(ms) * time.Millisecond))
 	}
@@ -49,8 +53,7 @@ func TestHeartbeat(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			d := &Daemon{st: st, order: c.order}
-			if got := d.statusLine(c.up, c.why); got != c.want {
+			if got := statusLine(c.up, c.why, stationsOf(c.order...), st); got != c.want {
 				t.Errorf("statusLine = %q, want %q", got, c.want)
 			}
 		})
@@ -58,10 +61,18 @@ func TestHeartbeat(t *testing.T) {
 
 	t.Run("watchdog off", func(t *testing.T) {
 		called := false
-		d := &Daemon{st: st, o: Options{Watchdog: func() { called = true }}}
-		d.newHeartbeat(t0).beat(t0.Add(time.Hour))
+		newHeartbeat(Options{Watchdog: func() { called = true }}, func() string { return "" }, t0).beat(t0.Add(time.Hour))
 		if called {
 			t.Error("watchdog pinged with a zero interval")
 		}
 	})
+}
+
+// stationsOf is a station set of simulated stations with these numbers.
+func stationsOf(numbers ...string) *stationSet {
+	ss := newStationSet(slog.New(slog.DiscardHandler), nil, func(string) {}, nil)
+	for _, n := range numbers {
+		ss.install(config.Station{Number: n, Driver: config.DriverSim}, built{st: sim.New(sim.Config{Number: n})})
+	}
+	return ss
 }

@@ -78,12 +78,12 @@ func reasonKind(s *store.Session) ReasonKind {
 // terminalOf is the configured terminal that pays for the session's
 // station.
 func (e *engine) terminalOf(s *store.Session) (config.Terminal, bool) {
-	for _, t := range e.d.conf().Terminals {
+	for _, t := range e.conf().Terminals {
 		if t.HasStation(s.Station) {
 			return t, true
 		}
 	}
-	return e.d.conf().TerminalFor(s.MachineID, s.HwSerial)
+	return e.conf().TerminalFor(s.MachineID, s.HwSerial)
 }
 
 // endOfService runs in the transaction that records `stopped`: the
@@ -111,8 +111,8 @@ func (e *engine) endOfService(tx *store.Tx, s *store.Session, now time.Time) err
 		to         store.State
 		why        string
 	)
-	if min := e.d.conf().Policy.MinEnergyWh; s.EnergyWh > 0 && s.EnergyWh >= min {
-		t := e.d.conf().Tariff
+	if min := e.conf().Policy.MinEnergyWh; s.EnergyWh > 0 && s.EnergyWh >= min {
+		t := e.conf().Tariff
 		if s.Tariff != nil {
 			t = config.Tariff(*s.Tariff)
 		}
@@ -141,7 +141,7 @@ func (e *engine) endOfService(tx *store.Tx, s *store.Session, now time.Time) err
 func (e *engine) sendRequest(tx *store.Tx, s *store.Session, now time.Time) error {
 	r := s.Request
 	typ := requestEvent[r.Kind]
-	node := e.d.conf().Node.ID
+	node := e.conf().Node.ID
 	entry, err := tx.Enqueue(node, typ, now, func(seq uint64, _ string) ([]byte, error) {
 		return wire.EventPayload(node, seq, typ, now.UTC(), json.RawMessage(r.Body))
 	})
@@ -150,11 +150,11 @@ func (e *engine) sendRequest(tx *store.Tx, s *store.Session, now time.Time) erro
 	}
 	r.EventIDs = append(r.EventIDs, entry.ID)
 	r.Attempts++
-	r.NextAt = now.Add(time.Duration(e.d.conf().Policy.ResultTimeout)).UTC()
+	r.NextAt = now.Add(time.Duration(e.conf().Policy.ResultTimeout)).UTC()
 	if r.Kind == kindStart {
 		// A start is sent once; the session waits for the card until the
 		// terminal gives up, plus the result timeout.
-		r.NextAt = now.Add(time.Duration(e.d.conf().Policy.TriggerTimeout) + time.Duration(e.d.conf().Policy.ResultTimeout)).UTC()
+		r.NextAt = now.Add(time.Duration(e.conf().Policy.TriggerTimeout) + time.Duration(e.conf().Policy.ResultTimeout)).UTC()
 	}
 	s.UpdatedAt = now.UTC()
 	return tx.PutSession(s)
@@ -162,7 +162,7 @@ func (e *engine) sendRequest(tx *store.Tx, s *store.Session, now time.Time) erro
 
 // backoff is capped exponential with jitter, from the attempt count.
 func (e *engine) backoff(attempts int) time.Duration {
-	lo, hi := e.d.conf().Policy.RetryMin.D(), e.d.conf().Policy.RetryMax.D()
+	lo, hi := e.conf().Policy.RetryMin.D(), e.conf().Policy.RetryMax.D()
 	d := lo
 	for i := 1; i < attempts && d < hi; i++ {
 		d *= 2
@@ -198,13 +198,13 @@ func (e *engine) retryRequests(now time.Time) {
 			// sent, so there is nothing to time out. Wait; never pile up
 			// copies that would all leave at once on reconnect.
 			if waiting, err := e.unsent(tx, cur.Request); err != nil || waiting {
-				cur.Request.NextAt = now.Add(time.Duration(e.d.conf().Policy.ResultTimeout)).UTC()
+				cur.Request.NextAt = now.Add(time.Duration(e.conf().Policy.ResultTimeout)).UTC()
 				if err != nil {
 					return err
 				}
 				return tx.PutSession(&cur)
 			}
-			return e.retry(tx, &cur, "no answer from Nayax within "+time.Duration(e.d.conf().Policy.ResultTimeout).String(), now)
+			return e.retry(tx, &cur, "no answer from Nayax within "+time.Duration(e.conf().Policy.ResultTimeout).String(), now)
 		})
 		if err != nil {
 			e.log.Error("retry request", "spark_transaction_id", s.SparkTransactionID, "err", err)
@@ -369,13 +369,13 @@ func (e *engine) applyResult(tx *store.Tx, s *store.Session, r result, now time.
 // startSession opens a Remote Start: a requested session and its
 // start-request event, committed together. It runs on the engine.
 func (e *engine) startSession(station string, amount float64, now time.Time) (store.Session, error) {
-	hw, ok := e.d.stations[station]
+	hw, ok := e.stations.get(station)
 	if !ok {
 		return store.Session{}, fmt.Errorf("unknown station %q", station)
 	}
 	var term config.Terminal
 	found := false
-	for _, t := range e.d.conf().Terminals {
+	for _, t := range e.conf().Terminals {
 		if t.HasStation(station) {
 			term, found = t, true
 		}
@@ -389,11 +389,11 @@ func (e *engine) startSession(station string, amount float64, now time.Time) (st
 		return store.Session{}, fmt.Errorf("station %s: contactor closed without a session (welded?)", station)
 	}
 	if amount <= 0 {
-		amount = e.d.conf().Policy.StartAmount
+		amount = e.conf().Policy.StartAmount
 	}
 	s := store.Session{SparkTransactionID: newSparkID(), Station: station, Origin: "remote", CreatedAt: now.UTC(),
 		MachineID: term.MachineID, HwSerial: term.HwSerial, AuthorizedAmount: amount}
-	call, body, err := TriggerRequest(s.SparkTransactionID, term, amount, time.Duration(e.d.conf().Policy.TriggerTimeout))
+	call, body, err := TriggerRequest(s.SparkTransactionID, term, amount, time.Duration(e.conf().Policy.TriggerTimeout))
 	if err != nil {
 		return store.Session{}, err
 	}
@@ -461,7 +461,7 @@ func (e *engine) stopStation(station string, now time.Time) error {
 // driver confirms both, for a technician commissioning a site. It refuses
 // while the station has a session. It runs on the engine.
 func (e *engine) selfTest(station string) (string, error) {
-	hw, ok := e.d.stations[station]
+	hw, ok := e.stations.get(station)
 	if !ok {
 		return "", fmt.Errorf("unknown station %q", station)
 	}

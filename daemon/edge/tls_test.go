@@ -19,6 +19,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/mqtttest"
 	"github.com/sitelink/sitelink/daemon/nayax/seeds"
+	"github.com/sitelink/sitelink/daemon/queue"
 	"github.com/sitelink/sitelink/daemon/wire"
 )
 
@@ -276,8 +277,7 @@ func TestLinkOptionsTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d.eng = &engine{}
-			o, err := d.linkOptions()
+			o, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), queue.New[inbound](), nil)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want one mentioning %q", err, tc.err)
@@ -324,8 +324,7 @@ func TestPasswordFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d.eng = &engine{}
-			o, err := d.linkOptions()
+			o, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), queue.New[inbound](), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,8 +341,7 @@ func TestPasswordFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d.eng = &engine{}
-		if _, err := d.linkOptions(); err == nil || !strings.Contains(err.Error(), "mqtt.password_file") {
+		if _, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), queue.New[inbound](), nil); err == nil || !strings.Contains(err.Error(), "mqtt.password_file") {
 			t.Fatalf("err = %v, want one naming mqtt.password_file", err)
 		}
 	})
