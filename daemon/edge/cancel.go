@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/billing"
 	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/store"
@@ -58,7 +59,7 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (any, func(tx *s
 	if o, _ := opOf(cmd.Body); o != "" {
 		op = o
 	}
-	reason := fmt.Sprintf("%s %s", stopNayaxCancel, op)
+	reason := fmt.Sprintf("%s %s", billing.StopNayaxCancel, op)
 	if req.ReasonText.S != "" {
 		reason += ": " + req.ReasonText.S
 	}

@@ -12,6 +12,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sitelink/sitelink/daemon/billing"
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/nayax"
@@ -313,11 +314,11 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 			// Our start request timed out or the controller restarted,
 			// and the card was authorized after all: release the hold.
 			return out(nayax.Declined(nayax.CodeGeneral, "session already closed; the authorization is being cancelled")),
-				e.refuse(req, term, existing.Station, &existing, key, stopNotAuthorizing, now)
+				e.refuse(req, term, existing.Station, &existing, key, billing.StopNotAuthorizing, now)
 		}
 		// Same transaction again (a new command id): answer from the
 		// session, never act twice.
-		if strings.HasPrefix(existing.StopReason, stopContactorFailed) {
+		if strings.HasPrefix(existing.StopReason, billing.StopContactorFailed) {
 			return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s could not start: %s", existing.Station, existing.StopReason))), nil
 		}
 		return out(nayax.Approved("No Errors")), nil
@@ -357,15 +358,6 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 	if !(req.Amount.V > 0) {
 		return out(nayax.Declined(nayax.CodeValidation, "Amount: must be greater than 0")), nil
 	}
-	r := hw.Read()
-	if r.Fault == "" && r.Contactor && !(have && existing.State.Active()) {
-		r.Fault = "contactor closed without a session (welded?)"
-	}
-	if r.Fault != "" {
-		return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s is faulted: %s", station, r.Fault))),
-			e.refuse(req, term, station, existingPtr(have, &existing), key, "station faulted: "+r.Fault, now)
-	}
-
 	var busy *store.Session
 	err = e.st.View(func(tx *store.Tx) error {
 		cur, err := tx.ActiveSession(station)
@@ -384,6 +376,16 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 	if busy != nil {
 		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("station %s is busy with another session", station))),
 			e.refuse(req, term, station, existingPtr(have, &existing), key, "station busy", now)
+	}
+	// After the busy check: another session's closed contactor is not a
+	// weld.
+	r := hw.Read()
+	if r.Fault == "" && r.Contactor && !(have && existing.State.Active()) {
+		r.Fault = "contactor closed without a session (welded?)"
+	}
+	if r.Fault != "" {
+		return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s is faulted: %s", station, r.Fault))),
+			e.refuse(req, term, station, existingPtr(have, &existing), key, "station faulted: "+r.Fault, now)
 	}
 
 	s := existing
@@ -409,7 +411,7 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 	cancel()
 	if herr != nil {
 		e.log.Error("contactor did not close", "station", station, "err", herr)
-		_, _ = e.stop(&s, stopContactorFailed+": "+herr.Error(), now)
+		_, _ = e.stop(&s, billing.StopContactorFailed+": "+herr.Error(), now)
 		return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s could not start: %v", station, herr))), nil
 	}
 	return out(nayax.Approved("No Errors")), nil
@@ -462,7 +464,7 @@ func (e *engine) stopCommand(cmd wire.Command, now time.Time) (any, func(tx *sto
 	// Contactor first; the stop and its reply then commit together.
 	herr := e.openContactor(&s)
 	record := func(tx *store.Tx) error {
-		return e.recordStop(tx, &s, stopCard, herr == nil, now)
+		return e.recordStop(tx, &s, billing.StopCard, herr == nil, now)
 	}
 	if herr != nil {
 		return out(nayax.Declined(nayax.CodeGeneral, "contactor did not confirm opening; station faulted"), &s), record
@@ -509,7 +511,7 @@ func (e *engine) refuse(req nayax.TransactionCallbackRequest, term config.Termin
 			s = store.Session{SparkTransactionID: id, Station: station, Origin: "external", CreatedAt: now.UTC()}
 		}
 		fillAuthorization(&s, req, term, key)
-		s.StopReason = stopStartRefused + ": " + why
+		s.StopReason = billing.StopStartRefused + ": " + why
 		e.log.Warn("releasing an authorization this site cannot serve", "spark_transaction_id", s.SparkTransactionID, "why", why)
 		return e.endOfService(tx, &s, now)
 	}
@@ -524,10 +526,6 @@ func existingPtr(have bool, s *store.Session) *store.Session {
 
 // errConflict: an identifier already belongs to another session.
 var errConflict = errors.New("conflict")
-
-// stopContactorFailed starts the stop reason of a session whose contactor
-// would not close.
-const stopContactorFailed = "contactor did not close"
 
 // tooLong rejects identifiers longer than Nayax ever sends: they end up in
 // the ledger and in events, which have a size limit.

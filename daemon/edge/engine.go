@@ -15,8 +15,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sitelink/sitelink/daemon/billing"
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/queue"
+	"github.com/sitelink/sitelink/daemon/retry"
 	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/hal"
 	"github.com/sitelink/sitelink/store"
@@ -42,7 +44,7 @@ type engine struct {
 	lastCheckpoint map[string]time.Time
 	// retryStop per session: when a contactor that would not open is
 	// tried again, and the backoff so far.
-	retryStop map[string]retry
+	retryStop map[string]stopRetry
 	// lastHealth is when the last health event was queued (health.go).
 	lastHealth time.Time
 	// pending are station changes of a new configuration that wait for
@@ -111,11 +113,17 @@ func (c *calls) do(ctx context.Context, f func(*engine)) error {
 // close fails every waiting and later call.
 func (c *calls) close() { c.once.Do(func() { close(c.done) }) }
 
-type retry struct {
-	at      time.Time
-	backoff time.Duration
-	n       int
+// stopRetry is when a contactor that would not open is tried again, and
+// how many times it was tried.
+type stopRetry struct {
+	at time.Time
+	n  int
 }
+
+// contactorRetry spaces the attempts to open a contactor that would not:
+// 1 s, 2 s, 4 s … a minute, so a welded contactor does not stall every
+// other command (switching runs on the engine goroutine).
+var contactorRetry = retry.Backoff{Min: time.Second, Max: time.Minute}
 
 // stuckStopLimit is how many failed attempts to open a contactor a stop
 // waits before the money is decided anyway (on the energy frozen at the
@@ -138,7 +146,7 @@ func newEngine(d engineDeps) *engine {
 	return &engine{
 		engineDeps:     d,
 		out:            queue.New[outbound](),
-		retryStop:      map[string]retry{},
+		retryStop:      map[string]stopRetry{},
 		seen:           map[string]hal.Reading{},
 		pending:        pendingChange{stations: map[string]bool{}, buses: map[string]bool{}},
 		lastCheckpoint: map[string]time.Time{},
@@ -296,16 +304,16 @@ func (e *engine) reconcile(now time.Time) error {
 			if s.State == store.Requested {
 				// A late TransactionCallback for it is cancelled (authorize).
 				s.Request = nil
-				return e.transition(tx, s, store.Closed, stopInterrupted, now)
+				return e.transition(tx, s, store.Closed, billing.StopInterrupted, now)
 			}
 			if s.State != store.Interrupted {
-				if err := e.transition(tx, s, store.Interrupted, stopDaemonRestart, now); err != nil {
+				if err := e.transition(tx, s, store.Interrupted, billing.StopDaemonRestart, now); err != nil {
 					return err
 				}
 			}
 			// Ended by the same settle-or-cancel rule as any stop, in the
 			// same transaction.
-			if err := e.transition(tx, s, store.Stopped, stopInterrupted, now); err != nil {
+			if err := e.transition(tx, s, store.Stopped, billing.StopInterrupted, now); err != nil {
 				return err
 			}
 			return e.endOfService(tx, s, now)
@@ -337,7 +345,7 @@ func (e *engine) halt(now time.Time) {
 			if st, ok := e.stations.get(s.Station); ok {
 				s.EnergyWh = sessionEnergy(s, st.Read())
 			}
-			return e.transition(tx, s, store.Interrupted, stopShutdown, now)
+			return e.transition(tx, s, store.Interrupted, billing.StopShutdown, now)
 		})
 		if err != nil {
 			e.log.Error("record interrupted session", "spark_transaction_id", s.SparkTransactionID, "err", err)
@@ -409,9 +417,9 @@ func (e *engine) stationChanged(n string, now time.Time) {
 	}
 	switch {
 	case r.Fault != "" && (s.State == store.Authorized || s.State == store.Charging):
-		e.stop(&s, stopFault+": "+r.Fault, now)
+		e.stop(&s, billing.StopFault+": "+r.Fault, now)
 	case prev.CP.VehiclePresent() && r.CP == hal.CPA && (s.State == store.Authorized || s.State == store.Charging):
-		e.stop(&s, stopUnplugged, now)
+		e.stop(&s, billing.StopUnplugged, now)
 	}
 }
 
@@ -444,15 +452,15 @@ func (e *engine) timers(now time.Time) {
 			// The contactor opened without a stop (a driver's own
 			// protection, or a stop whose commit failed): the session
 			// cannot be delivering energy, so end it.
-			e.stop(s, stopContactorOpen, now)
+			e.stop(s, billing.StopContactorOpen, now)
 			continue
 		}
 		switch s.State {
 		case store.Authorized:
 			if plug > 0 && now.Sub(enteredAt(s)) >= plug {
-				reason := stopPlugTimeout
+				reason := billing.StopPlugTimeout
 				if r.CP.VehiclePresent() {
-					reason = stopNoDraw
+					reason = billing.StopNoDraw
 				}
 				e.stop(s, reason, now)
 			}
@@ -463,9 +471,8 @@ func (e *engine) timers(now time.Time) {
 			if now.Before(rt.at) {
 				continue
 			}
-			rt.backoff = min(max(2*rt.backoff, time.Second), time.Minute)
-			rt.at = now.Add(rt.backoff)
 			rt.n++
+			rt.at = now.Add(contactorRetry.Nominal(rt.n))
 			e.retryStop[s.SparkTransactionID] = rt
 			opened := e.openContactor(s) == nil
 			if opened || rt.n >= stuckStopLimit {
@@ -615,8 +622,8 @@ func (e *engine) unsupervised(open []store.Session, now time.Time) {
 		if now.Before(rt.at) {
 			continue
 		}
-		rt.backoff = min(max(2*rt.backoff, time.Second), time.Minute)
-		rt.at = now.Add(rt.backoff)
+		rt.n++
+		rt.at = now.Add(contactorRetry.Nominal(rt.n))
 		e.retryStop[key] = rt
 		ctx, cancel := context.WithTimeout(context.Background(), e.contactorTimeout())
 		err := st.SetContactor(ctx, false)

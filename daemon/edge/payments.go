@@ -1,78 +1,26 @@
 package edge
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/billing"
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/daemon/retry"
 	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/store"
 )
 
-// Request kinds and the events that carry them to the relay.
-const (
-	kindStart      = "start"
-	kindSettlement = "settlement"
-	kindCancel     = "cancel"
-)
-
+// requestEvent is the event that carries a request kind to the relay.
 var requestEvent = map[string]string{
-	kindStart:      "start-request",
-	kindSettlement: "settlement-request",
-	kindCancel:     "cancel-request",
-}
-
-// Settlement retry budget: Nayax accepts an ExternalSettlement within 48 h
-// and asks for at most 5 attempts in 24 h after a failure (code 50).
-const (
-	settleMaxAttempts = 5
-	settleWindow      = 24 * time.Hour
-)
-
-// Stop reasons the engine records; reasonKind maps them to the cancel
-// reason table.
-const (
-	stopPlugTimeout    = "no vehicle within plug timeout"
-	stopNoDraw         = "vehicle drew no energy within plug timeout"
-	stopUnplugged      = "vehicle unplugged"
-	stopCard           = "StopCallback (card presented)"
-	stopLocal          = "stopped locally"
-	stopFault          = "station fault"
-	stopContactorOpen  = "contactor opened outside a stop"
-	stopShutdown       = "shutdown"
-	stopInterrupted    = "interrupted"
-	stopDaemonRestart  = "daemon restarted"
-	stopStartRefused   = "station unavailable"
-	stopStartNoAnswer  = "no card presented before the trigger timed out"
-	stopStartFailed    = "Nayax did not accept the start request"
-	stopNotAuthorizing = "authorized after the session was closed"
-	stopNayaxCancel    = "Nayax" // + " Cancel" / " Void": Cortina told us
-)
-
-func reasonKind(s *store.Session) ReasonKind {
-	if s.EnergyWh > 0 {
-		return ReasonBelowMinimum
-	}
-	r := s.StopReason
-	switch {
-	case strings.HasPrefix(r, stopPlugTimeout), strings.HasPrefix(r, stopNoDraw):
-		return ReasonNoVehicle
-	case strings.HasPrefix(r, stopFault), strings.HasPrefix(r, stopContactorFailed), strings.HasPrefix(r, stopContactorOpen), strings.HasPrefix(r, stopStartRefused):
-		return ReasonStationFault
-	case strings.HasPrefix(r, stopUnplugged):
-		return ReasonUnplugged
-	case strings.HasPrefix(r, stopCard), strings.HasPrefix(r, stopLocal):
-		return ReasonUserStop
-	}
-	return ReasonInterrupted
+	billing.KindStart:      wire.EventStartRequest,
+	billing.KindSettlement: wire.EventSettlementRequest,
+	billing.KindCancel:     wire.EventCancelRequest,
 }
 
 // terminalOf is the configured terminal that pays for the session's
@@ -90,7 +38,7 @@ func (e *engine) terminalOf(s *store.Session) (config.Terminal, bool) {
 // settle-or-cancel decision and its request event commit together, so a
 // decided cancel is never lost and goes out as soon as the link is up.
 func (e *engine) endOfService(tx *store.Tx, s *store.Session, now time.Time) error {
-	if strings.HasPrefix(s.StopReason, stopNayaxCancel+" ") {
+	if billing.NayaxCancelled(s.StopReason) {
 		// Nayax cancelled it (Cortina Cancel/Void, contactor slow to
 		// open): nothing of ours to settle or cancel.
 		s.Request = nil
@@ -104,34 +52,16 @@ func (e *engine) endOfService(tx *store.Tx, s *store.Session, now time.Time) err
 	if !ok {
 		return e.transition(tx, s, store.NeedsReconciliation, "no terminal configured for station "+s.Station, now)
 	}
-	var (
-		kind, call string
-		body       json.RawMessage
-		err        error
-		to         store.State
-		why        string
-	)
-	if min := e.conf().Policy.MinEnergyWh; s.EnergyWh > 0 && s.EnergyWh >= min {
-		t := e.conf().Tariff
-		if s.Tariff != nil {
-			t = config.Tariff(*s.Tariff)
-		}
-		s.Amount = Amount(s.EnergyWh, s.AuthorizedAmount, t)
-		kind, to = kindSettlement, store.Settling
-		why = fmt.Sprintf("%.1f Wh delivered: settle %.*f %s", s.EnergyWh, t.DecimalPlace, s.Amount, t.Currency)
-		call, body, err = SettlementRequest(*s, term, s.Amount)
-	} else {
-		k := reasonKind(s)
-		code, text := Reason(k)
-		kind, to = kindCancel, store.Cancelling
-		why = fmt.Sprintf("no service provided (%s %s): release the hold", code, text)
-		call, body, err = CancelRequest(*s, term, k)
-	}
+	p := e.conf().Policy
+	d, err := billing.Decide(*s, term, e.conf().Tariff, p.MinEnergyWh)
 	if err != nil {
 		return e.transition(tx, s, store.NeedsReconciliation, "cannot build the Nayax request: "+err.Error(), now)
 	}
-	s.Request = &store.Request{Kind: kind, Call: call, Body: body, FirstAt: now.UTC()}
-	if err := e.transition(tx, s, to, why, now); err != nil {
+	if d.Kind == billing.KindSettlement {
+		s.Amount = d.Amount
+	}
+	s.Request = &store.Request{Kind: d.Kind, Call: d.Call, Body: d.Body, FirstAt: now.UTC()}
+	if err := e.transition(tx, s, d.To, d.Why, now); err != nil {
 		return err
 	}
 	return e.sendRequest(tx, s, now)
@@ -151,7 +81,7 @@ func (e *engine) sendRequest(tx *store.Tx, s *store.Session, now time.Time) erro
 	r.EventIDs = append(r.EventIDs, entry.ID)
 	r.Attempts++
 	r.NextAt = now.Add(time.Duration(e.conf().Policy.ResultTimeout)).UTC()
-	if r.Kind == kindStart {
+	if r.Kind == billing.KindStart {
 		// A start is sent once; the session waits for the card until the
 		// terminal gives up, plus the result timeout.
 		r.NextAt = now.Add(time.Duration(e.conf().Policy.TriggerTimeout) + time.Duration(e.conf().Policy.ResultTimeout)).UTC()
@@ -160,15 +90,11 @@ func (e *engine) sendRequest(tx *store.Tx, s *store.Session, now time.Time) erro
 	return tx.PutSession(s)
 }
 
-// backoff is capped exponential with jitter, from the attempt count.
+// backoff is the wait before a request is sent again after attempts
+// (policy.retry_min doubled, capped at policy.retry_max, jittered).
 func (e *engine) backoff(attempts int) time.Duration {
-	lo, hi := e.conf().Policy.RetryMin.D(), e.conf().Policy.RetryMax.D()
-	d := lo
-	for i := 1; i < attempts && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
+	p := e.conf().Policy
+	return retry.Backoff{Min: p.RetryMin.D(), Max: p.RetryMax.D()}.Delay(attempts)
 }
 
 // retryRequests re-sends requests whose answer did not come in time.
@@ -232,11 +158,11 @@ func (e *engine) unsent(tx *store.Tx, r *store.Request) (bool, error) {
 func (e *engine) retry(tx *store.Tx, s *store.Session, why string, now time.Time) error {
 	r := s.Request
 	switch r.Kind {
-	case kindStart:
+	case billing.KindStart:
 		s.Request = nil
-		return e.transition(tx, s, store.Closed, stopStartNoAnswer, now)
-	case kindSettlement:
-		if spent(r, now) {
+		return e.transition(tx, s, store.Closed, billing.StopStartNoAnswer, now)
+	case billing.KindSettlement:
+		if billing.Spent(r, now) {
 			return e.giveUpSettlement(tx, s, why, now)
 		}
 	}
@@ -257,19 +183,12 @@ func (e *engine) schedule(tx *store.Tx, s *store.Session, why string, refused bo
 	if refused {
 		r.Failures++
 	}
-	if r.Kind == kindSettlement && spent(r, now) {
+	if r.Kind == billing.KindSettlement && billing.Spent(r, now) {
 		return e.giveUpSettlement(tx, s, why, now)
 	}
 	r.NextAt = now.Add(e.backoff(r.Attempts)).UTC()
 	e.log.Warn("Nayax request failed; will retry", "spark_transaction_id", s.SparkTransactionID, "call", r.Call, "attempts", r.Attempts, "next_at", r.NextAt, "why", why)
 	return tx.PutSession(s)
-}
-
-// spent: Nayax refused the settlement (50) settleMaxAttempts times, or
-// the window since the first attempt has passed. Attempts that never got
-// an answer do not count: an outage must not spend the budget.
-func spent(r *store.Request, now time.Time) bool {
-	return r.Failures >= settleMaxAttempts || now.Sub(r.FirstAt) >= settleWindow
 }
 
 func (e *engine) giveUpSettlement(tx *store.Tx, s *store.Session, why string, now time.Time) error {
@@ -331,18 +250,18 @@ func (e *engine) applyResult(tx *store.Tx, s *store.Session, r result, now time.
 	kind := s.Request.Kind
 	done := r.Outcome == "approved" || r.Outcome == "already-done"
 	switch {
-	case done && kind == kindStart:
+	case done && kind == billing.KindStart:
 		// The terminal waits for the card; the session waits for the
 		// TransactionCallback (its deadline was set when sent).
 		return tx.PutSession(s)
-	case done && kind == kindSettlement:
+	case done && kind == billing.KindSettlement:
 		s.Request = nil
 		return e.transition(tx, s, store.Settled, "Nayax settled", now)
-	case done && kind == kindCancel:
+	case done && kind == billing.KindCancel:
 		s.Request = nil
 		return e.transition(tx, s, store.Cancelled, "Nayax released the hold", now)
 	case r.Outcome == "error":
-		if kind == kindStart {
+		if kind == billing.KindStart {
 			return e.retry(tx, s, r.Error, now) // closes it
 		}
 		return e.schedule(tx, s, "no answer from Nayax: "+r.Error, false, now)
@@ -353,153 +272,15 @@ func (e *engine) applyResult(tx *store.Tx, s *store.Session, r result, now time.
 		code = r.Status.Code()
 	}
 	switch {
-	case kind == kindStart:
+	case kind == billing.KindStart:
 		s.Request = nil
-		return e.transition(tx, s, store.Declined, fmt.Sprintf("%s (%d)", stopStartFailed, code), now)
-	case kind == kindSettlement && code == nayax.CodeExternalSettlementFailed:
+		return e.transition(tx, s, store.Declined, fmt.Sprintf("%s (%d)", billing.StopStartFailed, code), now)
+	case kind == billing.KindSettlement && code == nayax.CodeExternalSettlementFailed:
 		return e.schedule(tx, s, "Nayax answered 50 (external settlement failed)", true, now)
-	case kind == kindCancel && code == nayax.CodeExternalCancelFailed:
+	case kind == billing.KindCancel && code == nayax.CodeExternalCancelFailed:
 		s.Request = nil
 		return e.transition(tx, s, store.NeedsReconciliation, "Nayax answered 51 (external cancel failed): Nayax's AutoCancel takes over if enabled; check the transaction", now)
 	}
 	s.Request = nil
 	return e.transition(tx, s, store.NeedsReconciliation, fmt.Sprintf("Nayax declined %s with %d: %s", r.Call, code, s.LastAnswer.Description), now)
-}
-
-// startSession opens a Remote Start: a requested session and its
-// start-request event, committed together. It runs on the engine.
-func (e *engine) startSession(station string, amount float64, now time.Time) (store.Session, error) {
-	hw, ok := e.stations.get(station)
-	if !ok {
-		return store.Session{}, fmt.Errorf("unknown station %q", station)
-	}
-	var term config.Terminal
-	found := false
-	for _, t := range e.conf().Terminals {
-		if t.HasStation(station) {
-			term, found = t, true
-		}
-	}
-	if !found {
-		return store.Session{}, fmt.Errorf("station %s has no payment terminal", station)
-	}
-	if r := hw.Read(); r.Fault != "" {
-		return store.Session{}, fmt.Errorf("station %s is faulted: %s", station, r.Fault)
-	} else if r.Contactor {
-		return store.Session{}, fmt.Errorf("station %s: contactor closed without a session (welded?)", station)
-	}
-	if amount <= 0 {
-		amount = e.conf().Policy.StartAmount
-	}
-	s := store.Session{SparkTransactionID: newSparkID(), Station: station, Origin: "remote", CreatedAt: now.UTC(),
-		MachineID: term.MachineID, HwSerial: term.HwSerial, AuthorizedAmount: amount}
-	call, body, err := TriggerRequest(s.SparkTransactionID, term, amount, time.Duration(e.conf().Policy.TriggerTimeout))
-	if err != nil {
-		return store.Session{}, err
-	}
-	s.Request = &store.Request{Kind: kindStart, Call: call, Body: body, FirstAt: now.UTC()}
-	err = e.commit(func(tx *store.Tx) error {
-		if cur, err := tx.ActiveSession(station); err == nil {
-			return fmt.Errorf("station %s is busy with session %s", station, cur.SparkTransactionID)
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		if err := e.transition(tx, &s, store.Requested, "remote start", now); err != nil {
-			return err
-		}
-		return e.sendRequest(tx, &s, now)
-	})
-	return s, err
-}
-
-// startCommand: an app backend asks for a Remote Start.
-func (e *engine) startCommand(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
-	var req struct {
-		ServiceStationNumber nayax.Text
-		Amount               nayax.Amount
-	}
-	if err := json.Unmarshal(cmd.Body, &req); err != nil {
-		return declined(cmd, nayax.CodeValidation, "start: "+err.Error()), nil
-	}
-	if req.ServiceStationNumber.S == "" {
-		return declined(cmd, nayax.CodeMissingMandatory, "ServiceStationNumber: required"), nil
-	}
-	s, err := e.startSession(req.ServiceStationNumber.S, req.Amount.V, now)
-	if err != nil {
-		return declined(cmd, nayax.CodeValidation, err.Error()), nil
-	}
-	return map[string]any{"SparkTransactionId": s.SparkTransactionID, "ServiceStationNumber": s.Station, "Status": nayax.Approved("No Errors")}, nil
-}
-
-// stopStation ends the active session of a station from the site (a stop
-// button, `sitelink` on the controller): the same stop as a card's. It
-// runs on the engine.
-func (e *engine) stopStation(station string, now time.Time) error {
-	var s store.Session
-	err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		s, err = tx.ActiveSession(station)
-		return err
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("station %s has no active session", station)
-	}
-	if err != nil {
-		return err
-	}
-	if s.State == store.Requested {
-		return e.commit(func(tx *store.Tx) error {
-			s.Request = nil
-			return e.transition(tx, &s, store.Closed, stopLocal, now)
-		})
-	}
-	_, err = e.stop(&s, stopLocal, now)
-	return err
-}
-
-// selfTest switches a station's contactor on and off and checks the
-// driver confirms both, for a technician commissioning a site. It refuses
-// while the station has a session. It runs on the engine.
-func (e *engine) selfTest(station string) (string, error) {
-	hw, ok := e.stations.get(station)
-	if !ok {
-		return "", fmt.Errorf("unknown station %q", station)
-	}
-	var busy bool
-	err := e.st.View(func(tx *store.Tx) error {
-		_, err := tx.ActiveSession(station)
-		busy = err == nil
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	if busy {
-		return "", fmt.Errorf("station %s has a session; self-test refused", station)
-	}
-	var report strings.Builder
-	for _, on := range []bool{true, false} {
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), e.contactorTimeout())
-		err := hw.SetContactor(ctx, on)
-		cancel()
-		if err != nil {
-			_ = hw.Halt()
-			return report.String(), fmt.Errorf("contactor %s: %w", onOff(on), err)
-		}
-		fmt.Fprintf(&report, "contactor %s: confirmed in %s\n", onOff(on), time.Since(start).Round(time.Millisecond))
-	}
-	r := hw.Read()
-	fmt.Fprintf(&report, "CP state %s, meter %.1f Wh, power %.0f W, fault %q\n", r.CP, r.EnergyWh, r.PowerW, r.Fault)
-	return report.String(), nil
-}
-
-func onOff(b bool) string {
-	if b {
-		return "on"
-	}
-	return "off"
 }

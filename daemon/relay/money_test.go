@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/billing"
 	"github.com/sitelink/sitelink/daemon/config"
-	"github.com/sitelink/sitelink/daemon/edge"
 	"github.com/sitelink/sitelink/daemon/localapi"
 	"github.com/sitelink/sitelink/daemon/nayaxsim"
 )
@@ -82,7 +82,7 @@ func TestSettledSession(t *testing.T) {
 				t.Fatalf("second tap: %+v", stop)
 			}
 			s := sessionOf(t, site.api, first.Txn.SparkTransactionID, "settled")
-			want := edge.Amount(s.EnergyWh, 20, site.cfg.Tariff)
+			want := billing.Amount(s.EnergyWh, 20, site.cfg.Tariff)
 			if s.Amount != want || s.Amount > 20 || (c.name == "cap" && s.Amount != 20) {
 				t.Fatalf("settled %v for %.1f Wh, want %v", s.Amount, s.EnergyWh, want)
 			}

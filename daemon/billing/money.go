@@ -37,7 +37,7 @@
 //
 // Any other kind gets 75 "Service not provided".
 
-package edge
+package billing
 
 import (
 	"bytes"

@@ -1,0 +1,48 @@
+package billing
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/store"
+)
+
+// Decision is what a session that stopped asks of Nayax.
+type Decision struct {
+	Kind   string          // KindSettlement or KindCancel
+	Call   string          // the Nayax call
+	Body   json.RawMessage // the request, with its "call" member
+	Amount float64         // the amount settled (0 for a cancel)
+	To     store.State     // Settling or Cancelling
+	Why    string          // for the session's history
+}
+
+// Decide is the settle-or-cancel rule: a session that delivered at least
+// minEnergyWh is settled for Amount under tariff (the session's own if it
+// has one: it keeps the price it started with), anything less is
+// cancelled for the authorized amount with the reason its stop gives. The
+// error is the request builder's: the session cannot be billed as it is
+// and needs a human.
+func Decide(s store.Session, term config.Terminal, tariff config.Tariff, minEnergyWh float64) (Decision, error) {
+	if s.Tariff != nil {
+		tariff = config.Tariff(*s.Tariff)
+	}
+	var (
+		d   Decision
+		err error
+	)
+	if s.EnergyWh > 0 && s.EnergyWh >= minEnergyWh {
+		d.Amount = Amount(s.EnergyWh, s.AuthorizedAmount, tariff)
+		d.Kind, d.To = KindSettlement, store.Settling
+		d.Why = fmt.Sprintf("%.1f Wh delivered: settle %.*f %s", s.EnergyWh, tariff.DecimalPlace, d.Amount, tariff.Currency)
+		d.Call, d.Body, err = SettlementRequest(s, term, d.Amount)
+	} else {
+		k := KindOf(s.EnergyWh, s.StopReason)
+		code, text := Reason(k)
+		d.Kind, d.To = KindCancel, store.Cancelling
+		d.Why = fmt.Sprintf("no service provided (%s %s): release the hold", code, text)
+		d.Call, d.Body, err = CancelRequest(s, term, k)
+	}
+	return d, err
+}

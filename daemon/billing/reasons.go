@@ -1,0 +1,85 @@
+package billing
+
+import (
+	"strings"
+	"time"
+
+	"github.com/sitelink/sitelink/store"
+)
+
+// Why a session ended: the engine records one of these (some followed by
+// ": " and detail) as the session's StopReason; KindOf maps them to the
+// cancel reason table.
+const (
+	StopPlugTimeout      = "no vehicle within plug timeout"
+	StopNoDraw           = "vehicle drew no energy within plug timeout"
+	StopUnplugged        = "vehicle unplugged"
+	StopCard             = "StopCallback (card presented)"
+	StopLocal            = "stopped locally"
+	StopFault            = "station fault"
+	StopContactorOpen    = "contactor opened outside a stop"
+	StopContactorFailed  = "contactor did not close"
+	StopShutdown         = "shutdown"
+	StopInterrupted      = "interrupted"
+	StopDaemonRestart    = "daemon restarted"
+	StopStartRefused     = "station unavailable"
+	StopStartNoAnswer    = "no card presented before the trigger timed out"
+	StopStartFailed      = "Nayax did not accept the start request"
+	StopNotAuthorizing   = "authorized after the session was closed"
+	StopNayaxCancel      = "Nayax" // + " Cancel" / " Void": Cortina told us
+	stopNayaxCancelSpace = StopNayaxCancel + " "
+)
+
+// NayaxCancelled reports whether a stop reason says Nayax itself cancelled
+// the transaction (Cortina Cancel/Void): nothing is left to settle or
+// cancel.
+func NayaxCancelled(stopReason string) bool {
+	return strings.HasPrefix(stopReason, stopNayaxCancelSpace)
+}
+
+// KindOf is the reason kind of a session that is cancelled: below-minimum
+// if any energy flowed, else what its stop reason says.
+func KindOf(energyWh float64, stopReason string) ReasonKind {
+	if energyWh > 0 {
+		return ReasonBelowMinimum
+	}
+	for _, k := range []struct {
+		kind     ReasonKind
+		prefixes []string
+	}{
+		{ReasonNoVehicle, []string{StopPlugTimeout, StopNoDraw}},
+		{ReasonStationFault, []string{StopFault, StopContactorFailed, StopContactorOpen, StopStartRefused}},
+		{ReasonUnplugged, []string{StopUnplugged}},
+		{ReasonUserStop, []string{StopCard, StopLocal}},
+	} {
+		for _, p := range k.prefixes {
+			if strings.HasPrefix(stopReason, p) {
+				return k.kind
+			}
+		}
+	}
+	return ReasonInterrupted
+}
+
+// Request kinds: what a session's pending Nayax request (store.Request.Kind)
+// asks for.
+const (
+	KindStart      = "start"
+	KindSettlement = "settlement"
+	KindCancel     = "cancel"
+)
+
+// Settlement retry budget: Nayax accepts an ExternalSettlement within 48 h
+// and asks for at most 5 attempts in 24 h after a failure (code 50).
+const (
+	SettleMaxAttempts = 5
+	SettleWindow      = 24 * time.Hour
+)
+
+// Spent reports whether a settlement's budget is used up: Nayax refused it
+// (50) SettleMaxAttempts times, or SettleWindow has passed since the first
+// attempt. Attempts that never got an answer do not count: an outage must
+// not spend the budget.
+func Spent(r *store.Request, now time.Time) bool {
+	return r.Failures >= SettleMaxAttempts || now.Sub(r.FirstAt) >= SettleWindow
+}
