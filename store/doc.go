@@ -44,6 +44,16 @@
 // Card data never reaches the file: sessions hold an HMAC of the card hash
 // keyed with CardKey, a random key created with the file.
 //
+// # Lifecycle
+//
+// lifecycle.go holds the one table of allowed session transitions
+// (CanTransition, CheckTransition), and which states hold a station
+// (State.Active) or are finished (State.Final, which also decides the open
+// index). The ledger stores whatever it is given: the engine checks a
+// transition and decides how to react to a refused one. README.md's
+// lifecycle section is generated from the table (`go generate ./store`)
+// and a test fails when the two differ.
+//
 // # Caveats
 //
 //   - One process at a time: bbolt locks the file, and a second Open waits

@@ -6,6 +6,7 @@ import "time"
 type State string
 
 // Session states. Active states hold a station; final states do not.
+// Which state may follow which is the lifecycle table (lifecycle.go).
 const (
 	Requested   State = "requested"   // start requested, waiting for the card
 	Authorized  State = "authorized"  // card authorized, contactor closed, no energy yet
@@ -24,15 +25,6 @@ const (
 	// look. Final for the engine.
 	NeedsReconciliation State = "needs-reconciliation"
 )
-
-// Active reports whether a session in this state holds its station.
-func (s State) Active() bool {
-	switch s {
-	case Requested, Authorized, Charging, Stopping:
-		return true
-	}
-	return false
-}
 
 // Session is one charging session: one station, one Nayax transaction.
 // It never holds card data: the card hash is kept only as a keyed digest

@@ -10,17 +10,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// final reports whether a session in this state is finished for good: it
-// neither holds a station nor waits for Nayax. Every other session is kept
-// in the open-sessions index.
-func final(s State) bool {
-	switch s {
-	case Settled, Cancelled, Declined, Closed, NeedsReconciliation:
-		return true
-	}
-	return false
-}
-
 // maxKeyPart bounds ids and station names so that every index key stays
 // far below bbolt's key size limit.
 const maxKeyPart = 1024
@@ -89,8 +78,8 @@ func (tx *Tx) ActiveSessions() ([]Session, error) {
 	return found, nil
 }
 
-// OpenSessions returns every session not yet in a final state (settled,
-// cancelled, declined, closed), newest first. Besides ActiveSessions'
+// OpenSessions returns every session not yet in a final state
+// (State.Final), newest first. Besides ActiveSessions'
 // result it includes Stopped, Settling and Cancelling sessions, which wait
 // for a settle-or-cancel decision or for Nayax's answer.
 func (tx *Tx) OpenSessions() ([]Session, error) {
@@ -294,7 +283,7 @@ func (tx *Tx) PutSession(s *Session) error {
 		}
 	}
 	switch {
-	case final(s.State):
+	case s.State.Final(): // every other session is kept in the open index
 		if open.Get([]byte(id)) != nil {
 			err = open.Delete([]byte(id))
 		}
