@@ -699,33 +699,6 @@ func TestBigIDsSurviveRoundTrip(t *testing.T) {
 	}
 }
 
-func TestSameSerial(t *testing.T) {
-	tests := []struct {
-		a, b string
-		want bool
-	}{
-		{"0434324119376526", "434324119376526", true},
-		{"434324119376526", "0434324119376526", true},
-		{" 0434324119376526 ", "434324119376526", true},
-		{"00434324119376526", "0434324119376526", true},
-		{"0434324119376526", "0434324119376527", false},
-		{"434324119376526", "4343241193765260", false},
-		{"000", "0", true},
-		{"", "", false},
-		{"  ", "  ", false},
-		{"", "0", false},
-		{"0", "", false},
-		{"ABC1", "abc1", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.a+"|"+tt.b, func(t *testing.T) {
-			if got := nayax.SameSerial(tt.a, tt.b); got != tt.want {
-				t.Fatalf("SameSerial(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestSignature(t *testing.T) {
 	got := nayax.Signature("123456789123456789abcdefghijklmnopqr", "RbtdDsiVNjkAeRty")
 	want := "1b7dd1c4010698824de66f13e1387efc28a4bba00b720d4be8cdb3b598b9603e"

@@ -57,7 +57,9 @@
 // # Caveats
 //
 // A terminal's HwSerial may lose its leading zeros on the way (it arrives
-// as a number); compare serials with SameSerial, never with ==.
+// as a number); compare serials with SameSerial (or key them by
+// NormSerial), never with ==, and send them as configured, never
+// normalized.
 //
 // Request types carry CardHash, CardLast4Digits and CardUid. They are what
 // a session is matched on, but none of them may be logged, and only the
