@@ -91,4 +91,8 @@
 //
 // ServiceStationNumber on TransactionCallbackRequest is a sitelink
 // extension: Nayax does not send it; the relay or the app adds it.
+//
+// Of sitelink's packages this one imports only daemon/retry, a leaf, for
+// the Client's backoff: config, relay, edge and the simulator all depend
+// on nayax, so it must never depend on them.
 package nayax
