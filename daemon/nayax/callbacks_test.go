@@ -3,6 +3,7 @@ package nayax_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -302,9 +303,9 @@ func TestDecodeErrorReasons(t *testing.T) {
 			}
 			var de *nayax.DecodeError
 			errors.As(err, &de)
-			st := de.Status()
+			st := nayax.DeclineFor(err)
 			if st.Verdict != nayax.VerdictDeclined || st.Code() != de.Code || st.ErrorDescription != tt.want {
-				t.Fatalf("Status() = %+v", st)
+				t.Fatalf("DeclineFor = %+v", st)
 			}
 		})
 	}
@@ -725,5 +726,36 @@ func TestStatusHelpers(t *testing.T) {
 		if (nayax.Status{Verdict: v}).IsApproved() {
 			t.Errorf("Verdict %q approved", v)
 		}
+	}
+}
+
+// DeclineFor and CortinaDeclineFor are the one way a body that did not
+// decode becomes an answer, in the relay and in the edge alike.
+func TestDeclineFor(t *testing.T) {
+	missing := &nayax.DecodeError{Code: nayax.CodeMissingMandatory, Field: "CardHash", Reason: "missing"}
+	malformed := &nayax.DecodeError{Code: nayax.CortinaFormatError, Reason: "malformed JSON"}
+	tests := []struct {
+		name           string
+		err            error
+		spark, cortina int
+		msg            string
+	}{
+		{"decode error keeps its code", missing, nayax.CodeMissingMandatory, nayax.CodeMissingMandatory, "CardHash: missing"},
+		{"wrapped decode error", fmt.Errorf("stop: %w", missing), nayax.CodeMissingMandatory, nayax.CodeMissingMandatory, "CardHash: missing"},
+		{"cortina code passes through", malformed, nayax.CortinaFormatError, nayax.CortinaFormatError, "malformed JSON"},
+		{"other error", errors.New("boom"), nayax.CodeValidation, nayax.CortinaFormatError, "boom"},
+		{"nil is still a decline", nil, nayax.CodeValidation, nayax.CortinaFormatError, "invalid request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := nayax.DeclineFor(tt.err)
+			if st.IsApproved() || st.Code() != tt.spark || st.ErrorDescription != tt.msg {
+				t.Errorf("DeclineFor = %+v, want code %d %q", st, tt.spark, tt.msg)
+			}
+			cs := nayax.CortinaDeclineFor(tt.err)
+			if cs.IsApproved() || cs.Code == nil || *cs.Code != tt.cortina || *cs.CustomDeclineCode != tt.cortina || cs.StatusMessage != tt.msg {
+				t.Errorf("CortinaDeclineFor = %+v, want code %d %q", cs, tt.cortina, tt.msg)
+			}
+		})
 	}
 }

@@ -22,7 +22,8 @@
 // body that is too large, not a JSON object, or has a field of the wrong
 // type, and CodeMissingMandatory (997) for a missing mandatory field; for
 // Cortina (DecodeCortinaCancel), CortinaFormatError (8) and
-// CortinaMissingMandatory (997), answered with DecodeError.CortinaStatus.
+// CortinaMissingMandatory (997). DeclineFor and CortinaDeclineFor turn
+// any such error into the answer; relay and edge use nothing else.
 // Field names match case-insensitively and unknown fields are ignored, as
 // Nayax adds fields over time. ValidateOutbound applies the same rules to
 // the requests sitelink sends, for tests and a Nayax simulator; the
