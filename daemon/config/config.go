@@ -5,8 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/sitelink/sitelink/daemon/nayax"
 )
 
 // Values of the enumerated keys. Other packages compare against these rather
@@ -279,9 +280,11 @@ func (e *Edge) Station(number string) (Station, bool) {
 }
 
 // TerminalFor returns the terminal that a Nayax message names, by machine id
-// or by hardware serial (zero or empty arguments match nothing). Nayax sends
-// the serial sometimes with and sometimes without its leading zeros, so
-// those are ignored. A machine id match wins over a serial match.
+// or by hardware serial (zero or empty arguments match nothing). Serials
+// compare by nayax.NormSerial: Nayax sends them sometimes with and
+// sometimes without their leading zeros. A machine id match wins over a
+// serial match. Whether the message's other identifier agrees is
+// Conflict's question.
 func (e *Edge) TerminalFor(machineID int64, hwSerial string) (Terminal, bool) {
 	if machineID > 0 {
 		for _, t := range e.Terminals {
@@ -290,9 +293,9 @@ func (e *Edge) TerminalFor(machineID int64, hwSerial string) (Terminal, bool) {
 			}
 		}
 	}
-	if want := normSerial(hwSerial); want != "" {
+	if want := nayax.NormSerial(hwSerial); want != "" {
 		for _, t := range e.Terminals {
-			if normSerial(t.HwSerial) == want {
+			if nayax.NormSerial(t.HwSerial) == want {
 				return t, true
 			}
 		}
@@ -300,17 +303,22 @@ func (e *Edge) TerminalFor(machineID int64, hwSerial string) (Terminal, bool) {
 	return Terminal{}, false
 }
 
-// normSerial is the comparison form of a hardware serial: no leading zeros,
-// upper case. "000" stays "0" so that it does not look unset.
-func normSerial(s string) string {
-	if s == "" {
-		return ""
+// Conflict returns the Nayax field that names another terminal than t:
+// "MachineId" when the message and t both have a machine id and they
+// differ, "HwSerial" when both have a serial and nayax.SameSerial says
+// they differ, else "". An identifier that either side lacks (0, or a
+// serial that is empty or only spaces) is no evidence either way. A
+// session's terminal is checked as Terminal{MachineID: s.MachineID,
+// HwSerial: s.HwSerial}: a stop or cancel that names another terminal
+// must not end someone else's session.
+func (t Terminal) Conflict(machineID int64, hwSerial string) string {
+	switch {
+	case machineID != 0 && t.MachineID != 0 && machineID != t.MachineID:
+		return "MachineId"
+	case nayax.NormSerial(hwSerial) != "" && nayax.NormSerial(t.HwSerial) != "" && !nayax.SameSerial(hwSerial, t.HwSerial):
+		return "HwSerial"
 	}
-	n := strings.TrimLeft(s, "0")
-	if n == "" {
-		n = "0"
-	}
-	return strings.ToUpper(n)
+	return ""
 }
 
 // HasStation reports whether the terminal pays for the numbered station.

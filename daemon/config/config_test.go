@@ -236,6 +236,8 @@ func TestTerminalFor(t *testing.T) {
 		{"serial with extra zeros", 0, "000434334921100366", 0, "5"},
 		{"serial only terminal", 0, "777", 1, "6"},
 		{"serial case-insensitive", 0, "ABC1", 2, "7"},
+		{"serial with spaces", 0, " 777 ", 1, "6"},
+		{"blank serial matches nothing", 0, "   ", -1, ""},
 		{"id matches, serial does not", 42, "999", 2, "7"},
 		{"id wins over serial", 42, "434334921100366", 2, "7"},
 		{"unknown id and serial", 5, "5", -1, ""},
@@ -256,6 +258,39 @@ func TestTerminalFor(t *testing.T) {
 			}
 			if !got.HasStation(tt.station) || got.HasStation("nope") {
 				t.Errorf("HasStation wrong for %+v", got)
+			}
+		})
+	}
+}
+
+func TestTerminalConflict(t *testing.T) {
+	term := Terminal{MachineID: 71234996, HwSerial: "0434334921100366"}
+	tests := []struct {
+		name   string
+		t      Terminal
+		id     int64
+		serial string
+		want   string
+	}{
+		{"both agree", term, 71234996, "0434334921100366", ""},
+		{"serial without leading zero", term, 71234996, "434334921100366", ""},
+		{"serial in another case", Terminal{HwSerial: "abc1"}, 0, " ABC1", ""},
+		{"only the id given", term, 71234996, "", ""},
+		{"only the serial given", term, 0, "434334921100366", ""},
+		{"nothing given", term, 0, "", ""},
+		{"blank serial is no evidence", term, 71234996, "  ", ""},
+		{"other machine", term, 5, "434334921100366", "MachineId"},
+		{"negative id is another machine", term, -1, "", "MachineId"},
+		{"other serial", term, 71234996, "434334921100367", "HwSerial"},
+		{"all-zero serial is a serial", term, 0, "000", "HwSerial"},
+		{"terminal without id", Terminal{HwSerial: "0434334921100366"}, 5, "434334921100366", ""},
+		{"terminal without serial", Terminal{MachineID: 7}, 7, "999", ""},
+		{"id checked before serial", term, 5, "1", "MachineId"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.t.Conflict(tt.id, tt.serial); got != tt.want {
+				t.Errorf("%+v.Conflict(%d, %q) = %q, want %q", tt.t, tt.id, tt.serial, got, tt.want)
 			}
 		})
 	}

@@ -97,7 +97,7 @@ func TestProblems(t *testing.T) {
 		{"terminal with serial only", twoStations + "terminals: [{hw_serial: \"0042\", stations: [\"5\"]}]\n", nil},
 		{"negative machine_id", twoStations + "terminals: [{machine_id: -3, stations: [\"5\"]}]\n", []string{"terminals[0].machine_id: must be > 0, got -3"}},
 		{"duplicate machine_id", twoStations + "terminals: [{machine_id: 7, stations: [\"5\"]}, {machine_id: \"7\", stations: [\"6\"]}]\n", []string{"terminals[1].machine_id: duplicate machine_id 7"}},
-		{"duplicate hw_serial ignoring zeros", twoStations + "terminals: [{hw_serial: 0434334921100366, stations: [\"5\"]}, {hw_serial: \"434334921100366\", stations: [\"6\"]}]\n", []string{`terminals[1].hw_serial: duplicate hw_serial "434334921100366" (leading zeros are ignored)`}},
+		{"duplicate hw_serial ignoring zeros", twoStations + "terminals: [{hw_serial: 0434334921100366, stations: [\"5\"]}, {hw_serial: \"434334921100366\", stations: [\"6\"]}]\n", []string{`terminals[1].hw_serial: duplicate hw_serial "434334921100366" (leading zeros and case are ignored)`}},
 		{"hw_serial with space", twoStations + "terminals: [{hw_serial: \"04 34\", stations: [\"5\"]}]\n", []string{`terminals[0].hw_serial: invalid hw_serial "04 34"`}},
 		{"unknown flow", twoStations + "terminals: [{machine_id: 1, flow: prepaid, stations: [\"5\"]}]\n", []string{`terminals[0].flow: unknown flow "prepaid" (want pre-authorization or pre-selection)`}},
 		{"terminal without stations", twoStations + "terminals: [{machine_id: 1}]\n", []string{"terminals[0].stations: at least one station required"}},

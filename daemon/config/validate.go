@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/sitelink/sitelink/daemon/nayax"
 )
 
 // Limits checked by Validate.
@@ -209,12 +211,12 @@ func (e *Edge) validateTerminals(v *validator) {
 		}
 		machineIDs[t.MachineID] = true
 		if t.HwSerial != "" {
-			ns := normSerial(t.HwSerial)
+			ns := nayax.NormSerial(t.HwSerial)
 			switch {
 			case len(t.HwSerial) > maxLevelLen || strings.ContainsFunc(t.HwSerial, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
 				v.add(p+".hw_serial", "invalid hw_serial %s", quote(t.HwSerial))
 			case serials[ns]:
-				v.add(p+".hw_serial", "duplicate hw_serial %s (leading zeros are ignored)", quote(t.HwSerial))
+				v.add(p+".hw_serial", "duplicate hw_serial %s (leading zeros and case are ignored)", quote(t.HwSerial))
 			}
 			serials[ns] = true
 		}

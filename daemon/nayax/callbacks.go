@@ -18,21 +18,6 @@ type StopCallbackRequest struct {
 	ServiceStationNumber Text    `json:"ServiceStationNumber,omitzero"`
 }
 
-func (r *StopCallbackRequest) fields() []field {
-	return []field{
-		{"StopSiteId", &r.StopSiteId},
-		{"MachineId", &r.MachineId},
-		{"HwSerial", &r.HwSerial},
-		{"CardLast4Digits", &r.CardLast4Digits},
-		{"CardHash", &r.CardHash},
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"NayaxTransactionId", &r.NayaxTransactionId},
-		{"CardUid", &r.CardUid},
-		{"MachineAuTime", &r.MachineAuTime},
-		{"ServiceStationNumber", &r.ServiceStationNumber},
-	}
-}
-
 func (r *StopCallbackRequest) check() *DecodeError {
 	switch {
 	case !present(r.SparkTransactionId) && !r.NayaxTransactionId.Valid:
@@ -72,24 +57,6 @@ type TransactionCallbackRequest struct {
 	// ServiceStationNumber is a sitelink extension, not sent by Nayax: the
 	// station the session is for, added by the relay or the app.
 	ServiceStationNumber Text `json:"ServiceStationNumber,omitzero"`
-}
-
-func (r *TransactionCallbackRequest) fields() []field {
-	return []field{
-		{"NayaxTransactionId", &r.NayaxTransactionId},
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"SiteId", &r.SiteId},
-		{"TerminalId", &r.TerminalId},
-		{"MachineId", &r.MachineId},
-		{"HwSerial", &r.HwSerial},
-		{"MachineAuTime", &r.MachineAuTime},
-		{"AuthStatus", optStatus{&r.AuthStatus}},
-		{"CardLast4Digits", &r.CardLast4Digits},
-		{"CardHash", &r.CardHash},
-		{"CardUid", &r.CardUid},
-		{"Amount", &r.Amount},
-		{"ServiceStationNumber", &r.ServiceStationNumber},
-	}
 }
 
 func (r *TransactionCallbackRequest) check() *DecodeError {
@@ -136,15 +103,6 @@ type DeclineCallbackRequest struct {
 	Status             *Status `json:"Status,omitempty"`
 }
 
-func (r *DeclineCallbackRequest) fields() []field {
-	return []field{
-		{"MachineId", &r.MachineId},
-		{"HwSerial", &r.HwSerial},
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"Status", optStatus{&r.Status}},
-	}
-}
-
 func (r *DeclineCallbackRequest) check() *DecodeError {
 	return checkSession(r.SparkTransactionId, r.MachineId, r.HwSerial)
 }
@@ -162,15 +120,6 @@ type TimeoutCallbackRequest struct {
 	MachineId          Int64 `json:"MachineId,omitzero"`
 	HwSerial           Text  `json:"HwSerial,omitzero"`
 	SparkTransactionId Text  `json:"SparkTransactionId,omitzero"`
-}
-
-func (r *TimeoutCallbackRequest) fields() []field {
-	return []field{
-		{"TerminalId", &r.TerminalId},
-		{"MachineId", &r.MachineId},
-		{"HwSerial", &r.HwSerial},
-		{"SparkTransactionId", &r.SparkTransactionId},
-	}
 }
 
 func (r *TimeoutCallbackRequest) check() *DecodeError {
@@ -193,15 +142,16 @@ func checkSession(spark Text, machine Int64, serial Text) *DecodeError {
 	return nil
 }
 
+// request is a body decoded by its json tags (tagFields) and then
+// checked for its mandatory fields.
 type request interface {
-	fields() []field
 	check() *DecodeError
 }
 
 // decode fills r from b and checks its mandatory fields. On a field error
 // r keeps every field that did decode, so the caller can still echo ids.
 func decode(b []byte, r request) error {
-	if err := decodeObject(b, r.fields()); err != nil {
+	if err := decodeObject(b, tagFields(r)); err != nil {
 		return err
 	}
 	if err := r.check(); err != nil {

@@ -3,6 +3,7 @@ package nayax_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -302,9 +303,9 @@ func TestDecodeErrorReasons(t *testing.T) {
 			}
 			var de *nayax.DecodeError
 			errors.As(err, &de)
-			st := de.Status()
+			st := nayax.DeclineFor(err)
 			if st.Verdict != nayax.VerdictDeclined || st.Code() != de.Code || st.ErrorDescription != tt.want {
-				t.Fatalf("Status() = %+v", st)
+				t.Fatalf("DeclineFor = %+v", st)
 			}
 		})
 	}
@@ -699,33 +700,6 @@ func TestBigIDsSurviveRoundTrip(t *testing.T) {
 	}
 }
 
-func TestSameSerial(t *testing.T) {
-	tests := []struct {
-		a, b string
-		want bool
-	}{
-		{"0434324119376526", "434324119376526", true},
-		{"434324119376526", "0434324119376526", true},
-		{" 0434324119376526 ", "434324119376526", true},
-		{"00434324119376526", "0434324119376526", true},
-		{"0434324119376526", "0434324119376527", false},
-		{"434324119376526", "4343241193765260", false},
-		{"000", "0", true},
-		{"", "", false},
-		{"  ", "  ", false},
-		{"", "0", false},
-		{"0", "", false},
-		{"ABC1", "abc1", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.a+"|"+tt.b, func(t *testing.T) {
-			if got := nayax.SameSerial(tt.a, tt.b); got != tt.want {
-				t.Fatalf("SameSerial(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestSignature(t *testing.T) {
 	got := nayax.Signature("123456789123456789abcdefghijklmnopqr", "RbtdDsiVNjkAeRty")
 	want := "1b7dd1c4010698824de66f13e1387efc28a4bba00b720d4be8cdb3b598b9603e"
@@ -752,5 +726,36 @@ func TestStatusHelpers(t *testing.T) {
 		if (nayax.Status{Verdict: v}).IsApproved() {
 			t.Errorf("Verdict %q approved", v)
 		}
+	}
+}
+
+// DeclineFor and CortinaDeclineFor are the one way a body that did not
+// decode becomes an answer, in the relay and in the edge alike.
+func TestDeclineFor(t *testing.T) {
+	missing := &nayax.DecodeError{Code: nayax.CodeMissingMandatory, Field: "CardHash", Reason: "missing"}
+	malformed := &nayax.DecodeError{Code: nayax.CortinaFormatError, Reason: "malformed JSON"}
+	tests := []struct {
+		name           string
+		err            error
+		spark, cortina int
+		msg            string
+	}{
+		{"decode error keeps its code", missing, nayax.CodeMissingMandatory, nayax.CodeMissingMandatory, "CardHash: missing"},
+		{"wrapped decode error", fmt.Errorf("stop: %w", missing), nayax.CodeMissingMandatory, nayax.CodeMissingMandatory, "CardHash: missing"},
+		{"cortina code passes through", malformed, nayax.CortinaFormatError, nayax.CortinaFormatError, "malformed JSON"},
+		{"other error", errors.New("boom"), nayax.CodeValidation, nayax.CortinaFormatError, "boom"},
+		{"nil is still a decline", nil, nayax.CodeValidation, nayax.CortinaFormatError, "invalid request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := nayax.DeclineFor(tt.err)
+			if st.IsApproved() || st.Code() != tt.spark || st.ErrorDescription != tt.msg {
+				t.Errorf("DeclineFor = %+v, want code %d %q", st, tt.spark, tt.msg)
+			}
+			cs := nayax.CortinaDeclineFor(tt.err)
+			if cs.IsApproved() || cs.Code == nil || *cs.Code != tt.cortina || *cs.CustomDeclineCode != tt.cortina || cs.StatusMessage != tt.msg {
+				t.Errorf("CortinaDeclineFor = %+v, want code %d %q", cs, tt.cortina, tt.msg)
+			}
+		})
 	}
 }

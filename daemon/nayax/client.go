@@ -9,12 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sitelink/sitelink/daemon/retry"
 )
 
 // Client defaults.
@@ -53,7 +54,9 @@ type ClientConfig struct {
 	Attempts int
 	// BackoffMin and BackoffMax bound the wait between attempts, which
 	// doubles from BackoffMin up to BackoffMax, each wait drawn at random
-	// between half and all of it (defaults 200 ms and 5 s).
+	// between half and all of it: retry.Backoff, sitelink's one backoff
+	// rule (defaults 200 ms and 5 s; a BackoffMax below BackoffMin is
+	// raised to it).
 	BackoffMin, BackoffMax time.Duration
 	// AuthTTL is how long a successful StartAuthentication is reused for
 	// further calls on the same SparkTransactionId (default 30 min), and
@@ -82,6 +85,7 @@ type Client struct {
 	http *http.Client
 	log  *slog.Logger
 	auth *authCache
+	wait retry.Backoff // between attempts
 }
 
 // Response is Nayax's answer to one call. Body is the answer exactly as
@@ -155,6 +159,7 @@ func NewClient(c ClientConfig) (*Client, error) {
 		http: hc,
 		log:  log,
 		auth: newAuthCache(c.AuthCacheSize, c.AuthTTL),
+		wait: retry.Backoff{Min: c.BackoffMin, Max: c.BackoffMax},
 	}, nil
 }
 
@@ -289,7 +294,7 @@ func (c *Client) post(ctx context.Context, call, id string, body []byte) (Respon
 	var last error
 	for attempt := 1; attempt <= c.cfg.Attempts; attempt++ {
 		if attempt > 1 {
-			if err := sleep(ctx, c.backoff(attempt-1)); err != nil {
+			if err := sleep(ctx, c.wait.Delay(attempt-1)); err != nil {
 				return resp, fmt.Errorf("%w: %w", ErrTransport, err)
 			}
 		}
@@ -368,20 +373,6 @@ func (c *Client) retryLog(ctx context.Context, call, id string, attempt, status 
 		slog.String("call", call), slog.String("spark_transaction_id", id),
 		slog.Int("attempt", attempt), slog.Int("of", c.cfg.Attempts),
 		slog.Int("http_status", status), slog.String("error", err.Error()))
-}
-
-// backoff returns the wait before retry n (1 for the first retry):
-// BackoffMin doubled n-1 times, capped at BackoffMax, then drawn at random
-// from its upper half so that replicas do not retry in step.
-func (c *Client) backoff(n int) time.Duration {
-	d := c.cfg.BackoffMax
-	if n <= 30 {
-		if e := c.cfg.BackoffMin << (n - 1); e > 0 && e < d {
-			d = e
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/sitelink/sitelink/daemon/retry"
 )
 
 func TestAuthCacheBounds(t *testing.T) {
@@ -42,25 +44,30 @@ func TestAuthCacheBounds(t *testing.T) {
 	}
 }
 
-func TestBackoffBounds(t *testing.T) {
-	c := &Client{cfg: ClientConfig{BackoffMin: 200 * time.Millisecond, BackoffMax: 5 * time.Second}}
+// The client waits by retry.Backoff with its configured bounds; the
+// arithmetic itself is retry's and tested there.
+func TestClientBackoff(t *testing.T) {
+	base := ClientConfig{BaseURL: "https://nayax.example/api", IntegratorID: "i", SignKey: "k",
+		TokenID: 1, TokenSecret: []byte("0123456789abcdef0123456789abcdef")}
 	tests := []struct {
-		retry    int
+		name     string
 		min, max time.Duration
+		want     retry.Backoff
 	}{
-		{1, 100 * time.Millisecond, 200 * time.Millisecond},
-		{2, 200 * time.Millisecond, 400 * time.Millisecond},
-		{5, 1600 * time.Millisecond, 3200 * time.Millisecond},
-		{6, 2500 * time.Millisecond, 5 * time.Second},
-		{40, 2500 * time.Millisecond, 5 * time.Second},
-		{1000, 2500 * time.Millisecond, 5 * time.Second},
+		{"defaults", 0, 0, retry.Backoff{Min: DefaultBackoffMin, Max: DefaultBackoffMax}},
+		{"configured", time.Second, time.Minute, retry.Backoff{Min: time.Second, Max: time.Minute}},
+		{"max below min is raised", time.Second, time.Millisecond, retry.Backoff{Min: time.Second, Max: time.Second}},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.retry), func(t *testing.T) {
-			for range 200 {
-				if d := c.backoff(tt.retry); d < tt.min || d > tt.max {
-					t.Fatalf("backoff(%d) = %v, want within [%v, %v]", tt.retry, d, tt.min, tt.max)
-				}
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := base
+			cfg.BackoffMin, cfg.BackoffMax = tt.min, tt.max
+			c, err := NewClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.wait != tt.want {
+				t.Fatalf("wait = %+v, want %+v", c.wait, tt.want)
 			}
 		})
 	}

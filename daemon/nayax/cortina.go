@@ -52,13 +52,6 @@ type CortinaResponse struct {
 	Balance json.RawMessage `json:"Balance,omitempty"`
 }
 
-// CortinaStatus returns the Declined Cortina status to answer a rejected
-// Cortina body with. Use it with errors from DecodeCortinaCancel, whose
-// codes are Cortina's (CortinaFormatError, CortinaMissingMandatory).
-func (e *DecodeError) CortinaStatus() CortinaStatus {
-	return CortinaDeclined(e.Code, e.Error())
-}
-
 // CortinaCancel is what sitelink keeps of a Cortina Prepaid Cancel or Void
 // (PPCancelRequest, PPVoidRequest): Nayax telling the integrator that a
 // transaction is cancelled. The nested objects are flattened; the
@@ -124,7 +117,7 @@ func (c *CortinaCancel) fields() []field {
 // a JSON object, or has a field of the wrong type; CortinaMissingMandatory
 // (997) when neither BasicInfo.TransactionId nor a non-zero
 // BasicInfo.NayaxTransactionId is present, or neither MachineInfo.Id nor
-// DeviceInfo.HwSerial. Answer with the error's CortinaStatus. On a field
+// DeviceInfo.HwSerial. Answer with CortinaDeclineFor(err). On a field
 // error the result holds the fields that did decode.
 func DecodeCortinaCancel(b []byte) (CortinaCancel, error) {
 	var c CortinaCancel

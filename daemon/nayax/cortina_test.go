@@ -277,7 +277,7 @@ func TestCortinaStatus(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 		want := `{"Verdict":"Declined","Code":8,"CustomDeclineCode":8,"StatusMessage":"BasicInfo.NayaxTransactionId: expected an integer"}`
-		if got := marshal(de.CortinaStatus()); got != want {
+		if got := marshal(nayax.CortinaDeclineFor(err)); got != want {
 			t.Fatalf("got  %s\nwant %s", got, want)
 		}
 		_, err = nayax.DecodeCortinaCancel([]byte(`{}`))

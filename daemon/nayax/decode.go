@@ -45,9 +45,32 @@ func (e *DecodeError) Unwrap() error {
 	return ErrInvalid
 }
 
-// Status returns the Declined status to answer Nayax with.
-func (e *DecodeError) Status() Status {
-	return Declined(e.Code, e.Error())
+// DeclineFor is the one answer to a Spark body that did not decode: the
+// Declined Status with the *DecodeError's code and text (the Decode
+// functions return nothing else), or CodeValidation for any other error.
+// The relay answers Nayax with it and the edge answers a command with it.
+func DeclineFor(err error) Status {
+	code, msg := decodeAnswer(err, CodeValidation)
+	return Declined(code, msg)
+}
+
+// CortinaDeclineFor is DeclineFor for a Cortina body (DecodeCortinaCancel,
+// whose codes are Cortina's): the Declined CortinaStatus with the
+// *DecodeError's code and text, or CortinaFormatError for any other error.
+func CortinaDeclineFor(err error) CortinaStatus {
+	code, msg := decodeAnswer(err, CortinaFormatError)
+	return CortinaDeclined(code, msg)
+}
+
+func decodeAnswer(err error, fallback int) (int, string) {
+	var de *DecodeError
+	switch {
+	case errors.As(err, &de):
+		return de.Code, de.Error()
+	case err == nil:
+		return fallback, "invalid request" // a caller's bug; still a decline
+	}
+	return fallback, err.Error()
 }
 
 func missing(field string) *DecodeError {

@@ -22,7 +22,8 @@
 // body that is too large, not a JSON object, or has a field of the wrong
 // type, and CodeMissingMandatory (997) for a missing mandatory field; for
 // Cortina (DecodeCortinaCancel), CortinaFormatError (8) and
-// CortinaMissingMandatory (997), answered with DecodeError.CortinaStatus.
+// CortinaMissingMandatory (997). DeclineFor and CortinaDeclineFor turn
+// any such error into the answer; relay and edge use nothing else.
 // Field names match case-insensitively and unknown fields are ignored, as
 // Nayax adds fields over time. ValidateOutbound applies the same rules to
 // the requests sitelink sends, for tests and a Nayax simulator; the
@@ -57,7 +58,9 @@
 // # Caveats
 //
 // A terminal's HwSerial may lose its leading zeros on the way (it arrives
-// as a number); compare serials with SameSerial, never with ==.
+// as a number); compare serials with SameSerial (or key them by
+// NormSerial), never with ==, and send them as configured, never
+// normalized.
 //
 // Request types carry CardHash, CardLast4Digits and CardUid. They are what
 // a session is matched on, but none of them may be logged, and only the
@@ -89,4 +92,8 @@
 //
 // ServiceStationNumber on TransactionCallbackRequest is a sitelink
 // extension: Nayax does not send it; the relay or the app adds it.
+//
+// Of sitelink's packages this one imports only daemon/retry, a leaf, for
+// the Client's backoff: config, relay, edge and the simulator all depend
+// on nayax, so it must never depend on them.
 package nayax

@@ -3,7 +3,6 @@ package nayax_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -24,11 +23,10 @@ func ExampleDecodeStopCallback() {
 	// Output: 2004545072 true
 }
 
-func ExampleDecodeError() {
+func ExampleDeclineFor() {
 	_, err := nayax.DecodeTransactionCallback([]byte(`{"MachineId":"abc"}`))
-	var de *nayax.DecodeError
-	if errors.As(err, &de) {
-		out, _ := json.Marshal(nayax.TransactionCallbackOutcome{Status: de.Status()})
+	if err != nil {
+		out, _ := json.Marshal(nayax.TransactionCallbackOutcome{Status: nayax.DeclineFor(err)})
 		fmt.Println(string(out))
 	}
 	// Output: {"Status":{"Verdict":"Declined","ErrorCode":26,"ErrorDescription":"MachineId: expected an integer"}}
@@ -61,9 +59,7 @@ func ExampleDecodeCortinaCancel() {
 		"PaymentInfo":{"AuthCode":333333,"Token":"secret"},"ReasonCode":999}`)
 	c, err := nayax.DecodeCortinaCancel(body)
 	if err != nil {
-		var de *nayax.DecodeError
-		errors.As(err, &de)
-		out, _ := json.Marshal(nayax.CortinaResponse{Status: de.CortinaStatus()})
+		out, _ := json.Marshal(nayax.CortinaResponse{Status: nayax.CortinaDeclineFor(err)})
 		fmt.Println(string(out))
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 )
 
@@ -48,17 +49,6 @@ type StartAuthenticationRequest struct {
 	SparkTransactionId Text  `json:"SparkTransactionId,omitzero"`
 }
 
-func (r *StartAuthenticationRequest) fields() []field {
-	return []field{
-		{"TokenId", &r.TokenId},
-		{"TerminalId", &r.TerminalId},
-		{"TerminalIdType", &r.TerminalIdType},
-		{"Random", &r.Random},
-		{"Cipher", &r.Cipher},
-		{"SparkTransactionId", &r.SparkTransactionId},
-	}
-}
-
 func (r *StartAuthenticationRequest) check() *DecodeError {
 	switch {
 	case !r.TokenId.Valid:
@@ -86,7 +76,7 @@ func (r *StartAuthenticationRequest) check() *DecodeError {
 
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (r *StartAuthenticationRequest) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *r = StartAuthenticationRequest{} }, r.fields())
+	return unmarshalFields(b, r)
 }
 
 // StartAuthenticationResponse is Nayax's answer to StartAuthentication.
@@ -96,16 +86,9 @@ type StartAuthenticationResponse struct {
 	Status                   *Status `json:"Status,omitempty"`
 }
 
-func (r *StartAuthenticationResponse) fields() []field {
-	return []field{
-		{"HashedSparkTransactionId", &r.HashedSparkTransactionId},
-		{"Status", optStatus{&r.Status}},
-	}
-}
-
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (r *StartAuthenticationResponse) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *r = StartAuthenticationResponse{} }, r.fields())
+	return unmarshalFields(b, r)
 }
 
 // TriggerTransactionRequest wakes the terminal for a Remote Start.
@@ -119,18 +102,6 @@ type TriggerTransactionRequest struct {
 	PosDisplay         Text   `json:"PosDisplay,omitzero"`
 	EReceiptData       Text   `json:"EReceiptData,omitzero"`
 	TransactionTimeout Int64  `json:"TransactionTimeout,omitzero"`
-}
-
-func (r *TriggerTransactionRequest) fields() []field {
-	return []field{
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"TerminalId", &r.TerminalId},
-		{"TerminalIdType", &r.TerminalIdType},
-		{"Amount", &r.Amount},
-		{"PosDisplay", &r.PosDisplay},
-		{"EReceiptData", &r.EReceiptData},
-		{"TransactionTimeout", &r.TransactionTimeout},
-	}
 }
 
 func (r *TriggerTransactionRequest) check() *DecodeError {
@@ -154,7 +125,7 @@ func (r *TriggerTransactionRequest) check() *DecodeError {
 
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (r *TriggerTransactionRequest) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *r = TriggerTransactionRequest{} }, r.fields())
+	return unmarshalFields(b, r)
 }
 
 // TriggerTransactionResponse is Nayax's answer to TriggerTransaction.
@@ -163,16 +134,9 @@ type TriggerTransactionResponse struct {
 	Status             *Status `json:"Status,omitempty"`
 }
 
-func (r *TriggerTransactionResponse) fields() []field {
-	return []field{
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"Status", optStatus{&r.Status}},
-	}
-}
-
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (r *TriggerTransactionResponse) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *r = TriggerTransactionResponse{} }, r.fields())
+	return unmarshalFields(b, r)
 }
 
 // SettlementRequest charges the final amount of a Remote Start
@@ -185,18 +149,6 @@ type SettlementRequest struct {
 	TerminalIdType     Int64   `json:"TerminalIdType,omitzero"`
 	Amount             Amount  `json:"Amount,omitzero"`
 	EReceiptData       Text    `json:"EReceiptData,omitzero"`
-}
-
-func (r *SettlementRequest) fields() []field {
-	return []field{
-		{"NayaxTransactionId", &r.NayaxTransactionId},
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"SiteId", &r.SiteId},
-		{"TerminalId", &r.TerminalId},
-		{"TerminalIdType", &r.TerminalIdType},
-		{"Amount", &r.Amount},
-		{"EReceiptData", &r.EReceiptData},
-	}
 }
 
 func (r *SettlementRequest) check() *DecodeError {
@@ -214,7 +166,7 @@ func (r *SettlementRequest) check() *DecodeError {
 
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (r *SettlementRequest) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *r = SettlementRequest{} }, r.fields())
+	return unmarshalFields(b, r)
 }
 
 // SettlementResponse is Nayax's answer to Settlement.
@@ -234,27 +186,9 @@ type SettlementResponse struct {
 	Amount             Amount  `json:"Amount,omitzero"`
 }
 
-func (r *SettlementResponse) fields() []field {
-	return []field{
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"Status", optStatus{&r.Status}},
-		{"CardBrand", &r.CardBrand},
-		{"CardLast4Digits", &r.CardLast4Digits},
-		{"AuthCode", &r.AuthCode},
-		{"MachineAuTime", &r.MachineAuTime},
-		{"AuTime", &r.AuTime},
-		{"SeTime", &r.SeTime},
-		{"CurrencyCode", &r.CurrencyCode},
-		{"CurrencyNumeric", &r.CurrencyNumeric},
-		{"FiscalRrn", &r.FiscalRrn},
-		{"NayaxRRN", &r.NayaxRRN},
-		{"Amount", &r.Amount},
-	}
-}
-
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (r *SettlementResponse) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *r = SettlementResponse{} }, r.fields())
+	return unmarshalFields(b, r)
 }
 
 // CancelTransactionRequest cancels (pre-authorization) or voids
@@ -272,21 +206,6 @@ type CancelTransactionRequest struct {
 	ReasonCode         Literal `json:"ReasonCode,omitzero"`
 	ReasonText         Text    `json:"ReasonText,omitzero"`
 	CancelAmount       Amount  `json:"CancelAmount,omitzero"`
-}
-
-func (r *CancelTransactionRequest) fields() []field {
-	return []field{
-		{"NayaxTransactionId", &r.NayaxTransactionId},
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"SiteId", &r.SiteId},
-		{"MachineAuTime", &r.MachineAuTime},
-		{"TerminalId", &r.TerminalId},
-		{"TerminalIdType", &r.TerminalIdType},
-		{"CancellationType", &r.CancellationType},
-		{"ReasonCode", &r.ReasonCode},
-		{"ReasonText", &r.ReasonText},
-		{"CancelAmount", &r.CancelAmount},
-	}
 }
 
 func (r *CancelTransactionRequest) check() *DecodeError {
@@ -307,7 +226,7 @@ func (r *CancelTransactionRequest) check() *DecodeError {
 
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (r *CancelTransactionRequest) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *r = CancelTransactionRequest{} }, r.fields())
+	return unmarshalFields(b, r)
 }
 
 // CancelTransactionResponse is Nayax's answer to CancelTransaction.
@@ -326,26 +245,9 @@ type CancelTransactionResponse struct {
 	NayaxRRN           Text    `json:"NayaxRRN,omitzero"`
 }
 
-func (r *CancelTransactionResponse) fields() []field {
-	return []field{
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"Status", optStatus{&r.Status}},
-		{"CardBrand", &r.CardBrand},
-		{"CardLast4Digits", &r.CardLast4Digits},
-		{"AuthCode", &r.AuthCode},
-		{"MachineAuTime", &r.MachineAuTime},
-		{"AuTime", &r.AuTime},
-		{"CancelTime", &r.CancelTime},
-		{"CurrencyCode", &r.CurrencyCode},
-		{"CurrencyNumeric", &r.CurrencyNumeric},
-		{"FiscalRrn", &r.FiscalRrn},
-		{"NayaxRRN", &r.NayaxRRN},
-	}
-}
-
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (r *CancelTransactionResponse) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *r = CancelTransactionResponse{} }, r.fields())
+	return unmarshalFields(b, r)
 }
 
 // ExternalSettlementRequest charges the final amount of a transaction
@@ -361,20 +263,6 @@ type ExternalSettlementRequest struct {
 	Amount             Amount        `json:"Amount,omitzero"`
 	EReceiptData       Text          `json:"EReceiptData,omitzero"`
 	ProductInfo        []ProductInfo `json:"ProductInfo,omitempty"`
-}
-
-func (r *ExternalSettlementRequest) fields() []field {
-	return []field{
-		{"NayaxTransactionId", &r.NayaxTransactionId},
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"MachineAuTime", &r.MachineAuTime},
-		{"SiteId", &r.SiteId},
-		{"TerminalId", &r.TerminalId},
-		{"TerminalIdType", &r.TerminalIdType},
-		{"Amount", &r.Amount},
-		{"EReceiptData", &r.EReceiptData},
-		{"ProductInfo", productList{&r.ProductInfo}},
-	}
 }
 
 func (r *ExternalSettlementRequest) check() *DecodeError {
@@ -395,7 +283,7 @@ func (r *ExternalSettlementRequest) check() *DecodeError {
 
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (r *ExternalSettlementRequest) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *r = ExternalSettlementRequest{} }, r.fields())
+	return unmarshalFields(b, r)
 }
 
 // ProductInfo is one product line of an ExternalSettlement, for operators
@@ -408,11 +296,7 @@ type ProductInfo struct {
 
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (p *ProductInfo) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *p = ProductInfo{} }, []field{
-		{"Value", &p.Value},
-		{"Code", &p.Code},
-		{"Quantity", &p.Quantity},
-	})
+	return unmarshalFields(b, p)
 }
 
 // productList decodes a JSON array of ProductInfo; null leaves it nil.
@@ -454,19 +338,9 @@ type ExternalSettlementResponse struct {
 	Amount             Amount  `json:"Amount,omitzero"`
 }
 
-func (r *ExternalSettlementResponse) fields() []field {
-	return []field{
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"Status", optStatus{&r.Status}},
-		{"AuthCode", &r.AuthCode},
-		{"MachineAuTime", &r.MachineAuTime},
-		{"Amount", &r.Amount},
-	}
-}
-
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (r *ExternalSettlementResponse) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *r = ExternalSettlementResponse{} }, r.fields())
+	return unmarshalFields(b, r)
 }
 
 // ExternalCancelRequest releases the funds of a transaction authorized on
@@ -484,21 +358,6 @@ type ExternalCancelRequest struct {
 	ReasonCode         Literal `json:"ReasonCode,omitzero"`
 	ReasonText         Text    `json:"ReasonText,omitzero"`
 	CancelAmount       Amount  `json:"CancelAmount,omitzero"`
-}
-
-func (r *ExternalCancelRequest) fields() []field {
-	return []field{
-		{"NayaxTransactionId", &r.NayaxTransactionId},
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"SiteId", &r.SiteId},
-		{"MachineAuTime", &r.MachineAuTime},
-		{"TerminalId", &r.TerminalId},
-		{"TerminalIdType", &r.TerminalIdType},
-		{"CancellationType", &r.CancellationType},
-		{"ReasonCode", &r.ReasonCode},
-		{"ReasonText", &r.ReasonText},
-		{"CancelAmount", &r.CancelAmount},
-	}
 }
 
 func (r *ExternalCancelRequest) check() *DecodeError {
@@ -524,7 +383,7 @@ func (r *ExternalCancelRequest) check() *DecodeError {
 
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (r *ExternalCancelRequest) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *r = ExternalCancelRequest{} }, r.fields())
+	return unmarshalFields(b, r)
 }
 
 // ExternalCancelResponse is Nayax's answer to ExternalCancel. Code 51
@@ -537,18 +396,9 @@ type ExternalCancelResponse struct {
 	MachineAuTime      Text    `json:"MachineAuTime,omitzero"`
 }
 
-func (r *ExternalCancelResponse) fields() []field {
-	return []field{
-		{"SparkTransactionId", &r.SparkTransactionId},
-		{"Status", optStatus{&r.Status}},
-		{"AuthCode", &r.AuthCode},
-		{"MachineAuTime", &r.MachineAuTime},
-	}
-}
-
 // UnmarshalJSON decodes leniently; errors are *DecodeError.
 func (r *ExternalCancelResponse) UnmarshalJSON(b []byte) error {
-	return unmarshalFields(b, func() { *r = ExternalCancelResponse{} }, r.fields())
+	return unmarshalFields(b, r)
 }
 
 // ValidateOutbound checks a request body for one of the calls sitelink
@@ -596,15 +446,15 @@ func ValidateOutbound(call string, body []byte) error {
 	return decode(body, r)
 }
 
-// unmarshalFields is the body of the lenient UnmarshalJSON methods: reset
-// zeroes the value, then fields are decoded into it. null changes
-// nothing, as encoding/json expects of an Unmarshaler.
-func unmarshalFields(b []byte, reset func(), fields []field) error {
+// unmarshalFields is the body of the lenient UnmarshalJSON methods: the
+// struct p points to is zeroed, then decoded by its json tags. null
+// changes nothing, as encoding/json expects of an Unmarshaler.
+func unmarshalFields(b []byte, p any) error {
 	if bytes.Equal(bytes.TrimSpace(b), null) {
 		return nil
 	}
-	reset()
-	if err := decodeObject(b, fields); err != nil {
+	reflect.ValueOf(p).Elem().SetZero()
+	if err := decodeObject(b, tagFields(p)); err != nil {
 		return err
 	}
 	return nil

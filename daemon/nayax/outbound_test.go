@@ -31,6 +31,16 @@ var outboundExamples = map[string]string{
 	nayax.CallExternalCancel: string(seeds.Get(seedExternalCancel)),
 }
 
+// outboundTypes allocates the request type of each call.
+var outboundTypes = map[string]func() any{
+	nayax.CallStartAuthentication: func() any { return new(nayax.StartAuthenticationRequest) },
+	nayax.CallTriggerTransaction:  func() any { return new(nayax.TriggerTransactionRequest) },
+	nayax.CallSettlement:          func() any { return new(nayax.SettlementRequest) },
+	nayax.CallCancelTransaction:   func() any { return new(nayax.CancelTransactionRequest) },
+	nayax.CallExternalSettlement:  func() any { return new(nayax.ExternalSettlementRequest) },
+	nayax.CallExternalCancel:      func() any { return new(nayax.ExternalCancelRequest) },
+}
+
 func TestValidateOutboundExamples(t *testing.T) {
 	for call, body := range outboundExamples {
 		t.Run(call, func(t *testing.T) {
@@ -136,17 +146,9 @@ func TestValidateOutbound(t *testing.T) {
 // TestOutboundTypesRoundTrip checks that each request type decodes its
 // example and marshals back to a body that validates and decodes the same.
 func TestOutboundTypesRoundTrip(t *testing.T) {
-	types := map[string]func() any{
-		nayax.CallStartAuthentication: func() any { return new(nayax.StartAuthenticationRequest) },
-		nayax.CallTriggerTransaction:  func() any { return new(nayax.TriggerTransactionRequest) },
-		nayax.CallSettlement:          func() any { return new(nayax.SettlementRequest) },
-		nayax.CallCancelTransaction:   func() any { return new(nayax.CancelTransactionRequest) },
-		nayax.CallExternalSettlement:  func() any { return new(nayax.ExternalSettlementRequest) },
-		nayax.CallExternalCancel:      func() any { return new(nayax.ExternalCancelRequest) },
-	}
 	for call, body := range outboundExamples {
 		t.Run(call, func(t *testing.T) {
-			outboundRoundTrip(t, call, []byte(body), types[call])
+			outboundRoundTrip(t, call, []byte(body), outboundTypes[call])
 		})
 	}
 }
@@ -256,4 +258,31 @@ func TestOutboundResponses(t *testing.T) {
 			t.Fatalf("after decode: %+v, %v", r, err)
 		}
 	})
+}
+
+// TestOutboundGolden pins the bytes sitelink sends: each request decoded
+// from its example marshals back to exactly the example, field order
+// included. The field names and order come from the struct tags alone.
+func TestOutboundGolden(t *testing.T) {
+	for call, body := range outboundExamples {
+		t.Run(call, func(t *testing.T) {
+			var want bytes.Buffer
+			if err := json.Compact(&want, []byte(body)); err != nil {
+				t.Fatal(err)
+			}
+			r := outboundTypes[call]()
+			if err := json.Unmarshal([]byte(body), r); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			var got bytes.Buffer
+			enc := json.NewEncoder(&got)
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(r); err != nil {
+				t.Fatal(err)
+			}
+			if g := bytes.TrimSuffix(got.Bytes(), []byte("\n")); !bytes.Equal(g, want.Bytes()) {
+				t.Fatalf("marshalled\n%s\nwant\n%s", g, want.Bytes())
+			}
+		})
+	}
 }

@@ -60,37 +60,38 @@ func (i Int64) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON accepts a JSON integer, a string holding one, or null.
 func (i *Int64) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
 	*i = Int64{}
+	s, ok, err := numeric(b)
+	if !ok || err != nil {
+		return err
+	}
+	v, err := parseInt(s)
+	if err != nil {
+		return err
+	}
+	*i = NewInt64(v)
+	return nil
+}
+
+// numeric returns the text of a number that Nayax may send bare or
+// quoted (quoted, surrounding spaces are dropped). ok is false for null
+// and for a blank string, which count as absent.
+func numeric(b []byte) (s string, ok bool, err error) {
+	b = bytes.TrimSpace(b)
 	switch {
 	case len(b) == 0:
-		return errBadJSONToken
+		return "", false, errBadJSONToken
 	case bytes.Equal(b, null):
-		return nil
+		return "", false, nil
 	case b[0] == '"':
-		s, err := unquote(b)
+		u, err := unquote(b)
 		if err != nil {
-			return err
+			return "", false, err
 		}
-		s = strings.TrimSpace(s)
-		if s == "" {
-			return nil
-		}
-		v, err := parseInt(s)
-		if err != nil {
-			return err
-		}
-		*i = NewInt64(v)
-		return nil
-	case b[0] == '-' || isDigit(b[0]):
-		v, err := parseInt(string(b))
-		if err != nil {
-			return err
-		}
-		*i = NewInt64(v)
-		return nil
+		u = strings.TrimSpace(u)
+		return u, u != "", nil
 	}
-	return errNotInteger
+	return string(b), true, nil
 }
 
 // parseInt accepts only an optional minus sign followed by digits: no
@@ -191,25 +192,10 @@ func (a Amount) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON accepts a JSON number, a string holding one, or null.
 func (a *Amount) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
 	*a = Amount{}
-	var s string
-	switch {
-	case len(b) == 0:
-		return errBadJSONToken
-	case bytes.Equal(b, null):
-		return nil
-	case b[0] == '"':
-		u, err := unquote(b)
-		if err != nil {
-			return err
-		}
-		s = strings.TrimSpace(u)
-		if s == "" {
-			return nil
-		}
-	default:
-		s = string(b)
+	s, ok, err := numeric(b)
+	if !ok || err != nil {
+		return err
 	}
 	if !isNumber(s) {
 		return errNotNumber

@@ -588,6 +588,12 @@ func terminalIs(t Terminal, termID string, termType int64) bool {
 	return false
 }
 
+// normSerial is how the simulator, playing Nayax, compares serials: it
+// forgives the leading zeros that Nayax itself loses. It is deliberately
+// not nayax.NormSerial (see the package doc): if sitelink's rule drifted,
+// a shared copy would drift with it and the tests would not notice. It
+// keeps case, the strictest reading of the specification, so that
+// sitelink must send the serial as configured.
 func normSerial(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" {

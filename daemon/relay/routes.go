@@ -2,10 +2,10 @@ package relay
 
 import (
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/daemon/wire"
 )
 
@@ -33,9 +33,10 @@ func newRoutes(log *slog.Logger) *routes {
 	return &routes{log: log, nodes: map[string]node{}}
 }
 
-// normSerial makes "0434334921100366" and 434334921100366 the same key:
-// Nayax sends serials as numbers that lose their leading zeros.
-func normSerial(s string) string { return strings.TrimLeft(strings.TrimSpace(s), "0") }
+// normSerial is the routing key of a serial: nayax.NormSerial, the one
+// serial rule ("0434334921100366" and 434334921100366 are one terminal;
+// "" claims nothing).
+func normSerial(s string) string { return nayax.NormSerial(s) }
 
 func (n node) claims(machineID int64, serial string) bool {
 	for _, m := range n.Machines {
