@@ -20,11 +20,7 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (any, func(tx *s
 	out := func(st nayax.CortinaStatus) nayax.CortinaResponse { return nayax.CortinaResponse{Status: st} }
 	req, err := nayax.DecodeCortinaCancel(cmd.Body)
 	if err != nil {
-		var de *nayax.DecodeError
-		if errors.As(err, &de) {
-			return out(nayax.CortinaDeclined(de.Code, de.Error())), nil
-		}
-		return out(nayax.CortinaDeclined(nayax.CortinaFormatError, err.Error())), nil
+		return out(nayax.CortinaDeclineFor(err)), nil
 	}
 	nayaxID := req.NayaxTransactionId.V
 	if nayaxID == 0 {
@@ -51,8 +47,7 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (any, func(tx *s
 		return out(nayax.CortinaDeclined(nayax.CortinaGeneral, "ledger unavailable")), nil
 	}
 	// The machine named must be the session's terminal.
-	if (req.MachineId.Valid && req.MachineId.V != 0 && s.MachineID != 0 && req.MachineId.V != s.MachineID) ||
-		(req.HwSerial.S != "" && s.HwSerial != "" && !nayax.SameSerial(req.HwSerial.S, s.HwSerial)) {
+	if terminalOfSession(&s).Conflict(req.MachineId.V, req.HwSerial.S) != "" {
 		return unknown, nil
 	}
 	op := "Cancel"
@@ -73,7 +68,7 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (any, func(tx *s
 			s.Request = nil
 			return e.transition(tx, &s, store.Cancelled, reason, now)
 		}
-	case !s.State.Active() && s.State != store.Stopped && s.State != store.Interrupted:
+	case s.State.Final():
 		// Settled, declined, closed: nothing left to abort.
 		return out(nayax.CortinaApproved("transaction already ended: " + string(s.State))), nil
 	case s.State.Active() && s.State != store.Requested:

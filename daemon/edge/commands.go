@@ -231,11 +231,8 @@ func declined(cmd wire.Command, code int, desc string) any {
 }
 
 func decodeFailure(cmd wire.Command, err error) any {
-	var de *nayax.DecodeError
-	if errors.As(err, &de) {
-		return declined(cmd, de.Code, de.Error())
-	}
-	return declined(cmd, nayax.CodeValidation, err.Error())
+	st := nayax.DeclineFor(err)
+	return declined(cmd, st.Code(), st.ErrorDescription)
 }
 
 func mustJSON(v any) json.RawMessage {
@@ -267,10 +264,7 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 	// Both identifiers, when given, must name the same terminal: a session
 	// recorded under a serial that is not the terminal's could never be
 	// stopped by the customer's real StopCallback.
-	if req.MachineId.Valid && term.MachineID != 0 && req.MachineId.V != term.MachineID {
-		return out(nayax.Declined(nayax.CodeUnknownMachine, "MachineId and HwSerial name different terminals")), nil
-	}
-	if req.HwSerial.S != "" && term.HwSerial != "" && !nayax.SameSerial(req.HwSerial.S, term.HwSerial) {
+	if term.Conflict(req.MachineId.V, req.HwSerial.S) != "" {
 		return out(nayax.Declined(nayax.CodeUnknownMachine, "MachineId and HwSerial name different terminals")), nil
 	}
 
@@ -310,7 +304,7 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 	}
 	approved := req.AuthStatus.Verdict == nayax.VerdictApproved
 	if have && existing.State != store.Requested {
-		if approved && existing.NayaxTransactionID == 0 && !existing.State.Active() {
+		if approved && existing.NayaxTransactionID == 0 && existing.State.Final() {
 			// Our start request timed out or the controller restarted,
 			// and the card was authorized after all: release the hold.
 			return out(nayax.Declined(nayax.CodeGeneral, "session already closed; the authorization is being cancelled")),
@@ -344,16 +338,16 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 	}
 	if station == "" {
 		return out(nayax.Declined(nayax.CodeMissingMandatory, "ServiceStationNumber: required (the terminal serves several stations)")),
-			e.refuse(req, term, "", nil, key, "no station named", now)
+			e.refuse(req, term, "", existingPtr(have, &existing), key, "no station named", now)
 	}
 	if !term.HasStation(station) {
 		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: station %q is not served by this terminal", station))),
-			e.refuse(req, term, "", nil, key, "station "+station+" is not served by this terminal", now)
+			e.refuse(req, term, "", existingPtr(have, &existing), key, "station "+station+" is not served by this terminal", now)
 	}
 	hw, ok := e.stations.get(station)
 	if !ok {
 		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: unknown station %q", station))),
-			e.refuse(req, term, "", nil, key, "unknown station "+station, now)
+			e.refuse(req, term, "", existingPtr(have, &existing), key, "unknown station "+station, now)
 	}
 	if !(req.Amount.V > 0) {
 		return out(nayax.Declined(nayax.CodeValidation, "Amount: must be greater than 0")), nil
@@ -511,6 +505,9 @@ func (e *engine) refuse(req nayax.TransactionCallbackRequest, term config.Termin
 			s = store.Session{SparkTransactionID: id, Station: station, Origin: "external", CreatedAt: now.UTC()}
 		}
 		fillAuthorization(&s, req, term, key)
+		// Nothing was delivered under an authorization we refuse: only
+		// its cancel can follow, whatever a meter said before.
+		s.EnergyWh, s.MeterStartWh = 0, 0
 		s.StopReason = billing.StopStartRefused + ": " + why
 		e.log.Warn("releasing an authorization this site cannot serve", "spark_transaction_id", s.SparkTransactionID, "why", why)
 		return e.endOfService(tx, &s, now)
@@ -555,11 +552,8 @@ func (e *engine) stopMismatch(req nayax.StopCallbackRequest, s *store.Session, k
 	if req.NayaxTransactionId.Valid && s.NayaxTransactionID != 0 && req.NayaxTransactionId.V != s.NayaxTransactionID {
 		return "NayaxTransactionId does not match the session"
 	}
-	if req.MachineId.Valid && s.MachineID != 0 && req.MachineId.V != s.MachineID {
-		return "MachineId does not match the session's terminal"
-	}
-	if req.HwSerial.S != "" && s.HwSerial != "" && !nayax.SameSerial(req.HwSerial.S, s.HwSerial) {
-		return "HwSerial does not match the session's terminal"
+	if f := terminalOfSession(s).Conflict(req.MachineId.V, req.HwSerial.S); f != "" {
+		return f + " does not match the session's terminal"
 	}
 	if req.ServiceStationNumber.S != "" && req.ServiceStationNumber.S != s.Station {
 		return "ServiceStationNumber does not match the session's station"

@@ -233,8 +233,16 @@ type sessionEvent struct {
 }
 
 // transition moves s to state `to` inside tx and emits the session event.
+// A move the lifecycle table does not allow is a bug: it is logged loudly
+// and refused (the transaction rolls back, the session stays as it was),
+// never a panic that would stop the engine and every station with it.
 func (e *engine) transition(tx *store.Tx, s *store.Session, to store.State, reason string, now time.Time) error {
 	from := s.State
+	if err := store.CheckTransition(from, to); err != nil {
+		e.log.Error("BUG: refused session transition", "spark_transaction_id", s.SparkTransactionID,
+			"from", string(from), "to", string(to), "reason", reason, "err", err)
+		return err
+	}
 	if s.Tariff == nil {
 		// The first record of a session fixes its price.
 		t := store.Tariff(e.conf().Tariff)
@@ -298,13 +306,15 @@ func (e *engine) reconcile(now time.Time) error {
 		s := &open[i]
 		st, ok := e.stations.get(s.Station)
 		err := e.commit(func(tx *store.Tx) error {
-			if ok {
-				s.EnergyWh = sessionEnergy(s, st.Read())
-			}
 			if s.State == store.Requested {
+				// Nothing was switched on and no meter reading was
+				// taken at its start: it has no energy.
 				// A late TransactionCallback for it is cancelled (authorize).
 				s.Request = nil
 				return e.transition(tx, s, store.Closed, billing.StopInterrupted, now)
+			}
+			if ok {
+				s.EnergyWh = sessionEnergy(s, st.Read())
 			}
 			if s.State != store.Interrupted {
 				if err := e.transition(tx, s, store.Interrupted, billing.StopDaemonRestart, now); err != nil {
@@ -653,3 +663,9 @@ func enteredAt(s *store.Session) time.Time {
 }
 
 func hmacEqual(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }
+
+// terminalOfSession is the terminal a session was authorized at, as the
+// session recorded it, for matching later calls against it.
+func terminalOfSession(s *store.Session) config.Terminal {
+	return config.Terminal{MachineID: s.MachineID, HwSerial: s.HwSerial}
+}

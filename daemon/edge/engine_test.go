@@ -37,7 +37,14 @@ type rig struct {
 
 func newRig(t *testing.T, edit func(*config.Edge)) *rig {
 	t.Helper()
-	dir := t.TempDir()
+	return newRigAt(t, t.TempDir(), edit, nil)
+}
+
+// newRigAt is newRig on the ledger in dir (a restart when dir was used
+// before), with wrap, if set, standing between each simulator and the
+// engine.
+func newRigAt(t *testing.T, dir string, edit func(*config.Edge), wrap func(hal.Station) hal.Station) *rig {
+	t.Helper()
 	cfg := testConfig(t, "tcp://127.0.0.1:1", dir) // never dialled
 	cfg.Policy.ContactorTimeout = config.Duration(200 * time.Millisecond)
 	if edit != nil {
@@ -56,6 +63,9 @@ func newRig(t *testing.T, edit func(*config.Edge)) *rig {
 	for _, sc := range cfg.Stations {
 		s := sim.New(sim.Config{Number: sc.Number, VehiclePresent: true, PowerKW: 22, TimeScale: 1})
 		r.sims[sc.Number], override[sc.Number] = s, s
+		if wrap != nil {
+			override[sc.Number] = wrap(s)
+		}
 	}
 	log := slog.New(slog.DiscardHandler)
 	stations := newStationSet(log, override, func(string) {}, nil)
@@ -66,7 +76,7 @@ func newRig(t *testing.T, edit func(*config.Edge)) *rig {
 	running.Store(cfg)
 	r.e = newEngine(engineDeps{log: log, st: st, stations: stations, cfg: &running,
 		topics: wire.Topics{Prefix: cfg.MQTT.TopicPrefix, Node: cfg.Node.ID},
-		cmds: queue.New[inbound](), calls: newCalls(), changes: queue.New[string]()})
+		cmds:   queue.New[inbound](), calls: newCalls(), changes: queue.New[string]()})
 	if err := r.e.reconcile(r.now); err != nil {
 		t.Fatal(err)
 	}
@@ -238,5 +248,49 @@ func TestAuthorizeOutcomes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// meterAt is a station whose meter register already reads wh (a real
+// meter's lifetime count), on top of what the simulator delivers.
+type meterAt struct {
+	hal.Station
+	wh float64
+}
+
+func (m meterAt) Read() hal.Reading {
+	r := m.Station.Read()
+	r.EnergyWh += m.wh
+	return r
+}
+
+// A Remote Start left requested by a restart, on a meter that reads
+// 123 kWh, then approved late: the hold is released with a cancel, never
+// settled for the meter's lifetime count.
+func TestLateApprovalAfterRestartCancels(t *testing.T) {
+	dir := t.TempDir()
+	wrap := func(s hal.Station) hal.Station { return meterAt{s, 123_456} }
+	r := newRigAt(t, dir, nil, wrap)
+	s, err := r.e.startSession("5", 0, r.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r.st.Close()
+
+	r = newRigAt(t, dir, nil, wrap) // the restart closes it
+	if got := r.sessions()[s.SparkTransactionID]; got.State != store.Closed || got.EnergyWh != 0 {
+		t.Fatalf("after restart: %s with %v Wh, want closed with 0", got.State, got.EnergyWh)
+	}
+	before := len(r.events())
+	reply := r.command("authorize", authBody(t, "5", map[string]any{"SparkTransactionId": s.SparkTransactionID}))
+	if v, _ := verdict(reply); v != "Declined" {
+		t.Fatalf("late approval answered %v", reply)
+	}
+	got := r.sessions()[s.SparkTransactionID]
+	if got.State != store.Cancelling || got.Request == nil || got.Request.Kind != "cancel" || got.Amount != 0 {
+		t.Fatalf("late approval left %s, request %+v, amount %v; want cancelling with a cancel", got.State, got.Request, got.Amount)
+	}
+	if evs := r.events()[before:]; !slices.Contains(evs, wire.EventCancelRequest) || slices.Contains(evs, wire.EventSettlementRequest) {
+		t.Fatalf("events %v: want a cancel-request and no settlement", evs)
 	}
 }

@@ -11,15 +11,6 @@ import (
 	"github.com/sitelink/sitelink/store"
 )
 
-// allStates lists every session state so that sitelink_sessions has a
-// series (0) for states no session is in: a dashboard's alert on
-// needs-reconciliation > 0 needs the series to exist.
-var allStates = []store.State{
-	store.Requested, store.Authorized, store.Charging, store.Stopping, store.Stopped,
-	store.Interrupted, store.Settling, store.Settled, store.Cancelling, store.Cancelled,
-	store.Declined, store.Closed, store.NeedsReconciliation,
-}
-
 // cpStates are the control pilot states written one-hot per station;
 // an unknown state leaves them all 0.
 var cpStates = []hal.CPState{hal.CPA, hal.CPB, hal.CPC, hal.CPD, hal.CPE, hal.CPF}
@@ -57,7 +48,7 @@ func (b backend) Metrics(w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	for _, st := range allStates {
+	for _, st := range store.States() {
 		s.Gauge("sitelink_sessions", "Sessions in the ledger by state.", float64(counts[st]), "state", string(st))
 	}
 	for st, n := range counts {
