@@ -294,3 +294,49 @@ func TestLateApprovalAfterRestartCancels(t *testing.T) {
 		t.Fatalf("events %v: want a cancel-request and no settlement", evs)
 	}
 }
+
+// A welded contactor must not hold the customer's money: after
+// stuckStopLimit failed opens the money is decided on the energy frozen at
+// the stop, and the contactor, now unsupervised, keeps being opened until
+// it is. The engine's clock is driven by hand: minutes of retries, no wait.
+func TestWeldedContactorDecidesMoney(t *testing.T) {
+	r := newRig(t, nil)
+	if v, _ := verdict(r.command("authorize", authBody(t, "5", nil))); v != "Approved" {
+		t.Fatal("authorize")
+	}
+	time.Sleep(20 * time.Millisecond) // some energy at 22 kW
+	r.sims["5"].SetStuck(true)
+	if v, _ := verdict(r.command("stop", stopBody(t, nil))); v != "Declined" {
+		t.Fatal("a stop whose contactor did not open was answered Approved")
+	}
+	s := r.sessions()[seedSpark]
+	if s.State != store.Stopping {
+		t.Fatalf("after the stop: %s, want stopping", s.State)
+	}
+	frozen := s.EnergyWh
+	now := r.now
+	attempts := 0
+	for ; attempts < 2*stuckStopLimit && r.sessions()[seedSpark].State == store.Stopping; attempts++ {
+		now = now.Add(time.Minute)
+		r.e.timers(now)
+	}
+	got := r.sessions()[seedSpark]
+	if got.State != store.Settling && got.State != store.Cancelling {
+		t.Fatalf("after %d minutes of failed opens: %s, want the money decided", attempts, got.State)
+	}
+	if attempts != stuckStopLimit {
+		t.Errorf("money decided after %d attempts, want %d", attempts, stuckStopLimit)
+	}
+	if got.EnergyWh != frozen {
+		t.Fatalf("energy after the stop was billed: %v -> %v", frozen, got.EnergyWh)
+	}
+	if !r.sims["5"].Read().Contactor {
+		t.Fatal("the stuck contactor opened by itself?")
+	}
+	r.sims["5"].SetStuck(false)
+	now = now.Add(time.Minute)
+	r.e.timers(now)
+	if r.sims["5"].Read().Contactor {
+		t.Fatal("the unsupervised contactor was not opened once it could be")
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sitelink/sitelink/daemon/config"
-	"github.com/sitelink/sitelink/daemon/localapi"
 	"github.com/sitelink/sitelink/daemon/mqtttest"
 	"github.com/sitelink/sitelink/daemon/nayax/seeds"
 	"github.com/sitelink/sitelink/daemon/wire"
@@ -259,28 +258,4 @@ func TestSelfTestAndLocalStop(t *testing.T) {
 	if err := s.api.Stop("5"); err == nil {
 		t.Fatal("stop without a session succeeded")
 	}
-}
-
-// A contactor that never opens does not hold the customer's money: after a
-// few attempts the money is decided on the energy frozen at the stop, and
-// the contactor keeps being opened until it does.
-func TestWeldedContactorDecidesMoney(t *testing.T) {
-	s := startSite(t)
-	s.charge()
-	s.sims["5"].SetStuck(true)
-	s.command("stop-weld", "stop", seeds.Get("000_stopcallback_request.json"))
-	frozen := s.waitState(seedSpark, "stopping").EnergyWh
-	var got localapi.Session
-	waitFor(t, 60*time.Second, "money decided despite the contactor", func() bool {
-		got = s.session(seedSpark)
-		return ended(got.State)
-	})
-	if got.EnergyWh != frozen {
-		t.Fatalf("energy after the stop was billed: %v -> %v", frozen, got.EnergyWh)
-	}
-	if !s.sims["5"].Read().Contactor {
-		t.Fatal("the stuck contactor opened by itself?")
-	}
-	s.sims["5"].SetStuck(false)
-	waitFor(t, 70*time.Second, "the unsupervised contactor opened", func() bool { return !s.sims["5"].Read().Contactor })
 }
