@@ -61,7 +61,11 @@ func newRigAt(t *testing.T, dir string, edit func(*config.Edge), wrap func(hal.S
 	r := &rig{t: t, st: st, sims: map[string]*sim.Station{}, now: time.Now()}
 	override := map[string]hal.Station{}
 	for _, sc := range cfg.Stations {
-		s := sim.New(sim.Config{Number: sc.Number, VehiclePresent: true, PowerKW: 22, TimeScale: 1})
+		c := sim.Config{Number: sc.Number, VehiclePresent: true, PowerKW: 22, TimeScale: 1}
+		if sc.Sim != nil {
+			c.VehiclePresent, c.PowerKW, c.TimeScale = sc.Sim.Vehicle != config.VehicleAbsent, sc.Sim.PowerKW, sc.Sim.TimeScale
+		}
+		s := sim.New(c)
 		r.sims[sc.Number], override[sc.Number] = s, s
 		if wrap != nil {
 			override[sc.Number] = wrap(s)
@@ -339,4 +343,211 @@ func TestWeldedContactorDecidesMoney(t *testing.T) {
 	if r.sims["5"].Read().Contactor {
 		t.Fatal("the unsupervised contactor was not opened once it could be")
 	}
+}
+
+// authorized authorizes the seed transaction on station 5.
+func (r *rig) authorized() {
+	r.t.Helper()
+	if v, code := verdict(r.command("authorize", authBody(r.t, "5", nil))); v != "Approved" {
+		r.t.Fatalf("authorize: %s %v", v, code)
+	}
+}
+
+// session is the seed session.
+func (r *rig) session() store.Session {
+	r.t.Helper()
+	return r.sessions()[seedSpark]
+}
+
+// TestStopOutcomes: a StopCallback stops only the session every
+// identifier agrees with, contactor first.
+func TestStopOutcomes(t *testing.T) {
+	cases := []struct {
+		name    string
+		setup   func(r *rig)
+		set     map[string]any
+		verdict string
+		code    int
+		state   store.State // after the stop
+		open    bool        // contactor open afterwards
+	}{
+		{name: "matching card stops", verdict: "Approved", state: store.Cancelling, open: true},
+		{name: "after energy it settles", setup: func(r *rig) { time.Sleep(30 * time.Millisecond) }, verdict: "Approved", state: store.Settling, open: true},
+		{name: "card hash", set: map[string]any{"CardHash": "ab" + seedSpark}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
+		{name: "nayax id", set: map[string]any{"NayaxTransactionId": 2004545073}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
+		{name: "machine id", set: map[string]any{"MachineId": 71234997}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
+		{name: "hw serial", set: map[string]any{"HwSerial": "0434334921100367"}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
+		{name: "station", set: map[string]any{"ServiceStationNumber": "6"}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
+		{name: "unknown transaction", set: map[string]any{"SparkTransactionId": "00000000-0000-0000-0000-000000000000"}, verdict: "Declined", code: nayax.CodeUnknownTransaction, state: store.Authorized},
+		{name: "missing card hash", set: map[string]any{"CardHash": nil}, verdict: "Declined", code: nayax.CodeMissingMandatory, state: store.Authorized},
+		{name: "stuck contactor: declined, left stopping", setup: func(r *rig) { r.sims["5"].SetStuck(true) }, verdict: "Declined", code: nayax.CodeGeneral, state: store.Stopping},
+		{name: "already stopped: the same answer", setup: func(r *rig) { r.command("stop", stopBody(r.t, nil)) }, verdict: "Approved", state: store.Cancelling, open: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.authorized()
+			if tc.setup != nil {
+				tc.setup(r)
+			}
+			v, code := verdict(r.command("stop", stopBody(t, tc.set)))
+			if v != tc.verdict || (v == "Declined" && code != float64(tc.code)) {
+				t.Fatalf("answer %s %v, want %s %d", v, code, tc.verdict, tc.code)
+			}
+			if got := r.session().State; got != tc.state {
+				t.Fatalf("session %s, want %s", got, tc.state)
+			}
+			if open := !r.sims["5"].Read().Contactor; open != tc.open {
+				t.Fatalf("contactor open = %v, want %v", open, tc.open)
+			}
+		})
+	}
+}
+
+// TestCortinaCancelOutcomes: Nayax's own cancel aborts the session it
+// names, on its machine, and ends it `cancelled` with no request of ours.
+func TestCortinaCancelOutcomes(t *testing.T) {
+	const body = `{"BasicInfo":{"NayaxTransactionId":2004545072},"MachineInfo":{"Id":%d},"ReasonText":"vend failure","Operation":"Void"}`
+	cases := []struct {
+		name    string
+		machine int64
+		setup   func(r *rig)
+		verdict string
+		state   store.State
+	}{
+		{name: "charging session is aborted", machine: 71234996, verdict: "Approved", state: store.Cancelled},
+		{name: "another machine's cancel is unknown", machine: 71234997, verdict: "Declined", state: store.Authorized},
+		{name: "while our cancel is on its way, Nayax's wins", machine: 71234996,
+			setup: func(r *rig) { r.command("stop", stopBody(r.t, nil)) }, verdict: "Approved", state: store.Cancelled},
+		{name: "contactor stuck: declined, Nayax's cancel decides the money later", machine: 71234996,
+			setup: func(r *rig) { r.sims["5"].SetStuck(true) }, verdict: "Declined", state: store.Stopping},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.authorized()
+			if tc.setup != nil {
+				tc.setup(r)
+			}
+			before := len(r.events())
+			reply := r.command("cancel", []byte(fmt.Sprintf(body, tc.machine)))
+			st, _ := reply["Status"].(map[string]any)
+			if st["Verdict"] != tc.verdict {
+				t.Fatalf("answer %v, want %s", reply, tc.verdict)
+			}
+			got := r.session()
+			if got.State != tc.state {
+				t.Fatalf("session %s, want %s", got.State, tc.state)
+			}
+			if tc.state == store.Cancelled && (got.Request != nil || slices.Contains(r.events()[before:], wire.EventSettlementRequest)) {
+				t.Fatalf("a request of our own after Nayax cancelled: %+v", got.Request)
+			}
+		})
+	}
+}
+
+// TestResultOutcomes: Nayax's answer to a settlement or cancel, as the
+// relay reports it, decides where the session ends.
+func TestResultOutcomes(t *testing.T) {
+	cases := []struct {
+		name     string
+		energy   bool // deliver energy first (settlement), else a cancel
+		result   map[string]any
+		state    store.State
+		failures int
+		verdict  string
+	}{
+		{name: "settlement approved", energy: true, result: map[string]any{"outcome": "approved"}, state: store.Settled},
+		{name: "settlement already done", energy: true, result: map[string]any{"outcome": "already-done"}, state: store.Settled},
+		{name: "settlement 50 is retried later", energy: true,
+			result: map[string]any{"outcome": "declined", "Status": map[string]any{"Verdict": "Declined", "ErrorCode": nayax.CodeExternalSettlementFailed}}, state: store.Settling, failures: 1},
+		{name: "settlement declined otherwise needs a human", energy: true,
+			result: map[string]any{"outcome": "declined", "Status": map[string]any{"Verdict": "Declined", "ErrorCode": 26}}, state: store.NeedsReconciliation},
+		{name: "no answer from Nayax: retried later", energy: true, result: map[string]any{"outcome": "error", "error": "503"}, state: store.Settling},
+		{name: "cancel approved", result: map[string]any{"outcome": "approved"}, state: store.Cancelled},
+		{name: "cancel 51 needs a human",
+			result: map[string]any{"outcome": "declined", "Status": map[string]any{"Verdict": "Declined", "ErrorCode": nayax.CodeExternalCancelFailed}}, state: store.NeedsReconciliation},
+		{name: "unknown event: nothing changes", result: map[string]any{"event_id": "site-test-999999", "outcome": "approved"}, state: store.Cancelling},
+		{name: "no event id: declined", result: map[string]any{"event_id": "", "outcome": "approved"}, state: store.Cancelling, verdict: "Declined"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.authorized()
+			if tc.energy {
+				time.Sleep(30 * time.Millisecond)
+			}
+			r.command("stop", stopBody(t, nil))
+			s := r.session()
+			if s.Request == nil {
+				t.Fatalf("no request pending after the stop: %s", s.State)
+			}
+			body := map[string]any{"event_id": s.Request.EventIDs[len(s.Request.EventIDs)-1], "call": s.Request.Call, "attempts": 1}
+			for k, v := range tc.result {
+				body[k] = v
+			}
+			want := cmpOr(tc.verdict, "Approved")
+			if v, _ := verdict(r.command("result", body)); v != want {
+				t.Fatalf("result answered %s, want %s", v, want)
+			}
+			got := r.session()
+			if got.State != tc.state || (got.Request != nil && got.Request.Failures != tc.failures) {
+				t.Fatalf("session %s request %+v; want %s with %d failures", got.State, got.Request, tc.state, tc.failures)
+			}
+			if tc.state.Final() && got.Request != nil {
+				t.Fatalf("final session keeps a request: %+v", got.Request)
+			}
+		})
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// TestTimerOutcomes: what the engine's clock decides on its own.
+func TestTimerOutcomes(t *testing.T) {
+	cases := []struct {
+		name    string
+		vehicle bool
+		after   time.Duration
+		state   store.State
+		reason  string
+	}{
+		{name: "no vehicle within the plug timeout", after: 121 * time.Second, state: store.Cancelling, reason: "no vehicle within plug timeout"},
+		{name: "vehicle drew nothing", vehicle: true, after: 121 * time.Second, state: store.Cancelling, reason: "vehicle drew no energy within plug timeout"},
+		{name: "before the plug timeout nothing happens", after: 119 * time.Second, state: store.Authorized},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, func(c *config.Edge) { c.Stations[0].Sim.Vehicle = config.VehicleAbsent })
+			if tc.vehicle {
+				r.sims["5"].Plug()
+				if err := r.sims["5"].SetPower(0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.authorized()
+			r.e.timers(r.now.Add(tc.after))
+			got := r.session()
+			if got.State != tc.state || got.StopReason != tc.reason {
+				t.Fatalf("session %s (%q), want %s (%q)", got.State, got.StopReason, tc.state, tc.reason)
+			}
+		})
+	}
+	t.Run("energy checkpoint", func(t *testing.T) {
+		r := newRig(t, nil)
+		r.authorized()
+		r.e.stationChanges(r.now) // the vehicle draws: charging
+		time.Sleep(30 * time.Millisecond)
+		r.e.timers(r.now.Add(time.Second)) // first tick starts the checkpoint clock
+		r.e.timers(r.now.Add(2 * time.Second))
+		got := r.session()
+		if got.State != store.Charging || got.EnergyWh <= 0 {
+			t.Fatalf("session %s with %v Wh, want charging with energy recorded", got.State, got.EnergyWh)
+		}
+	})
 }
