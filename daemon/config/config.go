@@ -321,6 +321,17 @@ func (t Terminal) Conflict(machineID int64, hwSerial string) string {
 	return ""
 }
 
+// TerminalOf returns the terminal that pays for the numbered station
+// (validation lets a station belong to one terminal at most).
+func (e *Edge) TerminalOf(station string) (Terminal, bool) {
+	for _, t := range e.Terminals {
+		if t.HasStation(station) {
+			return t, true
+		}
+	}
+	return Terminal{}, false
+}
+
 // HasStation reports whether the terminal pays for the numbered station.
 func (t Terminal) HasStation(number string) bool {
 	return slices.Contains(t.Stations, number)

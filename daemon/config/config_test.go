@@ -217,6 +217,22 @@ func TestTolerance(t *testing.T) {
 	}
 }
 
+func TestTerminalOf(t *testing.T) {
+	e := &Edge{Terminals: []Terminal{
+		{MachineID: 1, Stations: []string{"5", "6"}},
+		{MachineID: 2, Stations: []string{"7"}},
+	}}
+	for _, tc := range []struct {
+		station string
+		want    int64 // MachineID, 0 for none
+	}{{"5", 1}, {"6", 1}, {"7", 2}, {"8", 0}, {"", 0}} {
+		got, ok := e.TerminalOf(tc.station)
+		if ok != (tc.want != 0) || got.MachineID != tc.want {
+			t.Errorf("TerminalOf(%q) = %d, %v; want %d", tc.station, got.MachineID, ok, tc.want)
+		}
+	}
+}
+
 func TestTerminalFor(t *testing.T) {
 	e := &Edge{Terminals: []Terminal{
 		{MachineID: 71234996, HwSerial: "0434334921100366", Stations: []string{"5"}},

@@ -34,12 +34,7 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (any, func(tx *s
 	if nayaxID == 0 {
 		return unknown, nil
 	}
-	var s store.Session
-	err = e.st.View(func(tx *store.Tx) error {
-		var err error
-		s, err = tx.SessionByNayax(nayaxID)
-		return err
-	})
+	s, err := e.find(func(tx *store.Tx) (store.Session, error) { return tx.SessionByNayax(nayaxID) })
 	if errors.Is(err, store.ErrNotFound) {
 		return unknown, nil
 	}

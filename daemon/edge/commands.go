@@ -584,12 +584,7 @@ func (e *engine) declineCommand(cmd wire.Command, now time.Time) (any, func(tx *
 	out := func(st nayax.Status) map[string]any {
 		return map[string]any{"SparkTransactionId": sparkID, "Status": st}
 	}
-	var s store.Session
-	err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		s, err = tx.Session(sparkID)
-		return err
-	})
+	s, err := e.find(func(tx *store.Tx) (store.Session, error) { return tx.Session(sparkID) })
 	if errors.Is(err, store.ErrNotFound) {
 		return out(nayax.Declined(nayax.CodeUnknownTransaction, "unknown transaction")), nil
 	}

@@ -644,6 +644,17 @@ func (e *engine) unsupervised(open []store.Session, now time.Time) {
 	}
 }
 
+// find reads one session in a read-only ledger transaction.
+func (e *engine) find(get func(*store.Tx) (store.Session, error)) (store.Session, error) {
+	var s store.Session
+	err := e.st.View(func(tx *store.Tx) error {
+		var err error
+		s, err = get(tx)
+		return err
+	})
+	return s, err
+}
+
 // activeSessions lists the sessions holding a station, and interrupted
 // ones.
 func (e *engine) activeSessions() (open []store.Session, err error) {

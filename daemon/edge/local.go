@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sitelink/sitelink/daemon/billing"
-	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/store"
@@ -27,13 +26,7 @@ func (e *engine) startSession(station string, amount float64, now time.Time) (st
 	if !ok {
 		return store.Session{}, fmt.Errorf("unknown station %q", station)
 	}
-	var term config.Terminal
-	found := false
-	for _, t := range e.conf().Terminals {
-		if t.HasStation(station) {
-			term, found = t, true
-		}
-	}
+	term, found := e.conf().TerminalOf(station)
 	if !found {
 		return store.Session{}, fmt.Errorf("station %s has no payment terminal", station)
 	}
@@ -89,12 +82,7 @@ func (e *engine) startCommand(cmd wire.Command, now time.Time) (any, func(tx *st
 // button, `sitelink` on the controller): the same stop as a card's. It
 // runs on the engine.
 func (e *engine) stopStation(station string, now time.Time) error {
-	var s store.Session
-	err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		s, err = tx.ActiveSession(station)
-		return err
-	})
+	s, err := e.find(func(tx *store.Tx) (store.Session, error) { return tx.ActiveSession(station) })
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("station %s has no active session", station)
 	}
@@ -119,16 +107,9 @@ func (e *engine) selfTest(station string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("unknown station %q", station)
 	}
-	var busy bool
-	err := e.st.View(func(tx *store.Tx) error {
-		_, err := tx.ActiveSession(station)
-		busy = err == nil
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		return err
-	})
-	if err != nil {
+	_, err := e.find(func(tx *store.Tx) (store.Session, error) { return tx.ActiveSession(station) })
+	busy := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return "", err
 	}
 	if busy {

@@ -26,10 +26,8 @@ var requestEvent = map[string]string{
 // terminalOf is the configured terminal that pays for the session's
 // station.
 func (e *engine) terminalOf(s *store.Session) (config.Terminal, bool) {
-	for _, t := range e.conf().Terminals {
-		if t.HasStation(s.Station) {
-			return t, true
-		}
+	if t, ok := e.conf().TerminalOf(s.Station); ok {
+		return t, true
 	}
 	return e.conf().TerminalFor(s.MachineID, s.HwSerial)
 }
