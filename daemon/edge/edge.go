@@ -256,7 +256,7 @@ func (d *Daemon) closeStations() {
 
 func (d *Daemon) linkOptions() (link.Options, error) {
 	m := d.conf().MQTT
-	o, err := link.FromConfig(m)
+	o, err := m.LinkOptions()
 	if err != nil {
 		return o, err
 	}
