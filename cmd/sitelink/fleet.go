@@ -44,7 +44,7 @@ func cmdFleet(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			c, _ := config.LoadEdge(*cfgPath)
 			m = c.MQTT
 		}
-		if lo, err = link.FromConfig(m); err != nil {
+		if lo, err = m.LinkOptions(); err != nil {
 			return err
 		}
 		*prefix = m.TopicPrefix

@@ -11,7 +11,6 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/sitelink/sitelink/daemon/config"
-	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/daemon/relay"
 )
@@ -95,7 +94,7 @@ func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 	if err != nil {
 		return o, fmt.Errorf("nayax: %w", err)
 	}
-	lo, err := link.FromConfig(cfg.MQTT)
+	lo, err := cfg.MQTT.LinkOptions()
 	if err != nil {
 		return o, err
 	}

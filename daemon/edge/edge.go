@@ -215,7 +215,7 @@ func (d *Daemon) status(s string) {
 // and the subscriptions; up runs once the birth came back.
 func (d *Daemon) linkOptions(pres *presence, cmds *queue.Queue[inbound], up func()) (link.Options, error) {
 	cfg := d.cfg.Load()
-	o, err := link.FromConfig(cfg.MQTT)
+	o, err := cfg.MQTT.LinkOptions()
 	if err != nil {
 		return o, err
 	}

@@ -477,7 +477,7 @@ func (f *fleet) apply(ctx context.Context, l config.Layers) (config.Provenance, 
 // without it in time, the link's previous settings (prev) are restored.
 func (f *fleet) tryLink(ctx context.Context, prev link.Options, cur, next *config.Edge) error {
 	keys := changedKeys("mqtt", cur.MQTT, next.MQTT)
-	lo, err := link.FromConfig(next.MQTT)
+	lo, err := next.MQTT.LinkOptions()
 	if err != nil {
 		return err
 	}

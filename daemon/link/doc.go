@@ -5,11 +5,17 @@
 // with a fresh last will (the edge puts a new connect epoch in it), routes
 // registered before CONNECT so a persistent session's queued messages are
 // not lost, subscriptions made right after CONNACK, then OnUp (the birth).
-// Backoff is exponential with jitter between BackoffMin and BackoffMax.
+// The wait between attempts is daemon/retry's backoff from BackoffMin to
+// BackoffMax; new settings start it afresh, and only a connection that
+// lived resets it (a broker that accepts and then kicks us is a failure).
 //
 // Reconfigure swaps the connection settings and drops the connection; the
-// next one is made at once with them, and WaitGen tells when it is up, so
-// a caller can try new settings and restore the old ones on failure.
+// next one is made at once with them (a backoff wait is cut short), and
+// WaitGen tells when it is up, so a caller can try new settings and
+// restore the old ones on failure.
+//
+// Every Conn handed out, to OnUp or a handler, has its Done closed when
+// it is no longer the link's connection, whatever the reason.
 //
 // Nothing blocks in handlers and every token wait has a timeout. With
 // ManualAck the PUBACK for an incoming message is sent only when the

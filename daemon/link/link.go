@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sitelink/sitelink/daemon/retry"
 )
 
 // Sentinel errors of the link.
@@ -58,9 +59,9 @@ type Options struct {
 }
 
 // Link keeps one MQTT connection up: connect, subscribe, hold, and on loss
-// reconnect with exponential backoff and full jitter. Each connection gets
-// a fresh paho client so that nothing paho kept in memory is resent behind
-// our back: the outbox owns redelivery.
+// reconnect with retry's capped, jittered exponential backoff. Each
+// connection gets a fresh paho client so that nothing paho kept in memory
+// is resent behind our back: the outbox owns redelivery.
 type Link struct {
 	o   Options
 	log *slog.Logger
@@ -73,8 +74,11 @@ type Link struct {
 	kick    chan struct{} // closed by Reconfigure: stop waiting, connect now
 }
 
-// errReconfigured is why Reconfigure drops a connection.
-var errReconfigured = errors.New("reconnecting with new settings")
+// Why the link drops a connection of its own accord.
+var (
+	errReconfigured = errors.New("reconnecting with new settings")
+	errStopped      = errors.New("shut down")
+)
 
 // Conn is one established connection. It is valid until Done is closed.
 type Conn struct {
@@ -107,9 +111,13 @@ func (o Options) withDefaults() Options {
 		o.BackoffMin = time.Second
 	}
 	if o.BackoffMax < o.BackoffMin {
-		o.BackoffMax = 60 * time.Second
+		o.BackoffMax = max(60*time.Second, o.BackoffMin)
 	}
 	return o
+}
+
+func (o Options) backoff() retry.Backoff {
+	return retry.Backoff{Min: o.BackoffMin, Max: o.BackoffMax}
 }
 
 // Reconfigure replaces the connection settings of n (broker, credentials,
@@ -204,26 +212,25 @@ func (l *Link) setConn(c *Conn) {
 	l.mu.Unlock()
 }
 
-// Run holds the connection until ctx ends. It returns nil on a clean
-// shutdown; callers publish their offline state with Shutdown first.
+// Run holds the connection until ctx ends or Shutdown. It returns nil on
+// a clean shutdown; callers publish their offline state with Shutdown
+// first.
 func (l *Link) Run(ctx context.Context) error {
-	o, gen, _ := l.settings()
-	backoff := o.BackoffMin
-	for ctx.Err() == nil {
-		var kick chan struct{}
-		var g int64
-		o, g, kick = l.settings()
+	var p pacer
+	gen := int64(-1)
+	for ctx.Err() == nil && !l.isStopped() {
+		o, g, kick := l.settings()
 		if g != gen {
-			gen, backoff = g, o.BackoffMin // new settings deserve a fresh start
+			gen = g
+			p = pacer{b: o.backoff()} // new settings deserve a fresh start
 		}
 		c, err := l.connect(ctx, o, gen)
 		if err != nil {
-			wait := jitter(backoff)
+			wait := p.failed()
 			l.log.Warn("mqtt connect failed", "broker", o.Broker, "err", err, "retry_in", wait.Round(time.Millisecond))
 			if o.OnDown != nil {
 				o.OnDown(err)
 			}
-			backoff = min(backoff*2, o.BackoffMax)
 			if !sleep(ctx, wait, kick) {
 				break
 			}
@@ -239,12 +246,12 @@ func (l *Link) Run(ctx context.Context) error {
 		l.mu.Unlock()
 		if stopped {
 			// Shutdown ran while this connection was being made.
-			c.client.Disconnect(0)
+			c.Abort(errStopped)
 			return nil
 		}
 		if stale {
 			// Reconfigure ran while this connection was being made.
-			c.client.Disconnect(0)
+			c.Abort(errReconfigured)
 			continue
 		}
 		l.log.Info("mqtt connected", "broker", o.Broker, "client_id", o.ClientID)
@@ -257,17 +264,10 @@ func (l *Link) Run(ctx context.Context) error {
 			if o.OnDown != nil {
 				o.OnDown(c.err)
 			}
-			// A broker that accepts and then drops us (ACL kick, a second
-			// node with our id) must not make us reconnect every second
-			// forever: only a connection that lived resets the backoff.
-			wait := jitter(o.BackoffMin)
-			if time.Since(up) < stableAfter {
-				wait = jitter(backoff)
-				backoff = min(backoff*2, o.BackoffMax)
-			} else {
-				backoff = o.BackoffMin
+			if l.isStopped() {
+				return nil
 			}
-			if !sleep(ctx, wait, kick) {
+			if !sleep(ctx, p.lost(time.Since(up)), kick) {
 				return nil
 			}
 		case <-ctx.Done():
@@ -276,11 +276,18 @@ func (l *Link) Run(ctx context.Context) error {
 			if l.Conn() == c {
 				l.setConn(nil)
 				c.client.Disconnect(250)
+				c.lost(ctx.Err())
 			}
 			return nil
 		}
 	}
 	return nil
+}
+
+func (l *Link) isStopped() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stopped
 }
 
 func (l *Link) connect(ctx context.Context, lo Options, gen int64) (*Conn, error) {
@@ -330,7 +337,7 @@ func (l *Link) connect(ctx context.Context, lo Options, gen int64) (*Conn, error
 		client.AddRoute(filter, func(_ paho.Client, m paho.Message) { h(c, m) })
 	}
 	if err := c.wait(ctx, client.Connect()); err != nil {
-		client.Disconnect(0)
+		c.Abort(err)
 		return nil, err
 	}
 	if len(lo.Subs) > 0 {
@@ -340,23 +347,26 @@ func (l *Link) connect(ctx context.Context, lo Options, gen int64) (*Conn, error
 		}
 		tok := client.SubscribeMultiple(filters, nil)
 		if err := c.wait(ctx, tok); err != nil {
-			client.Disconnect(0)
-			return nil, fmt.Errorf("subscribe: %w", err)
+			err = fmt.Errorf("subscribe: %w", err)
+			c.Abort(err)
+			return nil, err
 		}
 		// A broker ACL that denies a filter answers 0x80 in SUBACK; a
 		// node connected but deaf to its commands is worse than a node
 		// that says it cannot connect.
 		for f, code := range tok.(*paho.SubscribeToken).Result() {
 			if code == 0x80 {
-				client.Disconnect(0)
-				return nil, fmt.Errorf("subscribe %s: refused by the broker (check its ACL and this node's identity)", f)
+				err := fmt.Errorf("subscribe %s: refused by the broker (check its ACL and this node's identity)", f)
+				c.Abort(err)
+				return nil, err
 			}
 		}
 	}
 	if lo.OnUp != nil {
 		if err := lo.OnUp(c); err != nil {
-			client.Disconnect(0)
-			return nil, fmt.Errorf("on connect: %w", err)
+			err = fmt.Errorf("on connect: %w", err)
+			c.Abort(err)
+			return nil, err
 		}
 	}
 	return c, nil
@@ -381,7 +391,7 @@ func (l *Link) Shutdown(topic string, payload []byte, timeout time.Duration) err
 		cancel()
 	}
 	c.client.Disconnect(uint(timeout / time.Millisecond))
-	c.lost(errors.New("shut down"))
+	c.lost(errStopped)
 	return err
 }
 
@@ -425,6 +435,9 @@ func (c *Conn) Publish(topic string, retained bool, payload []byte) paho.Token {
 // paho's Publish itself can block (up to its write timeout) on a congested
 // connection, so it runs aside and ctx bounds the whole call.
 func (c *Conn) PublishWait(ctx context.Context, topic string, retained bool, payload []byte) error {
+	if c.Dead() {
+		return ErrDown
+	}
 	ch := make(chan paho.Token, 1)
 	go func() { ch <- c.client.Publish(topic, 1, retained, payload) }()
 	select {
@@ -465,13 +478,30 @@ func (c *Conn) wait(ctx context.Context, t paho.Token) error {
 // an accident rather than a refusal.
 const stableAfter = 30 * time.Second
 
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
+// pacer decides how long Run waits before the next attempt, by the one
+// backoff rule of retry. A broker that accepts and then drops us (ACL
+// kick, a second node with our id) must not make us reconnect every
+// second forever: only a connection that lived stableAfter resets the
+// backoff; one that died young counts as a failed attempt.
+type pacer struct {
+	b     retry.Backoff
+	fails int // attempts in a row that failed or died young
+}
+
+// failed is the wait after an attempt that failed.
+func (p *pacer) failed() time.Duration {
+	p.fails++
+	return p.b.Delay(p.fails)
+}
+
+// lost is the wait after an established connection that lived for
+// lived was lost.
+func (p *pacer) lost(lived time.Duration) time.Duration {
+	if lived < stableAfter {
+		return p.failed()
 	}
-	// Equal jitter: half fixed, half random, so a fleet that lost its
-	// broker together does not come back in lockstep.
-	return d/2 + rand.N(d/2+1)
+	p.fails = 0
+	return p.b.Delay(1)
 }
 
 // sleep waits d; kick cuts it short. It reports false if ctx ended.

@@ -1,4 +1,4 @@
-package link
+package config
 
 import (
 	"crypto/tls"
@@ -8,14 +8,17 @@ import (
 	"os"
 	"strings"
 
-	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/link"
 )
 
-// FromConfig builds the connection part of Options from an mqtt config
+// LinkOptions builds the connection part of link.Options from the mqtt
 // section: broker, timing, credentials (the password read from its file)
 // and TLS. The caller sets the client id, session, handlers and logger.
-func FromConfig(m config.MQTT) (Options, error) {
-	o := Options{
+//
+// It lives here rather than in link so that link stays a plain MQTT
+// client that knows nothing of sitelink's configuration files.
+func (m MQTT) LinkOptions() (link.Options, error) {
+	o := link.Options{
 		Broker:         m.Broker,
 		Username:       m.Username,
 		KeepAlive:      m.KeepAlive.D(),
@@ -30,7 +33,7 @@ func FromConfig(m config.MQTT) (Options, error) {
 		}
 		o.Password = strings.TrimRight(string(b), "\r\n")
 	}
-	tc, err := tlsConfig(m.Broker, m.TLS)
+	tc, err := m.tlsConfig()
 	if err != nil {
 		return o, err
 	}
@@ -38,13 +41,9 @@ func FromConfig(m config.MQTT) (Options, error) {
 	return o, nil
 }
 
-// tlsSchemes are the broker URL schemes on which paho speaks TLS (as in
-// config's validation).
-var tlsSchemes = map[string]bool{"ssl": true, "tls": true, "mqtts": true, "wss": true}
-
-// tlsConfig returns the client TLS configuration for broker, or nil if
-// its scheme does not use TLS (config validation rejects TLS settings on
-// such a URL).
+// tlsConfig returns the client TLS configuration for the broker, or nil
+// if its scheme does not use TLS (Validate rejects TLS settings on such a
+// URL).
 //
 // It is built for every TLS scheme, even with no TLS settings (system
 // roots): otherwise paho would fall back to its own empty configuration,
@@ -52,14 +51,15 @@ var tlsSchemes = map[string]bool{"ssl": true, "tls": true, "mqtts": true, "wss":
 // broker's host: tls.Dial infers it from the address, but with all_proxy
 // set paho dials the proxy and uses tls.Client, which refuses to verify
 // a server without one.
-func tlsConfig(broker string, t config.TLS) (*tls.Config, error) {
-	u, err := url.Parse(broker)
+func (m MQTT) tlsConfig() (*tls.Config, error) {
+	u, err := url.Parse(m.Broker)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt.broker: %w", err)
 	}
-	if !tlsSchemes[u.Scheme] {
+	if !brokerSchemes[u.Scheme] {
 		return nil, nil
 	}
+	t := m.TLS
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
 	if tc.ServerName == "" {
 		tc.ServerName = u.Hostname()
