@@ -24,10 +24,10 @@ func TestTopics(t *testing.T) {
 			{tp.ConfigDesired(), "sitelink/v1/nodes/site-1/config/desired"},
 			{tp.ConfigReported(), "sitelink/v1/nodes/site-1/config/reported"},
 			{wire.GroupConfigDesired(prefix, "north"), "sitelink/v1/groups/north/config/desired"},
-			{wire.AllStates(prefix), "sitelink/v1/nodes/+/state"},
-			{wire.AllEvents(prefix), "sitelink/v1/nodes/+/events/+"},
-			{wire.AllReplies(prefix), "sitelink/v1/nodes/+/replies"},
-			{wire.Shared("relay", wire.AllEvents(prefix)), "$share/relay/sitelink/v1/nodes/+/events/+"},
+			{tp.RelayReplies("relay-1"), "sitelink/v1/nodes/site-1/replies/relay-1"},
+			{wire.AllNodes(prefix).State(), "sitelink/v1/nodes/+/state"},
+			{wire.AllNodes(prefix).RelayReplies("relay-1"), "sitelink/v1/nodes/+/replies/relay-1"},
+			{wire.Shared("relays", wire.AllNodes(prefix).Event(wire.EventCancelRequest)), "$share/relays/sitelink/v1/nodes/+/events/cancel-request"},
 		}
 		for _, tt := range tests {
 			if tt.got != tt.want {
@@ -378,30 +378,6 @@ func itoa(u uint64) string {
 	return string(b)
 }
 
-func TestReplyPayload(t *testing.T) {
-	b, err := wire.ReplyPayload("c1", "stop", json.RawMessage(seeds.Get("000_stopcallback_response.json")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := wire.DecodeReply(b)
-	if err != nil || r.ID != "c1" || r.Type != "stop" {
-		t.Fatalf("DecodeReply = %+v, %v", r, err)
-	}
-	var got, want any
-	if err := json.Unmarshal(r.Body, &got); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(seeds.Get("000_stopcallback_response.json"), &want); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("body = %v, want %v", got, want)
-	}
-	if _, err := wire.ReplyPayload("c1", "stop", "text"); !errors.Is(err, wire.ErrMalformed) {
-		t.Fatalf("string body: error = %v, want ErrMalformed", err)
-	}
-}
-
 func TestDecodeReplyEventState(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -457,17 +433,5 @@ func TestStateJSON(t *testing.T) {
 	back, err := wire.DecodeState(b)
 	if err != nil || !reflect.DeepEqual(back, s) {
 		t.Fatalf("DecodeState = %+v, %v; want %+v", back, err, s)
-	}
-}
-
-func TestConfigJSON(t *testing.T) {
-	at := time.Date(2024, 2, 5, 19, 41, 26, 0, time.UTC)
-	b, err := json.Marshal(wire.ReportedConfig{Version: 4, Applied: false, Error: "unknown key", At: at})
-	if err != nil || string(b) != `{"version":4,"applied":false,"error":"unknown key","at":"2024-02-05T19:41:26Z"}` {
-		t.Fatalf("ReportedConfig = %s, %v", b, err)
-	}
-	var d wire.DesiredConfig
-	if err := json.Unmarshal([]byte(`{"version":5,"config":{"node":{"id":"n"}}}`), &d); err != nil || d.Version != 5 || string(d.Config) != `{"node":{"id":"n"}}` {
-		t.Fatalf("DesiredConfig = %+v, %v", d, err)
 	}
 }
