@@ -41,15 +41,6 @@ type Command struct {
 	Body     json.RawMessage `json:"body,omitempty"`
 }
 
-// ReplyTopic is where the reply to c goes: its reply_to, or the node's
-// replies topic.
-func (c Command) ReplyTopic(t Topics) string {
-	if c.ReplyTo != "" {
-		return c.ReplyTo
-	}
-	return t.Replies()
-}
-
 // Reply answers a command; ID and Type echo the command's. Body is the
 // answer the relay hands back to Nayax.
 type Reply struct {

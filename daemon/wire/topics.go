@@ -52,18 +52,6 @@ type Topics struct {
 	Node   string
 }
 
-// Validate reports whether Prefix and Node make usable topics: Node a
-// single non-empty level, neither holding MQTT wildcards.
-func (t Topics) Validate() error {
-	if err := checkLevel("node id", t.Node); err != nil {
-		return err
-	}
-	if strings.ContainsAny(t.Prefix, "+#\x00") {
-		return fmt.Errorf("topic prefix %q: %w", t.Prefix, ErrTopic)
-	}
-	return nil
-}
-
 func (t Topics) node(rest ...string) string {
 	return join(t.Prefix, append([]string{"nodes", t.Node}, rest...)...)
 }
@@ -120,7 +108,8 @@ func join(prefix string, levels ...string) string {
 // ParseNodeTopic splits a node topic under prefix into node id, kind and
 // type: "sitelink/v1/nodes/site-1/commands/stop" gives ("site-1",
 // "commands", "stop", true), ".../state" gives (node, "state", "", true),
-// ".../config/desired" gives (node, "config", "desired", true). Topics
+// ".../config/desired" gives (node, "config", "desired", true),
+// ".../replies/relay-1" gives (node, "replies", "relay-1", true). Topics
 // outside the contract, and levels holding wildcards, give ok false.
 func ParseNodeTopic(prefix, topic string) (node, kind, typ string, ok bool) {
 	if p := strings.TrimRight(prefix, "/"); p != "" {
@@ -143,7 +132,7 @@ func ParseNodeTopic(prefix, topic string) (node, kind, typ string, ok bool) {
 	switch {
 	case len(levels) == 3 && (kind == KindState || kind == KindReplies):
 		return node, kind, "", true
-	case len(levels) == 4 && (kind == KindCommands || kind == KindEvents):
+	case len(levels) == 4 && (kind == KindCommands || kind == KindEvents || kind == KindReplies):
 		return node, kind, levels[3], true
 	case len(levels) == 4 && kind == KindConfig && (levels[3] == "desired" || levels[3] == "reported"):
 		return node, kind, levels[3], true

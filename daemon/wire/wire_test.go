@@ -40,27 +40,6 @@ func TestTopics(t *testing.T) {
 	}
 }
 
-func TestTopicsValidate(t *testing.T) {
-	tests := []struct {
-		tp      wire.Topics
-		wantErr bool
-	}{
-		{wire.Topics{Prefix: wire.DefaultPrefix, Node: "site-1"}, false},
-		{wire.Topics{Prefix: "", Node: "site-1"}, false},
-		{wire.Topics{Prefix: wire.DefaultPrefix, Node: ""}, true},
-		{wire.Topics{Prefix: wire.DefaultPrefix, Node: "a/b"}, true},
-		{wire.Topics{Prefix: wire.DefaultPrefix, Node: "+"}, true},
-		{wire.Topics{Prefix: wire.DefaultPrefix, Node: "a#"}, true},
-		{wire.Topics{Prefix: "x/+", Node: "n"}, true},
-	}
-	for _, tt := range tests {
-		err := tt.tp.Validate()
-		if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, wire.ErrTopic)) {
-			t.Errorf("Validate(%+v) = %v, wantErr %v", tt.tp, err, tt.wantErr)
-		}
-	}
-}
-
 func TestParseNodeTopic(t *testing.T) {
 	const p = "sitelink/v1"
 	tests := []struct {
@@ -72,6 +51,7 @@ func TestParseNodeTopic(t *testing.T) {
 		{p, "sitelink/v1/nodes/site-1/events/cancel-request", "site-1", "events", "cancel-request", true},
 		{p, "sitelink/v1/nodes/site-1/state", "site-1", "state", "", true},
 		{p, "sitelink/v1/nodes/site-1/replies", "site-1", "replies", "", true},
+		{p, "sitelink/v1/nodes/site-1/replies/relay-1", "site-1", "replies", "relay-1", true},
 		{p, "sitelink/v1/nodes/site-1/config/desired", "site-1", "config", "desired", true},
 		{p, "sitelink/v1/nodes/site-1/config/reported", "site-1", "config", "reported", true},
 		{p + "/", "sitelink/v1/nodes/n/state", "n", "state", "", true},
@@ -103,7 +83,7 @@ func TestParseNodeTopic(t *testing.T) {
 
 func TestTopicsRoundTrip(t *testing.T) {
 	tp := wire.Topics{Prefix: wire.DefaultPrefix, Node: "site-1"}
-	for _, topic := range []string{tp.State(), tp.Command("authorize"), tp.Replies(), tp.Event("station"), tp.ConfigDesired(), tp.ConfigReported()} {
+	for _, topic := range []string{tp.State(), tp.Command("authorize"), tp.Replies(), tp.RelayReplies("relay-1"), tp.Event("station"), tp.ConfigDesired(), tp.ConfigReported()} {
 		node, _, _, ok := wire.ParseNodeTopic(wire.DefaultPrefix, topic)
 		if !ok || node != "site-1" {
 			t.Errorf("ParseNodeTopic(%q) = %q, %v", topic, node, ok)
@@ -288,16 +268,6 @@ func sameCommand(a, b wire.Command) bool {
 func show(c wire.Command) string {
 	b, _ := json.Marshal(c)
 	return string(b)
-}
-
-func TestCommandReplyTopic(t *testing.T) {
-	tp := wire.Topics{Prefix: wire.DefaultPrefix, Node: "n"}
-	if got := (wire.Command{ReplyTo: "relay/r1"}).ReplyTopic(tp); got != "relay/r1" {
-		t.Errorf("ReplyTopic with reply_to = %q", got)
-	}
-	if got := (wire.Command{}).ReplyTopic(tp); got != tp.Replies() {
-		t.Errorf("ReplyTopic without reply_to = %q", got)
-	}
 }
 
 func TestCommandMarshalRoundTrip(t *testing.T) {
