@@ -64,9 +64,9 @@ func cmdFleet(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("connect %s: %v", lo.Broker, t.Error())
 	}
 	defer c.Disconnect(100)
-	t := c.Subscribe(*prefix+"/nodes/+/state", 1, func(_ paho.Client, m paho.Message) {
-		node, _, _, ok := wire.ParseNodeTopic(*prefix, m.Topic())
-		if !ok || len(m.Payload()) == 0 {
+	t := c.Subscribe(wire.AllNodes(*prefix).State(), 1, func(_ paho.Client, m paho.Message) {
+		node, kind, _, ok := wire.ParseNodeTopic(*prefix, m.Topic())
+		if !ok || kind != wire.KindState || len(m.Payload()) == 0 {
 			return
 		}
 		st, err := wire.DecodeState(m.Payload())

@@ -97,14 +97,12 @@ func command(t *testing.T, r *mqtttest.Recorder, topics wire.Topics, id, typ str
 	env, _ := json.Marshal(wire.Command{ID: id, Type: typ, ReplyTo: topics.Replies(), Body: body})
 	from := r.Mark()
 	r.Publish(topics.Command(typ), env)
-	m := r.Await(10*time.Second, from, "reply to "+id, func(m mqtttest.Message) bool {
-		var rep wire.Reply
-		return m.Topic == topics.Replies() && json.Unmarshal(m.Payload, &rep) == nil && rep.ID == id
+	var rep wire.Reply
+	r.Await(10*time.Second, from, "reply to "+id, func(m mqtttest.Message) bool {
+		var err error
+		rep, err = wire.DecodeReply(m.Payload)
+		return m.Topic == topics.Replies() && err == nil && rep.ID == id
 	})
-	var rep struct {
-		Body struct{ Status struct{ Verdict string } }
-	}
-	_ = json.Unmarshal(m.Payload, &rep)
 	return rep.Body.Status.Verdict
 }
 

@@ -127,7 +127,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if _, err := spy.await(ctx, 10*time.Second, 0, func(m msg) bool {
-		return m.topic == topics.Event("session") && bytes.Contains(m.payload, []byte(`"to":"charging"`))
+		return m.topic == topics.Event(wire.EventSession) && bytes.Contains(m.payload, []byte(`"to":"charging"`))
 	}); err != nil {
 		return fmt.Errorf("session did not start charging: %w", err)
 	}
@@ -154,7 +154,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	t.step("the site settles the energy delivered: settlement-request → relay → Nayax ExternalSettlement → result")
 	if _, err := spy.await(ctx, 15*time.Second, 0, func(m msg) bool {
-		return m.topic == topics.Event("session") && bytes.Contains(m.payload, []byte(`"to":"settled"`))
+		return m.topic == topics.Event(wire.EventSession) && bytes.Contains(m.payload, []byte(`"to":"settled"`))
 	}); err != nil {
 		return fmt.Errorf("session was not settled: %w", err)
 	}
@@ -169,7 +169,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	t.say("POST %s/api/TransactionCallback (card bob) -> HTTP %d %s", relayURL, tap.HTTPStatus, compact(tap.Response))
 	if _, err := spy.await(ctx, 10*time.Second, 0, func(m msg) bool {
-		return m.topic == topics.Event("session") && bytes.Contains(m.payload, []byte(`"to":"charging"`)) && bytes.Contains(m.payload, []byte(tap.Txn.SparkTransactionID))
+		return m.topic == topics.Event(wire.EventSession) && bytes.Contains(m.payload, []byte(`"to":"charging"`)) && bytes.Contains(m.payload, []byte(tap.Txn.SparkTransactionID))
 	}); err != nil {
 		return fmt.Errorf("second session did not start: %w", err)
 	}
@@ -189,7 +189,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	t.say("POST %s/api/TransactionCallback (card carol) -> HTTP %d %s", relayURL, tap.HTTPStatus, compact(tap.Response))
 	if _, err := spy.await(ctx, time.Duration(cfg.Policy.PlugTimeout)+15*time.Second, 0, func(m msg) bool {
-		return m.topic == topics.Event("session") && bytes.Contains(m.payload, []byte(`"to":"cancelled"`)) && bytes.Contains(m.payload, []byte(tap.Txn.SparkTransactionID))
+		return m.topic == topics.Event(wire.EventSession) && bytes.Contains(m.payload, []byte(`"to":"cancelled"`)) && bytes.Contains(m.payload, []byte(tap.Txn.SparkTransactionID))
 	}); err != nil {
 		return fmt.Errorf("no-vehicle session was not cancelled: %w", err)
 	}
@@ -372,44 +372,35 @@ func (cl *spy) onMessage(topic string, payload []byte) {
 	default:
 	}
 	arrow := "<-" // from the site
-	if strings.Contains(topic, "/commands/") {
+	if _, kind, _, _ := wire.ParseNodeTopic(cl.prefix, topic); kind == wire.KindCommands {
 		arrow = "->" // to the site, from the relay
 	}
-	cl.t.line(arrow, "%s  %s", strings.TrimPrefix(topic, cl.prefix+"/"), describe(topic, p))
+	cl.t.line(arrow, "%s  %s", strings.TrimPrefix(topic, cl.prefix+"/"), describe(cl.prefix, topic, p))
 }
 
 // describe makes one readable line out of a message.
-func describe(topic string, p []byte) string {
-	switch {
-	case strings.Contains(topic, "/events/session"):
-		var e struct {
-			Body struct {
-				From, To, Reason string
-				Session          struct {
-					Station  string  `json:"station"`
-					EnergyWh float64 `json:"energy_wh"`
+func describe(prefix, topic string, p []byte) string {
+	_, kind, typ, _ := wire.ParseNodeTopic(prefix, topic)
+	if ev, err := wire.DecodeEvent(p); kind == wire.KindEvents && err == nil {
+		switch typ {
+		case wire.EventSession:
+			var e wire.SessionEvent
+			var s struct {
+				Station  string  `json:"station"`
+				EnergyWh float64 `json:"energy_wh"`
+			}
+			if json.Unmarshal(ev.Body, &e) == nil && json.Unmarshal(e.Session, &s) == nil {
+				line := fmt.Sprintf("station %s: %s -> %s", s.Station, dash(e.From), e.To)
+				if e.Reason != "" {
+					line += " (" + e.Reason + ")"
 				}
+				return fmt.Sprintf("%s, %.1f Wh", line, s.EnergyWh)
 			}
-		}
-		if json.Unmarshal(p, &e) == nil {
-			s := fmt.Sprintf("station %s: %s -> %s", e.Body.Session.Station, dash(e.Body.From), e.Body.To)
-			if e.Body.Reason != "" {
-				s += " (" + e.Body.Reason + ")"
+		case wire.EventStation:
+			var e wire.StationEvent
+			if json.Unmarshal(ev.Body, &e) == nil {
+				return fmt.Sprintf("station %s: CP %s, contactor %s, meter %.1f Wh %s", e.Number, e.CPState, onOff(e.Contactor), e.EnergyWh, e.Fault)
 			}
-			return fmt.Sprintf("%s, %.1f Wh", s, e.Body.Session.EnergyWh)
-		}
-	case strings.Contains(topic, "/events/station"):
-		var e struct {
-			Body struct {
-				Number    string  `json:"number"`
-				CP        string  `json:"cp_state"`
-				Contactor bool    `json:"contactor"`
-				Fault     string  `json:"fault"`
-				EnergyWh  float64 `json:"energy_wh"`
-			}
-		}
-		if json.Unmarshal(p, &e) == nil {
-			return fmt.Sprintf("station %s: CP %s, contactor %s, meter %.1f Wh %s", e.Body.Number, e.Body.CP, onOff(e.Body.Contactor), e.Body.EnergyWh, e.Body.Fault)
 		}
 	}
 	var buf bytes.Buffer

@@ -4,25 +4,26 @@ import (
 	"testing"
 
 	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/daemon/wire"
 )
 
 func TestClassify(t *testing.T) {
 	cases := []struct {
 		call string
 		st   nayax.Status
-		want string
+		want wire.Outcome
 	}{
-		{nayax.CallExternalCancel, nayax.Approved("No Errors"), OutcomeApproved},
-		{nayax.CallExternalCancel, nayax.Declined(28, "Already Cancelled"), OutcomeAlreadyDone},
-		{nayax.CallCancelTransaction, nayax.Declined(28, "Already Cancelled"), OutcomeAlreadyDone},
+		{nayax.CallExternalCancel, nayax.Approved("No Errors"), wire.OutcomeApproved},
+		{nayax.CallExternalCancel, nayax.Declined(28, "Already Cancelled"), wire.OutcomeAlreadyDone},
+		{nayax.CallCancelTransaction, nayax.Declined(28, "Already Cancelled"), wire.OutcomeAlreadyDone},
 		// To a settlement, "already cancelled" means the money is gone.
-		{nayax.CallExternalSettlement, nayax.Declined(28, "Already Cancelled"), OutcomeDeclined},
-		{nayax.CallSettlement, nayax.Declined(28, "Already Cancelled"), OutcomeDeclined},
-		{nayax.CallExternalSettlement, nayax.Declined(50, "Transaction already settled"), OutcomeAlreadyDone},
-		{nayax.CallExternalSettlement, nayax.Declined(50, "External Settlement Failed"), OutcomeDeclined},
-		{nayax.CallExternalCancel, nayax.Declined(51, "already cancelled by AutoCancel"), OutcomeAlreadyDone},
-		{nayax.CallExternalCancel, nayax.Declined(51, "External Cancel Failed"), OutcomeDeclined},
-		{nayax.CallExternalCancel, nayax.Declined(32, "not found"), OutcomeDeclined},
+		{nayax.CallExternalSettlement, nayax.Declined(28, "Already Cancelled"), wire.OutcomeDeclined},
+		{nayax.CallSettlement, nayax.Declined(28, "Already Cancelled"), wire.OutcomeDeclined},
+		{nayax.CallExternalSettlement, nayax.Declined(50, "Transaction already settled"), wire.OutcomeAlreadyDone},
+		{nayax.CallExternalSettlement, nayax.Declined(50, "External Settlement Failed"), wire.OutcomeDeclined},
+		{nayax.CallExternalCancel, nayax.Declined(51, "already cancelled by AutoCancel"), wire.OutcomeAlreadyDone},
+		{nayax.CallExternalCancel, nayax.Declined(51, "External Cancel Failed"), wire.OutcomeDeclined},
+		{nayax.CallExternalCancel, nayax.Declined(32, "not found"), wire.OutcomeDeclined},
 	}
 	for _, c := range cases {
 		if got := classify(c.call, c.st); got != c.want {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -15,55 +14,21 @@ import (
 	"github.com/sitelink/sitelink/daemon/wire"
 )
 
-// queue of event deliveries; paho handlers push and return.
-type queue struct {
-	mu    sync.Mutex
-	items []delivery
-	wake  chan struct{}
-}
-
+// delivery is one event message and the connection it came on; paho's
+// handler queues it and returns, workers take it.
 type delivery struct {
 	conn *link.Conn
 	msg  paho.Message
 }
 
-func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
-
-func (q *queue) push(d delivery) {
-	q.mu.Lock()
-	q.items = append(q.items, d)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (q *queue) pop() (delivery, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.items) == 0 {
-		return delivery{}, false
-	}
-	d := q.items[0]
-	q.items = q.items[1:]
-	if len(q.items) > 0 {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
-	}
-	return d, true
-}
-
-func (r *Relay) onEvent(c *link.Conn, m paho.Message) { r.events.push(delivery{c, m}) }
+func (r *Relay) onEvent(c *link.Conn, m paho.Message) { r.events.Push(delivery{c, m}) }
 
 func (r *Relay) worker(ctx context.Context) {
 	for {
-		d, ok := r.events.pop()
+		d, ok := r.events.Pop()
 		if !ok {
 			select {
-			case <-r.events.wake:
+			case <-r.events.Wake():
 				continue
 			case <-ctx.Done():
 				return
@@ -72,28 +37,6 @@ func (r *Relay) worker(ctx context.Context) {
 		r.handleEvent(ctx, d)
 	}
 }
-
-// Result is the body of the `result` command the relay sends a node with
-// Nayax's answer to one of its requests.
-type Result struct {
-	EventID string `json:"event_id"`
-	Call    string `json:"call"`
-	// Outcome: approved, already-done (Nayax says it was done before: a
-	// retried request succeeded earlier), declined, or error (no answer
-	// from Nayax; the node retries later).
-	Outcome  string        `json:"outcome"`
-	Status   *nayax.Status `json:"status,omitempty"`
-	Error    string        `json:"error,omitempty"`
-	Attempts int           `json:"attempts,omitempty"`
-}
-
-// Result outcomes.
-const (
-	OutcomeApproved    = "approved"
-	OutcomeAlreadyDone = "already-done"
-	OutcomeDeclined    = "declined"
-	OutcomeError       = "error"
-)
 
 // callTimeout bounds one event's Nayax call including retries.
 const callTimeout = 60 * time.Second
@@ -142,12 +85,12 @@ func (r *Relay) handleEvent(ctx context.Context, d delivery) {
 
 	res := r.callNayax(ctx, typ, ev)
 	body, _ := json.Marshal(res)
-	cmd, _ := json.Marshal(wire.Command{ID: "result-" + ev.ID, Type: wire.CommandResult, ReplyTo: r.replyTopic(nodeID), Body: body})
+	topics := wire.Topics{Prefix: r.o.Prefix, Node: nodeID}
+	cmd, _ := json.Marshal(wire.Command{ID: "result-" + ev.ID, Type: wire.CommandResult, ReplyTo: topics.RelayReplies(r.o.ID), Body: body})
 	// The result goes out on the connection the event came on: if that
 	// one is gone, so is the event (clean session), and the node sends
 	// its request again.
 	c := d.conn
-	topics := wire.Topics{Prefix: r.o.Prefix, Node: nodeID}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = c.PublishWait(pctx, topics.Command(wire.CommandResult), false, cmd)
 	cancel()
@@ -165,32 +108,43 @@ func (r *Relay) handleEvent(ctx context.Context, d delivery) {
 // requestKey names the Nayax request an event carries: its call and
 // transaction, or the event id when it names no transaction.
 func requestKey(ev wire.Event) string {
-	var v struct {
-		Call               string `json:"call"`
-		SparkTransactionId string
+	call, fields, err := splitRequest(ev.Body)
+	var spark string
+	if err == nil {
+		_ = json.Unmarshal(fields["SparkTransactionId"], &spark)
 	}
-	if json.Unmarshal(ev.Body, &v) != nil || v.SparkTransactionId == "" {
+	if spark == "" {
 		return ev.ID
 	}
-	return v.Call + "|" + v.SparkTransactionId
+	return call + "|" + spark
+}
+
+// splitRequest splits a request event's body into the call it names and
+// the Nayax request (the body without the call).
+func splitRequest(body json.RawMessage) (call string, fields map[string]json.RawMessage, err error) {
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return "", nil, err
+	}
+	_ = json.Unmarshal(fields[wire.RequestCall], &call)
+	delete(fields, wire.RequestCall)
+	return call, fields, nil
 }
 
 // callNayax sends the request an event carries. The event body is the
 // exact Nayax request plus "call" naming the endpoint.
-func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) Result {
-	res := Result{EventID: ev.ID}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(ev.Body, &fields); err != nil {
-		res.Outcome, res.Error = OutcomeError, "event body is not a JSON object"
+func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) wire.Result {
+	res := wire.Result{EventID: ev.ID}
+	call, fields, err := splitRequest(ev.Body)
+	if err != nil {
+		res.Outcome, res.Error = wire.OutcomeError, "event body is not a JSON object"
 		return res
 	}
-	_ = json.Unmarshal(fields["call"], &res.Call)
-	delete(fields, "call")
-	if res.Call == "" && typ == "start-request" {
+	res.Call = call
+	if res.Call == "" && typ == wire.EventStartRequest {
 		res.Call = nayax.CallTriggerTransaction
 	}
 	if !allowedCall(typ, res.Call) {
-		res.Outcome, res.Error = OutcomeError, "call "+res.Call+" does not fit a "+typ+" event"
+		res.Outcome, res.Error = wire.OutcomeError, "call "+res.Call+" does not fit a "+typ+" event"
 		return res
 	}
 	if res.Call == nayax.CallTriggerTransaction {
@@ -203,7 +157,7 @@ func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) Result
 			wait = max(r.o.TriggerTimeout, time.Minute)
 		}
 		if !ev.At.IsZero() && time.Since(ev.At) > wait {
-			res.Outcome, res.Error = OutcomeError, "start request expired before it could be sent ("+time.Since(ev.At).Round(time.Second).String()+" old)"
+			res.Outcome, res.Error = wire.OutcomeError, "start request expired before it could be sent ("+time.Since(ev.At).Round(time.Second).String()+" old)"
 			return res
 		}
 	}
@@ -218,27 +172,27 @@ func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) Result
 	resp, err := r.o.Nayax.Do(cctx, res.Call, body)
 	res.Attempts = resp.Attempts
 	if err != nil {
-		res.Outcome, res.Error = OutcomeError, err.Error()
+		res.Outcome, res.Error = wire.OutcomeError, err.Error()
 		if errors.Is(err, nayax.ErrBadRequest) {
-			res.Outcome = OutcomeDeclined
+			res.Outcome = wire.OutcomeDeclined
 		}
 		return res
 	}
 	// Only the verdict goes back: Nayax's answers carry card details
 	// (brand, last digits) that the site does not need.
 	st := resp.Status
-	res.Status = &st
+	res.Status = &wire.Status{Verdict: st.Verdict, ErrorCode: st.ErrorCode, ErrorDescription: st.ErrorDescription, StatusMessage: st.StatusMessage}
 	res.Outcome = classify(res.Call, st)
 	return res
 }
 
 func allowedCall(typ, call string) bool {
 	switch typ {
-	case "start-request":
+	case wire.EventStartRequest:
 		return call == nayax.CallTriggerTransaction
-	case "settlement-request":
+	case wire.EventSettlementRequest:
 		return call == nayax.CallSettlement || call == nayax.CallExternalSettlement
-	case "cancel-request":
+	case wire.EventCancelRequest:
 		return call == nayax.CallCancelTransaction || call == nayax.CallExternalCancel
 	}
 	return false
@@ -246,9 +200,9 @@ func allowedCall(typ, call string) bool {
 
 // classify reads Nayax's verdict. "Already cancelled/completed" answers to
 // a retried request mean the first attempt succeeded (DESIGN.md §3).
-func classify(call string, st nayax.Status) string {
+func classify(call string, st nayax.Status) wire.Outcome {
 	if st.IsApproved() {
-		return OutcomeApproved
+		return wire.OutcomeApproved
 	}
 	desc := strings.ToLower(st.ErrorDescription + " " + st.StatusMessage)
 	cancel := call == nayax.CallCancelTransaction || call == nayax.CallExternalCancel
@@ -257,12 +211,12 @@ func classify(call string, st nayax.Status) string {
 		// "Already cancelled" completes a cancel; to a settlement it says
 		// the money is gone: a human must look.
 		if cancel {
-			return OutcomeAlreadyDone
+			return wire.OutcomeAlreadyDone
 		}
 	case nayax.CodeExternalSettlementFailed, nayax.CodeExternalCancelFailed:
 		if strings.Contains(desc, "already") {
-			return OutcomeAlreadyDone
+			return wire.OutcomeAlreadyDone
 		}
 	}
-	return OutcomeDeclined
+	return wire.OutcomeDeclined
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/nayaxsim"
-	"github.com/sitelink/sitelink/daemon/relay"
 	"github.com/sitelink/sitelink/daemon/wire"
 )
 
@@ -58,8 +57,8 @@ func externalCancel(t nayaxsim.Txn) map[string]any {
 }
 
 // results returns the result commands sent to the fake site, by event id.
-func (e *env) results() map[string][]relay.Result {
-	out := map[string][]relay.Result{}
+func (e *env) results() map[string][]wire.Result {
+	out := map[string][]wire.Result{}
 	for _, m := range e.cloud.All() {
 		if m.Topic != prefix+"/nodes/"+fakeNode+"/commands/result" {
 			continue
@@ -68,8 +67,8 @@ func (e *env) results() map[string][]relay.Result {
 		if err != nil {
 			e.t.Fatalf("bad result command: %v", err)
 		}
-		var r relay.Result
-		if err := json.Unmarshal(cmd.Body, &r); err != nil {
+		r, err := wire.DecodeResult(cmd.Body)
+		if err != nil {
 			e.t.Fatal(err)
 		}
 		out[r.EventID] = append(out[r.EventID], r)
@@ -77,9 +76,9 @@ func (e *env) results() map[string][]relay.Result {
 	return out
 }
 
-func (e *env) awaitResult(id string) relay.Result {
+func (e *env) awaitResult(id string) wire.Result {
 	e.t.Helper()
-	var r relay.Result
+	var r wire.Result
 	waitFor(e.t, 15*time.Second, "result of "+id, func() bool {
 		rs := e.results()[id]
 		if len(rs) > 0 {
@@ -102,7 +101,7 @@ func TestRequestEventsToNayax(t *testing.T) {
 
 	id := e.emit("cancel-request", externalCancel(txn))
 	res := e.awaitResult(id)
-	if res.Outcome != relay.OutcomeApproved || res.Call != "ExternalCancel" {
+	if res.Outcome != wire.OutcomeApproved || res.Call != "ExternalCancel" {
 		t.Fatalf("result %+v", res)
 	}
 	reqs := e.sim.Requests("ExternalCancel")
@@ -121,14 +120,14 @@ func TestRequestEventsToNayax(t *testing.T) {
 	// The node retries (it never saw the result): Nayax says 28, which
 	// means success.
 	res = e.awaitResult(e.emit("cancel-request", externalCancel(txn)))
-	if res.Outcome != relay.OutcomeAlreadyDone {
+	if res.Outcome != wire.OutcomeAlreadyDone {
 		t.Fatalf("repeat: %+v", res)
 	}
 
 	// Remote Start: StartAuthentication then TriggerTransaction.
 	spark := "7d1f3a52-9a0b-4a7e-9a53-3f1c2b4d5e6f"
 	res = e.awaitResult(e.emit("start-request", map[string]any{"call": "TriggerTransaction", "SparkTransactionId": spark, "TerminalId": serial, "TerminalIdType": 1, "Amount": 15, "TransactionTimeout": 60}))
-	if res.Outcome != relay.OutcomeApproved {
+	if res.Outcome != wire.OutcomeApproved {
 		t.Fatalf("trigger: %+v", res)
 	}
 	if n := len(e.sim.Requests("StartAuthentication")); n < 2 {
@@ -137,7 +136,7 @@ func TestRequestEventsToNayax(t *testing.T) {
 
 	// An event whose call does not fit its type is refused without a call.
 	res = e.awaitResult(e.emit("settlement-request", map[string]any{"call": "ExternalCancel", "SparkTransactionId": spark}))
-	if res.Outcome != relay.OutcomeError || !strings.Contains(res.Error, "does not fit") {
+	if res.Outcome != wire.OutcomeError || !strings.Contains(res.Error, "does not fit") {
 		t.Fatalf("mismatched call: %+v", res)
 	}
 }
@@ -154,19 +153,19 @@ func TestNayaxFailures(t *testing.T) {
 	txn := e.authorized(r.url)
 	e.sim.Fail("ExternalCancel", nayaxsim.Failure{Times: 2, Status: 503})
 	res := e.awaitResult(e.emit("cancel-request", externalCancel(txn)))
-	if res.Outcome != relay.OutcomeApproved || res.Attempts != 3 {
+	if res.Outcome != wire.OutcomeApproved || res.Attempts != 3 {
 		t.Fatalf("after two 503s: %+v", res)
 	}
 
 	e.sim.Fail("ExternalCancel", nayaxsim.Failure{Status: 500})
 	res = e.awaitResult(e.emit("cancel-request", externalCancel(txn)))
-	if res.Outcome != relay.OutcomeError || !strings.Contains(res.Error, "no answer from Nayax") {
+	if res.Outcome != wire.OutcomeError || !strings.Contains(res.Error, "no answer from Nayax") {
 		t.Fatalf("Nayax down: %+v", res)
 	}
 	e.sim.ClearFailures()
 	e.sim.Fail("ExternalCancel", nayaxsim.Failure{Times: 1, Code: 51})
 	res = e.awaitResult(e.emit("cancel-request", externalCancel(txn)))
-	if res.Outcome != relay.OutcomeDeclined || res.Status == nil || res.Status.Code() != 51 {
+	if res.Outcome != wire.OutcomeDeclined || res.Status == nil || res.Status.ErrorCode == nil || *res.Status.ErrorCode != 51 {
 		t.Fatalf("51: %+v", res)
 	}
 }
@@ -241,7 +240,7 @@ func TestRelayKilledMidCall(t *testing.T) {
 	r2 := e.startRelay("relay-1", 4*time.Second)
 	e.sim.SetRelay(r2.url)
 	s := sessionOf(t, site.api, tap.Txn.SparkTransactionID, "cancelled")
-	if s.LastAnswer == nil || (s.LastAnswer.Outcome != relay.OutcomeApproved && s.LastAnswer.Outcome != relay.OutcomeAlreadyDone) {
+	if s.LastAnswer == nil || (wire.Outcome(s.LastAnswer.Outcome) != wire.OutcomeApproved && wire.Outcome(s.LastAnswer.Outcome) != wire.OutcomeAlreadyDone) {
 		t.Fatalf("after the restart: %+v", s)
 	}
 	if got, _ := e.sim.Txn(tap.Txn.NayaxTransactionID); got.State != "cancelled" {

@@ -24,8 +24,29 @@ func newID() string { return uuid.NewString() }
 type endpoint struct {
 	name    string
 	cortina bool
-	handle  func(ctx context.Context, body []byte) any
+	handle  func(ctx context.Context, body []byte) answer
 }
+
+// answer is what the relay writes back to Nayax, with its verdict taken
+// where the answer is made (never parsed back) for the metric label.
+type answer struct {
+	body    any
+	verdict string
+}
+
+// sparkAnswer is a Spark answer the relay makes itself; empty ids are
+// left out.
+func sparkAnswer(st nayax.Status, sparkID, station string) answer {
+	return answer{nayax.StopCallbackOutcome{Status: st, SparkTransactionId: sparkID, ServiceStationNumber: station}, st.Verdict}
+}
+
+// cortinaAnswer is a Cortina answer the relay makes itself.
+func cortinaAnswer(st nayax.CortinaStatus) answer {
+	return answer{nayax.CortinaResponse{Status: st}, st.Verdict}
+}
+
+// nodeAnswer is the site controller's answer, passed on as it came.
+func nodeAnswer(a wire.Answer) answer { return answer{a, a.Status.Verdict} }
 
 // Handler serves Nayax's callbacks. Paths are matched case-insensitively,
 // with or without the /api prefix.
@@ -35,8 +56,8 @@ func (r *Relay) Handler() http.Handler {
 		"/transactioncallback":    {"TransactionCallback", false, r.transactionCallback},
 		"/declinecallback":        {"DeclineCallback", false, r.declineCallback},
 		"/timeoutcallback":        {"TimeoutCallback", false, r.timeoutCallback},
-		"/cortina/prepaid/cancel": {"Cortina Cancel", true, func(ctx context.Context, b []byte) any { return r.cortina(ctx, b, false) }},
-		"/cortina/prepaid/void":   {"Cortina Void", true, func(ctx context.Context, b []byte) any { return r.cortina(ctx, b, true) }},
+		"/cortina/prepaid/cancel": {"Cortina Cancel", true, func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, false) }},
+		"/cortina/prepaid/void":   {"Cortina Void", true, func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, true) }},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		p := strings.TrimSuffix(strings.ToLower(req.URL.Path), "/")
@@ -67,27 +88,23 @@ func (r *Relay) Handler() http.Handler {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		var out any
+		var out answer
 		body, err := io.ReadAll(io.LimitReader(req.Body, nayax.MaxBody+1))
 		switch {
 		case err != nil:
-			out = refuse(ep, nayax.CodeValidation, nayax.CortinaFormatError, "could not read the body")
+			out = refusal(ep.cortina, errors.New("could not read the body"), "", "")
 		case len(body) > nayax.MaxBody:
-			out = refuse(ep, nayax.CodeValidation, nayax.CortinaFormatError, fmt.Sprintf("body larger than %d bytes", nayax.MaxBody))
+			out = refusal(ep.cortina, fmt.Errorf("body larger than %d bytes", nayax.MaxBody), "", "")
 		case !jsonContent(req.Header.Get("Content-Type")):
-			out = refuse(ep, nayax.CodeValidation, nayax.CortinaFormatError, "content type must be application/json")
+			out = refusal(ep.cortina, errors.New("content type must be application/json"), "", "")
 		default:
 			ctx, cancel := context.WithTimeout(req.Context(), r.o.AckBudget)
 			out = ep.handle(ctx, body)
 			cancel()
 		}
-		verdict = verdictOf(out)
+		verdict = verdictLabel(out.verdict)
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		if raw, ok := out.(json.RawMessage); ok {
-			_, _ = w.Write(raw)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(out)
+		_ = json.NewEncoder(w).Encode(out.body)
 	})
 }
 
@@ -111,32 +128,33 @@ func (r *Relay) authorized(req *http.Request) bool {
 	return true
 }
 
-// refuse is a Declined answer in the endpoint's dialect.
-func refuse(ep endpoint, sparkCode, cortinaCode int, msg string) any {
-	if ep.cortina {
-		return nayax.CortinaResponse{Status: nayax.CortinaDeclined(cortinaCode, msg)}
+// refusal is the one answer to a body that could not be read or did not
+// decode: Declined with the decoder's code (a format error otherwise) in
+// the endpoint's dialect, echoing the ids that did decode.
+func refusal(cortina bool, err error, sparkID, station string) answer {
+	code := nayax.CodeValidation
+	if cortina {
+		code = nayax.CortinaFormatError
 	}
-	return map[string]any{"Status": nayax.Declined(sparkCode, msg)}
-}
-
-func decodeError(err error) (int, string) {
 	var de *nayax.DecodeError
 	if errors.As(err, &de) {
-		return de.Code, de.Error()
+		code = de.Code
 	}
-	return nayax.CodeValidation, err.Error()
+	if cortina {
+		return cortinaAnswer(nayax.CortinaDeclined(code, err.Error()))
+	}
+	return sparkAnswer(nayax.Declined(code, err.Error()), sparkID, station)
 }
 
 // stopCallback: the edge decides (it owns the session); the relay only
 // finds it and keeps within Nayax's 5 s.
-func (r *Relay) stopCallback(ctx context.Context, body []byte) any {
+func (r *Relay) stopCallback(ctx context.Context, body []byte) answer {
 	req, err := nayax.DecodeStopCallback(body)
-	out := func(st nayax.Status) nayax.StopCallbackOutcome {
-		return nayax.StopCallbackOutcome{Status: st, SparkTransactionId: req.SparkTransactionId.S, ServiceStationNumber: req.ServiceStationNumber.S}
-	}
 	if err != nil {
-		code, msg := decodeError(err)
-		return out(nayax.Declined(code, msg))
+		return refusal(false, err, req.SparkTransactionId.S, req.ServiceStationNumber.S)
+	}
+	out := func(st nayax.Status) answer {
+		return sparkAnswer(st, req.SparkTransactionId.S, req.ServiceStationNumber.S)
 	}
 	n, ok := r.routes.lookup(req.MachineId.V, req.HwSerial.S)
 	if !ok {
@@ -145,7 +163,7 @@ func (r *Relay) stopCallback(ctx context.Context, body []byte) any {
 	rep, err := r.send(ctx, n, wire.CommandStop, req.Forward())
 	switch {
 	case err == nil:
-		return rep.Body
+		return nodeAnswer(rep.Body)
 	case errors.Is(err, errOffline):
 		return out(nayax.Declined(nayax.CodeTimeout, "station controller offline; stop queued"))
 	case errors.Is(err, errNoAnswer):
@@ -159,14 +177,8 @@ func (r *Relay) stopCallback(ctx context.Context, body []byte) any {
 // acknowledge handles the callbacks Nayax only needs acknowledged
 // (TransactionCallback, Decline, Timeout): the edge's answer when it comes
 // within the budget, otherwise 200 with the command left queued.
-func (r *Relay) acknowledge(ctx context.Context, typ, sparkID string, machineID int64, hwSerial string, fwd json.RawMessage) any {
-	out := func(st nayax.Status) map[string]any {
-		m := map[string]any{"Status": st}
-		if sparkID != "" {
-			m["SparkTransactionId"] = sparkID
-		}
-		return m
-	}
+func (r *Relay) acknowledge(ctx context.Context, typ, sparkID string, machineID int64, hwSerial string, fwd json.RawMessage) answer {
+	out := func(st nayax.Status) answer { return sparkAnswer(st, sparkID, "") }
 	n, ok := r.routes.lookup(machineID, hwSerial)
 	if !ok {
 		return out(nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal"))
@@ -174,7 +186,7 @@ func (r *Relay) acknowledge(ctx context.Context, typ, sparkID string, machineID 
 	rep, err := r.send(ctx, n, typ, fwd)
 	switch {
 	case err == nil:
-		return rep.Body
+		return nodeAnswer(rep.Body)
 	case errors.Is(err, errOffline), errors.Is(err, errNoAnswer):
 		st := nayax.Approved("No Errors")
 		st.StatusMessage = "queued for the station controller (" + err.Error() + ")"
@@ -185,21 +197,21 @@ func (r *Relay) acknowledge(ctx context.Context, typ, sparkID string, machineID 
 	}
 }
 
-func (r *Relay) transactionCallback(ctx context.Context, body []byte) any {
+func (r *Relay) transactionCallback(ctx context.Context, body []byte) answer {
 	return ackDecoded(r, ctx, wire.CommandAuthorize, body, nayax.DecodeTransactionCallback,
 		func(q nayax.TransactionCallbackRequest) (string, int64, string) {
 			return q.SparkTransactionId.S, q.MachineId.V, q.HwSerial.S
 		})
 }
 
-func (r *Relay) declineCallback(ctx context.Context, body []byte) any {
+func (r *Relay) declineCallback(ctx context.Context, body []byte) answer {
 	return ackDecoded(r, ctx, wire.CommandDecline, body, nayax.DecodeDeclineCallback,
 		func(q nayax.DeclineCallbackRequest) (string, int64, string) {
 			return q.SparkTransactionId.S, q.MachineId.V, q.HwSerial.S
 		})
 }
 
-func (r *Relay) timeoutCallback(ctx context.Context, body []byte) any {
+func (r *Relay) timeoutCallback(ctx context.Context, body []byte) answer {
 	return ackDecoded(r, ctx, wire.CommandTimeout, body, nayax.DecodeTimeoutCallback,
 		func(q nayax.TimeoutCallbackRequest) (string, int64, string) {
 			return q.SparkTransactionId.S, q.MachineId.V, q.HwSerial.S
@@ -209,24 +221,22 @@ func (r *Relay) timeoutCallback(ctx context.Context, body []byte) any {
 // ackDecoded decodes a callback that only needs acknowledging and hands
 // it to acknowledge; a decoding failure is Declined with its Spark code.
 func ackDecoded[T interface{ Forward() json.RawMessage }](r *Relay, ctx context.Context, typ string, body []byte,
-	decode func([]byte) (T, error), ids func(T) (spark string, machine int64, serial string)) any {
+	decode func([]byte) (T, error), ids func(T) (spark string, machine int64, serial string)) answer {
 	req, err := decode(body)
 	spark, machine, serial := ids(req)
 	if err != nil {
-		code, msg := decodeError(err)
-		return map[string]any{"SparkTransactionId": spark, "Status": nayax.Declined(code, msg)}
+		return refusal(false, err, spark, "")
 	}
 	return r.acknowledge(ctx, typ, spark, machine, serial, req.Forward())
 }
 
 // cortina handles Prepaid Cancel/Void: only the allowlisted fields go to
 // MQTT; card data stays here and is not logged.
-func (r *Relay) cortina(ctx context.Context, body []byte, void bool) any {
-	out := func(st nayax.CortinaStatus) nayax.CortinaResponse { return nayax.CortinaResponse{Status: st} }
+func (r *Relay) cortina(ctx context.Context, body []byte, void bool) answer {
+	out := cortinaAnswer
 	req, err := nayax.DecodeCortinaCancel(body)
 	if err != nil {
-		code, msg := decodeError(err)
-		return out(nayax.CortinaDeclined(code, msg))
+		return refusal(true, err, "", "")
 	}
 	n, ok := r.routes.lookup(req.MachineId.V, req.HwSerial.S)
 	if !ok {
@@ -241,7 +251,7 @@ func (r *Relay) cortina(ctx context.Context, body []byte, void bool) any {
 	rep, err := r.send(ctx, n, wire.CommandCancel, fwd)
 	switch {
 	case err == nil:
-		return rep.Body
+		return nodeAnswer(rep.Body)
 	case errors.Is(err, errOffline):
 		return out(nayax.CortinaDeclined(nayax.CortinaTimeout, "station controller offline; cancel queued"))
 	case errors.Is(err, errNoAnswer):

@@ -1,12 +1,12 @@
 package relay
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/sitelink/sitelink/daemon/metrics"
 	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/daemon/wire"
 )
 
 // Metric names the relay records as it goes; the rest are read at scrape
@@ -33,25 +33,19 @@ func (r *Relay) countRequest(endpoint, verdict string, d time.Duration) {
 
 // countCall records one outbound Nayax call (with its retries) made for a
 // site's request event.
-func (r *Relay) countCall(res Result, d time.Duration) {
-	r.metrics.Inc(mNayaxCalls, "Outbound Nayax calls, by call and outcome.", "call", res.Call, "outcome", res.Outcome)
-	r.metrics.ObserveDuration(mNayaxTime, "Time an outbound Nayax call took, retries included, by call and outcome.", d, "call", res.Call, "outcome", res.Outcome)
+func (r *Relay) countCall(res wire.Result, d time.Duration) {
+	r.metrics.Inc(mNayaxCalls, "Outbound Nayax calls, by call and outcome.", "call", res.Call, "outcome", string(res.Outcome))
+	r.metrics.ObserveDuration(mNayaxTime, "Time an outbound Nayax call took, retries included, by call and outcome.", d, "call", res.Call, "outcome", string(res.Outcome))
 	r.metrics.Add(mNayaxAttempts, "HTTP attempts made for outbound Nayax calls, by call.", float64(res.Attempts), "call", res.Call)
 }
 
-// verdictOf reads the Status.Verdict of an answer in either dialect. Only
-// Nayax's two verdicts become labels: an answer is partly the site's
-// text, and label values must come from a small set.
-func verdictOf(out any) string {
-	raw, ok := out.(json.RawMessage)
-	if !ok {
-		raw, _ = json.Marshal(out)
-	}
-	var v struct{ Status struct{ Verdict string } }
-	_ = json.Unmarshal(raw, &v)
-	switch v.Status.Verdict {
+// verdictLabel is the label of an answer's verdict. Only Nayax's two
+// verdicts become labels: an answer is partly the site's text, and label
+// values must come from a small set.
+func verdictLabel(v string) string {
+	switch v {
 	case nayax.VerdictApproved, nayax.VerdictDeclined:
-		return v.Status.Verdict
+		return v
 	}
 	return verdictOther
 }

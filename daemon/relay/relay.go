@@ -19,6 +19,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/metrics"
 	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/daemon/queue"
 	"github.com/sitelink/sitelink/daemon/wire"
 )
 
@@ -63,7 +64,7 @@ type Relay struct {
 	routes *routes
 	link   *link.Link // callbacks: states, commands out, replies in
 	evlink *link.Link // events: its own connection, so slow Nayax calls holding unacked events never delay a StopCallback
-	events *queue
+	events *queue.Queue[delivery]
 	upAt   atomic.Int64 // unix nanos of the main link's last connect
 	// metrics are the counters behind GET /metrics (metrics.go).
 	metrics metrics.Set
@@ -98,7 +99,7 @@ func New(o Options) (*Relay, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	r := &Relay{
-		o: o, log: log, routes: newRoutes(log), events: newQueue(),
+		o: o, log: log, routes: newRoutes(log), events: queue.New[delivery](),
 		pending: map[string]chan wire.Reply{}, busy: map[string][]paho.Message{},
 		ready: make(chan struct{}),
 	}
@@ -112,9 +113,10 @@ func New(o Options) (*Relay, error) {
 	lo.CleanSession = true
 	lo.ManualAck = true
 	lo.Logger = log
+	all := wire.AllNodes(o.Prefix)
 	lo.Subs = map[string]link.Handler{
-		o.Prefix + "/nodes/+/state":           r.onState,
-		o.Prefix + "/nodes/+/replies/" + o.ID: r.onReply,
+		all.State():            r.onState,
+		all.RelayReplies(o.ID): r.onReply,
 	}
 	lo.OnUp = func(*link.Conn) error { r.upAt.Store(time.Now().UnixNano()); return nil }
 	r.link = link.New(lo)
@@ -123,23 +125,12 @@ func New(o Options) (*Relay, error) {
 	eo.CleanSession = true
 	eo.ManualAck = true
 	eo.Logger = log.With("link", "events")
-	eo.Subs = map[string]link.Handler{
-		r.shared("start-request"):      r.onEvent,
-		r.shared("settlement-request"): r.onEvent,
-		r.shared("cancel-request"):     r.onEvent,
+	eo.Subs = map[string]link.Handler{}
+	for _, typ := range []string{wire.EventStartRequest, wire.EventSettlementRequest, wire.EventCancelRequest} {
+		eo.Subs[wire.Shared(o.Group, all.Event(typ))] = r.onEvent
 	}
 	r.evlink = link.New(eo)
 	return r, nil
-}
-
-func (r *Relay) shared(typ string) string {
-	return fmt.Sprintf("$share/%s/%s/nodes/+/events/%s", r.o.Group, r.o.Prefix, typ)
-}
-
-// replyTopic is where nodes answer this replica: inside the node's own
-// subtree, so a broker ACL confining nodes to it still lets them answer.
-func (r *Relay) replyTopic(nodeID string) string {
-	return fmt.Sprintf("%s/nodes/%s/replies/%s", r.o.Prefix, nodeID, r.o.ID)
 }
 
 // Addr is the HTTP listen address once Run is serving.
@@ -203,7 +194,7 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) onState(_ *link.Conn, m paho.Message) {
 	defer m.Ack()
 	id, kind, _, ok := wire.ParseNodeTopic(r.o.Prefix, m.Topic())
-	if !ok || kind != "state" {
+	if !ok || kind != wire.KindState {
 		return
 	}
 	if len(m.Payload()) == 0 {
@@ -242,7 +233,8 @@ func (r *Relay) onReply(_ *link.Conn, m paho.Message) {
 // known to be offline (the broker queues the command for it).
 func (r *Relay) send(ctx context.Context, n node, typ string, body json.RawMessage) (wire.Reply, error) {
 	id := newID()
-	env, err := json.Marshal(wire.Command{ID: id, Type: typ, ReplyTo: r.replyTopic(n.ID), Body: body})
+	topics := wire.Topics{Prefix: r.o.Prefix, Node: n.ID}
+	env, err := json.Marshal(wire.Command{ID: id, Type: typ, ReplyTo: topics.RelayReplies(r.o.ID), Body: body})
 	if err != nil {
 		return wire.Reply{}, err
 	}
@@ -259,7 +251,6 @@ func (r *Relay) send(ctx context.Context, n node, typ string, body json.RawMessa
 	if c == nil {
 		return wire.Reply{}, errNoBroker
 	}
-	topics := wire.Topics{Prefix: r.o.Prefix, Node: n.ID}
 	if err := c.PublishWait(ctx, topics.Command(typ), false, env); err != nil {
 		return wire.Reply{}, fmt.Errorf("%w: %v", errNoBroker, err)
 	}

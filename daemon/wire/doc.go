@@ -1,16 +1,21 @@
 // Package wire is sitelink's MQTT contract (DESIGN.md §3): the topic
-// layout under the prefix P (DefaultPrefix "sitelink/v1") and the JSON
-// envelopes of commands, replies, events, node state and configuration.
-// Edge and relay both build and parse their messages here, so the two
-// sides cannot drift apart.
+// layout under the prefix P (DefaultPrefix "sitelink/v1"), the command
+// and event names, and the JSON of commands, replies, events, node state
+// and configuration reports. Edge, relay and the fleet tools build and
+// parse their messages here and write no topic or name of their own, so
+// the sides cannot drift apart.
 //
-//	P/nodes/N/state              retained state, also the will
-//	P/nodes/N/commands/{type}    relay/app → edge   (Command)
-//	P/nodes/N/replies            edge → relay       (Reply, unless reply_to)
-//	P/nodes/N/events/{type}      edge → relay       (Event, from the outbox)
-//	P/nodes/N/config/desired     fleet → edge       (DesiredConfig, retained)
-//	P/groups/G/config/desired    fleet → edge       (DesiredConfig, retained)
-//	P/nodes/N/config/reported    edge → fleet       (ReportedConfig, retained)
+//	P/nodes/N/state                  retained state, also the will   (State)
+//	P/nodes/N/commands/{type}        relay/app → edge   (Command; `result` body: Result)
+//	P/nodes/N/replies[/{relay}]      edge → relay       (Reply, at the command's reply_to)
+//	P/nodes/N/events/{type}          edge → relay       (Event; bodies SessionEvent, StationEvent, Nayax requests)
+//	P/nodes/N/config/desired         fleet → edge       (retained; parsed by package config)
+//	P/groups/G/config/desired        fleet → edge       (retained; parsed by package config)
+//	P/nodes/N/config/reported        edge → fleet       (ReportedConfig, retained)
+//
+// Topics builds one node's topics; AllNodes(P) builds the filters over
+// every node, and Shared makes a filter a shared subscription
+// ($share/{group}/…) for relay replicas.
 //
 // DecodeCommand is the gate for everything a node is asked to do. It
 // rejects what it cannot act on but still returns the id and reply_to it
@@ -25,8 +30,11 @@
 // sequence; a node whose ledger is wiped must get a new node id, or
 // consumers will drop its events as duplicates.
 //
-// Bodies are opaque JSON objects here; their meaning (Nayax requests and
-// answers) belongs to package nayax and to the session engine. Nothing in
-// this package strips card data: the relay forwards an allowlist of
-// fields, and callers must never put CardData, tokens or names in a body.
+// Request event bodies are Nayax requests plus RequestCall and stay
+// opaque here, as does the session record inside a SessionEvent: their
+// fields belong to package nayax and to the ledger. Status mirrors
+// nayax.Status and nayax.CortinaStatus field for field, because wire
+// imports nothing of sitelink's. Nothing in this package strips card
+// data: the relay forwards an allowlist of fields, and callers must never
+// put CardData, tokens or names in a body.
 package wire

@@ -47,10 +47,40 @@ func FuzzDecodeCommand(f *testing.F) {
 func FuzzDecodeReply(f *testing.F) {
 	f.Add([]byte(`{"id":"c1","type":"stop","body":` + string(seeds.Get("000_stopcallback_response.json")) + `}`))
 	f.Add([]byte(`{"id":"","body":[]}`))
+	f.Add([]byte(`{"id":"c2","type":"cancel","body":{"Status":{"Verdict":"Declined","Code":2,"CustomDeclineCode":2}}}`))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		r, err := wire.DecodeReply(payload)
-		if err == nil && r.ID == "" {
+		if err != nil {
+			return
+		}
+		if r.ID == "" {
 			t.Fatalf("accepted a reply without id: %+v", r)
+		}
+		// The relay writes the body to Nayax: it must marshal.
+		if _, err := json.Marshal(r.Body); err != nil {
+			t.Fatalf("marshal accepted answer: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeResult(f *testing.F) {
+	f.Add([]byte(`{"event_id":"n-1","call":"ExternalCancel","outcome":"declined","status":{"Verdict":"Declined","ErrorCode":51},"attempts":2}`))
+	f.Add([]byte(`{"event_id":"n-2","outcome":"error","error":"timeout"}`))
+	f.Add([]byte(`{"event_id":""}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := wire.DecodeResult(body)
+		if err != nil {
+			return
+		}
+		if r.EventID == "" {
+			t.Fatalf("accepted a result without event_id: %+v", r)
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("marshal accepted result: %v", err)
+		}
+		if back, err := wire.DecodeResult(b); err != nil || back.EventID != r.EventID || back.Outcome != r.Outcome {
+			t.Fatalf("round trip %s = %+v, %v", b, back, err)
 		}
 	})
 }

@@ -39,24 +39,17 @@ const (
 	EventStation           = "station" // station state changes
 )
 
+// RequestCall is the member of a request event's body that names the
+// Nayax call (Settlement, ExternalCancel…); the relay strips it and sends
+// the rest of the body to Nayax as it is.
+const RequestCall = "call"
+
 // Topics builds the topics of one node. Prefix is the configured prefix
 // (DefaultPrefix unless changed); a trailing "/" is ignored and an empty
 // Prefix gives topics that start at "nodes/".
 type Topics struct {
 	Prefix string
 	Node   string
-}
-
-// Validate reports whether Prefix and Node make usable topics: Node a
-// single non-empty level, neither holding MQTT wildcards.
-func (t Topics) Validate() error {
-	if err := checkLevel("node id", t.Node); err != nil {
-		return err
-	}
-	if strings.ContainsAny(t.Prefix, "+#\x00") {
-		return fmt.Errorf("topic prefix %q: %w", t.Prefix, ErrTopic)
-	}
-	return nil
 }
 
 func (t Topics) node(rest ...string) string {
@@ -76,6 +69,11 @@ func (t Topics) Command(typ string) string { return t.node(KindCommands, typ) }
 // reply_to.
 func (t Topics) Replies() string { return t.node(KindReplies) }
 
+// RelayReplies is P/nodes/N/replies/{relay}, the reply_to of relay
+// replica relay's commands: inside the node's subtree, so a broker ACL
+// that confines the node to it still lets it answer.
+func (t Topics) RelayReplies(relay string) string { return t.node(KindReplies, relay) }
+
 // Event is P/nodes/N/events/{typ}.
 func (t Topics) Event(typ string) string { return t.node(KindEvents, typ) }
 
@@ -90,17 +88,12 @@ func GroupConfigDesired(prefix, group string) string {
 	return join(prefix, "groups", group, KindConfig, "desired")
 }
 
-// AllStates is the filter P/nodes/+/state for the relay's routing table.
-func AllStates(prefix string) string { return join(prefix, "nodes", "+", KindState) }
-
-// AllEvents is the filter P/nodes/+/events/+.
-func AllEvents(prefix string) string { return join(prefix, "nodes", "+", KindEvents, "+") }
-
-// AllReplies is the filter P/nodes/+/replies.
-func AllReplies(prefix string) string { return join(prefix, "nodes", "+", KindReplies) }
+// AllNodes is the Topics of every node at once (node level "+"): its
+// topics are subscription filters, AllNodes(p).State() is P/nodes/+/state.
+func AllNodes(prefix string) Topics { return Topics{Prefix: prefix, Node: "+"} }
 
 // Shared turns a filter into an MQTT shared subscription
-// ($share/{group}/{filter}) so that relay replicas split the messages.
+// ($share/{group}/{filter}), so that relay replicas split the messages.
 func Shared(group, filter string) string { return "$share/" + group + "/" + filter }
 
 func join(prefix string, levels ...string) string {
@@ -115,7 +108,8 @@ func join(prefix string, levels ...string) string {
 // ParseNodeTopic splits a node topic under prefix into node id, kind and
 // type: "sitelink/v1/nodes/site-1/commands/stop" gives ("site-1",
 // "commands", "stop", true), ".../state" gives (node, "state", "", true),
-// ".../config/desired" gives (node, "config", "desired", true). Topics
+// ".../config/desired" gives (node, "config", "desired", true),
+// ".../replies/relay-1" gives (node, "replies", "relay-1", true). Topics
 // outside the contract, and levels holding wildcards, give ok false.
 func ParseNodeTopic(prefix, topic string) (node, kind, typ string, ok bool) {
 	if p := strings.TrimRight(prefix, "/"); p != "" {
@@ -138,7 +132,7 @@ func ParseNodeTopic(prefix, topic string) (node, kind, typ string, ok bool) {
 	switch {
 	case len(levels) == 3 && (kind == KindState || kind == KindReplies):
 		return node, kind, "", true
-	case len(levels) == 4 && (kind == KindCommands || kind == KindEvents):
+	case len(levels) == 4 && (kind == KindCommands || kind == KindEvents || kind == KindReplies):
 		return node, kind, levels[3], true
 	case len(levels) == 4 && kind == KindConfig && (levels[3] == "desired" || levels[3] == "reported"):
 		return node, kind, levels[3], true
