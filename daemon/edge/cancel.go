@@ -16,8 +16,8 @@ import (
 // transaction is cancelled (failed authorization, selection timeout, vend
 // failure). The session is aborted — contactor off if on — and ends
 // `cancelled`, with no settlement and no cancel request of our own.
-func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
-	out := func(st nayax.CortinaStatus) nayax.CortinaResponse { return nayax.CortinaResponse{Status: st} }
+func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (wire.Answer, func(tx *store.Tx) error) {
+	out := func(st nayax.CortinaStatus) wire.Answer { return wire.Answer{Status: cortinaStatus(st)} }
 	req, err := nayax.DecodeCortinaCancel(cmd.Body)
 	if err != nil {
 		return out(nayax.CortinaDeclineFor(err)), nil

@@ -82,7 +82,7 @@ func (e *engine) handle(in inbound) {
 		return // not acked: the broker redelivers
 	}
 
-	var body any
+	var body wire.Answer
 	var fx func(tx *store.Tx) error
 	switch {
 	case derr != nil:
@@ -112,12 +112,14 @@ func (e *engine) handle(in inbound) {
 	// The reply first (someone waits for it), then the events.
 	e.reply(in, replyTo, reply)
 	e.poke()
-	e.log.Info("command handled", "id", cmd.ID, "type", cmd.Type, "verdict", verdictOf(body))
+	e.log.Info("command handled", "id", cmd.ID, "type", cmd.Type, "verdict", body.Status.Verdict)
 }
 
-func (e *engine) encodeReply(cmd wire.Command, body any) []byte {
-	reply, err := json.Marshal(wire.Reply{ID: cmd.ID, Type: cmd.Type, Body: mustJSON(body)})
-	if err != nil { // cannot happen: mustJSON always yields JSON
+// encodeReply is the one serialization of a reply: the bytes committed to
+// the inbox (a replayed id gets them back) and published.
+func (e *engine) encodeReply(cmd wire.Command, body wire.Answer) []byte {
+	reply, err := json.Marshal(wire.Reply{ID: cmd.ID, Type: cmd.Type, Body: body})
+	if err != nil { // cannot happen: an Answer is strings and ints
 		panic(err)
 	}
 	return reply
@@ -179,17 +181,10 @@ func (e *engine) replier(ctx context.Context) {
 	}
 }
 
-func verdictOf(body any) string {
-	b, _ := json.Marshal(body)
-	var v struct{ Status struct{ Verdict string } }
-	_ = json.Unmarshal(b, &v)
-	return v.Status.Verdict
-}
-
 // dispatch runs a decoded command. It returns the reply body and, for
 // effects that must commit with the inbox entry, a function run in that
 // transaction.
-func (e *engine) dispatch(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
+func (e *engine) dispatch(cmd wire.Command, now time.Time) (wire.Answer, func(tx *store.Tx) error) {
 	switch cmd.Type {
 	case "authorize":
 		return e.authorize(cmd, now)
@@ -205,15 +200,15 @@ func (e *engine) dispatch(cmd wire.Command, now time.Time) (any, func(tx *store.
 		return e.startCommand(cmd, now)
 	case "rebirth":
 		e.rebirth()
-		return map[string]any{"Status": nayax.Approved("No Errors")}, nil
+		return approved(), nil
 	default:
 		return declined(cmd, nayax.CodeNotConfigured, fmt.Sprintf("command type %q is not supported by this node", cmd.Type)), nil
 	}
 }
 
 // declined builds a Nayax-shaped Declined body for any command.
-func declined(cmd wire.Command, code int, desc string) any {
-	out := map[string]any{"Status": nayax.Declined(code, desc)}
+func declined(cmd wire.Command, code int, desc string) wire.Answer {
+	out := wire.Answer{Status: sparkStatus(nayax.Declined(code, desc))}
 	var ids struct {
 		SparkTransactionId   json.RawMessage
 		ServiceStationNumber json.RawMessage
@@ -221,38 +216,44 @@ func declined(cmd wire.Command, code int, desc string) any {
 	if json.Unmarshal(cmd.Body, &ids) == nil {
 		var s string
 		if json.Unmarshal(ids.SparkTransactionId, &s) == nil && s != "" {
-			out["SparkTransactionId"] = s
+			out.SparkTransactionId = s
 		}
+		s = ""
 		if json.Unmarshal(ids.ServiceStationNumber, &s) == nil && s != "" {
-			out["ServiceStationNumber"] = s
+			out.ServiceStationNumber = s
 		}
 	}
 	return out
 }
 
-func decodeFailure(cmd wire.Command, err error) any {
+func decodeFailure(cmd wire.Command, err error) wire.Answer {
 	st := nayax.DeclineFor(err)
 	return declined(cmd, st.Code(), st.ErrorDescription)
 }
 
-func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		b, _ = json.Marshal(map[string]any{"Status": nayax.Declined(nayax.CodeGeneral, "internal error encoding reply")})
-	}
-	return b
+// approved is the plain Approved answer.
+func approved() wire.Answer { return wire.Answer{Status: sparkStatus(nayax.Approved("No Errors"))} }
+
+// sparkStatus and cortinaStatus put Nayax's Status, in either dialect,
+// into the answer the relay hands back to Nayax as it is.
+func sparkStatus(st nayax.Status) wire.Status {
+	return wire.Status{Verdict: st.Verdict, ErrorCode: st.ErrorCode, ErrorDescription: st.ErrorDescription, StatusMessage: st.StatusMessage}
+}
+
+func cortinaStatus(st nayax.CortinaStatus) wire.Status {
+	return wire.Status{Verdict: st.Verdict, Code: st.Code, CustomDeclineCode: st.CustomDeclineCode, StatusMessage: st.StatusMessage}
 }
 
 // authorize handles TransactionCallback (+ ServiceStationNumber): an
 // Approved card opens a session and closes the contactor.
-func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
+func (e *engine) authorize(cmd wire.Command, now time.Time) (wire.Answer, func(tx *store.Tx) error) {
 	req, err := nayax.DecodeTransactionCallback(cmd.Body)
 	if err != nil {
 		return decodeFailure(cmd, err), nil
 	}
 	sparkID := req.SparkTransactionId.S
-	out := func(st nayax.Status) nayax.TransactionCallbackOutcome {
-		return nayax.TransactionCallbackOutcome{SparkTransactionId: sparkID, Status: st}
+	out := func(st nayax.Status) wire.Answer {
+		return wire.Answer{SparkTransactionId: sparkID, Status: sparkStatus(st)}
 	}
 	if msg := tooLong(req); msg != "" {
 		return out(nayax.Declined(nayax.CodeValidation, msg)), nil
@@ -414,13 +415,13 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (any, func(tx *store
 // stopCommand handles a StopCallback. Every identifier Nayax gives must
 // agree with the session: a forged or mismatched card never stops someone
 // else's session.
-func (e *engine) stopCommand(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
+func (e *engine) stopCommand(cmd wire.Command, now time.Time) (wire.Answer, func(tx *store.Tx) error) {
 	req, err := nayax.DecodeStopCallback(cmd.Body)
 	if err != nil {
 		return decodeFailure(cmd, err), nil
 	}
-	out := func(st nayax.Status, s *store.Session) nayax.StopCallbackOutcome {
-		o := nayax.StopCallbackOutcome{Status: st, SparkTransactionId: req.SparkTransactionId.S, ServiceStationNumber: req.ServiceStationNumber.S}
+	out := func(st nayax.Status, s *store.Session) wire.Answer {
+		o := wire.Answer{Status: sparkStatus(st), SparkTransactionId: req.SparkTransactionId.S, ServiceStationNumber: req.ServiceStationNumber.S}
 		if s != nil {
 			o.SparkTransactionId = s.SparkTransactionID
 			o.ServiceStationNumber = s.Station
@@ -566,7 +567,7 @@ func (e *engine) stopMismatch(req nayax.StopCallbackRequest, s *store.Session, k
 
 // declineCommand handles DeclineCallback / TimeoutCallback for a session
 // we requested (Remote Start): it ends without money.
-func (e *engine) declineCommand(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
+func (e *engine) declineCommand(cmd wire.Command, now time.Time) (wire.Answer, func(tx *store.Tx) error) {
 	var sparkID string
 	if cmd.Type == "decline" {
 		req, err := nayax.DecodeDeclineCallback(cmd.Body)
@@ -581,8 +582,8 @@ func (e *engine) declineCommand(cmd wire.Command, now time.Time) (any, func(tx *
 		}
 		sparkID = req.SparkTransactionId.S
 	}
-	out := func(st nayax.Status) map[string]any {
-		return map[string]any{"SparkTransactionId": sparkID, "Status": st}
+	out := func(st nayax.Status) wire.Answer {
+		return wire.Answer{SparkTransactionId: sparkID, Status: sparkStatus(st)}
 	}
 	s, err := e.find(func(tx *store.Tx) (store.Session, error) { return tx.Session(sparkID) })
 	if errors.Is(err, store.ErrNotFound) {

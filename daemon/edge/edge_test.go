@@ -95,7 +95,7 @@ func TestAuthorizeThenSeedStop(t *testing.T) {
 	})
 	var path []string
 	for _, e := range events(s.cloud, s.cfg.MQTT.TopicPrefix, "session") {
-		var b sessionEvent
+		var b wire.SessionEvent
 		if err := json.Unmarshal(e.Body, &b); err != nil {
 			t.Fatal(err)
 		}

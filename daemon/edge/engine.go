@@ -224,14 +224,6 @@ func (e *engine) emit(tx *store.Tx, typ string, body any, now time.Time) error {
 	return err
 }
 
-// sessionEvent is the body of a `session` event.
-type sessionEvent struct {
-	From    store.State   `json:"from,omitempty"`
-	To      store.State   `json:"to"`
-	Reason  string        `json:"reason,omitempty"`
-	Session store.Session `json:"session"`
-}
-
 // transition moves s to state `to` inside tx and emits the session event.
 // A move the lifecycle table does not allow is a bug: it is logged loudly
 // and refused (the transaction rolls back, the session stays as it was),
@@ -257,7 +249,11 @@ func (e *engine) transition(tx *store.Tx, s *store.Session, to store.State, reas
 	if err := tx.PutSession(s); err != nil {
 		return err
 	}
-	return e.emit(tx, "session", sessionEvent{From: from, To: to, Reason: reason, Session: publicSession(*s)}, now)
+	pub, err := json.Marshal(publicSession(*s))
+	if err != nil {
+		return err
+	}
+	return e.emit(tx, wire.EventSession, wire.SessionEvent{From: string(from), To: string(to), Reason: reason, Session: pub}, now)
 }
 
 // publicSession strips what must not leave the controller (card digest
@@ -375,16 +371,6 @@ func (e *engine) stationChanges(now time.Time) {
 	}
 }
 
-// stationEvent is the body of a `station` event.
-type stationEvent struct {
-	Number    string  `json:"number"`
-	CPState   string  `json:"cp_state"`
-	Contactor bool    `json:"contactor"`
-	Fault     string  `json:"fault,omitempty"`
-	EnergyWh  float64 `json:"energy_wh"`
-	PowerW    float64 `json:"power_w"`
-}
-
 func (e *engine) stationChanged(n string, now time.Time) {
 	st, ok := e.stations.get(n)
 	if !ok {
@@ -398,7 +384,7 @@ func (e *engine) stationChanged(n string, now time.Time) {
 	var s store.Session
 	var found bool
 	err := e.commit(func(tx *store.Tx) error {
-		if err := e.emit(tx, "station", stationEvent{Number: n, CPState: string(r.CP), Contactor: r.Contactor, Fault: r.Fault, EnergyWh: r.EnergyWh, PowerW: r.PowerW}, now); err != nil {
+		if err := e.emit(tx, wire.EventStation, wire.StationEvent{Number: n, CPState: string(r.CP), Contactor: r.Contactor, Fault: r.Fault, EnergyWh: r.EnergyWh, PowerW: r.PowerW}, now); err != nil {
 			return err
 		}
 		var err error

@@ -209,7 +209,7 @@ func TestAuthorizeOutcomes(t *testing.T) {
 			body:  func(t *testing.T) any { return authBody(t, "5", nil) }, verdict: "Declined", code: nayax.CodeGeneral, state: store.Cancelling, cancel: true, closed: "5"},
 		{name: "station busy with another session: declined, hold released",
 			setup: func(r *rig) {
-				if v := verdictOf(r.command("authorize", authBody(r.t, "5", map[string]any{"SparkTransactionId": other, "NayaxTransactionId": 42}))); v != "Approved" {
+				if v, _ := verdict(r.command("authorize", authBody(r.t, "5", map[string]any{"SparkTransactionId": other, "NayaxTransactionId": 42}))); v != "Approved" {
 					r.t.Fatalf("first session: %s", v)
 				}
 			},

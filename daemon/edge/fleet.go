@@ -22,6 +22,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/localapi"
+	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/store"
 )
 
@@ -51,23 +52,10 @@ type fleet struct {
 	fc      store.FleetConfig // what runs over the file, as persisted
 	file    []byte            // the local file's bytes now in effect
 	prov    config.Provenance
-	refused map[string][32]byte // source -> digest of the last payload that was not even a document
-	applied *configReport       // the last applied report, resent when waiting stations change
-	waiting []string            // stations whose change waits for their session to end
-	waitNew bool                // waiting changed since the last report
-}
-
-// configReport is the body of P/nodes/N/config/reported (DESIGN.md §3),
-// with the versions that run and the stations still waiting.
-type configReport struct {
-	Version      int64     `json:"version"`
-	Applied      bool      `json:"applied"`
-	Error        string    `json:"error,omitempty"`
-	At           time.Time `json:"at"`
-	Source       string    `json:"source"`
-	GroupVersion int64     `json:"group_version"`
-	NodeVersion  int64     `json:"node_version"`
-	Waiting      []string  `json:"waiting_stations,omitempty"`
+	refused map[string][32]byte  // source -> digest of the last payload that was not even a document
+	applied *wire.ReportedConfig // the last applied report, resent when waiting stations change
+	waiting []string             // stations whose change waits for their session to end
+	waitNew bool                 // waiting changed since the last report
 }
 
 // maxUnsent bounds the reports kept for a broker that is away: the newest
@@ -182,7 +170,7 @@ func (f *fleet) load(st *store.Store) error {
 		f.log.Error("fleet configuration dropped", "source", d.src, "version", d.had.Version, "err", oneLine(why))
 		delete(next.Decided, d.src)
 		f.commit(next, &store.ConfigRecord{Source: d.src, Version: d.had.Version, Error: msg},
-			&configReport{Version: d.had.Version, Error: msg, Source: d.src})
+			&wire.ReportedConfig{Version: d.had.Version, Error: msg, Source: d.src})
 		next = f.fc
 	}
 	return nil
@@ -328,7 +316,7 @@ func (f *fleet) decide(ctx context.Context, src string, payload []byte) {
 		f.refused[src] = sum
 		f.log.Warn("desired config refused", "source", src, "err", err)
 		f.commit(fc, &store.ConfigRecord{Source: src, Error: err.Error()},
-			&configReport{Error: err.Error(), Source: src})
+			&wire.ReportedConfig{Error: err.Error(), Source: src})
 		return
 	}
 	delete(f.refused, src)
@@ -354,7 +342,7 @@ func (f *fleet) decide(ctx context.Context, src string, payload []byte) {
 		return
 	}
 	rec := &store.ConfigRecord{Source: src, Version: des.Version, Applied: err == nil}
-	rep := &configReport{Version: des.Version, Applied: err == nil, Source: src}
+	rep := &wire.ReportedConfig{Version: des.Version, Applied: err == nil, Source: src}
 	if err != nil {
 		f.log.Warn("desired config not applied", "source", src, "version", des.Version, "err", oneLine(err))
 		rec.Error, rep.Error = oneLine(err), oneLine(err)
@@ -404,7 +392,7 @@ func (f *fleet) reload(ctx context.Context) error {
 // record (if any) and the report queued for the broker, in one
 // transaction: a decision is on disk before the fleet hears of it. A
 // failed write is logged; the state in memory still follows what runs.
-func (f *fleet) commit(next store.FleetConfig, rec *store.ConfigRecord, rep *configReport) {
+func (f *fleet) commit(next store.FleetConfig, rec *store.ConfigRecord, rep *wire.ReportedConfig) {
 	now := time.Now().UTC()
 	next.At = now
 	if rep != nil {

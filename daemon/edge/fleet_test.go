@@ -106,14 +106,14 @@ func (f *fleetSite) desired(src string, version int64, cfg string) {
 }
 
 // report waits for a config report after mark that matches.
-func (f *fleetSite) report(from int, what string, ok func(configReport) bool) configReport {
+func (f *fleetSite) report(from int, what string, ok func(wire.ReportedConfig) bool) wire.ReportedConfig {
 	f.t.Helper()
-	var r configReport
+	var r wire.ReportedConfig
 	f.cloud.Await(10*time.Second, from, what, func(m mqtttest.Message) bool {
 		if m.Topic != f.topics.ConfigReported() {
 			return false
 		}
-		r = configReport{}
+		r = wire.ReportedConfig{}
 		return json.Unmarshal(m.Payload, &r) == nil && ok(r)
 	})
 	return r
@@ -171,12 +171,12 @@ func TestFleetConfigMerge(t *testing.T) {
 	f := startFleetSite(t, b)
 	from := f.cloud.Mark()
 	f.desired("group", 3, `{"tariff":{"price_per_kwh":0.5,"session_fee":1},"policy":{"plug_timeout":"60s"}}`)
-	f.report(from, "group v3 applied", func(r configReport) bool {
+	f.report(from, "group v3 applied", func(r wire.ReportedConfig) bool {
 		return r.Source == "group" && r.Version == 3 && r.Applied && r.GroupVersion == 3
 	})
 	from = f.cloud.Mark()
 	f.desired("node", 7, `{"tariff":{"price_per_kwh":0.45}}`)
-	r := f.report(from, "node v7 applied", func(r configReport) bool { return r.Source == "node" && r.Version == 7 })
+	r := f.report(from, "node v7 applied", func(r wire.ReportedConfig) bool { return r.Source == "node" && r.Version == 7 })
 	if !r.Applied || r.Error != "" || r.GroupVersion != 3 || r.NodeVersion != 7 {
 		t.Fatalf("report %+v", r)
 	}
@@ -229,7 +229,7 @@ func TestFleetConfigInvalidAndStale(t *testing.T) {
 	f := startFleetSite(t, b)
 	from := f.cloud.Mark()
 	f.desired("node", 2, `{"tariff":{"price_per_kwh":0.41}}`)
-	f.report(from, "v2 applied", func(r configReport) bool { return r.Version == 2 && r.Applied })
+	f.report(from, "v2 applied", func(r wire.ReportedConfig) bool { return r.Version == 2 && r.Applied })
 
 	for i, c := range []struct {
 		cfg, err string
@@ -244,7 +244,7 @@ func TestFleetConfigInvalidAndStale(t *testing.T) {
 		v := int64(3 + i)
 		from := f.cloud.Mark()
 		f.desired("node", v, c.cfg)
-		r := f.report(from, fmt.Sprintf("v%d refused", v), func(r configReport) bool { return r.Version == v })
+		r := f.report(from, fmt.Sprintf("v%d refused", v), func(r wire.ReportedConfig) bool { return r.Version == v })
 		if r.Applied || !strings.Contains(r.Error, c.err) {
 			t.Errorf("%s: report %+v, want error containing %q", c.cfg, r, c.err)
 		}
@@ -256,7 +256,7 @@ func TestFleetConfigInvalidAndStale(t *testing.T) {
 	// Not JSON at all: refused, version unknown.
 	from = f.cloud.Mark()
 	f.cloud.PublishRetained(f.topics.ConfigDesired(), []byte(`{"version":`))
-	if r := f.report(from, "garbage refused", func(r configReport) bool { return !r.Applied && r.Version == 0 }); !strings.Contains(r.Error, "not a JSON object") {
+	if r := f.report(from, "garbage refused", func(r wire.ReportedConfig) bool { return !r.Applied && r.Version == 0 }); !strings.Contains(r.Error, "not a JSON object") {
 		t.Fatalf("garbage: %+v", r)
 	}
 
@@ -275,7 +275,7 @@ func TestFleetConfigInvalidAndStale(t *testing.T) {
 	f.wantSetting("tariff.price_per_kwh", 0.41, "node")
 	from = f.cloud.Mark()
 	f.desired("node", 20, `{"tariff":{"price_per_kwh":0.42}}`)
-	f.report(from, "v20 applied", func(r configReport) bool { return r.Version == 20 && r.Applied })
+	f.report(from, "v20 applied", func(r wire.ReportedConfig) bool { return r.Version == 20 && r.Applied })
 	if got := f.reports(); got != n+1 {
 		t.Fatalf("%d reports after stale versions, want 1", got-n)
 	}
@@ -314,7 +314,7 @@ func TestFleetStationChangeDeferred(t *testing.T) {
 	station5 := `{"number":"5","driver":"sim","sim":{"vehicle":"present","power_kw":7,"time_scale":600}},
 		{"number":"6","driver":"sim","sim":{"vehicle":"absent","power_kw":11,"time_scale":600}}`
 	f.desired("node", 1, `{"stations":[`+station5+`],"tariff":{"price_per_kwh":1.00}}`)
-	r := f.report(from, "v1 applied", func(r configReport) bool { return r.Version == 1 })
+	r := f.report(from, "v1 applied", func(r wire.ReportedConfig) bool { return r.Version == 1 })
 	if !r.Applied || len(r.Waiting) != 1 || r.Waiting[0] != "5" {
 		t.Fatalf("report %+v: want applied, station 5 waiting", r)
 	}
@@ -324,7 +324,7 @@ func TestFleetStationChangeDeferred(t *testing.T) {
 		"stations":[`+station5+`,{"number":"8","driver":"sim","sim":{"vehicle":"absent","power_kw":3.7}}],
 		"terminals":[{"machine_id":71234996,"hw_serial":"0434334921100366","stations":["5","6","8"]}],
 		"tariff":{"price_per_kwh":1.00}}`)
-	r = f.report(from, "v2 applied", func(r configReport) bool { return r.Version == 2 })
+	r = f.report(from, "v2 applied", func(r wire.ReportedConfig) bool { return r.Version == 2 })
 	if !r.Applied || len(r.Waiting) != 1 || r.Waiting[0] != "5" {
 		t.Fatalf("report %+v: want applied, station 5 still waiting", r)
 	}
@@ -357,7 +357,7 @@ func TestFleetStationChangeDeferred(t *testing.T) {
 	if want := float64(int(s.EnergyWh/1000*0.39*100+0.5)) / 100; s.Amount != want {
 		t.Fatalf("amount %v for %.1f Wh, want %v (the old price)", s.Amount, s.EnergyWh, want)
 	}
-	f.report(from, "station 5 done", func(r configReport) bool { return r.Version == 2 && r.Applied && len(r.Waiting) == 0 })
+	f.report(from, "station 5 done", func(r wire.ReportedConfig) bool { return r.Version == 2 && r.Applied && len(r.Waiting) == 0 })
 	waitFor(t, 5*time.Second, "station 5 rebuilt", func() bool {
 		v, err := f.api.Config()
 		return err == nil && len(v.WaitingStations) == 0
@@ -383,7 +383,7 @@ func TestFleetMQTTChange(t *testing.T) {
 	epoch := f.epoch()
 	from := f.cloud.Mark()
 	f.desired("node", 1, `{"mqtt":{"keepalive":"45s"}}`)
-	r := f.report(from, "keepalive applied", func(r configReport) bool { return r.Version == 1 })
+	r := f.report(from, "keepalive applied", func(r wire.ReportedConfig) bool { return r.Version == 1 })
 	if !r.Applied {
 		t.Fatalf("report %+v", r)
 	}
@@ -396,7 +396,7 @@ func TestFleetMQTTChange(t *testing.T) {
 	// rolled back, reported, and the link is back with the old one.
 	from = f.cloud.Mark()
 	f.desired("node", 2, `{"mqtt":{"keepalive":"45s","connect_timeout":"1us"}}`)
-	r = f.report(from, "connect_timeout rolled back", func(r configReport) bool { return r.Version == 2 })
+	r = f.report(from, "connect_timeout rolled back", func(r wire.ReportedConfig) bool { return r.Version == 2 })
 	if r.Applied || !strings.Contains(r.Error, "mqtt.connect_timeout: the link did not come back within 3s") || r.NodeVersion != 1 {
 		t.Fatalf("report %+v", r)
 	}
@@ -432,7 +432,7 @@ func TestReload(t *testing.T) {
 	f := startFleetSite(t, b)
 	from := f.cloud.Mark()
 	f.desired("node", 4, `{"policy":{"plug_timeout":"30s"}}`)
-	f.report(from, "v4", func(r configReport) bool { return r.Version == 4 && r.Applied })
+	f.report(from, "v4", func(r wire.ReportedConfig) bool { return r.Version == 4 && r.Applied })
 	orig, _ := os.ReadFile(f.file)
 	ctx := context.Background()
 
@@ -542,7 +542,7 @@ func TestFleetStationRemoved(t *testing.T) {
 	f.desired("node", 1, `{
 		"stations":[{"number":"5","driver":"sim","sim":{"vehicle":"present","power_kw":22,"time_scale":600}}],
 		"terminals":[{"machine_id":71234996,"hw_serial":"0434334921100366","stations":["5"]}]}`)
-	if r := f.report(from, "v1", func(r configReport) bool { return r.Version == 1 }); !r.Applied || len(r.Waiting) != 0 {
+	if r := f.report(from, "v1", func(r wire.ReportedConfig) bool { return r.Version == 1 }); !r.Applied || len(r.Waiting) != 0 {
 		t.Fatalf("report %+v", r)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -577,7 +577,7 @@ func TestFleetShutdownMidDecision(t *testing.T) {
 	from := f.cloud.Mark()
 	f.trial = 2 * time.Second
 	f.launchFile()
-	r := f.report(from, "v1 decided after the restart", func(r configReport) bool { return r.Version == 1 })
+	r := f.report(from, "v1 decided after the restart", func(r wire.ReportedConfig) bool { return r.Version == 1 })
 	if r.Applied || !strings.Contains(r.Error, "rolled back") {
 		t.Fatalf("report %+v", r)
 	}
@@ -591,10 +591,10 @@ func TestFleetLayerDroppedAtStart(t *testing.T) {
 	f := startFleetSite(t, b)
 	from := f.cloud.Mark()
 	f.desired("group", 1, `{"tariff":{"price_per_kwh":0.5}}`)
-	f.report(from, "group v1", func(r configReport) bool { return r.Source == "group" && r.Applied })
+	f.report(from, "group v1", func(r wire.ReportedConfig) bool { return r.Source == "group" && r.Applied })
 	from = f.cloud.Mark()
 	f.desired("node", 1, `{"terminals":[{"machine_id":71234996,"stations":["6"]}]}`)
-	f.report(from, "node v1", func(r configReport) bool { return r.Source == "node" && r.Applied })
+	f.report(from, "node v1", func(r wire.ReportedConfig) bool { return r.Source == "node" && r.Applied })
 	f.stop()
 	// Station 6 leaves the file: the node's terminal list names it.
 	old, _ := os.ReadFile(f.file)
@@ -606,7 +606,7 @@ func TestFleetLayerDroppedAtStart(t *testing.T) {
 	f.writeFile(edited)
 	from = f.cloud.Mark()
 	f.launchFile()
-	r := f.report(from, "node layer dropped", func(r configReport) bool { return r.Source == "node" && !r.Applied })
+	r := f.report(from, "node layer dropped", func(r wire.ReportedConfig) bool { return r.Source == "node" && !r.Applied })
 	if !strings.Contains(r.Error, "no longer fits the local file") || r.GroupVersion != 1 || r.NodeVersion != 0 {
 		t.Fatalf("report %+v", r)
 	}

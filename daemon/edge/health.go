@@ -3,6 +3,7 @@ package edge
 import (
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/store"
 )
 
@@ -47,7 +48,7 @@ func (e *engine) healthTick(now time.Time) {
 		e.log.Error("health event", "err", err)
 		return
 	}
-	if err := e.commit(func(tx *store.Tx) error { return e.emit(tx, "health", h, now) }); err != nil {
+	if err := e.commit(func(tx *store.Tx) error { return e.emit(tx, wire.EventHealth, h, now) }); err != nil {
 		e.log.Error("health event", "err", err)
 	}
 }

@@ -60,7 +60,7 @@ func (e *engine) startSession(station string, amount float64, now time.Time) (st
 }
 
 // startCommand: an app backend asks for a Remote Start.
-func (e *engine) startCommand(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
+func (e *engine) startCommand(cmd wire.Command, now time.Time) (wire.Answer, func(tx *store.Tx) error) {
 	var req struct {
 		ServiceStationNumber nayax.Text
 		Amount               nayax.Amount
@@ -75,7 +75,9 @@ func (e *engine) startCommand(cmd wire.Command, now time.Time) (any, func(tx *st
 	if err != nil {
 		return declined(cmd, nayax.CodeValidation, err.Error()), nil
 	}
-	return map[string]any{"SparkTransactionId": s.SparkTransactionID, "ServiceStationNumber": s.Station, "Status": nayax.Approved("No Errors")}, nil
+	a := approved()
+	a.SparkTransactionId, a.ServiceStationNumber = s.SparkTransactionID, s.Station
+	return a, nil
 }
 
 // stopStation ends the active session of a station from the site (a stop

@@ -195,26 +195,16 @@ func (e *engine) giveUpSettlement(tx *store.Tx, s *store.Session, why string, no
 	return e.transition(tx, s, store.NeedsReconciliation, fmt.Sprintf("settlement not confirmed after %d attempts (%d refused) since %s (%s)", r.Attempts, r.Failures, r.FirstAt.Format(time.RFC3339), why), now)
 }
 
-// result is the relay's report of Nayax's answer (relay.Result).
-type result struct {
-	EventID  string `json:"event_id"`
-	Call     string `json:"call"`
-	Outcome  string `json:"outcome"`
-	Status   *nayax.Status
-	Error    string `json:"error"`
-	Attempts int    `json:"attempts"`
-}
-
 // resultCommand records Nayax's answer to one of our requests.
-func (e *engine) resultCommand(cmd wire.Command, now time.Time) (any, func(tx *store.Tx) error) {
-	ok := map[string]any{"Status": nayax.Approved("No Errors")}
-	var r result
-	if err := json.Unmarshal(cmd.Body, &r); err != nil || r.EventID == "" {
-		return declined(cmd, nayax.CodeValidation, "result: event_id required"), nil
+func (e *engine) resultCommand(cmd wire.Command, now time.Time) (wire.Answer, func(tx *store.Tx) error) {
+	ok := approved()
+	r, err := wire.DecodeResult(cmd.Body)
+	if err != nil {
+		return declined(cmd, nayax.CodeValidation, "result: "+err.Error()), nil
 	}
 	var s store.Session
 	var found bool
-	err := e.st.View(func(tx *store.Tx) error {
+	err = e.st.View(func(tx *store.Tx) error {
 		open, err := tx.OpenSessions()
 		for _, o := range open {
 			if o.Request != nil && slices.Contains(o.Request.EventIDs, r.EventID) {
@@ -231,9 +221,9 @@ func (e *engine) resultCommand(cmd wire.Command, now time.Time) (any, func(tx *s
 		e.log.Info("result for no pending request", "event", r.EventID, "outcome", r.Outcome)
 		return ok, nil
 	}
-	ans := &store.Answer{Call: r.Call, Outcome: r.Outcome, At: now.UTC()}
+	ans := &store.Answer{Call: r.Call, Outcome: string(r.Outcome), At: now.UTC()}
 	if r.Status != nil {
-		ans.Code, ans.Description = r.Status.Code(), strings.TrimSpace(r.Status.ErrorDescription+" "+r.Status.StatusMessage)
+		ans.Code, ans.Description = resultCode(r), strings.TrimSpace(r.Status.ErrorDescription+" "+r.Status.StatusMessage)
 	}
 	if r.Error != "" {
 		ans.Description = r.Error
@@ -244,9 +234,17 @@ func (e *engine) resultCommand(cmd wire.Command, now time.Time) (any, func(tx *s
 	}
 }
 
-func (e *engine) applyResult(tx *store.Tx, s *store.Session, r result, now time.Time) error {
+// resultCode is Nayax's ErrorCode in a result, nayax.CodeNone if none.
+func resultCode(r wire.Result) int {
+	if r.Status == nil || r.Status.ErrorCode == nil {
+		return nayax.CodeNone
+	}
+	return *r.Status.ErrorCode
+}
+
+func (e *engine) applyResult(tx *store.Tx, s *store.Session, r wire.Result, now time.Time) error {
 	kind := s.Request.Kind
-	done := r.Outcome == "approved" || r.Outcome == "already-done"
+	done := r.Outcome == wire.OutcomeApproved || r.Outcome == wire.OutcomeAlreadyDone
 	switch {
 	case done && kind == billing.KindStart:
 		// The terminal waits for the card; the session waits for the
@@ -258,17 +256,14 @@ func (e *engine) applyResult(tx *store.Tx, s *store.Session, r result, now time.
 	case done && kind == billing.KindCancel:
 		s.Request = nil
 		return e.transition(tx, s, store.Cancelled, "Nayax released the hold", now)
-	case r.Outcome == "error":
+	case r.Outcome == wire.OutcomeError:
 		if kind == billing.KindStart {
 			return e.retry(tx, s, r.Error, now) // closes it
 		}
 		return e.schedule(tx, s, "no answer from Nayax: "+r.Error, false, now)
 	}
 	// Declined.
-	code := 0
-	if r.Status != nil {
-		code = r.Status.Code()
-	}
+	code := resultCode(r)
 	switch {
 	case kind == billing.KindStart:
 		s.Request = nil

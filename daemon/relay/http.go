@@ -132,18 +132,10 @@ func (r *Relay) authorized(req *http.Request) bool {
 // decode: Declined with the decoder's code (a format error otherwise) in
 // the endpoint's dialect, echoing the ids that did decode.
 func refusal(cortina bool, err error, sparkID, station string) answer {
-	code := nayax.CodeValidation
 	if cortina {
-		code = nayax.CortinaFormatError
+		return cortinaAnswer(nayax.CortinaDeclineFor(err))
 	}
-	var de *nayax.DecodeError
-	if errors.As(err, &de) {
-		code = de.Code
-	}
-	if cortina {
-		return cortinaAnswer(nayax.CortinaDeclined(code, err.Error()))
-	}
-	return sparkAnswer(nayax.Declined(code, err.Error()), sparkID, station)
+	return sparkAnswer(nayax.DeclineFor(err), sparkID, station)
 }
 
 // stopCallback: the edge decides (it owns the session); the relay only

@@ -37,6 +37,7 @@ const (
 	EventCancelRequest     = "cancel-request"
 	EventSession           = "session" // every session lifecycle transition
 	EventStation           = "station" // station state changes
+	EventHealth            = "health"  // periodic summary of the node (GET /metrics in brief)
 )
 
 // RequestCall is the member of a request event's body that names the
