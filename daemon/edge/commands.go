@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -125,15 +124,14 @@ func (e *engine) encodeReply(cmd wire.Command, body wire.Answer) []byte {
 	return reply
 }
 
-// replyTopic confines replies to this deployment's topic tree: a reply_to
-// the broker would refuse (control characters) or that points at a
-// command topic would otherwise cost the connection or act on a node.
+// replyTopic confines replies to this node's own replies topics
+// (P/nodes/N/replies and P/nodes/N/replies/{relay}, wire's parse of
+// them): a reply_to anywhere else could act on a node, cost the
+// connection (a topic the broker refuses), or be denied by the ACL.
 func (e *engine) replyTopic(t string) string {
-	prefix := e.topics.Prefix + "/"
-	ok := strings.HasPrefix(t, prefix) && len(t) <= 512 && utf8.ValidString(t) &&
-		!strings.ContainsAny(t, "+#") && !strings.Contains(t, "/commands/") &&
-		strings.IndexFunc(t, func(r rune) bool { return r < 0x20 || r == 0x7f || r == 0xfeff }) < 0
-	if !ok {
+	node, kind, _, ok := wire.ParseNodeTopic(e.topics.Prefix, t)
+	if !ok || node != e.topics.Node || kind != wire.KindReplies || len(t) > 512 ||
+		strings.IndexFunc(t, func(r rune) bool { return r < 0x20 || r == 0x7f || r == 0xfeff }) >= 0 {
 		return e.topics.Replies()
 	}
 	return t

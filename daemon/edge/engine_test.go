@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -550,4 +551,30 @@ func TestTimerOutcomes(t *testing.T) {
 			t.Fatalf("session %s with %v Wh, want charging with energy recorded", got.State, got.EnergyWh)
 		}
 	})
+}
+
+// TestReplyTopic: a node answers only on its own replies topics.
+func TestReplyTopic(t *testing.T) {
+	r := newRig(t, nil)
+	own := r.e.topics.Replies()
+	other := wire.Topics{Prefix: r.e.topics.Prefix, Node: "site-other"}
+	for _, tc := range []struct {
+		name, replyTo, want string
+	}{
+		{"own replies", own, own},
+		{"a relay's replies under this node", r.e.topics.RelayReplies("relay-1"), r.e.topics.RelayReplies("relay-1")},
+		{"empty", "", own},
+		{"another node's replies", other.Replies(), own},
+		{"a command topic", r.e.topics.Command("stop"), own},
+		{"another node's command", other.Command("stop"), own},
+		{"outside the deployment", "elsewhere/replies", own},
+		{"wildcard", r.e.topics.Prefix + "/nodes/+/replies", own},
+		{"control character", own + "/x\u0001y", own},
+		{"byte order mark", own + "/\ufeff", own},
+		{"too long", r.e.topics.RelayReplies(strings.Repeat("r", 600)), own},
+	} {
+		if got := r.e.replyTopic(tc.replyTo); got != tc.want {
+			t.Errorf("%s: replyTopic(%q) = %q, want %q", tc.name, tc.replyTo, got, tc.want)
+		}
+	}
 }
