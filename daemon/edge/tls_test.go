@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -243,108 +245,37 @@ func TestSecureLinkWrongIdentity(t *testing.T) {
 	}
 }
 
-// TestLinkOptionsTLS checks the TLS configuration the daemon hands to the
-// link, for what the end-to-end tests cannot see.
-func TestLinkOptionsTLS(t *testing.T) {
-	f := mqtttest.MakeTLS(t, testNode)
-	cases := []struct {
-		name       string
-		broker     string
-		tls        config.TLS
-		wantTLS    bool
-		serverName string
-		certs      int
-		err        string
-	}{
-		{name: "plain TCP", broker: "tcp://127.0.0.1:1883"},
-		{name: "TLS with system roots", broker: "ssl://mqtt.example.net:8883", wantTLS: true, serverName: "mqtt.example.net"},
-		{name: "server_name alone", broker: "mqtts://10.0.0.7:8883", tls: config.TLS{ServerName: "mqtt.example.net"}, wantTLS: true, serverName: "mqtt.example.net"},
-		{name: "ca_file", broker: "tls://127.0.0.1:8883", tls: config.TLS{CAFile: f.CAFile}, wantTLS: true, serverName: "127.0.0.1"},
-		{name: "websocket", broker: "wss://mqtt.example.net:443", tls: config.TLS{CAFile: f.CAFile}, wantTLS: true, serverName: "mqtt.example.net"},
-		{name: "client certificate", broker: "ssl://127.0.0.1:8883", tls: config.TLS{CAFile: f.CAFile, CertFile: f.ClientCert, KeyFile: f.ClientKey}, wantTLS: true, serverName: "127.0.0.1", certs: 1},
-		{name: "missing ca_file", broker: "ssl://127.0.0.1:8883", tls: config.TLS{CAFile: filepath.Join(t.TempDir(), "nope.crt")}, err: "mqtt.tls.ca_file"},
-		{name: "ca_file without certificates", broker: "ssl://127.0.0.1:8883", tls: config.TLS{CAFile: f.ClientKey}, err: "no certificates"},
-		{name: "key does not match", broker: "ssl://127.0.0.1:8883", tls: config.TLS{CertFile: f.ClientCert, KeyFile: f.ServerKey}, err: "mqtt.tls.cert_file"},
+// TestLinkOptions: the node's link is its own identity with a persistent
+// session and manual acks (a command is acked once its reply is out), a
+// will, and the node's subscriptions; the connection settings themselves
+// are config's (config.MQTT.LinkOptions, tested there).
+func TestLinkOptions(t *testing.T) {
+	c := testConfig(t, "ssl://127.0.0.1:8883", t.TempDir())
+	d, err := New(Options{Config: c})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			c := testConfig(t, tc.broker, t.TempDir())
-			c.MQTT.TLS = tc.tls
-			if p := c.Validate(); len(p) > 0 {
-				t.Fatalf("config invalid: %v", p)
-			}
-			d, err := New(Options{Config: c})
-			if err != nil {
-				t.Fatal(err)
-			}
-			o, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), queue.New[inbound](), nil)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err = %v, want one mentioning %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tc.wantTLS {
-				if o.TLS != nil {
-					t.Fatalf("TLS config on %s", tc.broker)
-				}
-				return
-			}
-			if o.TLS == nil {
-				t.Fatalf("no TLS config for %s", tc.broker)
-			}
-			if o.TLS.ServerName != tc.serverName || len(o.TLS.Certificates) != tc.certs || o.TLS.MinVersion < 0x0303 {
-				t.Fatalf("TLS config: server name %q, %d certificates, min version %#x; want %q, %d, TLS 1.2",
-					o.TLS.ServerName, len(o.TLS.Certificates), o.TLS.MinVersion, tc.serverName, tc.certs)
-			}
-			if (tc.tls.CAFile != "") != (o.TLS.RootCAs != nil) {
-				t.Fatalf("RootCAs set = %v with ca_file %q", o.TLS.RootCAs != nil, tc.tls.CAFile)
-			}
-		})
+	o, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), queue.New[inbound](), nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-// TestPasswordFile checks how the password file is read.
-func TestPasswordFile(t *testing.T) {
-	cases := []struct{ name, content, want string }{
-		{"bare", "s3cret", "s3cret"},
-		{"newline", "s3cret\n", "s3cret"},
-		{"CRLF", "s3cret\r\n", "s3cret"},
-		{"inner spaces kept", " s3 cret ", " s3 cret "},
+	if o.ClientID != testNode || o.CleanSession || !o.ManualAck || o.Will == nil || o.OnUp == nil || o.TLS == nil {
+		t.Fatalf("options: client %q clean %v manual ack %v will %v onUp %v tls %v", o.ClientID, o.CleanSession, o.ManualAck, o.Will != nil, o.OnUp != nil, o.TLS != nil)
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			c := testConfig(t, "ssl://127.0.0.1:8883", t.TempDir())
-			c.MQTT.Username = testNode
-			c.MQTT.PasswordFile = secretFile(t, tc.content)
-			d, err := New(Options{Config: c})
-			if err != nil {
-				t.Fatal(err)
-			}
-			o, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), queue.New[inbound](), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if o.Username != testNode || o.Password != tc.want {
-				t.Fatalf("username %q password %q, want %q %q", o.Username, o.Password, testNode, tc.want)
-			}
-		})
+	want := []string{d.topics.Commands(), d.topics.ConfigDesired(), wire.GroupConfigDesired(d.topics.Prefix, c.MQTT.Group), d.topics.State()}
+	if len(o.Subs) != len(want) {
+		t.Fatalf("subscriptions %v, want %v", slices.Collect(maps.Keys(o.Subs)), want)
 	}
-	t.Run("missing", func(t *testing.T) {
-		c := testConfig(t, "ssl://127.0.0.1:8883", t.TempDir())
-		c.MQTT.Username = testNode
-		c.MQTT.PasswordFile = filepath.Join(t.TempDir(), "nope")
-		d, err := New(Options{Config: c})
-		if err != nil {
-			t.Fatal(err)
+	for _, f := range want {
+		if o.Subs[f] == nil {
+			t.Errorf("no subscription to %s", f)
 		}
-		if _, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), queue.New[inbound](), nil); err == nil || !strings.Contains(err.Error(), "mqtt.password_file") {
-			t.Fatalf("err = %v, want one naming mqtt.password_file", err)
-		}
-	})
+	}
+	c.MQTT.PasswordFile = filepath.Join(t.TempDir(), "nope")
+	c.MQTT.Username = testNode
+	if _, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), queue.New[inbound](), nil); err == nil || !strings.Contains(err.Error(), "mqtt.password_file") {
+		t.Fatalf("err = %v, want one naming mqtt.password_file", err)
+	}
 }
 
 // startSecureSite starts a broker with bo, a cloud recorder connecting
