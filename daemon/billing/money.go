@@ -51,6 +51,7 @@ import (
 
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/store"
 )
 
@@ -425,7 +426,9 @@ func callBody(call string, req any) (json.RawMessage, error) {
 		return nil, fmt.Errorf("build %s: %w", call, err)
 	}
 	out := make([]byte, 0, len(inner)+len(call)+12)
-	out = append(out, `{"call":`...)
+	out = append(out, '{')
+	out = strconv.AppendQuote(out, wire.RequestCall)
+	out = append(out, ':')
 	out = strconv.AppendQuote(out, call) // the call names are plain ASCII
 	if len(inner) > 2 {
 		out = append(out, ',')

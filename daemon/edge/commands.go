@@ -184,11 +184,11 @@ func (e *engine) replier(ctx context.Context) {
 // transaction.
 func (e *engine) dispatch(cmd wire.Command, now time.Time) (wire.Answer, func(tx *store.Tx) error) {
 	switch cmd.Type {
-	case "authorize":
+	case wire.CommandAuthorize:
 		return e.authorize(cmd, now)
-	case "stop":
+	case wire.CommandStop:
 		return e.stopCommand(cmd, now)
-	case "decline", "timeout":
+	case wire.CommandDecline, wire.CommandTimeout:
 		return e.declineCommand(cmd, now)
 	case wire.CommandCancel:
 		return e.cancelCommand(cmd, now)
@@ -196,7 +196,7 @@ func (e *engine) dispatch(cmd wire.Command, now time.Time) (wire.Answer, func(tx
 		return e.resultCommand(cmd, now)
 	case wire.CommandStart:
 		return e.startCommand(cmd, now)
-	case "rebirth":
+	case wire.CommandRebirth:
 		e.rebirth()
 		return approved(), nil
 	default:
@@ -567,7 +567,7 @@ func (e *engine) stopMismatch(req nayax.StopCallbackRequest, s *store.Session, k
 // we requested (Remote Start): it ends without money.
 func (e *engine) declineCommand(cmd wire.Command, now time.Time) (wire.Answer, func(tx *store.Tx) error) {
 	var sparkID string
-	if cmd.Type == "decline" {
+	if cmd.Type == wire.CommandDecline {
 		req, err := nayax.DecodeDeclineCallback(cmd.Body)
 		if err != nil {
 			return decodeFailure(cmd, err), nil
