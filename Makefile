@@ -26,6 +26,9 @@ DEB_VERSION ?= $(shell echo '$(VERSION)' | sed -E \
 
 DIST := dist
 GO ?= go
+# Release builds use go.mod's toolchain line even where the machine's Go
+# defaults to GOTOOLCHAIN=local (`make GOTOOLCHAIN=local` still overrides).
+export GOTOOLCHAIN = auto
 LDFLAGS := -s -w -X main.version=$(VERSION)
 NFPM := $(GO) tool -modfile=.ci/tools/go.mod nfpm
 # .ci/deb-test packs a changed config through the same rule.

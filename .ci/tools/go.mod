@@ -3,6 +3,9 @@
 //
 //	go tool -modfile=.ci/tools/go.mod nfpm ...
 //
+// Which Go builds it is go.mod's toolchain line at the root: the go command
+// picks its toolchain from the go.mod it finds, not from -modfile.
+//
 // Bump with `go get -modfile=.ci/tools/go.mod -tool MODULE/cmd/X@VERSION`,
 // then `go -C .ci/tools mod tidy` (a tidy from the root would scan the
 // product's packages as this module's).
