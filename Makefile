@@ -6,11 +6,13 @@
 #
 # The packages are checked by .ci/deb-test (part of the test command).
 #
-# nfpm is pinned as a Go tool in go.mod (`go tool nfpm`), so a package
-# build needs nothing but Go. VERSION is what the binary reports;
-# DEB_VERSION is VERSION rewritten for dpkg, which wants a leading digit
-# and orders `~` before anything: v1.2.3 -> 1.2.3, v1.2.3-4-gabc ->
-# 1.2.3+git4.gabc, abc (no tag yet) -> 0.0.0~gitabc, -dirty -> .dirty.
+# nfpm is pinned as a Go tool in its own module, .ci/tools/go.mod (run as
+# `go tool -modfile=.ci/tools/go.mod nfpm`): a package build needs nothing
+# but Go, and the packager's dependencies stay out of the product's module
+# graph. VERSION is what the binary reports; DEB_VERSION is VERSION
+# rewritten for dpkg, which wants a leading digit and orders `~` before
+# anything: v1.2.3 -> 1.2.3, v1.2.3-4-gabc -> 1.2.3+git4.gabc, abc (no tag
+# yet) -> 0.0.0~gitabc, -dirty -> .dirty.
 # Both can be overridden: `make deb DEB_VERSION=1.2.3-2`.
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
@@ -24,7 +26,13 @@ DEB_VERSION ?= $(shell echo '$(VERSION)' | sed -E \
 
 DIST := dist
 GO ?= go
+# Release builds use go.mod's toolchain line even where the machine's Go
+# defaults to GOTOOLCHAIN=local (`make GOTOOLCHAIN=local` still overrides).
+export GOTOOLCHAIN = auto
 LDFLAGS := -s -w -X main.version=$(VERSION)
+NFPM := $(GO) tool -modfile=.ci/tools/go.mod nfpm
+# .ci/deb-test packs a changed config through the same rule.
+NFPM_CONFIG ?= .ci/nfpm.yaml
 
 # Go's arch name (binary suffix) -> Debian's arch name.
 ARCHES := amd64 arm64 arm
@@ -57,9 +65,9 @@ $(DIST)/sitelink-linux-%: FORCE
 		$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/sitelink
 
 define deb_rule
-$(DIST)/sitelink_$(DEB_VERSION)_$(deb_arch_$(1)).deb: $(DIST)/sitelink-linux-$(1) .ci/nfpm.yaml FORCE
+$(DIST)/sitelink_$(DEB_VERSION)_$(deb_arch_$(1)).deb: $(DIST)/sitelink-linux-$(1) $(NFPM_CONFIG) FORCE
 	SITELINK_BIN=$$< SITELINK_ARCH=$(deb_arch_$(1)) SITELINK_VERSION=$(DEB_VERSION) \
-		$(GO) tool nfpm package --config .ci/nfpm.yaml --packager deb --target $$@
+		$(NFPM) package --config $(NFPM_CONFIG) --packager deb --target $$@
 endef
 $(foreach a,$(ARCHES),$(eval $(call deb_rule,$(a))))
 
