@@ -296,19 +296,21 @@ func moneyRaw(t *testing.T, body []byte, name string) string {
 
 // seedSession is a session holding the values of seed 003 (ExternalCancel).
 func seedSession() (store.Session, config.Terminal) {
-	return store.Session{
-			SparkTransactionID: "f8e7d6c5-b4a3-2109-fedc-ba9876543210",
-			NayaxTransactionID: 987654321,
-			Station:            "1",
-			State:              store.Stopped,
-			Origin:             "external",
-			SiteID:             "2",
-			MachineAuTime:      "20251212110000500",
-			AuthorizedAmount:   5,
-		}, config.Terminal{
-			HwSerial: "NX0087654321",
-			Flow:     config.FlowPreAuthorization,
-		}
+	s := store.Session{
+		SparkTransactionID: "f8e7d6c5-b4a3-2109-fedc-ba9876543210",
+		NayaxTransactionID: 987654321,
+		Station:            "1",
+		State:              store.Stopped,
+		Origin:             "external",
+		SiteID:             "2",
+		MachineAuTime:      "20251212110000500",
+		AuthorizedAmount:   5,
+	}
+	t := config.Terminal{
+		HwSerial: "NX0087654321",
+		Flow:     config.FlowPreAuthorization,
+	}
+	return s, t
 }
 
 func TestRequestSeedExternalCancel(t *testing.T) {
