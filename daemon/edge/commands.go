@@ -104,6 +104,15 @@ func (e *engine) handle(in inbound) {
 		}
 		return tx.PutInbox(entry)
 	})
+	var refused *store.TransitionError
+	if errors.As(err, &refused) {
+		// A bug (transition logged it), not a passing fault: redelivery
+		// would be refused the same way forever. Answer it, once.
+		body = declined(cmd, nayax.CodeGeneral, "internal error: "+refused.Error())
+		reply = e.encodeReply(cmd, body)
+		entry.Reply = reply
+		err = e.st.Update(func(tx *store.Tx) error { return tx.PutInbox(entry) })
+	}
 	if err != nil {
 		e.log.Error("commit command", "id", cmd.ID, "type", cmd.Type, "err", err)
 		return // not acked: redelivered, and the inbox has no entry, so it is retried

@@ -108,7 +108,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// during start-up waits for it (and gets errShutdown if start-up
 	// fails), a command that arrives early waits in its queue.
 	calls := newCalls()
-	defer calls.close()
 	cmds := queue.New[inbound]()
 	changes := queue.New[string]()
 
@@ -124,12 +123,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	})
 	if err := stations.open(d.cfg.Load()); err != nil {
+		calls.close()
 		return err
 	}
 	defer stations.close()
+	// Before the stations close: a button waiting for an engine that
+	// never came must not hold up its own station's Close.
+	defer calls.close()
 
 	pres := newPresence(d.topics, d.o.Version, &d.cfg, st, stations, d.fleet.versions)
-	var pump *pump // the link's OnUp wakes it; built right after the link
+	// The link's OnUp wakes the pump, which needs the link: OnUp runs only
+	// from lnk.Run, spawned below once pump is set.
+	var pump *pump
 	lo, err := d.linkOptions(pres, cmds, func() {
 		pump.poke()
 		d.fleet.poke() // a report the broker has not seen yet

@@ -346,6 +346,10 @@ func TestWeldedContactorDecidesMoney(t *testing.T) {
 	}
 }
 
+// noVehicle leaves station 5 without a vehicle: a session there draws no
+// energy, so its end is a cancel however slow the machine is.
+func noVehicle(c *config.Edge) { c.Stations[0].Sim.Vehicle = config.VehicleAbsent }
+
 // authorized authorizes the seed transaction on station 5.
 func (r *rig) authorized() {
 	r.t.Helper()
@@ -365,6 +369,7 @@ func (r *rig) session() store.Session {
 func TestStopOutcomes(t *testing.T) {
 	cases := []struct {
 		name    string
+		energy  bool // a vehicle draws energy before the stop
 		setup   func(r *rig)
 		set     map[string]any
 		verdict string
@@ -373,7 +378,7 @@ func TestStopOutcomes(t *testing.T) {
 		open    bool        // contactor open afterwards
 	}{
 		{name: "matching card stops", verdict: "Approved", state: store.Cancelling, open: true},
-		{name: "after energy it settles", setup: func(r *rig) { time.Sleep(30 * time.Millisecond) }, verdict: "Approved", state: store.Settling, open: true},
+		{name: "after energy it settles", energy: true, setup: func(r *rig) { time.Sleep(30 * time.Millisecond) }, verdict: "Approved", state: store.Settling, open: true},
 		{name: "card hash", set: map[string]any{"CardHash": "ab" + seedSpark}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
 		{name: "nayax id", set: map[string]any{"NayaxTransactionId": 2004545073}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
 		{name: "machine id", set: map[string]any{"MachineId": 71234997}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
@@ -386,7 +391,11 @@ func TestStopOutcomes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, nil)
+			edit := noVehicle
+			if tc.energy {
+				edit = nil
+			}
+			r := newRig(t, edit)
 			r.authorized()
 			if tc.setup != nil {
 				tc.setup(r)
@@ -473,7 +482,11 @@ func TestResultOutcomes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, nil)
+			edit := noVehicle
+			if tc.energy {
+				edit = nil
+			}
+			r := newRig(t, edit)
 			r.authorized()
 			if tc.energy {
 				time.Sleep(30 * time.Millisecond)
@@ -576,5 +589,53 @@ func TestReplyTopic(t *testing.T) {
 		if got := r.e.replyTopic(tc.replyTo); got != tc.want {
 			t.Errorf("%s: replyTopic(%q) = %q, want %q", tc.name, tc.replyTo, got, tc.want)
 		}
+	}
+}
+
+// A command whose effect the lifecycle table refuses is a bug, not a
+// passing fault: it is answered (Declined 999) and recorded once, never
+// left unacknowledged for the broker to redeliver forever.
+func TestRefusedTransitionAnswered(t *testing.T) {
+	r := newRig(t, noVehicle)
+	r.authorized()
+	// An authorized session with a settlement pending: a ledger no
+	// engine writes, so that Nayax's answer asks authorized → settled.
+	s := r.session()
+	s.Request = &store.Request{Kind: "settlement", Call: "ExternalSettlement", EventIDs: []string{"site-test-77"}, FirstAt: r.now}
+	if err := r.st.Update(func(tx *store.Tx) error { return tx.PutSession(&s) }); err != nil {
+		t.Fatal(err)
+	}
+	reply := r.command("result", map[string]any{"event_id": "site-test-77", "call": "ExternalSettlement", "outcome": "approved"})
+	if v, code := verdict(reply); v != "Declined" || code != nayax.CodeGeneral {
+		t.Fatalf("answer %v, want Declined 999", reply)
+	}
+	if got := r.session(); got.State != store.Authorized {
+		t.Fatalf("session %s, want authorized as it was", got.State)
+	}
+	var entry store.InboxEntry
+	err := r.st.View(func(tx *store.Tx) error {
+		var err error
+		entry, err = tx.Inbox(fmt.Sprintf("cmd-%d", r.n))
+		return err
+	})
+	if err != nil || !strings.Contains(string(entry.Reply), "internal error") {
+		t.Fatalf("inbox entry %s, %v: want the Declined answer recorded", entry.Reply, err)
+	}
+}
+
+// A settlement that cannot be built (no SiteId to echo) goes to a human
+// with the amount it should have settled.
+func TestUnbuildableSettlementKeepsAmount(t *testing.T) {
+	r := newRig(t, nil)
+	if v, _ := verdict(r.command("authorize", authBody(t, "5", map[string]any{"SiteId": nil}))); v != "Approved" {
+		t.Fatal("authorize")
+	}
+	time.Sleep(30 * time.Millisecond) // energy at 22 kW × 600
+	if v, _ := verdict(r.command("stop", stopBody(t, nil))); v != "Approved" {
+		t.Fatal("stop")
+	}
+	got := r.session()
+	if got.State != store.NeedsReconciliation || !(got.Amount > 0) || !strings.Contains(got.History[len(got.History)-1].Reason, "SiteId") {
+		t.Fatalf("session %s amount %v history %+v; want needs-reconciliation with the amount", got.State, got.Amount, got.History[len(got.History)-1])
 	}
 }

@@ -23,13 +23,15 @@ var requestEvent = map[string]string{
 	billing.KindCancel:     wire.EventCancelRequest,
 }
 
-// terminalOf is the configured terminal that pays for the session's
-// station.
+// terminalOf is the configured terminal a session's money requests name:
+// the one it was authorized at, else the one paying for its station.
 func (e *engine) terminalOf(s *store.Session) (config.Terminal, bool) {
-	if t, ok := e.conf().TerminalOf(s.Station); ok {
+	// The terminal the transaction was made at, as the session recorded
+	// it, even if its station has moved to another terminal since.
+	if t, ok := e.conf().TerminalFor(s.MachineID, s.HwSerial); ok {
 		return t, true
 	}
-	return e.conf().TerminalFor(s.MachineID, s.HwSerial)
+	return e.conf().TerminalOf(s.Station)
 }
 
 // endOfService runs in the transaction that records `stopped`: the
@@ -52,11 +54,13 @@ func (e *engine) endOfService(tx *store.Tx, s *store.Session, now time.Time) err
 	}
 	p := e.conf().Policy
 	d, err := billing.Decide(*s, term, e.conf().Tariff, p.MinEnergyWh)
+	if d.Kind == billing.KindSettlement {
+		// Kept even when the request cannot be built: the operator who
+		// settles it by hand needs the amount.
+		s.Amount = d.Amount
+	}
 	if err != nil {
 		return e.transition(tx, s, store.NeedsReconciliation, "cannot build the Nayax request: "+err.Error(), now)
-	}
-	if d.Kind == billing.KindSettlement {
-		s.Amount = d.Amount
 	}
 	s.Request = &store.Request{Kind: d.Kind, Call: d.Call, Body: d.Body, FirstAt: now.UTC()}
 	if err := e.transition(tx, s, d.To, d.Why, now); err != nil {

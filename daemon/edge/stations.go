@@ -18,8 +18,10 @@ import (
 // stationSet owns the site's station drivers, their meters and the serial
 // buses they share. It is built at start-up and changed only on the engine
 // goroutine (a configuration that redefines stations, replace); every
-// reader, the engine included, goes through its methods, which take the
-// lock and never call a driver while holding it.
+// reader, the engine included, goes through its methods. Readers get
+// drivers out (get, list, each) and call them without the lock; open,
+// close and replace build and close hardware under the write lock, which
+// holds readers (API, metrics, the state payload) for that long.
 type stationSet struct {
 	log *slog.Logger
 	// override supplies drivers by station number instead of building

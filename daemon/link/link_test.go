@@ -194,11 +194,13 @@ func TestConnect(t *testing.T) {
 	if m := s.msg("own birth"); m.Topic() != "link/in/birth" || string(m.Payload()) != "hello" {
 		t.Fatalf("got %s %q, want link/in/birth hello", m.Topic(), m.Payload())
 	}
-	if got := s.l.Conn(); got != c || !s.l.Connected() {
-		t.Fatalf("Conn() = %p (connected %v), want OnUp's %p", got, s.l.Connected(), c)
-	}
+	// The link hands the connection out once OnUp has returned: Wait
+	// for that first, then it is what Conn says.
 	if got, err := s.l.Wait(ctxTimeout(t, eventTimeout)); err != nil || got != c {
 		t.Fatalf("Wait = %p, %v; want OnUp's %p", got, err, c)
+	}
+	if got := s.l.Conn(); got != c || !s.l.Connected() {
+		t.Fatalf("Conn() = %p (connected %v), want OnUp's %p", got, s.l.Connected(), c)
 	}
 	if c.Dead() {
 		t.Fatal("live connection reports Dead")
