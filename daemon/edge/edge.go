@@ -145,12 +145,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lnk := link.New(lo)
 	pump = newPump(st, lnk, d.topics, d.log, d.cfg.Load().MQTT.ConnectTimeout.D())
 
+	rebirth := func() { pres.rebirth(lnk) }
 	waiting := make(chan []string, 1)
 	hb := newHeartbeat(d.o, func() string { return statusLine(lnk.Connected(), "", stations, st) }, time.Now())
 	eng := newEngine(engineDeps{
 		log: d.log, st: st, stations: stations, cfg: &d.cfg, topics: d.topics,
 		cmds: cmds, calls: calls, changes: changes,
-		poke: pump.poke, connected: lnk.Connected, rebirth: func() { pres.rebirth(lnk) },
+		poke: pump.poke, connected: lnk.Connected, rebirth: rebirth,
 		waiting: waiting, beat: hb.beat,
 	})
 	if err := eng.reconcile(time.Now()); err != nil {
@@ -175,8 +176,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	spawn(func() { pump.run(runCtx) })
 	stations.start(runCtx, spawn)
 	spawn(func() {
-		d.fleet.run(runCtx, fleetIO{link: lnk, exec: calls.do, waiting: waiting,
-			rebirth: func() { pres.rebirth(lnk) }, reported: d.topics.ConfigReported()})
+		d.fleet.run(runCtx, fleetIO{link: lnk, exec: calls.do, waiting: waiting, rebirth: rebirth, reported: d.topics.ConfigReported()})
 	})
 	spawn(func() { eng.replier(runCtx) })
 	engDone := make(chan struct{})
