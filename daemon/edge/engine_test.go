@@ -350,6 +350,15 @@ func TestWeldedContactorDecidesMoney(t *testing.T) {
 // energy, so its end is a cancel however slow the machine is.
 func noVehicle(c *config.Edge) { c.Stations[0].Sim.Vehicle = config.VehicleAbsent }
 
+// vehicleIf is the rig config with a vehicle drawing energy on station 5
+// or, if not draws, none.
+func vehicleIf(draws bool) func(*config.Edge) {
+	if draws {
+		return nil
+	}
+	return noVehicle
+}
+
 // authorized authorizes the seed transaction on station 5.
 func (r *rig) authorized() {
 	r.t.Helper()
@@ -391,11 +400,7 @@ func TestStopOutcomes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			edit := noVehicle
-			if tc.energy {
-				edit = nil
-			}
-			r := newRig(t, edit)
+			r := newRig(t, vehicleIf(tc.energy))
 			r.authorized()
 			if tc.setup != nil {
 				tc.setup(r)
@@ -482,11 +487,7 @@ func TestResultOutcomes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			edit := noVehicle
-			if tc.energy {
-				edit = nil
-			}
-			r := newRig(t, edit)
+			r := newRig(t, vehicleIf(tc.energy))
 			r.authorized()
 			if tc.energy {
 				time.Sleep(30 * time.Millisecond)
