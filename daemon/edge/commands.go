@@ -310,7 +310,7 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (wire.Answer, func(t
 	if err != nil {
 		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable")), nil
 	}
-	approved := req.AuthStatus.Verdict == nayax.VerdictApproved
+	approved := req.AuthStatus.IsApproved() // case and spaces as Nayax may send them
 	if have && existing.State != store.Requested {
 		if approved && existing.NayaxTransactionID == 0 && existing.State.Final() {
 			// Our start request timed out or the controller restarted,

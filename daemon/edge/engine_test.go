@@ -173,6 +173,14 @@ func TestAuthorizeOutcomes(t *testing.T) {
 	}{
 		{name: "approved: session authorized, contactor closed",
 			body: func(t *testing.T) any { return authBody(t, "5", nil) }, verdict: "Approved", state: store.Authorized, closed: "5"},
+		{name: "verdict in lower case",
+			body: func(t *testing.T) any {
+				return authBody(t, "5", map[string]any{"AuthStatus": map[string]any{"Verdict": "approved", "ErrorCode": 0}})
+			}, verdict: "Approved", state: store.Authorized, closed: "5"},
+		{name: "verdict in upper case with spaces",
+			body: func(t *testing.T) any {
+				return authBody(t, "5", map[string]any{"AuthStatus": map[string]any{"Verdict": " APPROVED ", "ErrorCode": 0}})
+			}, verdict: "Approved", state: store.Authorized, closed: "5"},
 		{name: "station taken from a single-station terminal",
 			edit: func(c *config.Edge) { c.Terminals[0].Stations = []string{"6"} },
 			body: func(t *testing.T) any { return authBody(t, "", map[string]any{"ServiceStationNumber": nil}) }, verdict: "Approved", state: store.Authorized, closed: "6"},
