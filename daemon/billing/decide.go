@@ -21,7 +21,9 @@ type Decision struct {
 // Decide is the settle-or-cancel rule: a session that delivered at least
 // minEnergyWh is settled for Amount under tariff (the session's own if it
 // has one: it keeps the price it started with), anything less is
-// cancelled for the authorized amount with the reason its stop gives. The
+// cancelled for the authorized amount with the reason its stop gives. An
+// amount that rounds to 0 is never settled (Nayax would capture nothing
+// and keep the hold open): it is cancelled as zero-amount. The
 // error is the request builder's: the session cannot be billed as it is
 // and needs a human.
 func Decide(s store.Session, term config.Terminal, tariff config.Tariff, minEnergyWh float64) (Decision, error) {
@@ -32,13 +34,22 @@ func Decide(s store.Session, term config.Terminal, tariff config.Tariff, minEner
 		d   Decision
 		err error
 	)
-	if s.EnergyWh > 0 && s.EnergyWh >= minEnergyWh {
-		d.Amount = Amount(s.EnergyWh, s.AuthorizedAmount, tariff)
+	var amount float64
+	settle := s.EnergyWh > 0 && s.EnergyWh >= minEnergyWh
+	if settle {
+		amount = Amount(s.EnergyWh, s.AuthorizedAmount, tariff)
+		settle = amount > 0
+	}
+	if settle {
+		d.Amount = amount
 		d.Kind, d.To = KindSettlement, store.Settling
 		d.Why = fmt.Sprintf("%.1f Wh delivered: settle %.*f %s", s.EnergyWh, tariff.DecimalPlace, d.Amount, tariff.Currency)
 		d.Call, d.Body, err = SettlementRequest(s, term, d.Amount)
 	} else {
 		k := KindOf(s.EnergyWh, s.StopReason)
+		if s.EnergyWh > 0 && s.EnergyWh >= minEnergyWh {
+			k = ReasonZeroAmount
+		}
 		code, text := Reason(k)
 		d.Kind, d.To = KindCancel, store.Cancelling
 		d.Why = fmt.Sprintf("no service provided (%s %s): release the hold", code, text)

@@ -16,6 +16,8 @@ import (
 func TestDecide(t *testing.T) {
 	tariff := moneyTariff(2, 0.39, 0)
 	startTariff := store.Tariff(moneyTariff(2, 1.00, 0.50))
+	freeTariff := store.Tariff(moneyTariff(2, 0, 0))
+	feeOnly := store.Tariff(moneyTariff(2, 0, 1))
 	cases := []struct {
 		name     string
 		edit     func(*store.Session)
@@ -48,6 +50,12 @@ func TestDecide(t *testing.T) {
 			kind: KindCancel, call: nayax.CallExternalCancel, to: store.Cancelling, reason: "06"},
 		{name: "remote start cancels with CancelTransaction", edit: func(s *store.Session) { s.Origin = "remote"; s.StopReason = StopUnplugged }, minWh: 0,
 			kind: KindCancel, call: nayax.CallCancelTransaction, to: store.Cancelling, reason: "3"},
+		{name: "a price that rounds to 0 is cancelled, never settled", edit: func(s *store.Session) { s.EnergyWh = 12 }, minWh: 10,
+			kind: KindCancel, call: nayax.CallExternalCancel, to: store.Cancelling, reason: "75"},
+		{name: "a free tariff is cancelled", edit: func(s *store.Session) { s.EnergyWh = 5000; s.Tariff = &freeTariff }, minWh: 10,
+			kind: KindCancel, call: nayax.CallExternalCancel, to: store.Cancelling, reason: "75"},
+		{name: "a free tariff with a session fee settles the fee", edit: func(s *store.Session) { s.EnergyWh = 5000; s.Tariff = &feeOnly }, minWh: 10,
+			kind: KindSettlement, call: nayax.CallExternalSettlement, to: store.Settling, amount: 1},
 		{name: "external without SiteId cannot be billed", edit: func(s *store.Session) { s.SiteID = ""; s.EnergyWh = 1000 }, minWh: 100, err: ErrNoSiteID},
 		{name: "unknown origin cannot be billed", edit: func(s *store.Session) { s.Origin = "" }, minWh: 100, err: ErrUnknownOrigin},
 	}

@@ -34,6 +34,7 @@
 //	station-fault  06    Station fault                      the station faulted or its contactor would not close
 //	interrupted    75    Service not provided (restart)     the controller restarted (crash, power loss) before energy flowed
 //	below-minimum  75    Service not provided               the session ended under policy.min_energy_wh
+//	zero-amount    75    Service not provided (no charge)   the energy's price rounds to 0 (a free tariff, a few Wh)
 //
 // Any other kind gets 75 "Service not provided".
 
@@ -154,6 +155,7 @@ const (
 	ReasonStationFault ReasonKind = "station-fault" // 06 Station fault: fault, or the contactor would not close
 	ReasonInterrupted  ReasonKind = "interrupted"   // 75 Service not provided (restart): controller restarted before energy flowed
 	ReasonBelowMinimum ReasonKind = "below-minimum" // 75 Service not provided: energy under policy.min_energy_wh
+	ReasonZeroAmount   ReasonKind = "zero-amount"   // 75 Service not provided (no charge): the price rounds to 0
 )
 
 // The fallback for a kind the table does not know, and the reason Nayax's
@@ -173,6 +175,7 @@ var reasonRows = []struct {
 	{ReasonStationFault, "06", "Station fault"},
 	{ReasonInterrupted, "75", "Service not provided (restart)"},
 	{ReasonBelowMinimum, reasonDefaultCode, reasonDefaultText},
+	{ReasonZeroAmount, "75", "Service not provided (no charge)"},
 }
 
 // Reason returns the ReasonCode (two digits) and ReasonText of a cancel

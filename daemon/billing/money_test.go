@@ -140,7 +140,7 @@ func FuzzAmount(f *testing.F) {
 
 // allReasonKinds lists every exported ReasonKind constant.
 var allReasonKinds = []ReasonKind{
-	ReasonNoVehicle, ReasonUnplugged, ReasonUserStop, ReasonStationFault, ReasonInterrupted, ReasonBelowMinimum,
+	ReasonNoVehicle, ReasonUnplugged, ReasonUserStop, ReasonStationFault, ReasonInterrupted, ReasonBelowMinimum, ReasonZeroAmount,
 }
 
 func TestReasonTable(t *testing.T) {
