@@ -38,10 +38,10 @@ var lifecycle = []Edge{
 	{Requested, NeedsReconciliation, "the same, but the cancel cannot be built"},
 
 	{Authorized, Charging, "vehicle draws energy"},
-	{Authorized, Stopping, "plug timeout, StopCallback, unplug, local stop, fault, contactor failed to close or opened, Cortina Cancel/Void"},
+	{Authorized, Stopping, "plug timeout, StopCallback, unplug, local stop, fault, contactor failed to close or opened, Cortina Cancel/Void, late Decline/TimeoutCallback"},
 	{Authorized, Interrupted, "shutdown, or restart after a crash"},
 
-	{Charging, Stopping, "StopCallback, unplug, local stop, fault, contactor opened, Cortina Cancel/Void"},
+	{Charging, Stopping, "StopCallback, unplug, local stop, fault, contactor opened, Cortina Cancel/Void, late Decline/TimeoutCallback"},
 	{Charging, Interrupted, "shutdown, or restart after a crash"},
 
 	{Stopping, Stopped, "contactor confirmed open, or given up on (energy taken at the stop)"},
@@ -50,11 +50,11 @@ var lifecycle = []Edge{
 	{Interrupted, Stopped, "start-up reconcile, with the energy the meter vouches for"},
 	{Interrupted, Cancelled, "Cortina Cancel/Void"},
 
-	{Stopped, Settling, "energy ≥ `min_energy_wh`: Settlement / ExternalSettlement"},
-	{Stopped, Cancelling, "less energy: CancelTransaction / ExternalCancel"},
+	{Stopped, Settling, "energy ≥ `min_energy_wh` and a price above 0: Settlement / ExternalSettlement"},
+	{Stopped, Cancelling, "less energy, or a price that rounds to 0: CancelTransaction / ExternalCancel"},
 	{Stopped, Cancelled, "Nayax cancelled it (Cortina Cancel/Void)"},
 	{Stopped, Closed, "never authorized: no money to release"},
-	{Stopped, NeedsReconciliation, "no terminal for the station, or the request cannot be built"},
+	{Stopped, NeedsReconciliation, "Nayax ended the authorization (late Decline/TimeoutCallback), no terminal for the station, or the request cannot be built"},
 
 	{Settling, Settled, "Nayax settled (or answered \"already done\")"},
 	{Settling, Cancelled, "Cortina Cancel/Void while the settlement was on its way"},

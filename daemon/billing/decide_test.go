@@ -123,6 +123,15 @@ func TestKindOf(t *testing.T) {
 	if !NayaxCancelled(StopNayaxCancel+" Void: vend failed") || NayaxCancelled(StopNayaxCancel) || NayaxCancelled("Nayaxx") {
 		t.Error("NayaxCancelled")
 	}
+	// Each end that decides the money is told apart from the others.
+	for _, r := range []string{StopAuthorizationDead + " (timeout callback)", StopCard, StopPlugTimeout} {
+		if NayaxCancelled(r) {
+			t.Errorf("NayaxCancelled(%q)", r)
+		}
+	}
+	if !AuthorizationDead(StopAuthorizationDead+" (decline callback)") || AuthorizationDead(StopNayaxCancel+" Cancel") {
+		t.Error("AuthorizationDead")
+	}
 }
 
 func TestSpent(t *testing.T) {

@@ -28,7 +28,18 @@ const (
 	StopNotAuthorizing   = "authorized after the session was closed"
 	StopNayaxCancel      = "Nayax" // + " Cancel" / " Void": Cortina told us
 	stopNayaxCancelSpace = StopNayaxCancel + " "
+	// StopAuthorizationDead: a DeclineCallback or TimeoutCallback for a
+	// session already authorized or charging. Nayax no longer holds the
+	// money, so nothing can be settled or cancelled: the session ends
+	// with the energy so far and goes to a human.
+	StopAuthorizationDead = "authorization ended by Nayax"
 )
+
+// AuthorizationDead reports whether a stop reason says Nayax's
+// authorization died under a running session (StopAuthorizationDead).
+func AuthorizationDead(stopReason string) bool {
+	return strings.HasPrefix(stopReason, StopAuthorizationDead)
+}
 
 // NayaxCancelled reports whether a stop reason says Nayax itself cancelled
 // the transaction (Cortina Cancel/Void): nothing is left to settle or

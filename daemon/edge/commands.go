@@ -572,22 +572,26 @@ func (e *engine) stopMismatch(req nayax.StopCallbackRequest, s *store.Session, k
 	return ""
 }
 
-// declineCommand handles DeclineCallback / TimeoutCallback for a session
-// we requested (Remote Start): it ends without money.
+// declineCommand handles DeclineCallback / TimeoutCallback. For a session
+// we requested (Remote Start) it ends without money. For one already
+// authorized or charging the authorization is dead: the station stops at
+// once (contactor first), the session ends with the energy so far and goes
+// to reconciliation, since Nayax no longer holds money to settle.
 func (e *engine) declineCommand(cmd wire.Command, now time.Time) (wire.Answer, func(tx *store.Tx) error) {
-	var sparkID string
+	var sparkID, serial string
+	var machine int64
 	if cmd.Type == wire.CommandDecline {
 		req, err := nayax.DecodeDeclineCallback(cmd.Body)
 		if err != nil {
 			return decodeFailure(cmd, err), nil
 		}
-		sparkID = req.SparkTransactionId.S
+		sparkID, machine, serial = req.SparkTransactionId.S, req.MachineId.V, req.HwSerial.S
 	} else {
 		req, err := nayax.DecodeTimeoutCallback(cmd.Body)
 		if err != nil {
 			return decodeFailure(cmd, err), nil
 		}
-		sparkID = req.SparkTransactionId.S
+		sparkID, machine, serial = req.SparkTransactionId.S, req.MachineId.V, req.HwSerial.S
 	}
 	out := func(st nayax.Status) wire.Answer {
 		return wire.Answer{SparkTransactionId: sparkID, Status: sparkStatus(st)}
@@ -599,11 +603,28 @@ func (e *engine) declineCommand(cmd wire.Command, now time.Time) (wire.Answer, f
 	if err != nil {
 		return out(nayax.Declined(nayax.CodeGeneral, "ledger unavailable")), nil
 	}
-	if s.State != store.Requested {
+	switch {
+	case s.State == store.Requested:
+		return out(nayax.Approved("No Errors")), func(tx *store.Tx) error {
+			s.Request = nil
+			return e.transition(tx, &s, store.Declined, cmd.Type+" callback", now)
+		}
+	case !s.State.Active():
 		return out(nayax.Approved("No Errors")), nil
+	case terminalOfSession(&s).Conflict(machine, serial) != "":
+		// Another terminal's callback never ends this session.
+		return out(nayax.Declined(nayax.CodeValidation, "the callback names another terminal than the session's")), nil
 	}
+	reason := fmt.Sprintf("%s (%s callback)", billing.StopAuthorizationDead, cmd.Type)
+	e.log.Warn("authorization ended under a running session; stopping it", "spark_transaction_id", s.SparkTransactionID, "station", s.Station, "callback", cmd.Type)
+	herr := e.openContactor(&s)
 	return out(nayax.Approved("No Errors")), func(tx *store.Tx) error {
-		s.Request = nil
-		return e.transition(tx, &s, store.Declined, cmd.Type+" callback", now)
+		// The reason decides the end (endOfService), also when a stuck
+		// contactor finishes the stop later.
+		s.StopReason = reason
+		if err := tx.PutSession(&s); err != nil {
+			return err
+		}
+		return e.recordStop(tx, &s, reason, herr == nil, now)
 	}
 }

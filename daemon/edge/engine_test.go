@@ -648,3 +648,68 @@ func TestUnbuildableSettlementKeepsAmount(t *testing.T) {
 		t.Fatalf("session %s amount %v history %+v; want needs-reconciliation with the amount", got.State, got.Amount, got.History[len(got.History)-1])
 	}
 }
+
+// TestLateDeclineOrTimeout: a DeclineCallback or TimeoutCallback for a
+// session already authorized or charging means Nayax's authorization is
+// dead: the station stops at once, the session keeps the energy so far and
+// goes to reconciliation, with no settlement or cancel of ours.
+func TestLateDeclineOrTimeout(t *testing.T) {
+	cases := []struct {
+		name    string
+		typ     string
+		body    map[string]any
+		stuck   bool
+		verdict string
+		state   store.State
+		open    bool
+	}{
+		{name: "timeout while charging", typ: "timeout", body: map[string]any{"SparkTransactionId": seedSpark, "MachineId": 71234996},
+			verdict: "Approved", state: store.NeedsReconciliation, open: true},
+		{name: "decline while charging", typ: "decline", body: map[string]any{"SparkTransactionId": seedSpark, "HwSerial": "434334921100366", "Status": map[string]any{"Verdict": "Declined", "ErrorCode": 44}},
+			verdict: "Approved", state: store.NeedsReconciliation, open: true},
+		{name: "another terminal's timeout changes nothing", typ: "timeout", body: map[string]any{"SparkTransactionId": seedSpark, "MachineId": 5550001},
+			verdict: "Declined", state: store.Charging},
+		{name: "contactor stuck: stopping until it opens, then reconciliation", typ: "timeout", stuck: true,
+			body: map[string]any{"SparkTransactionId": seedSpark, "MachineId": 71234996}, verdict: "Approved", state: store.Stopping},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.authorized()
+			time.Sleep(20 * time.Millisecond)
+			r.e.stationChanges(r.now)
+			r.e.timers(r.now) // charging
+			if got := r.session().State; got != store.Charging {
+				t.Fatalf("before: %s", got)
+			}
+			r.sims["5"].SetStuck(tc.stuck)
+			before := len(r.events())
+			if v, _ := verdict(r.command(tc.typ, tc.body)); v != tc.verdict {
+				t.Fatalf("answer %s, want %s", v, tc.verdict)
+			}
+			got := r.session()
+			if got.State != tc.state {
+				t.Fatalf("session %s (%q), want %s", got.State, got.StopReason, tc.state)
+			}
+			if open := !r.sims["5"].Read().Contactor; open != tc.open {
+				t.Fatalf("contactor open = %v, want %v", open, tc.open)
+			}
+			if tc.stuck {
+				r.sims["5"].SetStuck(false)
+				r.e.timers(r.now.Add(time.Minute))
+				if got = r.session(); got.State != store.NeedsReconciliation {
+					t.Fatalf("after the contactor opened: %s, want needs-reconciliation", got.State)
+				}
+			}
+			if got.State == store.NeedsReconciliation {
+				if got.EnergyWh <= 0 || got.Request != nil || !strings.Contains(got.StopReason, "authorization") {
+					t.Fatalf("ended with %v Wh, request %+v, reason %q", got.EnergyWh, got.Request, got.StopReason)
+				}
+				evs := r.events()[before:]
+				if slices.Contains(evs, wire.EventSettlementRequest) || slices.Contains(evs, wire.EventCancelRequest) {
+					t.Fatalf("a request of ours after Nayax ended the authorization: %v", evs)
+				}
+			}
+		})
+	}
+}

@@ -44,6 +44,10 @@ func (e *engine) endOfService(tx *store.Tx, s *store.Session, now time.Time) err
 		s.Request = nil
 		return e.transition(tx, s, store.Cancelled, s.StopReason, now)
 	}
+	if billing.AuthorizationDead(s.StopReason) {
+		s.Request = nil
+		return e.transition(tx, s, store.NeedsReconciliation, s.StopReason+": check the transaction at Nayax", now)
+	}
 	if s.NayaxTransactionID == 0 {
 		// Never authorized: no money to release.
 		return e.transition(tx, s, store.Closed, "no authorization to settle or cancel", now)
