@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/store"
 )
@@ -150,6 +151,36 @@ func TestSpent(t *testing.T) {
 		r := &store.Request{Failures: tc.failures, FirstAt: t0}
 		if got := Spent(r, t0.Add(tc.after)); got != tc.want {
 			t.Errorf("Spent(%d failures, +%s) = %v, want %v", tc.failures, tc.after, got, tc.want)
+		}
+	}
+}
+
+// TestBudgetReached: the price of the energy so far against a percentage
+// of the authorized amount, in exact decimals.
+func TestBudgetReached(t *testing.T) {
+	t39 := moneyTariff(2, 0.39, 0)
+	withFee := moneyTariff(2, 0.39, 0.50)
+	cases := []struct {
+		name       string
+		energyWh   float64
+		authorized float64
+		tariff     config.Tariff
+		stopAt     float64
+		want       bool
+	}{
+		{"well below", 1000, 1.00, t39, 98, false},
+		{"just below 98 %", 2512, 1.00, t39, 98, false},          // 0.97968
+		{"exactly 98 %", 2512.8205128205, 1.00, t39, 98, true},   // 0.98 after the mWh rounding
+		{"just above 98 %", 2513, 1.00, t39, 98, true},           // 0.98007
+		{"at 100 % the whole hold", 2564, 1.00, t39, 100, false}, // 0.99996
+		{"past the hold", 2565, 1.00, t39, 100, true},
+		{"the fee counts", 1260, 1.00, withFee, 98, true}, // 0.50 + 0.4914
+		{"nothing authorized: no budget", 1e9, 0, t39, 98, false},
+		{"a free tariff never reaches it", 1e9, 1, moneyTariff(2, 0, 0), 98, false},
+	}
+	for _, tc := range cases {
+		if got := BudgetReached(tc.energyWh, tc.authorized, tc.tariff, tc.stopAt); got != tc.want {
+			t.Errorf("%s: BudgetReached(%v Wh, %v, %v %%) = %v, want %v", tc.name, tc.energyWh, tc.authorized, tc.stopAt, got, tc.want)
 		}
 	}
 }

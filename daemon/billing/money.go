@@ -95,13 +95,7 @@ const maxDecimalPlace = 3
 func Amount(energyWh float64, authorized float64, t config.Tariff) float64 {
 	dp := min(max(t.DecimalPlace, 0), maxDecimalPlace)
 	scale := ratPow10(dp)
-
-	// Energy to whole milliwatt-hours first: see the file comment.
-	mWh := ratRoundHalfUp(new(big.Rat).Mul(decimalOf(energyWh), big.NewRat(1000, 1)))
-	kWh := new(big.Rat).SetFrac(mWh, big.NewInt(1_000_000))
-
-	tariff := new(big.Rat).Mul(kWh, decimalOf(t.PricePerKWh))
-	tariff.Add(tariff, decimalOf(t.SessionFee))
+	tariff := price(energyWh, t)
 	minor := ratRoundHalfUp(tariff.Mul(tariff, new(big.Rat).SetInt(scale)))
 
 	limit := ratFloor(new(big.Rat).Mul(decimalOf(authorized), new(big.Rat).SetInt(scale)))
@@ -112,6 +106,32 @@ func Amount(energyWh float64, authorized float64, t config.Tariff) float64 {
 	// to minor/10^dp, whose shortest text is that decimal again.
 	f, _ := new(big.Rat).SetFrac(minor, scale).Float64()
 	return f
+}
+
+// price is session_fee + energy_kWh × price_per_kwh, exactly, before any
+// rounding to minor units or cap. Energy is taken to whole milliwatt-hours
+// first: see the file comment.
+func price(energyWh float64, t config.Tariff) *big.Rat {
+	mWh := ratRoundHalfUp(new(big.Rat).Mul(decimalOf(energyWh), big.NewRat(1000, 1)))
+	kWh := new(big.Rat).SetFrac(mWh, big.NewInt(1_000_000))
+	p := new(big.Rat).Mul(kWh, decimalOf(t.PricePerKWh))
+	return p.Add(p, decimalOf(t.SessionFee))
+}
+
+// BudgetReached reports whether the price of energyWh under t has reached
+// stopAt percent of the authorized amount: the engine stops the session
+// then, so that it never runs past what the card holder authorized. The
+// energy delivered after this check (one engine tick at the station's
+// power, plus the contactor's opening) must fit in the remaining
+// percentage; the settlement is capped at the authorized amount anyway
+// (Amount). An authorized amount of 0 has no budget to check.
+func BudgetReached(energyWh, authorized float64, t config.Tariff, stopAt float64) bool {
+	if !(authorized > 0) {
+		return false
+	}
+	limit := new(big.Rat).Mul(decimalOf(authorized), decimalOf(stopAt))
+	limit.Quo(limit, big.NewRat(100, 1))
+	return price(energyWh, t).Cmp(limit) >= 0
 }
 
 // decimalOf returns x as the decimal its shortest text spells (what a

@@ -11,6 +11,7 @@ import (
 // ": " and detail) as the session's StopReason; KindOf maps them to the
 // cancel reason table.
 const (
+	StopBudget           = "budget reached" // the price of the energy reached policy.budget_stop_at % of the authorized amount
 	StopPlugTimeout      = "no vehicle within plug timeout"
 	StopNoDraw           = "vehicle drew no energy within plug timeout"
 	StopUnplugged        = "vehicle unplugged"

@@ -118,6 +118,11 @@ type Policy struct {
 	MinEnergyWh      float64  `yaml:"min_energy_wh"`     // below this a session is cancelled, not settled
 	ContactorTimeout Duration `yaml:"contactor_timeout"` // contactor feedback deadline before faulting
 	EnergyCheckpoint Duration `yaml:"energy_checkpoint"` // how often a running session's energy is committed
+	// BudgetStopAt stops a session when the price of its energy reaches
+	// this percentage of the authorized amount, so that what it settles
+	// never falls short of what was delivered: the energy of one engine
+	// tick (250 ms at the station's power) must fit in the rest.
+	BudgetStopAt float64 `yaml:"budget_stop_at"`
 	// Remote Start: the amount pre-authorized when a start names none,
 	// how long the terminal waits for a card (TriggerTransaction's
 	// TransactionTimeout), and how long a requested session waits for
@@ -156,6 +161,7 @@ func Default() Edge {
 			MinEnergyWh:      10,
 			ContactorTimeout: Duration(2 * time.Second),
 			EnergyCheckpoint: Duration(10 * time.Second),
+			BudgetStopAt:     98,
 			StartAmount:      20,
 			TriggerTimeout:   Duration(60 * time.Second),
 			ResultTimeout:    Duration(90 * time.Second),

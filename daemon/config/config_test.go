@@ -105,6 +105,7 @@ func TestDefaults(t *testing.T) {
 		{"min_energy_wh", def.Policy.MinEnergyWh, 10.0},
 		{"contactor_timeout", def.Policy.ContactorTimeout, Duration(2 * time.Second)},
 		{"energy_checkpoint", def.Policy.EnergyCheckpoint, Duration(10 * time.Second)},
+		{"budget_stop_at", def.Policy.BudgetStopAt, 98.0},
 		{"currency", def.Tariff.Currency, "EUR"},
 		{"decimal_place", def.Tariff.DecimalPlace, 2},
 		{"price_per_kwh", def.Tariff.PricePerKWh, 0.0},

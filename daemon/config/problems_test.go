@@ -133,6 +133,8 @@ func TestProblems(t *testing.T) {
 		}},
 		{"policy bad duration", minimal + "policy: {plug_timeout: 2 minutes}\n", []string{`policy.plug_timeout: invalid duration "2 minutes"`}},
 		{"min_energy_wh negative", minimal + "policy: {min_energy_wh: -1}\n", []string{"policy.min_energy_wh: must be >= 0, got -1"}},
+		{"budget_stop_at zero", minimal + "policy: {budget_stop_at: 0}\n", []string{"policy.budget_stop_at: must be a percentage of the authorized amount above 0 and at most 100, got 0"}},
+		{"budget_stop_at above 100", minimal + "policy: {budget_stop_at: 101}\n", []string{"policy.budget_stop_at: must be a percentage of the authorized amount above 0 and at most 100, got 101"}},
 		{"min_energy_wh zero ok", minimal + "policy: {min_energy_wh: 0}\n", nil},
 
 		// tariff

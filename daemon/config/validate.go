@@ -322,6 +322,9 @@ func (e *Edge) validatePolicy(v *validator) {
 	v.checkNonNegative("policy.min_energy_wh", p.MinEnergyWh)
 	v.checkPositive("policy.contactor_timeout", p.ContactorTimeout)
 	v.checkPositive("policy.energy_checkpoint", p.EnergyCheckpoint)
+	if !(p.BudgetStopAt > 0 && p.BudgetStopAt <= 100) {
+		v.add("policy.budget_stop_at", "must be a percentage of the authorized amount above 0 and at most 100, got %s", fmtFloat(p.BudgetStopAt))
+	}
 	if !(p.StartAmount > 0) || math.IsInf(p.StartAmount, 1) {
 		v.add("policy.start_amount", "must be > 0, got %s", fmtFloat(p.StartAmount))
 	}

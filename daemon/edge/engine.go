@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"sync"
@@ -457,6 +458,12 @@ func (e *engine) timers(now time.Time) {
 			e.stop(s, billing.StopContactorOpen, now)
 			continue
 		}
+		if (s.State == store.Authorized || s.State == store.Charging) && e.overBudget(s, r) {
+			// Checked every tick on the live meter: the overshoot is at
+			// most one tick's energy, and the settlement is capped anyway.
+			e.stop(s, fmt.Sprintf("%s (%.1f Wh, policy.budget_stop_at %g %% of %g)", billing.StopBudget, sessionEnergy(s, r), e.conf().Policy.BudgetStopAt, s.AuthorizedAmount), now)
+			continue
+		}
 		switch s.State {
 		case store.Authorized:
 			if plug > 0 && now.Sub(enteredAt(s)) >= plug {
@@ -515,6 +522,17 @@ func (e *engine) timers(now time.Time) {
 			}
 		}
 	}
+}
+
+// overBudget reports whether the price of the session's energy so far, at
+// the tariff it started with, has reached policy.budget_stop_at percent of
+// what the card holder authorized.
+func (e *engine) overBudget(s *store.Session, r hal.Reading) bool {
+	t := e.conf().Tariff
+	if s.Tariff != nil {
+		t = config.Tariff(*s.Tariff)
+	}
+	return billing.BudgetReached(sessionEnergy(s, r), s.AuthorizedAmount, t, e.conf().Policy.BudgetStopAt)
 }
 
 // stop ends an active session: contactor open first (safe), then one

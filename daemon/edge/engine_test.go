@@ -713,3 +713,45 @@ func TestLateDeclineOrTimeout(t *testing.T) {
 		})
 	}
 }
+
+// meterSet is a station whose meter register the test sets.
+type meterSet struct {
+	hal.Station
+	wh *atomic.Value // float64
+}
+
+func (m meterSet) Read() hal.Reading {
+	r := m.Station.Read()
+	r.EnergyWh, _ = m.wh.Load().(float64)
+	return r
+}
+
+// TestBudgetStop: a session stops when the price of its energy reaches
+// policy.budget_stop_at (98 %) of the hold, checked on every tick, and
+// settles within the hold.
+func TestBudgetStop(t *testing.T) {
+	var wh atomic.Value
+	wh.Store(0.0)
+	r := newRigAt(t, t.TempDir(), nil, func(s hal.Station) hal.Station { return meterSet{s, &wh} })
+	if v, _ := verdict(r.command("authorize", authBody(t, "5", map[string]any{"Amount": 1}))); v != "Approved" {
+		t.Fatal("authorize")
+	}
+	for _, step := range []struct {
+		wh    float64
+		state store.State
+	}{
+		{1000, store.Charging},
+		{2512, store.Charging},   // 0.9797 EUR at 0.39/kWh: under 98 % of 1.00
+		{2513.5, store.Settling}, // 0.9803: stopped on this tick
+	} {
+		wh.Store(step.wh)
+		r.e.timers(r.now)
+		if got := r.session(); got.State != step.state {
+			t.Fatalf("at %v Wh: %s (%q), want %s", step.wh, got.State, got.StopReason, step.state)
+		}
+	}
+	got := r.session()
+	if !strings.HasPrefix(got.StopReason, "budget reached") || got.Amount != 0.98 || r.sims["5"].Read().Contactor {
+		t.Fatalf("stopped %q, amount %v, contactor %v; want budget reached, 0.98, open", got.StopReason, got.Amount, r.sims["5"].Read().Contactor)
+	}
+}
