@@ -561,7 +561,11 @@ func (e *engine) stopMismatch(req nayax.StopCallbackRequest, s *store.Session, k
 		return "NayaxTransactionId does not match the session"
 	}
 	if f := terminalOfSession(s).Conflict(req.MachineId.V, req.HwSerial.S); f != "" {
-		return f + " does not match the session's terminal"
+		// The card may be presented at another terminal of this site;
+		// both identifiers must then name that one terminal of ours.
+		if t, ours := e.conf().TerminalFor(req.MachineId.V, req.HwSerial.S); !ours || t.Conflict(req.MachineId.V, req.HwSerial.S) != "" {
+			return f + " does not match the session's terminal nor another of this site's"
+		}
 	}
 	if req.ServiceStationNumber.S != "" && req.ServiceStationNumber.S != s.Station {
 		return "ServiceStationNumber does not match the session's station"

@@ -399,6 +399,10 @@ func TestStopOutcomes(t *testing.T) {
 		{name: "card hash", set: map[string]any{"CardHash": "ab" + seedSpark}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
 		{name: "nayax id", set: map[string]any{"NayaxTransactionId": 2004545073}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
 		{name: "machine id", set: map[string]any{"MachineId": 71234997}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
+		{name: "card at the site's other terminal stops it", set: map[string]any{"MachineId": 5550001, "HwSerial": nil},
+			verdict: "Approved", state: store.Cancelling, open: true},
+		{name: "other terminal's machine id with this one's serial", set: map[string]any{"MachineId": 5550001},
+			verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
 		{name: "hw serial", set: map[string]any{"HwSerial": "0434334921100367"}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
 		{name: "station", set: map[string]any{"ServiceStationNumber": "6"}, verdict: "Declined", code: nayax.CodeValidation, state: store.Authorized},
 		{name: "unknown transaction", set: map[string]any{"SparkTransactionId": "00000000-0000-0000-0000-000000000000"}, verdict: "Declined", code: nayax.CodeUnknownTransaction, state: store.Authorized},
@@ -408,7 +412,14 @@ func TestStopOutcomes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, vehicleIf(tc.energy))
+			r := newRig(t, func(c *config.Edge) {
+				if edit := vehicleIf(tc.energy); edit != nil {
+					edit(c)
+				}
+				// A second terminal of this site, for the other station.
+				c.Terminals[0].Stations = []string{"5"}
+				c.Terminals = append(c.Terminals, config.Terminal{MachineID: 5550001, HwSerial: "0555000000001", Flow: "pre-authorization", Stations: []string{"6"}})
+			})
 			r.authorized()
 			if tc.setup != nil {
 				tc.setup(r)
