@@ -88,6 +88,17 @@ const (
 	SettleWindow      = 24 * time.Hour
 )
 
+// SettleDeadline is how long after the authorization Nayax still takes a
+// settlement (ExternalSettlement: 48 h). Past it nothing is sent: the
+// session goes to a human.
+const SettleDeadline = 48 * time.Hour
+
+// TooLateToSettle reports whether a settlement for an authorization made
+// at authorizedAt may no longer be sent at now.
+func TooLateToSettle(authorizedAt, now time.Time) bool {
+	return !authorizedAt.IsZero() && now.Sub(authorizedAt) >= SettleDeadline
+}
+
 // Spent reports whether a settlement's budget is used up: Nayax refused it
 // (50) SettleMaxAttempts times, or SettleWindow has passed since the first
 // attempt. Attempts that never got an answer do not count: an outage must

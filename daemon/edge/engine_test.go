@@ -766,3 +766,45 @@ func TestBudgetStop(t *testing.T) {
 		t.Fatalf("stopped %q, amount %v, contactor %v; want budget reached, 0.98, open", got.StopReason, got.Amount, r.sims["5"].Read().Contactor)
 	}
 }
+
+// TestSettlementPast48h: Nayax takes a settlement within 48 h of the
+// authorization; past that the session goes to a human instead of
+// sending one, whether the stop itself or a retry comes too late.
+func TestSettlementPast48h(t *testing.T) {
+	backdate := func(r *rig, by time.Duration) {
+		s := r.session()
+		for i := range s.History {
+			s.History[i].At = s.History[i].At.Add(-by)
+		}
+		if err := r.st.Update(func(tx *store.Tx) error { return tx.PutSession(&s) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("stopped after 48 h", func(t *testing.T) {
+		r := newRig(t, nil)
+		r.authorized()
+		time.Sleep(30 * time.Millisecond)
+		backdate(r, 49*time.Hour)
+		before := len(r.events())
+		r.command("stop", stopBody(t, nil))
+		got := r.session()
+		if got.State != store.NeedsReconciliation || got.Amount <= 0 || slices.Contains(r.events()[before:], wire.EventSettlementRequest) {
+			t.Fatalf("session %s amount %v events %v; want needs-reconciliation with the amount and no settlement sent", got.State, got.Amount, r.events()[before:])
+		}
+	})
+	t.Run("retry after 48 h", func(t *testing.T) {
+		r := newRig(t, nil)
+		r.authorized()
+		time.Sleep(30 * time.Millisecond)
+		r.command("stop", stopBody(t, nil))
+		if got := r.session(); got.State != store.Settling {
+			t.Fatalf("after the stop: %s", got.State)
+		}
+		backdate(r, 49*time.Hour)
+		s := r.session()
+		r.command("result", map[string]any{"event_id": s.Request.EventIDs[0], "call": s.Request.Call, "outcome": "error", "error": "503"})
+		if got := r.session(); got.State != store.NeedsReconciliation || !strings.Contains(got.History[len(got.History)-1].Reason, "48 h") {
+			t.Fatalf("after a failed attempt past 48 h: %s (%+v)", got.State, got.History[len(got.History)-1])
+		}
+	})
+}

@@ -66,6 +66,9 @@ func (e *engine) endOfService(tx *store.Tx, s *store.Session, now time.Time) err
 	if err != nil {
 		return e.transition(tx, s, store.NeedsReconciliation, "cannot build the Nayax request: "+err.Error(), now)
 	}
+	if d.Kind == billing.KindSettlement && billing.TooLateToSettle(authorizedAt(s), now) {
+		return e.transition(tx, s, store.NeedsReconciliation, tooLate+"; "+d.Why, now)
+	}
 	s.Request = &store.Request{Kind: d.Kind, Call: d.Call, Body: d.Body, FirstAt: now.UTC()}
 	if err := e.transition(tx, s, d.To, d.Why, now); err != nil {
 		return err
@@ -129,6 +132,10 @@ func (e *engine) retryRequests(now time.Time) {
 			// Still in the outbox (the link is down): it has not been
 			// sent, so there is nothing to time out. Wait; never pile up
 			// copies that would all leave at once on reconnect.
+			if tooLateToSettle(&cur, now) {
+				// Never sent in time (the link was down): too late now.
+				return e.giveUpSettlement(tx, &cur, tooLate, now)
+			}
 			if waiting, err := e.unsent(tx, cur.Request); err != nil || waiting {
 				cur.Request.NextAt = now.Add(time.Duration(e.conf().Policy.ResultTimeout)).UTC()
 				if err != nil {
@@ -171,6 +178,9 @@ func (e *engine) retry(tx *store.Tx, s *store.Session, why string, now time.Time
 		if billing.Spent(r, now) {
 			return e.giveUpSettlement(tx, s, why, now)
 		}
+		if tooLateToSettle(s, now) {
+			return e.giveUpSettlement(tx, s, tooLate, now)
+		}
 	}
 	e.log.Warn("sending Nayax request again", "spark_transaction_id", s.SparkTransactionID, "call", r.Call, "attempt", r.Attempts+1, "why", why)
 	if err := e.sendRequest(tx, s, now); err != nil {
@@ -189,12 +199,35 @@ func (e *engine) schedule(tx *store.Tx, s *store.Session, why string, refused bo
 	if refused {
 		r.Failures++
 	}
+	if tooLateToSettle(s, now) {
+		return e.giveUpSettlement(tx, s, tooLate+"; last: "+why, now)
+	}
 	if r.Kind == billing.KindSettlement && billing.Spent(r, now) {
 		return e.giveUpSettlement(tx, s, why, now)
 	}
 	r.NextAt = now.Add(e.backoff(r.Attempts)).UTC()
 	e.log.Warn("Nayax request failed; will retry", "spark_transaction_id", s.SparkTransactionID, "call", r.Call, "attempts", r.Attempts, "next_at", r.NextAt, "why", why)
 	return tx.PutSession(s)
+}
+
+// tooLate says why a settlement is not sent past billing.SettleDeadline.
+const tooLate = "authorized more than 48 h ago: Nayax no longer takes a settlement"
+
+// tooLateToSettle: s has a settlement pending that Nayax would no longer
+// take (billing.SettleDeadline after the authorization).
+func tooLateToSettle(s *store.Session, now time.Time) bool {
+	return s.Request != nil && s.Request.Kind == billing.KindSettlement && billing.TooLateToSettle(authorizedAt(s), now)
+}
+
+// authorizedAt is when the session was authorized (its creation, for one
+// that never recorded it).
+func authorizedAt(s *store.Session) time.Time {
+	for _, h := range s.History {
+		if h.State == store.Authorized {
+			return h.At
+		}
+	}
+	return s.CreatedAt
 }
 
 func (e *engine) giveUpSettlement(tx *store.Tx, s *store.Session, why string, now time.Time) error {
