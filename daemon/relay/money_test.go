@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,7 +66,7 @@ func TestSettledSession(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		price float64
-	}{{"tariff", 0.39}, {"cap", 500}} {
+	}{{"tariff", 0.39}, {"cap", 500}} { // cap: 500 EUR/kWh reaches the 20 EUR hold in 40 Wh
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
 			site := e.startEdgeWith("site-settle", t.TempDir(), func(cfg *config.Edge) { cfg.Tariff.PricePerKWh = c.price })
@@ -73,17 +74,26 @@ func TestSettledSession(t *testing.T) {
 			waitRoute(t, r.url)
 			e.sim.SetRelay(r.url)
 			first := e.tap("5", "alice", 20)
-			sessionOf(t, site.api, first.Txn.SparkTransactionID, "charging")
-			waitFor(t, 10*time.Second, "energy above the minimum", func() bool {
-				s := sessionOf(t, site.api, first.Txn.SparkTransactionID, "charging")
-				return s.EnergyWh >= 20
-			})
-			if stop := e.tap("5", "alice", 0); stop.Kind != "stop" {
-				t.Fatalf("second tap: %+v", stop)
+			if c.name == "cap" {
+				// The budget stops it before the price passes the hold
+				// (policy.budget_stop_at), without a second tap.
+				s := sessionOf(t, site.api, first.Txn.SparkTransactionID, "settled")
+				if !strings.HasPrefix(s.StopReason, "budget reached") || s.Amount > 20 || s.Amount < 19.6 {
+					t.Fatalf("ended %q, settled %v for %.1f Wh; want budget reached, 19.60..20", s.StopReason, s.Amount, s.EnergyWh)
+				}
+			} else {
+				sessionOf(t, site.api, first.Txn.SparkTransactionID, "charging")
+				waitFor(t, 10*time.Second, "energy above the minimum", func() bool {
+					s := sessionOf(t, site.api, first.Txn.SparkTransactionID, "charging")
+					return s.EnergyWh >= 20
+				})
+				if stop := e.tap("5", "alice", 0); stop.Kind != "stop" {
+					t.Fatalf("second tap: %+v", stop)
+				}
 			}
 			s := sessionOf(t, site.api, first.Txn.SparkTransactionID, "settled")
 			want := billing.Amount(s.EnergyWh, 20, site.cfg.Tariff)
-			if s.Amount != want || s.Amount > 20 || (c.name == "cap" && s.Amount != 20) {
+			if s.Amount != want || s.Amount > 20 {
 				t.Fatalf("settled %v for %.1f Wh, want %v", s.Amount, s.EnergyWh, want)
 			}
 			reqs := e.sim.Requests("ExternalSettlement")
