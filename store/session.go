@@ -54,6 +54,10 @@ type Session struct {
 	Request *Request `json:"request,omitempty"`
 	// LastAnswer is Nayax's last answer to one of the session's requests.
 	LastAnswer *Answer `json:"last_answer,omitempty"`
+	// Payment is the payment record: what Nayax's answer to the
+	// settlement or cancel said about the money (receipt and
+	// reconciliation; never card data).
+	Payment *PaymentRecord `json:"payment_record,omitempty"`
 	// History lists the transitions, oldest first, for operators.
 	History []Transition `json:"history,omitempty"`
 	// Tariff is the price the session was started under: a tariff
@@ -91,6 +95,22 @@ type Answer struct {
 	Code        int       `json:"code,omitempty"`
 	Description string    `json:"description,omitempty"`
 	At          time.Time `json:"at"`
+}
+
+// PaymentRecord is Nayax's answer to a session's settlement or cancel, as
+// far as a receipt or a reconciliation needs it: the call, its status, and
+// the identifiers and amount Nayax returned (as Nayax wrote them).
+type PaymentRecord struct {
+	Call          string    `json:"call"`
+	Verdict       string    `json:"verdict"`
+	Code          int       `json:"code,omitempty"`
+	AuthCode      string    `json:"auth_code,omitempty"`
+	NayaxRRN      string    `json:"nayax_rrn,omitempty"`
+	FiscalRrn     string    `json:"fiscal_rrn,omitempty"`
+	Amount        string    `json:"amount,omitempty"`
+	SeTime        string    `json:"se_time,omitempty"`
+	MachineAuTime string    `json:"machine_au_time,omitempty"`
+	At            time.Time `json:"at"`
 }
 
 // Transition is one recorded state change of a session.

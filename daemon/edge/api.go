@@ -152,6 +152,7 @@ func (b backend) Sessions(limit int) ([]localapi.Session, error) {
 				Station: s.Station, State: string(s.State), Origin: s.Origin, EnergyWh: s.EnergyWh,
 				AuthorizedAmount: s.AuthorizedAmount, Amount: s.Amount, StopReason: s.StopReason,
 				CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Request: requestView(s.Request), LastAnswer: (*localapi.Answer)(s.LastAnswer),
+				Payment: (*localapi.PaymentRecord)(s.Payment),
 			})
 			return true
 		})

@@ -808,3 +808,30 @@ func TestSettlementPast48h(t *testing.T) {
 		}
 	})
 }
+
+// TestPaymentRecord: Nayax's answer to the settlement is kept on the
+// session (and so in `sitelink sessions -json` and the session event).
+func TestPaymentRecord(t *testing.T) {
+	r := newRig(t, nil)
+	r.authorized()
+	time.Sleep(30 * time.Millisecond)
+	r.command("stop", stopBody(t, nil))
+	s := r.session()
+	if s.State != store.Settling {
+		t.Fatalf("after the stop: %s", s.State)
+	}
+	r.command("result", map[string]any{"event_id": s.Request.EventIDs[0], "call": s.Request.Call, "outcome": "approved",
+		"status": map[string]any{"Verdict": "Approved"},
+		"record": map[string]any{"auth_code": "033333", "nayax_rrn": "123456789012", "amount": "1.50", "se_time": "20251212110500"}})
+	got := r.session()
+	p := got.Payment
+	if got.State != store.Settled || p == nil || p.Call != s.Request.Call || p.Verdict != "Approved" || p.AuthCode != "033333" ||
+		p.NayaxRRN != "123456789012" || p.Amount != "1.50" || p.SeTime != "20251212110500" {
+		t.Fatalf("session %s payment record %+v", got.State, p)
+	}
+	es, _ := r.st.OutboxAfter(0, 1000)
+	last := es[len(es)-1]
+	if !strings.Contains(string(last.Payload), `"payment_record":{"call":"ExternalSettlement","verdict":"Approved","auth_code":"033333"`) {
+		t.Fatalf("the settled session event carries no payment record: %s", last.Payload)
+	}
+}

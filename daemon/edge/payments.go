@@ -269,6 +269,19 @@ func (e *engine) resultCommand(cmd wire.Command, now time.Time) (wire.Answer, fu
 	if r.Error != "" {
 		ans.Description = r.Error
 	}
+	if kind := s.Request.Kind; (kind == billing.KindSettlement || kind == billing.KindCancel) && r.Outcome != wire.OutcomeError {
+		// Every answer Nayax gave to the money request is kept whole
+		// (the last one wins: a retry's answer supersedes).
+		p := &store.PaymentRecord{Call: r.Call, Code: ans.Code, At: ans.At}
+		if r.Status != nil {
+			p.Verdict = r.Status.Verdict
+		}
+		if rec := r.Record; rec != nil {
+			p.AuthCode, p.NayaxRRN, p.FiscalRrn = rec.AuthCode, rec.NayaxRRN, rec.FiscalRrn
+			p.Amount, p.SeTime, p.MachineAuTime = rec.Amount, rec.SeTime, rec.MachineAuTime
+		}
+		s.Payment = p
+	}
 	return ok, func(tx *store.Tx) error {
 		s.LastAnswer = ans
 		return e.applyResult(tx, &s, r, now)

@@ -61,6 +61,23 @@ type Session struct {
 	Request *Request `json:"request,omitempty"`
 	// LastAnswer is Nayax's last answer to one of its requests.
 	LastAnswer *Answer `json:"last_answer,omitempty"`
+	// Payment is the payment record: Nayax's answer to the settlement or
+	// cancel (auth code, RRNs, settled amount, times), for a receipt.
+	Payment *PaymentRecord `json:"payment_record,omitempty"`
+}
+
+// PaymentRecord is a session's payment record (store.PaymentRecord).
+type PaymentRecord struct {
+	Call          string    `json:"call"`
+	Verdict       string    `json:"verdict"`
+	Code          int       `json:"code,omitempty"`
+	AuthCode      string    `json:"auth_code,omitempty"`
+	NayaxRRN      string    `json:"nayax_rrn,omitempty"`
+	FiscalRrn     string    `json:"fiscal_rrn,omitempty"`
+	Amount        string    `json:"amount,omitempty"`
+	SeTime        string    `json:"se_time,omitempty"`
+	MachineAuTime string    `json:"machine_au_time,omitempty"`
+	At            time.Time `json:"at"`
 }
 
 // Request is a session's pending request to Nayax.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -183,7 +184,47 @@ func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) wire.R
 	st := resp.Status
 	res.Status = &wire.Status{Verdict: st.Verdict, ErrorCode: st.ErrorCode, ErrorDescription: st.ErrorDescription, StatusMessage: st.StatusMessage}
 	res.Outcome = classify(res.Call, st)
+	if res.Call != nayax.CallTriggerTransaction {
+		res.Record = recordOf(resp.Body)
+	}
 	return res
+}
+
+// maxRecordField bounds each payment record field taken from Nayax's
+// answer (its identifiers are a few dozen characters at most).
+const maxRecordField = 64
+
+// recordOf takes the receipt fields of Nayax's answer to a settlement or
+// cancel (AuthCode, NayaxRRN, FiscalRrn, Amount, SeTime, MachineAuTime),
+// each as Nayax wrote it, string or number; nothing else of the answer
+// (card brand, digits) goes to the site. nil if the answer has none.
+func recordOf(body json.RawMessage) *wire.PaymentRecord {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return nil
+	}
+	text := func(name string) string {
+		raw := m[name]
+		var s string
+		switch {
+		case len(raw) > 0 && raw[0] == '"':
+			if json.Unmarshal(raw, &s) != nil {
+				return ""
+			}
+		case len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')):
+			s = string(raw)
+		}
+		if len(s) > maxRecordField || !utf8.ValidString(s) {
+			return ""
+		}
+		return strings.TrimSpace(s)
+	}
+	r := wire.PaymentRecord{AuthCode: text("AuthCode"), NayaxRRN: text("NayaxRRN"), FiscalRrn: text("FiscalRrn"),
+		Amount: text("Amount"), SeTime: text("SeTime"), MachineAuTime: text("MachineAuTime")}
+	if r == (wire.PaymentRecord{}) {
+		return nil
+	}
+	return &r
 }
 
 func allowedCall(typ, call string) bool {

@@ -34,6 +34,21 @@ type Result struct {
 	Status   *Status `json:"status,omitempty"`
 	Error    string  `json:"error,omitempty"`
 	Attempts int     `json:"attempts,omitempty"`
+	// Record is what Nayax's answer says about the money (no card
+	// data), for the session's payment record; nil if it said nothing.
+	Record *PaymentRecord `json:"record,omitempty"`
+}
+
+// PaymentRecord is the receipt part of Nayax's answer to a Settlement,
+// ExternalSettlement, CancelTransaction or ExternalCancel, as Nayax wrote
+// it (strings, so nothing is lost to a float). It never holds card data.
+type PaymentRecord struct {
+	AuthCode      string `json:"auth_code,omitempty"`
+	NayaxRRN      string `json:"nayax_rrn,omitempty"`
+	FiscalRrn     string `json:"fiscal_rrn,omitempty"`
+	Amount        string `json:"amount,omitempty"` // the amount Nayax settled, as its decimal text
+	SeTime        string `json:"se_time,omitempty"`
+	MachineAuTime string `json:"machine_au_time,omitempty"`
 }
 
 // DecodeResult decodes the body of a `result` command; event_id is
