@@ -60,6 +60,8 @@ var lifecycle = []Edge{
 	{Settling, Cancelled, "Cortina Cancel/Void while the settlement was on its way"},
 	{Settling, NeedsReconciliation, "refused 5 times or unconfirmed for 24 h, or declined"},
 
+	{Settled, NeedsReconciliation, "Cortina Cancel/Void after the settlement: money was taken for a cancelled transaction"},
+
 	{Cancelling, Cancelled, "Nayax released the hold (or answered \"already done\"), or Cortina Cancel/Void"},
 	{Cancelling, NeedsReconciliation, "51 (external cancel failed) or another decline"},
 

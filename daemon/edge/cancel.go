@@ -63,8 +63,15 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (wire.Answer, fu
 			s.Request = nil
 			return e.transition(tx, &s, store.Cancelled, reason, now)
 		}
+	case s.State == store.Settled:
+		// Money was taken for a transaction Nayax now calls cancelled:
+		// Nayax gets its Approved, a human gets the session.
+		return out(nayax.CortinaApproved("cancelled after settlement; flagged for reconciliation")), func(tx *store.Tx) error {
+			return e.transition(tx, &s, store.NeedsReconciliation, "cancelled after settlement ("+reason+"): money was taken for a transaction Nayax cancelled", now)
+		}
 	case s.State.Final():
-		// Settled, declined, closed: nothing left to abort.
+		// Declined, closed, cancelled, in reconciliation: nothing left
+		// to abort.
 		return out(nayax.CortinaApproved("transaction already ended: " + string(s.State))), nil
 	case s.State.Active() && s.State != store.Requested:
 		if err := e.openContactor(&s); err != nil {

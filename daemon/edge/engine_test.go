@@ -455,6 +455,16 @@ func TestCortinaCancelOutcomes(t *testing.T) {
 			setup: func(r *rig) { r.command("stop", stopBody(r.t, nil)) }, verdict: "Approved", state: store.Cancelled},
 		{name: "contactor stuck: declined, Nayax's cancel decides the money later", machine: 71234996,
 			setup: func(r *rig) { r.sims["5"].SetStuck(true) }, verdict: "Declined", state: store.Stopping},
+		{name: "after the settlement: approved, flagged for a human", machine: 71234996,
+			setup: func(r *rig) {
+				time.Sleep(30 * time.Millisecond)
+				r.command("stop", stopBody(r.t, nil))
+				s := r.session()
+				r.command("result", map[string]any{"event_id": s.Request.EventIDs[0], "call": s.Request.Call, "outcome": "approved"})
+				if got := r.session().State; got != store.Settled {
+					r.t.Fatalf("before the cancel: %s", got)
+				}
+			}, verdict: "Approved", state: store.NeedsReconciliation},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
