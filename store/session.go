@@ -54,6 +54,11 @@ type Session struct {
 	Request *Request `json:"request,omitempty"`
 	// LastAnswer is Nayax's last answer to one of the session's requests.
 	LastAnswer *Answer `json:"last_answer,omitempty"`
+	// Answers are Nayax's answers to the session's requests as they came,
+	// oldest first (the first and the latest MaxAnswers-1 are kept): a
+	// settlement retried after a lost result shows both the first and the
+	// "already settled" answer.
+	Answers []Answer `json:"answers,omitempty"`
 	// Payment is the payment record: what Nayax's answer to the
 	// settlement or cancel said about the money (receipt and
 	// reconciliation; never card data).
@@ -86,6 +91,21 @@ type Request struct {
 	Failures int       `json:"failures"` // refusals that count toward a settlement's budget (code 50)
 	FirstAt  time.Time `json:"first_at"`
 	NextAt   time.Time `json:"next_at"` // when to send again if no answer came
+	// Answered lists the events whose result was taken: the first result
+	// for an event counts, a later copy (a relay's retry) is ignored.
+	Answered []string `json:"answered,omitempty"`
+}
+
+// MaxAnswers bounds Session.Answers.
+const MaxAnswers = 8
+
+// AddAnswer appends a to the session's answers, keeping the first and the
+// latest ones within MaxAnswers.
+func (s *Session) AddAnswer(a Answer) {
+	s.Answers = append(s.Answers, a)
+	if n := len(s.Answers); n > MaxAnswers {
+		s.Answers = append(s.Answers[:1], s.Answers[n-MaxAnswers+1:]...)
+	}
 }
 
 // Answer is what Nayax said (through the relay) to one request.

@@ -106,3 +106,30 @@ func TooLateToSettle(authorizedAt, now time.Time) bool {
 func Spent(r *store.Request, now time.Time) bool {
 	return r.Failures >= SettleMaxAttempts || now.Sub(r.FirstAt) >= SettleWindow
 }
+
+// AlreadyDone reads Nayax's "already done" answer (28, or 50/51 saying
+// "already") to a settlement or cancel that may have reached Nayax before:
+// its first attempt's outcome was unknown to us (a lost result, a resend).
+// An answer that says the transaction already ended the way the request
+// intended completes it (ok true); one that says it ended the other way
+// (a settlement answered "already cancelled", a cancel answered "already
+// settled/completed") contradicts the request, and why says so for the
+// reconciliation.
+func AlreadyDone(kind, description string) (ok bool, why string) {
+	d := strings.ToLower(description)
+	settled := strings.Contains(d, "settl") || strings.Contains(d, "complet") || strings.Contains(d, "captur")
+	cancelled := strings.Contains(d, "cancel") || strings.Contains(d, "void") || strings.Contains(d, "revers")
+	switch kind {
+	case KindSettlement:
+		if cancelled && !settled {
+			return false, "settlement answered \"already cancelled\": Nayax released the hold, nothing was charged for this session"
+		}
+		return true, "Nayax: already settled (an earlier attempt of this settlement went through)"
+	case KindCancel:
+		if settled && !cancelled {
+			return false, "cancel answered \"already settled\": the card holder was charged for a session we cancelled"
+		}
+		return true, "Nayax: already cancelled (an earlier attempt of this cancel went through)"
+	}
+	return true, "Nayax: already done"
+}

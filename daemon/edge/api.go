@@ -92,6 +92,7 @@ type backend struct {
 	fleet    *fleet
 	exec     func(context.Context, func(*engine)) error
 	version  string
+	relays   *relayWatch
 }
 
 var _ localapi.Backend = backend{}
@@ -147,7 +148,12 @@ func (b backend) Sessions(limit int) ([]localapi.Session, error) {
 	var out []localapi.Session
 	err := b.st.View(func(tx *store.Tx) error {
 		return tx.Sessions(limit, func(s store.Session) bool {
+			answers := make([]localapi.Answer, 0, len(s.Answers))
+			for _, a := range s.Answers {
+				answers = append(answers, localapi.Answer(a))
+			}
 			out = append(out, localapi.Session{
+				Answers:            answers,
 				SparkTransactionID: s.SparkTransactionID, NayaxTransactionID: s.NayaxTransactionID,
 				Station: s.Station, State: string(s.State), Origin: s.Origin, EnergyWh: s.EnergyWh,
 				AuthorizedAmount: s.AuthorizedAmount, Amount: s.Amount, StopReason: s.StopReason,

@@ -132,10 +132,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer calls.close()
 
 	pres := newPresence(d.topics, d.o.Version, &d.cfg, st, stations, d.fleet.versions)
+	relays := newRelayWatch(d.log, d.topics.Prefix, func() {
+		calls.q.Push(func(e *engine) { e.resendAwaiting(time.Now()) })
+	})
+	defer relays.stop()
 	// The link's OnUp wakes the pump, which needs the link: OnUp runs only
 	// from lnk.Run, spawned below once pump is set.
 	var pump *pump
-	lo, err := d.linkOptions(pres, cmds, func() {
+	lo, err := d.linkOptions(pres, relays, cmds, func() {
 		pump.poke()
 		d.fleet.poke() // a report the broker has not seen yet
 	})
@@ -160,7 +164,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	api, err := listenAPI(d.cfg.Load().Node, backend{
 		st: st, stations: stations, cfg: &d.cfg, link: lnk, pres: pres, pump: pump,
-		fleet: d.fleet, exec: calls.do, version: d.o.Version,
+		fleet: d.fleet, exec: calls.do, version: d.o.Version, relays: relays,
 	}, d.log)
 	if err != nil {
 		return err
@@ -218,7 +222,7 @@ func (d *Daemon) status(s string) {
 // linkOptions builds the node's link: its identity, a persistent session
 // with manual acks (a command is acked once its reply is out), the will,
 // and the subscriptions; up runs once the birth came back.
-func (d *Daemon) linkOptions(pres *presence, cmds *queue.Queue[inbound], up func()) (link.Options, error) {
+func (d *Daemon) linkOptions(pres *presence, relays *relayWatch, cmds *queue.Queue[inbound], up func()) (link.Options, error) {
 	cfg := d.cfg.Load()
 	o, err := cfg.MQTT.LinkOptions()
 	if err != nil {
@@ -244,7 +248,8 @@ func (d *Daemon) linkOptions(pres *presence, cmds *queue.Queue[inbound], up func
 		d.topics.Commands():      func(c *link.Conn, m paho.Message) { cmds.Push(inbound{c, m}) },
 		d.topics.ConfigDesired(): d.fleet.handler(config.SourceNode),
 		wire.GroupConfigDesired(d.topics.Prefix, cfg.MQTT.Group): d.fleet.handler(config.SourceGroup),
-		d.topics.State(): pres.onState,
+		d.topics.State():                pres.onState,
+		wire.AllRelays(d.topics.Prefix): relays.onPresence,
 	}
 	o.OnUp = func(c *link.Conn) error {
 		if err := pres.birth(c, d.cfg.Load().MQTT.ConnectTimeout.D()); err != nil {

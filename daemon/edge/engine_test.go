@@ -503,6 +503,14 @@ func TestResultOutcomes(t *testing.T) {
 	}{
 		{name: "settlement approved", energy: true, result: map[string]any{"outcome": "approved"}, state: store.Settled},
 		{name: "settlement already done", energy: true, result: map[string]any{"outcome": "already-done"}, state: store.Settled},
+		{name: "settlement answered 28 already settled: settled", energy: true,
+			result: map[string]any{"outcome": "already-done", "Status": map[string]any{"Verdict": "Declined", "ErrorCode": 28, "ErrorDescription": "transaction already completed (settled)"}}, state: store.Settled},
+		{name: "settlement answered 28 already cancelled: contradiction, flagged", energy: true,
+			result: map[string]any{"outcome": "already-done", "Status": map[string]any{"Verdict": "Declined", "ErrorCode": 28, "ErrorDescription": "Already Cancelled"}}, state: store.NeedsReconciliation},
+		{name: "cancel answered 28 already cancelled: cancelled",
+			result: map[string]any{"outcome": "already-done", "Status": map[string]any{"Verdict": "Declined", "ErrorCode": 28, "ErrorDescription": "transaction already cancelled"}}, state: store.Cancelled},
+		{name: "cancel answered 28 already settled: contradiction, flagged",
+			result: map[string]any{"outcome": "already-done", "Status": map[string]any{"Verdict": "Declined", "ErrorCode": 28, "ErrorDescription": "transaction already completed (settled)"}}, state: store.NeedsReconciliation},
 		{name: "settlement 50 is retried later", energy: true,
 			result: map[string]any{"outcome": "declined", "Status": map[string]any{"Verdict": "Declined", "ErrorCode": nayax.CodeExternalSettlementFailed}}, state: store.Settling, failures: 1},
 		{name: "settlement declined otherwise needs a human", energy: true,
@@ -541,7 +549,52 @@ func TestResultOutcomes(t *testing.T) {
 			if tc.state.Final() && got.Request != nil {
 				t.Fatalf("final session keeps a request: %+v", got.Request)
 			}
+			if _, other := tc.result["event_id"]; !other && (len(got.Answers) != 1 || got.Answers[0].Outcome != tc.result["outcome"]) {
+				t.Fatalf("answers kept: %+v", got.Answers)
+			}
 		})
+	}
+}
+
+// TestFirstResultPerEvent: a settlement whose first result was lost is
+// sent again; Nayax answers the resend "already settled" and the session
+// is settled with both answers kept; a late copy of a result for an event
+// already answered changes nothing.
+func TestFirstResultPerEvent(t *testing.T) {
+	r := newRig(t, vehicleIf(true))
+	r.authorized()
+	time.Sleep(30 * time.Millisecond)
+	r.command("stop", stopBody(t, nil))
+	s := r.session()
+	first := s.Request.EventIDs[0]
+	// The relay could not call Nayax (error): the edge sends again.
+	r.command("result", map[string]any{"event_id": first, "call": s.Request.Call, "outcome": "error", "error": "nayax: 503"})
+	e := r.e
+	if err := e.commit(func(tx *store.Tx) error {
+		cur, err := tx.Session(s.SparkTransactionID)
+		if err != nil {
+			return err
+		}
+		return e.retry(tx, &cur, "test", time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s = r.session()
+	if len(s.Request.EventIDs) != 2 || s.Request.Attempts != 2 {
+		t.Fatalf("request after the retry: %+v", s.Request)
+	}
+	// A late copy of the first event's result (a relay's resend) is
+	// ignored, even though it now says something else.
+	r.command("result", map[string]any{"event_id": first, "call": s.Request.Call, "outcome": "declined",
+		"Status": map[string]any{"Verdict": "Declined", "ErrorCode": 26}})
+	if got := r.session(); got.State != store.Settling || len(got.Answers) != 1 {
+		t.Fatalf("a second result for an answered event was taken: %s %+v", got.State, got.Answers)
+	}
+	r.command("result", map[string]any{"event_id": s.Request.EventIDs[1], "call": s.Request.Call, "outcome": "already-done",
+		"Status": map[string]any{"Verdict": "Declined", "ErrorCode": 28, "ErrorDescription": "transaction already completed (settled)"}})
+	got := r.session()
+	if got.State != store.Settled || len(got.Answers) != 2 || got.Answers[0].Outcome != "error" || got.Answers[1].Code != 28 {
+		t.Fatalf("session %s answers %+v; want settled with both answers", got.State, got.Answers)
 	}
 }
 

@@ -42,6 +42,11 @@ func (b backend) Metrics(w io.Writer) error {
 		age = max(time.Since(head[0].CreatedAt).Seconds(), 0)
 	}
 	s.Gauge("sitelink_outbox_oldest_age_seconds", "Age of the oldest undelivered event (0 when the outbox is empty).", age)
+	if w := b.relays; w != nil {
+		s.Gauge("sitelink_relays_online", "Relay replicas announcing themselves online (P/relays/+).", float64(w.online.Load()))
+		s.Set("sitelink_relay_resends_total", "Times a relay coming online made the site send again the requests awaiting Nayax's answer.", metrics.Counter, float64(w.resends.Load()))
+		s.Set("sitelink_relay_presence_refused_total", "Relay presence messages refused (unreadable, or past the bound on replicas).", metrics.Counter, float64(w.refused.Load()))
+	}
 	s.Set("sitelink_events_published_total", "Events the broker acknowledged since the daemon started.", metrics.Counter, float64(b.pump.published.Load()))
 
 	counts, err := b.st.Counts()

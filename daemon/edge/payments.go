@@ -151,6 +151,51 @@ func (e *engine) retryRequests(now time.Time) {
 	}
 }
 
+// resendAwaiting sends again, now, every settlement and cancel whose
+// latest event left the outbox but got no result: a relay replica came
+// online, and the event may have reached no one (relayWatch). One that
+// was answered and waits out a backoff (Nayax asked for time) is left to
+// its schedule; a start is never sent twice. Its cost is the open
+// sessions, not the history.
+func (e *engine) resendAwaiting(now time.Time) {
+	var due []string
+	err := e.st.View(func(tx *store.Tx) error {
+		open, err := tx.OpenSessions()
+		for _, s := range open {
+			if awaitingAnswer(s.Request) {
+				due = append(due, s.SparkTransactionID)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		e.log.Error("list pending requests", "err", err)
+		return
+	}
+	for _, id := range due {
+		err := e.commit(func(tx *store.Tx) error {
+			cur, err := tx.Session(id)
+			if err != nil || !awaitingAnswer(cur.Request) {
+				return err
+			}
+			if waiting, err := e.unsent(tx, cur.Request); err != nil || waiting {
+				return err // the pump delivers it
+			}
+			return e.retry(tx, &cur, "a relay came online: the last event may have reached no one", now)
+		})
+		if err != nil {
+			e.log.Error("resend request", "spark_transaction_id", id, "err", err)
+		}
+	}
+}
+
+// awaitingAnswer: r is a settlement or cancel whose latest event got no
+// result yet.
+func awaitingAnswer(r *store.Request) bool {
+	return r != nil && r.Kind != billing.KindStart && len(r.EventIDs) > 0 &&
+		!slices.Contains(r.Answered, r.EventIDs[len(r.EventIDs)-1])
+}
+
 // unsent reports whether the request's latest event is still in the
 // outbox.
 func (e *engine) unsent(tx *store.Tx, r *store.Request) (bool, error) {
@@ -257,8 +302,9 @@ func (e *engine) resultCommand(cmd wire.Command, now time.Time) (wire.Answer, fu
 	if err != nil {
 		return declined(cmd, nayax.CodeGeneral, "ledger unavailable"), nil
 	}
-	if !found {
-		// A late or repeated result for a request already answered.
+	if !found || slices.Contains(s.Request.Answered, r.EventID) {
+		// A late or repeated result for a request already answered: the
+		// first result for an event is the one that counts.
 		e.log.Info("result for no pending request", "event", r.EventID, "outcome", r.Outcome)
 		return ok, nil
 	}
@@ -284,6 +330,8 @@ func (e *engine) resultCommand(cmd wire.Command, now time.Time) (wire.Answer, fu
 	}
 	return ok, func(tx *store.Tx) error {
 		s.LastAnswer = ans
+		s.AddAnswer(*ans)
+		s.Request.Answered = append(s.Request.Answered, r.EventID)
 		return e.applyResult(tx, &s, r, now)
 	}
 }
@@ -304,6 +352,19 @@ func (e *engine) applyResult(tx *store.Tx, s *store.Session, r wire.Result, now 
 		// The terminal waits for the card; the session waits for the
 		// TransactionCallback (its deadline was set when sent).
 		return tx.PutSession(s)
+	case r.Outcome == wire.OutcomeAlreadyDone && (kind == billing.KindSettlement || kind == billing.KindCancel):
+		// Our request may have reached Nayax before (a lost result, a
+		// resend): "already done" completes it, unless it says the
+		// transaction ended the other way.
+		s.Request = nil
+		fine, why := billing.AlreadyDone(kind, s.LastAnswer.Description)
+		switch {
+		case !fine:
+			return e.transition(tx, s, store.NeedsReconciliation, why, now)
+		case kind == billing.KindSettlement:
+			return e.transition(tx, s, store.Settled, why, now)
+		}
+		return e.transition(tx, s, store.Cancelled, why, now)
 	case done && kind == billing.KindSettlement:
 		s.Request = nil
 		return e.transition(tx, s, store.Settled, "Nayax settled", now)

@@ -255,14 +255,14 @@ func TestLinkOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), queue.New[inbound](), nil)
+	o, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), newRelayWatch(d.log, d.topics.Prefix, func() {}), queue.New[inbound](), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.ClientID != testNode || o.CleanSession || !o.ManualAck || o.Will == nil || o.OnUp == nil || o.TLS == nil {
 		t.Fatalf("options: client %q clean %v manual ack %v will %v onUp %v tls %v", o.ClientID, o.CleanSession, o.ManualAck, o.Will != nil, o.OnUp != nil, o.TLS != nil)
 	}
-	want := []string{d.topics.Commands(), d.topics.ConfigDesired(), wire.GroupConfigDesired(d.topics.Prefix, c.MQTT.Group), d.topics.State()}
+	want := []string{d.topics.Commands(), d.topics.ConfigDesired(), wire.GroupConfigDesired(d.topics.Prefix, c.MQTT.Group), d.topics.State(), wire.AllRelays(d.topics.Prefix)}
 	if len(o.Subs) != len(want) {
 		t.Fatalf("subscriptions %v, want %v", slices.Collect(maps.Keys(o.Subs)), want)
 	}
@@ -273,7 +273,7 @@ func TestLinkOptions(t *testing.T) {
 	}
 	c.MQTT.PasswordFile = filepath.Join(t.TempDir(), "nope")
 	c.MQTT.Username = testNode
-	if _, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), queue.New[inbound](), nil); err == nil || !strings.Contains(err.Error(), "mqtt.password_file") {
+	if _, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), newRelayWatch(d.log, d.topics.Prefix, func() {}), queue.New[inbound](), nil); err == nil || !strings.Contains(err.Error(), "mqtt.password_file") {
 		t.Fatalf("err = %v, want one naming mqtt.password_file", err)
 	}
 }

@@ -61,6 +61,9 @@ type Session struct {
 	Request *Request `json:"request,omitempty"`
 	// LastAnswer is Nayax's last answer to one of its requests.
 	LastAnswer *Answer `json:"last_answer,omitempty"`
+	// Answers are all of Nayax's answers as they came (the first and the
+	// latest few): a request sent twice shows both.
+	Answers []Answer `json:"answers,omitempty"`
 	// Payment is the payment record: Nayax's answer to the settlement or
 	// cancel (auth code, RRNs, settled amount, times), for a receipt.
 	Payment *PaymentRecord `json:"payment_record,omitempty"`

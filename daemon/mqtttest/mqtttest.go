@@ -322,6 +322,23 @@ func (b *Broker) Restart() {
 	}
 }
 
+// RestartEmpty is Restart for a broker that lost everything: mosquitto
+// starts again on the same port without its persistence file (no
+// sessions, subscriptions, retained or queued messages), as a broker run
+// without persistence does after a restart. The embedded broker cannot
+// forget: the test is skipped there.
+func (b *Broker) RestartEmpty() {
+	b.t.Helper()
+	if b.Kind == KindEmbedded {
+		b.t.Skip("mqtttest: the embedded broker cannot restart empty; install mosquitto")
+	}
+	b.Stop()
+	if err := os.Remove(filepath.Join(b.dir, "mosquitto.db")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		b.t.Fatalf("mqtttest: remove persistence: %v", err)
+	}
+	b.Restart()
+}
+
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -18,9 +18,12 @@ func TestClassify(t *testing.T) {
 		{nayax.CallExternalCancel, nayax.Approved("No Errors"), wire.OutcomeApproved},
 		{nayax.CallExternalCancel, nayax.Declined(28, "Already Cancelled"), wire.OutcomeAlreadyDone},
 		{nayax.CallCancelTransaction, nayax.Declined(28, "Already Cancelled"), wire.OutcomeAlreadyDone},
-		// To a settlement, "already cancelled" means the money is gone.
-		{nayax.CallExternalSettlement, nayax.Declined(28, "Already Cancelled"), wire.OutcomeDeclined},
-		{nayax.CallSettlement, nayax.Declined(28, "Already Cancelled"), wire.OutcomeDeclined},
+		// To a settlement, 28 is already-done too: the site reads its
+		// text (billing.AlreadyDone) and flags "already cancelled".
+		{nayax.CallExternalSettlement, nayax.Declined(28, "Already Cancelled"), wire.OutcomeAlreadyDone},
+		{nayax.CallSettlement, nayax.Declined(28, "transaction already completed (settled)"), wire.OutcomeAlreadyDone},
+		// A start is never "already done".
+		{nayax.CallTriggerTransaction, nayax.Declined(28, "Invalid Token"), wire.OutcomeDeclined},
 		{nayax.CallExternalSettlement, nayax.Declined(50, "Transaction already settled"), wire.OutcomeAlreadyDone},
 		{nayax.CallExternalSettlement, nayax.Declined(50, "External Settlement Failed"), wire.OutcomeDeclined},
 		{nayax.CallExternalCancel, nayax.Declined(51, "already cancelled by AutoCancel"), wire.OutcomeAlreadyDone},

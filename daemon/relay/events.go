@@ -43,8 +43,11 @@ func (r *Relay) worker(ctx context.Context) {
 const callTimeout = 60 * time.Second
 
 // handleEvent calls Nayax for one request event and publishes the answer
-// to the node as a `result` command; only then is the event acked, so a
-// replica that dies mid-call loses nothing (the broker redelivers).
+// to the node as a `result` command. The event is acked once the result is
+// published or handed to the resender, which keeps publishing it while
+// this replica lives: an answer Nayax gave is never dropped, so the node
+// never sends the request again for want of it. A replica that dies
+// mid-call loses nothing: the event was not acked and its node re-sends.
 func (r *Relay) handleEvent(ctx context.Context, d delivery) {
 	m := d.msg
 	if d.conn.Dead() {
@@ -57,11 +60,23 @@ func (r *Relay) handleEvent(ctx context.Context, d delivery) {
 		m.Ack()
 		return
 	}
+	request := requestOf(ev)
+	if res, ok := r.served.lookup(nodeID, ev.ID, request, time.Now()); ok {
+		// Answered before (by this replica or a peer): Nayax is not
+		// called again for the same request.
+		r.metrics.Inc(mServedFromMemory, "Request events answered from the memory of recent answers instead of calling Nayax again, by call.", "call", res.Call)
+		r.publishResult(ctx, d.conn, nodeID, res)
+		m.Ack()
+		return
+	}
 	// Never two concurrent calls for one request: a redelivery, or a
 	// node's resend while this replica is still calling Nayax for the same
 	// transaction, waits and is acked with the first (its node takes any
 	// of its event ids' results).
-	key := requestKey(ev)
+	key := nodeID + "|" + ev.ID
+	if request != "" {
+		key = nodeID + "|" + request
+	}
 	r.mu.Lock()
 	if dups, busy := r.busy[key]; busy {
 		r.busy[key] = append(dups, m)
@@ -70,54 +85,146 @@ func (r *Relay) handleEvent(ctx context.Context, d delivery) {
 	}
 	r.busy[key] = []paho.Message{}
 	r.mu.Unlock()
-	published := false
 	defer func() {
 		r.mu.Lock()
 		dups := r.busy[key]
 		delete(r.busy, key)
 		r.mu.Unlock()
-		if published {
-			m.Ack()
-			for _, d := range dups {
-				d.Ack()
-			}
+		m.Ack()
+		for _, d := range dups {
+			d.Ack()
 		}
 	}()
 
 	res := r.callNayax(ctx, typ, ev)
-	body, _ := json.Marshal(res)
-	topics := wire.Topics{Prefix: r.o.Prefix, Node: nodeID}
-	cmd, _ := json.Marshal(wire.Command{ID: "result-" + ev.ID, Type: wire.CommandResult, ReplyTo: topics.RelayReplies(r.o.ID), Body: body})
-	// The result goes out on the connection the event came on: if that
-	// one is gone, so is the event (clean session), and the node sends
-	// its request again.
-	c := d.conn
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = c.PublishWait(pctx, topics.Command(wire.CommandResult), false, cmd)
-	cancel()
-	if err != nil {
-		// A connection that cannot deliver is dropped rather than left
-		// holding an unacked event forever.
-		r.log.Warn("result not published; dropping the events connection so the node's retry gets through", "event", ev.ID, "err", err)
-		c.Abort(err)
-		return
-	}
-	published = true
+	res.SparkTransactionID = sparkOf(ev)
+	r.served.remember(nodeID, request, res, time.Now())
+	r.publishResult(ctx, d.conn, nodeID, res)
 	r.log.Info("nayax call done", "event", ev.ID, "call", res.Call, "outcome", res.Outcome, "attempts", res.Attempts)
 }
 
-// requestKey names the Nayax request an event carries: its call and
-// transaction, or the event id when it names no transaction.
-func requestKey(ev wire.Event) string {
-	call, fields, err := splitRequest(ev.Body)
-	var spark string
+// resultPublishTimeout bounds one attempt to publish a result.
+const resultPublishTimeout = 10 * time.Second
+
+// publishResult sends res to its node, on the connection the event came on
+// when it can; if that fails, the resender takes the result over.
+func (r *Relay) publishResult(ctx context.Context, c *link.Conn, nodeID string, res wire.Result) {
+	cmd := resultCommand(r.o.Prefix, r.o.ID, nodeID, res)
+	pctx, cancel := context.WithTimeout(ctx, resultPublishTimeout)
+	err := c.PublishWait(pctx, cmd.topic, false, cmd.payload)
+	cancel()
 	if err == nil {
-		_ = json.Unmarshal(fields["SparkTransactionId"], &spark)
+		return
 	}
-	if spark == "" {
-		return ev.ID
+	r.log.Warn("result not published; will keep trying while this relay runs", "event", res.EventID, "node", nodeID, "err", err)
+	r.metrics.Inc(mResultRetries, "Results whose first publish failed and were handed to the resender.")
+	// A connection that cannot deliver is dropped rather than kept.
+	c.Abort(err)
+	r.unpublished.Push(cmd)
+}
+
+// pendingResult is a result command ready to publish.
+type pendingResult struct {
+	topic   string
+	payload []byte
+	event   string
+}
+
+func resultCommand(prefix, relay, nodeID string, res wire.Result) pendingResult {
+	body, _ := json.Marshal(res)
+	topics := wire.Topics{Prefix: prefix, Node: nodeID}
+	cmd, _ := json.Marshal(wire.Command{ID: "result-" + res.EventID, Type: wire.CommandResult, ReplyTo: topics.RelayReplies(relay), Body: body})
+	return pendingResult{topic: topics.Command(wire.CommandResult), payload: cmd, event: res.EventID}
+}
+
+// maxUnpublished bounds the results held for the resender; past it the
+// oldest is dropped (counted): its node sends the request again after its
+// result timeout and the answer comes from memory or from Nayax.
+const maxUnpublished = 10000
+
+// resender publishes the results whose first publish failed, on whichever
+// of the replica's connections is up, with a capped backoff, until each is
+// out or the relay stops.
+func (r *Relay) resender(ctx context.Context) {
+	wait := time.Second
+	for {
+		select {
+		case <-r.unpublished.Wake():
+		case <-ctx.Done():
+			return
+		}
+		held := r.unpublished.Drain()
+		for len(held) > 0 {
+			if n := len(held) - maxUnpublished; n > 0 {
+				r.metrics.Add(mResultsDropped, "Results dropped because too many awaited a broker connection (their nodes ask again).", float64(n))
+				held = held[n:]
+			}
+			c := r.link.Conn()
+			if c == nil {
+				c = r.evlink.Conn()
+			}
+			err := errNoBroker
+			if c != nil {
+				pctx, cancel := context.WithTimeout(ctx, resultPublishTimeout)
+				err = c.PublishWait(pctx, held[0].topic, false, held[0].payload)
+				cancel()
+			}
+			if err == nil {
+				r.log.Info("result published after a retry", "event", held[0].event)
+				held, wait = held[1:], time.Second
+				continue
+			}
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return
+			}
+			wait = min(2*wait, 30*time.Second)
+			held = append(held, r.unpublished.Drain()...)
+		}
+	}
+}
+
+// onPeerResult learns the answers other replicas (and this one) published
+// to nodes, so that a repeated event dealt to this replica is answered
+// from memory. It runs in paho's router: decode and store only.
+func (r *Relay) onPeerResult(_ *link.Conn, m paho.Message) {
+	defer m.Ack()
+	nodeID, kind, typ, ok := wire.ParseNodeTopic(r.o.Prefix, m.Topic())
+	if !ok || kind != wire.KindCommands || typ != wire.CommandResult {
+		return
+	}
+	cmd, err := wire.DecodeCommand(m.Payload(), wire.CommandResult)
+	if err != nil {
+		return
+	}
+	res, err := wire.DecodeResult(cmd.Body)
+	if err != nil {
+		return
+	}
+	request := ""
+	if res.SparkTransactionID != "" && res.Call != "" {
+		request = res.Call + "|" + res.SparkTransactionID
+	}
+	r.served.remember(nodeID, request, res, time.Now())
+}
+
+// requestOf names the Nayax request an event carries (its call and
+// transaction), or "" when it names no transaction.
+func requestOf(ev wire.Event) string {
+	call, _, err := splitRequest(ev.Body)
+	spark := sparkOf(ev)
+	if err != nil || spark == "" || call == "" {
+		return ""
 	}
 	return call + "|" + spark
+}
+
+// sparkOf is the SparkTransactionId of a request event's body.
+func sparkOf(ev wire.Event) string {
+	var b struct{ SparkTransactionId string }
+	_ = json.Unmarshal(ev.Body, &b)
+	return b.SparkTransactionId
 }
 
 // splitRequest splits a request event's body into the call it names and
@@ -239,21 +346,21 @@ func allowedCall(typ, call string) bool {
 	return false
 }
 
-// classify reads Nayax's verdict. "Already cancelled/completed" answers to
-// a retried request mean the first attempt succeeded (DESIGN.md §3).
+// classify reads Nayax's verdict. "Already cancelled/completed" answers
+// (28, or 50/51 saying "already") to a settlement or cancel are
+// already-done: the site reads their text and decides whether they
+// complete its request or contradict it (billing.AlreadyDone).
 func classify(call string, st nayax.Status) wire.Outcome {
 	if st.IsApproved() {
 		return wire.OutcomeApproved
 	}
+	if call == nayax.CallTriggerTransaction {
+		return wire.OutcomeDeclined
+	}
 	desc := strings.ToLower(st.ErrorDescription + " " + st.StatusMessage)
-	cancel := call == nayax.CallCancelTransaction || call == nayax.CallExternalCancel
 	switch st.Code() {
 	case nayax.CodeAlreadyCancelled:
-		// "Already cancelled" completes a cancel; to a settlement it says
-		// the money is gone: a human must look.
-		if cancel {
-			return wire.OutcomeAlreadyDone
-		}
+		return wire.OutcomeAlreadyDone
 	case nayax.CodeExternalSettlementFailed, nayax.CodeExternalCancelFailed:
 		if strings.Contains(desc, "already") {
 			return wire.OutcomeAlreadyDone

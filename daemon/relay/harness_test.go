@@ -86,12 +86,22 @@ type relayProc struct {
 // startRelay starts a relay replica; its Nayax client talks to nayaxsim.
 func (e *env) startRelay(id string, budget time.Duration, headers ...relay.Header) *relayProc {
 	e.t.Helper()
+	return e.startRelayWith(id, budget, nil, headers...)
+}
+
+// startRelayWith is startRelay with the Nayax client's config adjusted.
+func (e *env) startRelayWith(id string, budget time.Duration, edit func(*nayax.ClientConfig), headers ...relay.Header) *relayProc {
+	e.t.Helper()
 	o := e.sim.Options()
-	client, err := nayax.NewClient(nayax.ClientConfig{
+	cc := nayax.ClientConfig{
 		BaseURL: e.sim.URL(), IntegratorID: o.IntegratorID, SignKey: o.SignKey,
 		TokenID: o.TokenID, TokenSecret: o.TokenSecret, Timeout: 2 * time.Second, Attempts: 3,
 		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, Logger: e.log,
-	})
+	}
+	if edit != nil {
+		edit(&cc)
+	}
+	client, err := nayax.NewClient(cc)
 	if err != nil {
 		e.t.Fatal(err)
 	}

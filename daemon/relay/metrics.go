@@ -17,6 +17,11 @@ const (
 	mNayaxCalls    = "sitelink_relay_nayax_calls_total"
 	mNayaxTime     = "sitelink_relay_nayax_call_seconds"
 	mNayaxAttempts = "sitelink_relay_nayax_attempts_total"
+	// Requests answered from memory, results re-published, results
+	// dropped: see served.go and events.go.
+	mServedFromMemory = "sitelink_relay_events_served_from_memory_total"
+	mResultRetries    = "sitelink_relay_result_publish_retries_total"
+	mResultsDropped   = "sitelink_relay_results_dropped_total"
 )
 
 // Verdict labels of callbacks that got no Nayax verdict.
@@ -58,6 +63,8 @@ func (r *Relay) writeMetrics(w http.ResponseWriter) {
 	r.metrics.Gauge("sitelink_relay_connected", up, metrics.Bool(r.link.Connected()), "link", "callbacks")
 	r.metrics.Gauge("sitelink_relay_connected", up, metrics.Bool(r.evlink.Connected()), "link", "events")
 	r.metrics.Gauge("sitelink_relay_nodes", "Site controllers the relay has a route to.", float64(len(r.routes.all())))
+	r.metrics.Gauge("sitelink_relay_results_unpublished", "Nayax answers waiting for a broker connection to reach their node.", float64(r.unpublished.Len()))
+	r.metrics.Gauge("sitelink_relay_answers_remembered", "Recent Nayax answers kept to answer repeated events from memory.", float64(r.served.len()))
 	w.Header().Set("Content-Type", metrics.ContentType)
 	_, _ = r.metrics.WriteTo(w)
 }

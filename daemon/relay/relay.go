@@ -50,6 +50,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Workers bounds concurrent outbound Nayax calls (default 8).
 	Workers int
+	// RememberAnswers bounds the recent Nayax answers kept to answer a
+	// repeated event from memory (default 20000; negative: none).
+	RememberAnswers int
 	// TriggerTimeout is the TransactionTimeout of a TriggerTransaction
 	// whose start request names none (sites normally do).
 	TriggerTimeout time.Duration
@@ -71,11 +74,21 @@ type Relay struct {
 
 	mu      sync.Mutex
 	pending map[string]chan wire.Reply // command id -> waiting HTTP handler
-	busy    map[string][]paho.Message  // event id -> duplicate deliveries to ack when done
+	busy    map[string][]paho.Message  // node|request -> duplicate deliveries to ack when done
+
+	// served answers repeated events from memory; unpublished holds the
+	// results whose publish failed, for the resender.
+	served      *served
+	unpublished *queue.Queue[pendingResult]
+	epoch       atomic.Int64 // bumped on every events connection: the presence's epoch
 
 	ready chan struct{}
 	addr  string
 }
+
+// rememberFor is how long an answer is kept for repeated events: longer
+// than any node's retry schedule for one request.
+const rememberFor = 24 * time.Hour
 
 // New validates options.
 func New(o Options) (*Relay, error) {
@@ -91,6 +104,9 @@ func New(o Options) (*Relay, error) {
 	if o.Workers <= 0 {
 		o.Workers = 8
 	}
+	if o.RememberAnswers == 0 {
+		o.RememberAnswers = 20000
+	}
 	if o.Listen == "" {
 		o.Listen = ":8080"
 	}
@@ -101,7 +117,8 @@ func New(o Options) (*Relay, error) {
 	r := &Relay{
 		o: o, log: log, routes: newRoutes(log), events: queue.New[delivery](),
 		pending: map[string]chan wire.Reply{}, busy: map[string][]paho.Message{},
-		ready: make(chan struct{}),
+		ready:  make(chan struct{}),
+		served: newServed(o.RememberAnswers, rememberFor), unpublished: queue.New[pendingResult](),
 	}
 	// Clean sessions: a replica that is down must not keep a share of the
 	// events queued for it (mosquitto keeps dealing shared messages to
@@ -115,8 +132,9 @@ func New(o Options) (*Relay, error) {
 	lo.Logger = log
 	all := wire.AllNodes(o.Prefix)
 	lo.Subs = map[string]link.Handler{
-		all.State():            r.onState,
-		all.RelayReplies(o.ID): r.onReply,
+		all.State():                     r.onState,
+		all.RelayReplies(o.ID):          r.onReply,
+		all.Command(wire.CommandResult): r.onPeerResult,
 	}
 	lo.OnUp = func(*link.Conn) error { r.upAt.Store(time.Now().UnixNano()); return nil }
 	r.link = link.New(lo)
@@ -125,6 +143,20 @@ func New(o Options) (*Relay, error) {
 	eo.CleanSession = true
 	eo.ManualAck = true
 	eo.Logger = log.With("link", "events")
+	// Presence: announced once the events subscription exists, so a
+	// site that sees it knows its next event reaches a replica; the will
+	// withdraws it.
+	presence := wire.RelayPresence(o.Prefix, o.ID)
+	eo.Will = func() (string, []byte, error) {
+		b, err := json.Marshal(wire.RelayState{Online: false, Epoch: r.epoch.Add(1), At: time.Now().UTC()})
+		return presence, b, err
+	}
+	eo.OnUp = func(c *link.Conn) error {
+		b, _ := json.Marshal(wire.RelayState{Online: true, Epoch: r.epoch.Load(), At: time.Now().UTC()})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return c.PublishWait(ctx, presence, true, b)
+	}
 	eo.Subs = map[string]link.Handler{}
 	for _, typ := range []string{wire.EventStartRequest, wire.EventSettlementRequest, wire.EventCancelRequest} {
 		eo.Subs[wire.Shared(o.Group, all.Event(typ))] = r.onEvent
@@ -161,8 +193,9 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	runCtx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); _ = r.link.Run(runCtx) }()
+	go func() { defer wg.Done(); r.resender(runCtx) }()
 	go func() { defer wg.Done(); _ = r.evlink.Run(runCtx) }()
 	for i := 0; i < r.o.Workers; i++ {
 		wg.Add(1)
@@ -179,7 +212,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), r.o.AckBudget+time.Second)
 	_ = srv.Shutdown(sctx)
 	cancel()
-	_ = r.evlink.Shutdown("", nil, time.Second)
+	// Withdraw the presence: a clean disconnect sends no will.
+	off, _ := json.Marshal(wire.RelayState{Online: false, Epoch: r.epoch.Load(), At: time.Now().UTC()})
+	_ = r.evlink.Shutdown(wire.RelayPresence(r.o.Prefix, r.o.ID), off, time.Second)
 	_ = r.link.Shutdown("", nil, time.Second)
 	stop()
 	wg.Wait()

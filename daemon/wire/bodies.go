@@ -34,6 +34,10 @@ type Result struct {
 	Status   *Status `json:"status,omitempty"`
 	Error    string  `json:"error,omitempty"`
 	Attempts int     `json:"attempts,omitempty"`
+	// SparkTransactionID names the request's transaction, so that every
+	// relay replica learns which request an answer completed (relay
+	// dedupe); the site matches results by EventID.
+	SparkTransactionID string `json:"spark_transaction_id,omitempty"`
 	// Record is what Nayax's answer says about the money (no card
 	// data), for the session's payment record; nil if it said nothing.
 	Record *PaymentRecord `json:"record,omitempty"`

@@ -282,6 +282,25 @@ func DecodeEvent(payload []byte) (Event, error) {
 	return e, nil
 }
 
+// RelayState is a relay replica's presence on P/relays/{id} (retained;
+// the will says online false). Epoch changes with every connection, so a
+// site can tell a replica that came back from one it already knew.
+type RelayState struct {
+	Online bool      `json:"online"`
+	Epoch  int64     `json:"epoch"`
+	At     time.Time `json:"at"`
+}
+
+// DecodeRelayState decodes a relay presence message; an empty payload (a
+// cleared retained message) is ErrMalformed.
+func DecodeRelayState(payload []byte) (RelayState, error) {
+	var s RelayState
+	if err := decodeEnvelope("decode relay state", payload, &s); err != nil {
+		return RelayState{}, err
+	}
+	return s, nil
+}
+
 // DecodeState decodes a state message. An empty payload (a cleared
 // retained message) is ErrMalformed: the caller forgets the node.
 func DecodeState(payload []byte) (State, error) {

@@ -103,3 +103,24 @@ func FuzzDecodeState(f *testing.F) {
 		_, _ = wire.DecodeState(payload) // must not panic
 	})
 }
+
+// FuzzRelayPresence: a relay presence topic and payload from the network
+// either decode to a relay id without levels or wildcards and a state, or
+// are refused; nothing panics, nothing oversized is taken.
+func FuzzRelayPresence(f *testing.F) {
+	f.Add("sitelink/v1/relays/relay-1", []byte(`{"online":true,"epoch":3,"at":"2026-12-05T10:00:00Z"}`))
+	f.Add("sitelink/v1/relays/+", []byte(`{"online":false}`))
+	f.Add("sitelink/v1/relays/a/b", []byte(`{}`))
+	f.Add("sitelink/v1/nodes/a/state", []byte(`[]`))
+	f.Add("sitelink/v1/relays/", []byte(``))
+	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		if id, ok := wire.ParseRelayTopic(wire.DefaultPrefix, topic); ok {
+			if id == "" || strings.ContainsAny(id, "/+#") || wire.RelayPresence(wire.DefaultPrefix, id) != topic {
+				t.Fatalf("relay id %q from %q", id, topic)
+			}
+		}
+		if _, err := wire.DecodeRelayState(payload); err == nil && len(payload) > wire.MaxPayload {
+			t.Fatalf("accepted %d bytes", len(payload))
+		}
+	})
+}

@@ -93,6 +93,32 @@ func GroupConfigDesired(prefix, group string) string {
 // topics are subscription filters, AllNodes(p).State() is P/nodes/+/state.
 func AllNodes(prefix string) Topics { return Topics{Prefix: prefix, Node: "+"} }
 
+// RelayPresence is P/relays/{id}: a relay replica's retained presence
+// (RelayState), also its last will. Sites watch P/relays/+ and send again
+// what awaits Nayax's answer when a replica comes online, because an
+// event published while no replica was subscribed (a broker restarted
+// without persistence) reached nobody.
+func RelayPresence(prefix, relay string) string { return join(prefix, "relays", relay) }
+
+// AllRelays is the filter P/relays/+.
+func AllRelays(prefix string) string { return join(prefix, "relays", "+") }
+
+// ParseRelayTopic returns the relay id of a P/relays/{id} topic.
+func ParseRelayTopic(prefix, topic string) (relay string, ok bool) {
+	if p := strings.TrimRight(prefix, "/"); p != "" {
+		rest, found := strings.CutPrefix(topic, p+"/")
+		if !found {
+			return "", false
+		}
+		topic = rest
+	}
+	id, found := strings.CutPrefix(topic, "relays/")
+	if !found || checkLevel("", id) != nil || strings.Contains(id, "/") {
+		return "", false
+	}
+	return id, true
+}
+
 // Shared turns a filter into an MQTT shared subscription
 // ($share/{group}/{filter}), so that relay replicas split the messages.
 func Shared(group, filter string) string { return "$share/" + group + "/" + filter }
