@@ -157,6 +157,12 @@ func TestKilledAfterStopAck(t *testing.T) {
 		t.Fatalf("authorize: %s", v)
 	}
 	waitSession(t, api, "charging")
+	// Enough energy to cost more than 0.00: the session ends by a
+	// Settlement, not by the cancel of a free session.
+	waitFor(t, "energy above 100 Wh", func() bool {
+		ss, err := api.Sessions(1)
+		return err == nil && len(ss) == 1 && ss[0].EnergyWh > 100
+	})
 	if v := command(t, rec, topics, "stop-1", "stop", seeds.Get("000_stopcallback_request.json")); v != "Approved" {
 		t.Fatalf("stop: %s", v)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sitelink/sitelink/daemon/billing"
@@ -22,28 +23,20 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (wire.Answer, fu
 	if err != nil {
 		return out(nayax.CortinaDeclineFor(err)), nil
 	}
-	nayaxID := req.NayaxTransactionId.V
-	if nayaxID == 0 {
-		// Cortina's TransactionId is Nayax's id when it fits an int64
-		// (exactly: never through float64).
-		if v, err := strconv.ParseInt(req.TransactionId.S, 10, 64); err == nil {
-			nayaxID = v
-		}
-	}
 	unknown := out(nayax.CortinaDeclined(nayax.CortinaUnknownTransaction, "unknown transaction"))
-	if nayaxID == 0 {
-		return unknown, nil
-	}
-	s, err := e.find(func(tx *store.Tx) (store.Session, error) { return tx.SessionByNayax(nayaxID) })
+	s, err := e.find(func(tx *store.Tx) (store.Session, error) { return cortinaSession(tx, req) })
 	if errors.Is(err, store.ErrNotFound) {
 		return unknown, nil
 	}
 	if err != nil {
 		return out(nayax.CortinaDeclined(nayax.CortinaGeneral, "ledger unavailable")), nil
 	}
-	// The machine named must be the session's terminal.
+	// The machine named must be the session's terminal, or another
+	// terminal of this node: never another site's.
 	if terminalOfSession(&s).Conflict(req.MachineId.V, req.HwSerial.S) != "" {
-		return unknown, nil
+		if _, ours := e.conf().TerminalFor(req.MachineId.V, req.HwSerial.S); !ours {
+			return unknown, nil
+		}
 	}
 	op := "Cancel"
 	if o, _ := opOf(cmd.Body); o != "" {
@@ -94,6 +87,37 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (wire.Answer, fu
 		}
 		return e.transition(tx, &s, store.Cancelled, reason, now)
 	}
+}
+
+// maxCortinaID bounds the identifiers a Cortina cancel may name (36: a
+// UUID, FLOWS.md).
+const maxCortinaID = 36
+
+// cortinaSession finds the session a Cortina Cancel/Void names, in
+// FLOWS.md's order: NayaxTransactionId when non-zero, else
+// BasicInfo.TransactionId (our SparkTransactionId echoed, or Nayax's id as
+// a number), else PaymentInfo.SrvTranId (the same two ways).
+func cortinaSession(tx *store.Tx, req nayax.CortinaCancel) (store.Session, error) {
+	if id := req.NayaxTransactionId.V; id != 0 {
+		return tx.SessionByNayax(id)
+	}
+	for _, id := range []string{strings.TrimSpace(req.TransactionId.S), strings.TrimSpace(req.SrvTranId.S)} {
+		if id == "" || len(id) > maxCortinaID {
+			continue
+		}
+		s, err := tx.Session(id)
+		if err == nil || !errors.Is(err, store.ErrNotFound) {
+			return s, err
+		}
+		// A number is Nayax's id (exactly: never through float64).
+		if n, perr := strconv.ParseInt(id, 10, 64); perr == nil && n > 0 {
+			s, err := tx.SessionByNayax(n)
+			if err == nil || !errors.Is(err, store.ErrNotFound) {
+				return s, err
+			}
+		}
+	}
+	return store.Session{}, store.ErrNotFound
 }
 
 // opOf reads the relay's "Operation" marker (Cancel or Void).

@@ -445,12 +445,27 @@ func TestCortinaCancelOutcomes(t *testing.T) {
 	cases := []struct {
 		name    string
 		machine int64
+		body    string // instead of body: Cortina's other ways to name the transaction
+		edit    func(*config.Edge)
 		setup   func(r *rig)
 		verdict string
 		state   store.State
 	}{
 		{name: "charging session is aborted", machine: 71234996, verdict: "Approved", state: store.Cancelled},
 		{name: "another machine's cancel is unknown", machine: 71234997, verdict: "Declined", state: store.Authorized},
+		{name: "matched by TransactionId, our spark id, NayaxTransactionId 0 (Nayax's example)", machine: 71234996, verdict: "Approved", state: store.Cancelled,
+			body: `{"BasicInfo":{"TransactionId":"` + seedSpark + `","NayaxTransactionId":0},"MachineInfo":{"Id":%d},"ReasonText":"vend failure"}`},
+		{name: "matched by TransactionId as a number (Nayax's id)", machine: 71234996, verdict: "Approved", state: store.Cancelled,
+			body: `{"BasicInfo":{"TransactionId":2004545072},"MachineInfo":{"Id":%d}}`},
+		{name: "matched by PaymentInfo.SrvTranId", machine: 71234996, verdict: "Approved", state: store.Cancelled,
+			body: `{"BasicInfo":{"TransactionId":"ffffffff-0000-4000-8000-000000000000"},"MachineInfo":{"Id":%d},"PaymentInfo":{"SrvTranId":"` + seedSpark + `"}}`},
+		{name: "an unknown TransactionId and SrvTranId", machine: 71234996, verdict: "Declined", state: store.Authorized,
+			body: `{"BasicInfo":{"TransactionId":"A1B2C3"},"MachineInfo":{"Id":%d},"PaymentInfo":{"SrvTranId":"77"}}`},
+		{name: "another terminal of this node may name it", machine: 5550001, verdict: "Approved", state: store.Cancelled,
+			edit: func(c *config.Edge) {
+				c.Terminals[0].Stations = []string{"5"}
+				c.Terminals = append(c.Terminals, config.Terminal{MachineID: 5550001, HwSerial: "0555000000001", Flow: "pre-authorization", Stations: []string{"6"}})
+			}},
 		{name: "while our cancel is on its way, Nayax's wins", machine: 71234996,
 			setup: func(r *rig) { r.command("stop", stopBody(r.t, nil)) }, verdict: "Approved", state: store.Cancelled},
 		{name: "contactor stuck: declined, Nayax's cancel decides the money later", machine: 71234996,
@@ -468,13 +483,13 @@ func TestCortinaCancelOutcomes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, nil)
+			r := newRig(t, tc.edit)
 			r.authorized()
 			if tc.setup != nil {
 				tc.setup(r)
 			}
 			before := len(r.events())
-			reply := r.command("cancel", []byte(fmt.Sprintf(body, tc.machine)))
+			reply := r.command("cancel", []byte(fmt.Sprintf(cmpOr(tc.body, body), tc.machine)))
 			st, _ := reply["Status"].(map[string]any)
 			if st["Verdict"] != tc.verdict {
 				t.Fatalf("answer %v, want %s", reply, tc.verdict)

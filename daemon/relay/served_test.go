@@ -10,7 +10,9 @@ import (
 // TestServed: what is remembered, for whom, and for how long.
 func TestServed(t *testing.T) {
 	now := time.Now()
-	res := func(id string, o wire.Outcome) wire.Result { return wire.Result{EventID: id, Call: "Settlement", Outcome: o} }
+	res := func(id string, o wire.Outcome) wire.Result {
+		return wire.Result{EventID: id, Call: "Settlement", Outcome: o}
+	}
 	cases := []struct {
 		name    string
 		keep    func(s *served)
