@@ -44,6 +44,17 @@
 // Card data never reaches the file: sessions hold an HMAC of the card hash
 // keyed with CardKey, a random key created with the file.
 //
+// # Money and schema versions
+//
+// Money is integers (money.go): amounts in minor units of the session's
+// currency, prices in millionths of the unit. meta's schema_version says
+// how the file is laid out (SchemaVersion); Open migrates an older file in
+// the transaction that opens it (migrate.go), so a migration that fails
+// (a record that does not decode, an amount the integers cannot hold
+// exactly) leaves the file byte for byte as it was. Schema 1 kept money as
+// float64 main units; testdata/ledger-v1.db is such a file, made by
+// testdata/gen_fixture.go with that release.
+//
 // # Lifecycle
 //
 // lifecycle.go holds the one table of allowed session transitions
@@ -70,7 +81,8 @@
 //     power cut can lose committed sessions or corrupt the file.
 //   - A file written by a newer sitelink (schema_version greater than
 //     SchemaVersion) is refused with ErrSchemaTooNew rather than
-//     misread. Downgrading means restoring a backup.
+//     misread. Downgrading means restoring a backup: a migrated file is
+//     no longer readable by the release that wrote it.
 //   - The store returns decode errors for damaged records instead of
 //     panicking, but bbolt itself can panic on a file whose pages are
 //     damaged; keep the file on a filesystem that honours fsync.

@@ -41,8 +41,8 @@ type Session struct {
 	MachineAuTime      string    `json:"machine_au_time,omitempty"` // yyyyMMddHHmmssSSS as Nayax sent it
 	CardDigest         string    `json:"card_digest,omitempty"`     // HMAC of CardHash with the store's key
 	CardLast4          string    `json:"card_last4,omitempty"`
-	AuthorizedAmount   float64   `json:"authorized_amount"`
-	Amount             float64   `json:"amount"`
+	AuthorizedMinor    int64     `json:"authorized_minor"` // authorized, in minor units (money.go)
+	AmountMinor        int64     `json:"amount_minor"`     // settled, in minor units
 	MeterStartWh       float64   `json:"meter_start_wh"`
 	EnergyWh           float64   `json:"energy_wh"`
 	StopReason         string    `json:"stop_reason,omitempty"`
@@ -70,12 +70,15 @@ type Session struct {
 	Tariff *Tariff `json:"tariff,omitempty"`
 }
 
-// Tariff is a session's price (see config.Tariff).
+// Tariff is a session's price: config.Tariff made exact when the session
+// started (money.go). DecimalPlace is also the scale of the session's
+// amounts. A session recorded before sessions kept their tariff has none;
+// its amounts are in the configured tariff's decimal places.
 type Tariff struct {
-	Currency     string  `json:"currency"`
-	DecimalPlace int     `json:"decimal_place"`
-	PricePerKWh  float64 `json:"price_per_kwh"`
-	SessionFee   float64 `json:"session_fee"`
+	Currency         string `json:"currency"`
+	DecimalPlace     int    `json:"decimal_place"`
+	PricePerKWhMicro int64  `json:"price_per_kwh_micro"` // millionths of the unit per kWh: 0.39 is 390000
+	SessionFeeMicro  int64  `json:"session_fee_micro"`   // millionths of the unit
 }
 
 // Request is a request to Nayax that a session waits on. Body is the

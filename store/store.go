@@ -46,8 +46,9 @@ var (
 )
 
 // SchemaVersion is the on-disk layout version this package writes. A file
-// with a higher version is refused with ErrSchemaTooNew.
-const SchemaVersion = 1
+// with a higher version is refused with ErrSchemaTooNew; one with a lower
+// version is migrated by Open (migrate.go). 2: money as integers.
+const SchemaVersion = 2
 
 // Defaults for Options fields left zero.
 const (
@@ -101,6 +102,11 @@ type Options struct {
 	NoSync bool
 	// Logger receives open/close and pruning messages; nil discards them.
 	Logger *slog.Logger
+	// LegacyDecimalPlace is the currency's decimal places for migrating
+	// sessions that a schema-1 file recorded without a tariff (older
+	// releases priced them with the configured tariff): the daemon passes
+	// tariff.decimal_place. nil means DefaultLegacyDecimalPlace.
+	LegacyDecimalPlace *int
 }
 
 func (o Options) withDefaults() Options {
@@ -158,53 +164,81 @@ func Open(path string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, opts: o, log: o.Logger}
-	created := false
+	var res schemaInit
 	err = db.Update(func(tx *bolt.Tx) error {
 		var err error
-		created, err = initSchema(tx)
+		res, err = initSchema(tx, o.legacyDecimalPlace())
 		return err
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s.log.Info("store opened", "path", path, "schema", SchemaVersion, "created", created)
+	if res.migratedFrom != 0 {
+		s.log.Info("store migrated", "path", path, "from", res.migratedFrom, "to", SchemaVersion, "sessions", res.migrated)
+	}
+	s.log.Info("store opened", "path", path, "schema", SchemaVersion, "created", res.created)
 	return s, nil
 }
 
-// initSchema checks the schema version and creates whatever a fresh file
-// lacks. It reports whether the file was new.
-func initSchema(tx *bolt.Tx) (created bool, err error) {
+func (o Options) legacyDecimalPlace() int {
+	if o.LegacyDecimalPlace == nil {
+		return DefaultLegacyDecimalPlace
+	}
+	return *o.LegacyDecimalPlace
+}
+
+// schemaInit is what initSchema did.
+type schemaInit struct {
+	created      bool   // the file was new
+	migratedFrom uint64 // the schema migrated from, 0 if none
+	migrated     int    // sessions rewritten by the migration
+}
+
+// initSchema checks the schema version, migrates an older file, and
+// creates whatever a fresh file lacks, all in tx: a failure anywhere
+// leaves the file as it was.
+func initSchema(tx *bolt.Tx, legacyDP int) (res schemaInit, err error) {
 	if m := tx.Bucket(bucketMeta); m != nil {
 		if v := m.Get(metaSchema); v != nil {
 			if len(v) != 8 {
-				return false, fmt.Errorf("meta %s: bad length %d", metaSchema, len(v))
+				return res, fmt.Errorf("meta %s: bad length %d", metaSchema, len(v))
 			}
-			if got := binary.BigEndian.Uint64(v); got > SchemaVersion {
-				return false, fmt.Errorf("file has schema %d, this sitelink knows %d: %w",
+			got := binary.BigEndian.Uint64(v)
+			if got > SchemaVersion {
+				return res, fmt.Errorf("file has schema %d, this sitelink knows %d: %w",
 					got, SchemaVersion, ErrSchemaTooNew)
+			}
+			if got < SchemaVersion {
+				if res.migrated, err = migrate(tx, got, legacyDP); err != nil {
+					return res, err
+				}
+				if err := putU64(m, metaSchema, SchemaVersion); err != nil {
+					return res, err
+				}
+				res.migratedFrom = got
 			}
 		}
 	}
 	for _, name := range allBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return false, fmt.Errorf("create bucket %s: %w", name, err)
+			return res, fmt.Errorf("create bucket %s: %w", name, err)
 		}
 	}
 	m := tx.Bucket(bucketMeta)
 	if m.Get(metaSchema) == nil {
-		created = true
+		res.created = true
 		if err := putU64(m, metaSchema, SchemaVersion); err != nil {
-			return false, err
+			return res, err
 		}
 	}
 	if k := m.Get(metaCardKey); len(k) != cardKeyLen {
 		key := make([]byte, cardKeyLen)
 		if _, err := rand.Read(key); err != nil {
-			return false, fmt.Errorf("card key: %w", err)
+			return res, fmt.Errorf("card key: %w", err)
 		}
 		if err := m.Put(metaCardKey, key); err != nil {
-			return false, fmt.Errorf("card key: %w", err)
+			return res, fmt.Errorf("card key: %w", err)
 		}
 	}
 	// Counters are kept so that lengths are O(1); recount if one is
@@ -218,10 +252,10 @@ func initSchema(tx *bolt.Tx) (created bool, err error) {
 		}
 		n := tx.Bucket(c.bucket).Stats().KeyN
 		if err := putU64(m, c.key, uint64(n)); err != nil {
-			return false, err
+			return res, err
 		}
 	}
-	return created, nil
+	return res, nil
 }
 
 // Close releases the file and its lock. Calling it again returns nil.

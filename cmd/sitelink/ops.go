@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/localapi"
 	"github.com/sitelink/sitelink/hal/gpio"
+	"github.com/sitelink/sitelink/store"
 )
 
 // socketFlags adds -socket and -config and returns a resolver.
@@ -89,8 +91,8 @@ func cmdQuery(what string, args []string, stdout, stderr io.Writer) error {
 	case []localapi.Session:
 		fmt.Fprintln(tw, "SPARK TRANSACTION\tNAYAX ID\tSTATION\tSTATE\tENERGY Wh\tAUTHORIZED\tAMOUNT\tNAYAX\tREASON\tUPDATED")
 		for _, s := range x {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.2f\t%.2f\t%s\t%s\t%s\n", s.SparkTransactionID, nayaxID(s.NayaxTransactionID),
-				s.Station, s.State, s.EnergyWh, s.AuthorizedAmount, s.Amount, nayaxState(s), dash(s.StopReason), s.UpdatedAt.Local().Format(time.DateTime))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\n", s.SparkTransactionID, nayaxID(s.NayaxTransactionID),
+				s.Station, s.State, s.EnergyWh, money(s.AuthorizedMinor, s), money(s.AmountMinor, s), nayaxState(s), dash(s.StopReason), s.UpdatedAt.Local().Format(time.DateTime))
 		}
 	case []localapi.OutboxEntry:
 		fmt.Fprintln(tw, "SEQ\tID\tTYPE\tSTATUS\tATTEMPTS\tAGE\tSESSION")
@@ -340,4 +342,10 @@ func cmdConfigShow(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Key, val, st.Source)
 	}
 	return tw.Flush()
+}
+
+// money writes a session's amount with its currency's decimals ("0.50
+// EUR", "3000 JPY"), from the ledger's minor units.
+func money(minor int64, s localapi.Session) string {
+	return strings.TrimSpace(store.FormatFixed(minor, s.DecimalPlace) + " " + s.Currency)
 }

@@ -6,14 +6,17 @@
 //
 //	min(authorized, session_fee + energy_kWh × price_per_kwh)
 //
-// in the currency's main unit with tariff.decimal_place decimals (0 to 3).
-// The arithmetic is exact decimal arithmetic on the values as written
-// (0.39 in the config is 0.39, not the binary double nearest to it): the
-// tariff is rounded half-up (0.585 → 0.59), the authorized amount is
-// truncated (never rounded up), so the settlement can never exceed what
-// the card holder authorized. Energy is first rounded to whole
-// milliwatt-hours, far below any meter's resolution, so that float noise
-// of a meter subtraction (1499.9999999999998 Wh) cannot flip a rounding.
+// in minor units of the currency (tariff.decimal_place, 0 to 3). Money is
+// integers (store/money.go): amounts in minor units, prices and fees in
+// millionths of the currency unit, so 0.39 €/kWh × 1500 Wh is exactly
+// 0.585 € and settles as 59 cents. The tariff is rounded half-up once, at
+// the end; the authorized amount needs no rounding (it is whole minor
+// units, or it was refused), so the settlement never exceeds it. Energy
+// is first rounded to whole milliwatt-hours, far below any meter's
+// resolution, so that float noise of a meter subtraction
+// (1499.9999999999998 Wh) cannot flip a rounding. The products are
+// computed on big integers: nothing overflows, whatever the meter says,
+// and the result is bounded by the authorized amount.
 //
 // # Reason table
 //
@@ -80,42 +83,41 @@ var (
 	ErrTriggerTimeout = errors.New("transaction timeout out of range")
 )
 
-// maxDecimalPlace is the most minor-unit digits a currency has (ISO 4217:
-// BHD, KWD…); config validation enforces the same bound.
-const maxDecimalPlace = 3
-
-// Amount is the money to settle for a session: min(authorized,
-// session_fee + energy_kWh × price_per_kwh) with t.DecimalPlace decimals
-// (clamped to 0..3). The tariff is rounded half-up, the authorized amount
-// (as Nayax sent it) truncated, so the result never exceeds authorized.
-// Every input is taken as its shortest decimal text, so no binary float
-// error accumulates: 0.39 €/kWh × 1500 Wh is 0.585, settled as 0.59. A
-// negative, NaN or infinite input counts as 0. The result marshals to
-// JSON with at most DecimalPlace decimals (0.59, never 0.5900000000000001).
-func Amount(energyWh float64, authorized float64, t config.Tariff) float64 {
-	dp := min(max(t.DecimalPlace, 0), maxDecimalPlace)
-	scale := ratPow10(dp)
-	tariff := price(energyWh, t)
-	minor := ratRoundHalfUp(tariff.Mul(tariff, new(big.Rat).SetInt(scale)))
-
-	limit := ratFloor(new(big.Rat).Mul(decimalOf(authorized), new(big.Rat).SetInt(scale)))
-	if limit.Cmp(minor) < 0 {
-		minor = limit
+// Amount is the money to settle for a session, in minor units:
+// min(authorizedMinor, session_fee + energy_kWh × price_per_kwh) with
+// t.DecimalPlace decimals (clamped to 0..3), the tariff rounded half-up.
+// A negative, NaN or infinite energy counts as 0, as does a negative
+// price, fee or authorized amount.
+func Amount(energyWh float64, authorizedMinor int64, t store.Tariff) int64 {
+	if authorizedMinor <= 0 {
+		return 0
 	}
-	// Rat.Float64 rounds correctly, so the result is the double nearest
-	// to minor/10^dp, whose shortest text is that decimal again.
-	f, _ := new(big.Rat).SetFrac(minor, scale).Float64()
-	return f
+	dp := clampPlaces(t.DecimalPlace)
+	// price is in 10^-12 units; minor = round(price × 10^dp / 10^12).
+	p := price(energyWh, t)
+	p.Mul(p, pow10(dp))
+	p.Add(p, halfPico)
+	p.Quo(p, pico)
+	if p.Cmp(big.NewInt(authorizedMinor)) >= 0 {
+		return authorizedMinor
+	}
+	return p.Int64()
 }
 
-// price is session_fee + energy_kWh × price_per_kwh, exactly, before any
-// rounding to minor units or cap. Energy is taken to whole milliwatt-hours
-// first: see the file comment.
-func price(energyWh float64, t config.Tariff) *big.Rat {
+var (
+	pico     = pow10(12)                                  // 10^-12 units: milliwatt-hours × millionths per kWh
+	halfPico = new(big.Int).Mul(big.NewInt(5), pow10(11)) // half of pico, for rounding half-up
+	micro    = pow10(store.PriceDecimals)
+)
+
+// price is session_fee + energy_kWh × price_per_kwh in 10^-12 units of
+// the currency (mWh × micro-units per kWh), exactly, before any rounding
+// or cap. Energy is taken to whole milliwatt-hours first: see the file
+// comment.
+func price(energyWh float64, t store.Tariff) *big.Int {
 	mWh := ratRoundHalfUp(new(big.Rat).Mul(decimalOf(energyWh), big.NewRat(1000, 1)))
-	kWh := new(big.Rat).SetFrac(mWh, big.NewInt(1_000_000))
-	p := new(big.Rat).Mul(kWh, decimalOf(t.PricePerKWh))
-	return p.Add(p, decimalOf(t.SessionFee))
+	p := mWh.Mul(mWh, big.NewInt(max(t.PricePerKWhMicro, 0)))
+	return p.Add(p, new(big.Int).Mul(big.NewInt(max(t.SessionFeeMicro, 0)), micro))
 }
 
 // BudgetReached reports whether the price of energyWh under t has reached
@@ -124,19 +126,54 @@ func price(energyWh float64, t config.Tariff) *big.Rat {
 // energy delivered after this check (one engine tick at the station's
 // power, plus the contactor's opening) must fit in the remaining
 // percentage; the settlement is capped at the authorized amount anyway
-// (Amount). An authorized amount of 0 has no budget to check.
-func BudgetReached(energyWh, authorized float64, t config.Tariff, stopAt float64) bool {
-	if !(authorized > 0) {
+// (Amount). An authorized amount of 0 has no budget to check. The
+// comparison is exact: integers, and the percentage as the decimal its
+// config text spells.
+func BudgetReached(energyWh float64, authorizedMinor int64, t store.Tariff, stopAt float64) bool {
+	if authorizedMinor <= 0 {
 		return false
 	}
-	limit := new(big.Rat).Mul(decimalOf(authorized), decimalOf(stopAt))
-	limit.Quo(limit, big.NewRat(100, 1))
-	return price(energyWh, t).Cmp(limit) >= 0
+	// price × 100 × 10^dp ≥ authorized × stopAt × 10^12, both sides in
+	// 10^-12 minor units × 100.
+	lhs := price(energyWh, t)
+	lhs.Mul(lhs, big.NewInt(100))
+	lhs.Mul(lhs, pow10(clampPlaces(t.DecimalPlace)))
+	rhs := new(big.Rat).SetInt(new(big.Int).Mul(big.NewInt(authorizedMinor), pico))
+	rhs.Mul(rhs, decimalOf(stopAt))
+	return new(big.Rat).SetInt(lhs).Cmp(rhs) >= 0
 }
 
+// ParseAmount converts an amount written as a decimal (a Nayax Amount's
+// text, a config value, an operator's input) to minor units at dp
+// decimals, exactly. More decimals than the currency has, a negative
+// amount, or one above store.MaxScaled is ErrBadAmount: nothing is ever
+// rounded into an authorization.
+func ParseAmount(text string, dp int) (int64, error) {
+	if dp < 0 || dp > store.MaxDecimalPlace {
+		return 0, fmt.Errorf("%w: decimal places %d", ErrBadAmount, dp)
+	}
+	v, err := store.ParseDecimal(text, dp, store.MaxScaled)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrBadAmount, err)
+	}
+	return v, nil
+}
+
+// nayaxAmount is the JSON number Nayax gets for minor units at dp
+// decimals: the shortest decimal ("0.59", "15", "4.5"), byte for byte
+// what the float amounts of earlier releases marshalled to.
+func nayaxAmount(minor int64, dp int) (nayax.Amount, error) {
+	if minor < 0 || minor > store.MaxScaled || dp < 0 || dp > store.MaxDecimalPlace {
+		return nayax.Amount{}, fmt.Errorf("%w: %d minor units at %d decimals", ErrBadAmount, minor, dp)
+	}
+	return nayax.NewAmountDecimal(store.FormatDecimal(minor, dp))
+}
+
+func clampPlaces(dp int) int { return min(max(dp, 0), store.MaxDecimalPlace) }
+
 // decimalOf returns x as the decimal its shortest text spells (what a
-// config file or a JSON body wrote), or 0 for a negative, NaN or infinite
-// x.
+// config file or a meter driver wrote), or 0 for a negative, NaN or
+// infinite x.
 func decimalOf(x float64) *big.Rat {
 	r := new(big.Rat)
 	if !(x > 0) || math.IsInf(x, 1) {
@@ -150,15 +187,11 @@ func decimalOf(x float64) *big.Rat {
 
 // ratRoundHalfUp rounds a non-negative r to the nearest integer, halves up.
 func ratRoundHalfUp(r *big.Rat) *big.Int {
-	return ratFloor(new(big.Rat).Add(r, big.NewRat(1, 2)))
-}
-
-// ratFloor returns the integer part of a non-negative r.
-func ratFloor(r *big.Rat) *big.Int {
+	r = new(big.Rat).Add(r, big.NewRat(1, 2))
 	return new(big.Int).Quo(r.Num(), r.Denom())
 }
 
-func ratPow10(n int) *big.Int {
+func pow10(n int) *big.Int {
 	return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)
 }
 
@@ -257,8 +290,9 @@ func CancellationType(flow string) int {
 // member naming the call, which the relay strips. SiteId is echoed byte
 // for byte as the session stored it and left out when it has none (which
 // ExternalSettlement refuses: ErrNoSiteID); MachineAuTime likewise, for
-// ExternalSettlement only. amount must not exceed s.AuthorizedAmount.
-func SettlementRequest(s store.Session, t config.Terminal, amount float64) (call string, body json.RawMessage, err error) {
+// ExternalSettlement only. amountMinor, in minor units at dp decimals (the
+// session's), must not exceed s.AuthorizedMinor.
+func SettlementRequest(s store.Session, t config.Terminal, amountMinor int64, dp int) (call string, body json.RawMessage, err error) {
 	switch s.Origin {
 	case "remote":
 		call = nayax.CallSettlement
@@ -267,8 +301,12 @@ func SettlementRequest(s store.Session, t config.Terminal, amount float64) (call
 	default:
 		return "", nil, fmt.Errorf("build settlement: %w %q", ErrUnknownOrigin, s.Origin)
 	}
-	if !validMoney(amount) || amount > s.AuthorizedAmount {
-		return "", nil, fmt.Errorf("build %s: %w: %v (authorized %v)", call, ErrBadAmount, amount, s.AuthorizedAmount)
+	if amountMinor > s.AuthorizedMinor {
+		return "", nil, fmt.Errorf("build %s: %w: %d minor units (authorized %d)", call, ErrBadAmount, amountMinor, s.AuthorizedMinor)
+	}
+	amount, err := nayaxAmount(amountMinor, dp)
+	if err != nil {
+		return "", nil, fmt.Errorf("build %s: %w", call, err)
 	}
 	ids, err := moneyIDsOf(call, s, t)
 	if err != nil {
@@ -282,7 +320,7 @@ func SettlementRequest(s store.Session, t config.Terminal, amount float64) (call
 			SiteId:             ids.site,
 			TerminalId:         ids.terminal,
 			TerminalIdType:     ids.terminalType,
-			Amount:             nayax.NewAmount(amount),
+			Amount:             amount,
 		}
 	} else {
 		req = &nayax.ExternalSettlementRequest{
@@ -292,7 +330,7 @@ func SettlementRequest(s store.Session, t config.Terminal, amount float64) (call
 			SiteId:             ids.site,
 			TerminalId:         ids.terminal,
 			TerminalIdType:     ids.terminalType,
-			Amount:             nayax.NewAmount(amount),
+			Amount:             amount,
 		}
 	}
 	if body, err = callBody(call, req); err != nil {
@@ -305,11 +343,12 @@ func SettlementRequest(s store.Session, t config.Terminal, amount float64) (call
 // for reason k: CancelTransaction for a Remote Start (ReasonCode as an
 // integer), ExternalCancel for a transaction authorized on the terminal
 // (ReasonCode as the two-digit string). CancelAmount is the authorized
-// amount, CancellationType follows the terminal's flow. SiteId and
+// amount (minor units at dp decimals, the session's), CancellationType
+// follows the terminal's flow. SiteId and
 // MachineAuTime are echoed exactly as stored and left out when the
 // session has none (which ExternalCancel refuses: ErrNoSiteID). The body
 // carries a "call" member as SettlementRequest's does.
-func CancelRequest(s store.Session, t config.Terminal, k ReasonKind) (call string, body json.RawMessage, err error) {
+func CancelRequest(s store.Session, t config.Terminal, k ReasonKind, dp int) (call string, body json.RawMessage, err error) {
 	switch s.Origin {
 	case "remote":
 		call = nayax.CallCancelTransaction
@@ -322,8 +361,9 @@ func CancelRequest(s store.Session, t config.Terminal, k ReasonKind) (call strin
 	if ct == 0 {
 		return "", nil, fmt.Errorf("build %s: %w %q", call, ErrUnknownFlow, t.Flow)
 	}
-	if !validMoney(s.AuthorizedAmount) {
-		return "", nil, fmt.Errorf("build %s: %w: authorized %v", call, ErrBadAmount, s.AuthorizedAmount)
+	cancelAmount, err := nayaxAmount(s.AuthorizedMinor, dp)
+	if err != nil {
+		return "", nil, fmt.Errorf("build %s: authorized: %w", call, err)
 	}
 	ids, err := moneyIDsOf(call, s, t)
 	if err != nil {
@@ -356,7 +396,7 @@ func CancelRequest(s store.Session, t config.Terminal, k ReasonKind) (call strin
 		CancellationType:   nayax.NewInt64(int64(ct)),
 		ReasonCode:         reasonCode,
 		ReasonText:         nayax.NewText(text),
-		CancelAmount:       nayax.NewAmount(s.AuthorizedAmount),
+		CancelAmount:       cancelAmount,
 	}
 	var req any = &c
 	if call != nayax.CallCancelTransaction {
@@ -371,17 +411,19 @@ func CancelRequest(s store.Session, t config.Terminal, k ReasonKind) (call strin
 
 // TriggerRequest builds the TriggerTransaction that wakes terminal t for
 // the Remote Start sparkID: the terminal waits timeout (rounded up to
-// whole seconds, 1 to 32767) for a card. amount is left out when 0, which
-// only the pre-authorization flow allows. The body carries a "call" member
+// whole seconds, 1 to 32767) for a card. amountMinor (minor units at dp
+// decimals) is left out when 0, which only the pre-authorization flow
+// allows. The body carries a "call" member
 // as SettlementRequest's does.
-func TriggerRequest(sparkID string, t config.Terminal, amount float64, timeout time.Duration) (call string, body json.RawMessage, err error) {
+func TriggerRequest(sparkID string, t config.Terminal, amountMinor int64, dp int, timeout time.Duration) (call string, body json.RawMessage, err error) {
 	call = nayax.CallTriggerTransaction
 	if timeout <= 0 || timeout > math.MaxInt16*time.Second {
 		return "", nil, fmt.Errorf("build %s: %w: %s", call, ErrTriggerTimeout, timeout)
 	}
 	secs := int64((timeout + time.Second - 1) / time.Second)
-	if !validMoney(amount) || (amount == 0 && t.Flow == config.FlowPreSelection) {
-		return "", nil, fmt.Errorf("build %s: %w: %v", call, ErrBadAmount, amount)
+	amount, err := nayaxAmount(amountMinor, dp)
+	if err != nil || (amountMinor == 0 && t.Flow == config.FlowPreSelection) {
+		return "", nil, fmt.Errorf("build %s: %w: %d minor units", call, ErrBadAmount, amountMinor)
 	}
 	id, typ := TerminalRef(t)
 	if typ == 0 {
@@ -393,8 +435,8 @@ func TriggerRequest(sparkID string, t config.Terminal, amount float64, timeout t
 		TerminalIdType:     nayax.NewInt64(int64(typ)),
 		TransactionTimeout: nayax.NewInt64(secs),
 	}
-	if amount > 0 {
-		req.Amount = nayax.NewAmount(amount)
+	if amountMinor > 0 {
+		req.Amount = amount
 	}
 	if body, err = callBody(call, req); err != nil {
 		return "", nil, err
@@ -466,6 +508,3 @@ func optText(s string) nayax.Text {
 	}
 	return nayax.NewText(s)
 }
-
-// validMoney reports whether x can be sent as an amount.
-func validMoney(x float64) bool { return x >= 0 && !math.IsInf(x, 1) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/big"
 	"os"
 	"reflect"
 	"regexp"
@@ -19,121 +20,197 @@ import (
 	"github.com/sitelink/sitelink/store"
 )
 
-func moneyTariff(dp int, price, fee float64) config.Tariff {
-	return config.Tariff{Currency: "EUR", DecimalPlace: dp, PricePerKWh: price, SessionFee: fee}
+// moneyTariff is a session tariff from decimals as an operator writes
+// them ("0.39"), at dp decimal places.
+func moneyTariff(dp int, price, fee string) store.Tariff {
+	t := store.Tariff{Currency: "EUR", DecimalPlace: dp}
+	var err error
+	if t.PricePerKWhMicro, err = store.ParseDecimal(price, store.PriceDecimals, store.MaxScaled); err != nil {
+		panic(err)
+	}
+	if t.SessionFeeMicro, err = store.ParseDecimal(fee, store.PriceDecimals, store.MaxScaled); err != nil {
+		panic(err)
+	}
+	return t
 }
 
 func TestMoneyAmount(t *testing.T) {
+	tenth, fifth := 0.1, 0.2 // variables: constants would add exactly
+	maxPrice := "999999999.999999"
 	tests := []struct {
 		name       string
 		energyWh   float64
-		authorized float64
-		tariff     config.Tariff
-		want       string // the JSON the amount marshals to
+		authorized int64 // minor units
+		tariff     store.Tariff
+		want       int64  // minor units
+		nayax      string // the JSON number Nayax gets for it
 	}{
-		{"0.39 x 1.5 kWh rounds half-up", 1500, 100, moneyTariff(2, 0.39, 0), "0.59"},
-		{"10 kWh x 0.333", 10000, 100, moneyTariff(2, 0.333, 0), "3.33"},
-		{"3 decimals keep thousandths", 1234, 100, moneyTariff(3, 0.333, 0), "0.411"},
-		{"same at 2 decimals", 1234, 100, moneyTariff(2, 0.333, 0), "0.41"},
-		{"same at 1 decimal", 1234, 100, moneyTariff(1, 0.333, 0), "0.4"},
-		{"same at 0 decimals", 1234, 100, moneyTariff(0, 0.333, 0), "0"},
-		{"exact half at 0 decimals", 1000, 100, moneyTariff(0, 2.5, 0), "3"},
-		{"exact half at 0 decimals, fee", 0, 100, moneyTariff(0, 0.4, 2.5), "3"},
-		{"exact half at 1 decimal", 0, 100, moneyTariff(1, 0.4, 0.25), "0.3"},
-		{"exact half at 2 decimals", 0, 100, moneyTariff(2, 0.4, 0.005), "0.01"},
-		{"exact half at 3 decimals", 0, 100, moneyTariff(3, 0.4, 0.0005), "0.001"},
-		{"just under half", 0, 100, moneyTariff(2, 0.4, 0.00499), "0"},
-		{"1.005 (below 1.005 as a double) still rounds up", 0, 100, moneyTariff(2, 0, 1.005), "1.01"},
-		{"2.675 as written, not as a double", 1000, 100, moneyTariff(2, 2.675, 0), "2.68"},
-		{"cap: authorized below tariff", 20000, 5, moneyTariff(2, 0.39, 0), "5"},
-		{"cap: authorized truncated, never rounded up", 20000, 4.999, moneyTariff(2, 0.39, 0), "4.99"},
-		{"cap at 0 decimals", 100000, 12.5, moneyTariff(0, 0.39, 0), "12"},
-		{"cap: 0.59 stays 0.59 (its double is below 0.59)", 2000, 0.59, moneyTariff(2, 0.39, 0), "0.59"},
-		{"cap equals tariff", 1500, 0.59, moneyTariff(2, 0.39, 0), "0.59"},
-		{"session fee added once", 2000, 100, moneyTariff(2, 0.4, 1.5), "2.3"},
-		{"zero energy, no fee", 0, 100, moneyTariff(2, 0.39, 0), "0"},
-		{"zero energy pays the fee", 0, 100, moneyTariff(2, 0.39, 0.5), "0.5"},
-		{"zero authorized", 1500, 0, moneyTariff(2, 0.39, 0.5), "0"},
-		{"0.1 + 0.2 is 0.3", 1000, 100, moneyTariff(2, 0.2, 0.1), "0.3"},
-		{"0.1 + 0.2 kWh of float noise", (0.1 + 0.2) * 1000, 100, moneyTariff(2, 1, 0), "0.3"},
-		{"meter subtraction noise cannot flip the half", 2000.1 - 500.1, 100, moneyTariff(2, 0.39, 0), "0.59"},
-		{"7 x 0.1 kWh", 700.0000000000001, 100, moneyTariff(2, 0.3, 0), "0.21"},
-		{"big energy", 1e9, 1e12, moneyTariff(2, 0.39, 0), "390000"},
-		{"big authorized cap", 1e14, 12345678901.23, moneyTariff(2, 0.333, 0), "12345678901.23"},
-		{"big with thousandths", 123456789, 1e12, moneyTariff(3, 0.337, 1.001), "41605.939"},
-		{"negative energy counts as 0", -5000, 100, moneyTariff(2, 0.39, 0.5), "0.5"},
-		{"NaN energy counts as 0", math.NaN(), 100, moneyTariff(2, 0.39, 0.5), "0.5"},
-		{"infinite energy counts as 0", math.Inf(1), 100, moneyTariff(2, 0.39, 0.5), "0.5"},
-		{"negative authorized", 1500, -1, moneyTariff(2, 0.39, 0), "0"},
-		{"NaN authorized", 1500, math.NaN(), moneyTariff(2, 0.39, 0), "0"},
-		{"negative price", 1500, 100, moneyTariff(2, -0.39, 0.5), "0.5"},
-		{"negative fee", 1500, 100, moneyTariff(2, 0.39, -1), "0.59"},
-		{"decimal_place above 3 clamps to 3", 1234, 100, moneyTariff(5, 0.333, 0), "0.411"},
-		{"negative decimal_place clamps to 0", 1234, 100, moneyTariff(-1, 2.5, 0), "3"},
+		{"0.39 x 1.5 kWh rounds half-up", 1500, 10000, moneyTariff(2, "0.39", "0"), 59, "0.59"},
+		{"10 kWh x 0.333", 10000, 10000, moneyTariff(2, "0.333", "0"), 333, "3.33"},
+		{"3 decimals keep thousandths", 1234, 100000, moneyTariff(3, "0.333", "0"), 411, "0.411"},
+		{"same at 2 decimals", 1234, 10000, moneyTariff(2, "0.333", "0"), 41, "0.41"},
+		{"same at 1 decimal", 1234, 1000, moneyTariff(1, "0.333", "0"), 4, "0.4"},
+		{"same at 0 decimals", 1234, 100, moneyTariff(0, "0.333", "0"), 0, "0"},
+		{"exact half at 0 decimals", 1000, 100, moneyTariff(0, "2.5", "0"), 3, "3"},
+		{"exact half at 0 decimals, fee", 0, 100, moneyTariff(0, "0.4", "2.5"), 3, "3"},
+		{"exact half at 1 decimal", 0, 1000, moneyTariff(1, "0.4", "0.25"), 3, "0.3"},
+		{"exact half at 2 decimals", 0, 10000, moneyTariff(2, "0.4", "0.005"), 1, "0.01"},
+		{"exact half at 3 decimals", 0, 100000, moneyTariff(3, "0.4", "0.0005"), 1, "0.001"},
+		{"just under half", 0, 10000, moneyTariff(2, "0.4", "0.004999"), 0, "0"},
+		{"half of energy and fee together", 500, 10000, moneyTariff(2, "0.009", "0.0005"), 1, "0.01"}, // 0.0045 + 0.0005
+		{"1.005 rounds up (its double is below 1.005)", 0, 10000, moneyTariff(2, "0", "1.005"), 101, "1.01"},
+		{"2.675 as written, not as a double", 1000, 10000, moneyTariff(2, "2.675", "0"), 268, "2.68"},
+		{"a price finer than the minor unit", 2000, 10000, moneyTariff(2, "0.3925", "0"), 79, "0.79"}, // 0.785
+		{"cap: authorized below tariff", 20000, 500, moneyTariff(2, "0.39", "0"), 500, "5"},
+		{"cap at 0 decimals", 100000, 12, moneyTariff(0, "0.39", "0"), 12, "12"},
+		{"cap at 3 decimals", 100000, 12345, moneyTariff(3, "0.39", "0"), 12345, "12.345"},
+		{"cap equals tariff", 1500, 59, moneyTariff(2, "0.39", "0"), 59, "0.59"},
+		{"cap one below the rounded tariff", 1500, 58, moneyTariff(2, "0.39", "0"), 58, "0.58"},
+		{"session fee added once", 2000, 10000, moneyTariff(2, "0.4", "1.5"), 230, "2.3"},
+		{"zero energy, no fee", 0, 10000, moneyTariff(2, "0.39", "0"), 0, "0"},
+		{"zero energy pays the fee", 0, 10000, moneyTariff(2, "0.39", "0.5"), 50, "0.5"},
+		{"zero authorized", 1500, 0, moneyTariff(2, "0.39", "0.5"), 0, "0"},
+		{"0.1 + 0.2 is 0.3", 1000, 10000, moneyTariff(2, "0.2", "0.1"), 30, "0.3"},
+		{"0.1 + 0.2 kWh of float noise", (tenth + fifth) * 1000, 10000, moneyTariff(2, "1", "0"), 30, "0.3"},
+		{"meter subtraction noise cannot flip the half", 2000.1 - 500.1, 10000, moneyTariff(2, "0.39", "0"), 59, "0.59"},
+		{"7 x 0.1 kWh", 700.0000000000001, 10000, moneyTariff(2, "0.3", "0"), 21, "0.21"},
+		{"big energy", 1e9, store.MaxScaled, moneyTariff(2, "0.39", "0"), 39_000_000, "390000"},
+		{"big authorized cap", 1e14, 1234567890123, moneyTariff(2, "0.333", "0"), 1234567890123, "12345678901.23"},
+		{"big with thousandths", 123456789, store.MaxScaled, moneyTariff(3, "0.337", "1.001"), 41605939, "41605.939"},
+		{"largest price, one Wh", 1, store.MaxScaled, moneyTariff(3, maxPrice, "0"), 1_000_000_000, "1000000"},
+		{"everything at its largest: no overflow, capped", math.MaxFloat64, store.MaxScaled, moneyTariff(3, maxPrice, maxPrice), store.MaxScaled, "999999999999.999"},
+		{"largest fee alone, rounded half-up", 0, store.MaxScaled, moneyTariff(3, "0", maxPrice), 1_000_000_000_000, "1000000000"},
+		{"negative energy counts as 0", -5000, 10000, moneyTariff(2, "0.39", "0.5"), 50, "0.5"},
+		{"NaN energy counts as 0", math.NaN(), 10000, moneyTariff(2, "0.39", "0.5"), 50, "0.5"},
+		{"infinite energy counts as 0", math.Inf(1), 10000, moneyTariff(2, "0.39", "0.5"), 50, "0.5"},
+		{"negative authorized", 1500, -1, moneyTariff(2, "0.39", "0"), 0, "0"},
+		{"negative price", 1500, 10000, store.Tariff{DecimalPlace: 2, PricePerKWhMicro: -390000, SessionFeeMicro: 500000}, 50, "0.5"},
+		{"negative fee", 1500, 10000, store.Tariff{DecimalPlace: 2, PricePerKWhMicro: 390000, SessionFeeMicro: -1}, 59, "0.59"},
+		{"decimal_place above 3 clamps to 3", 1234, 100000, moneyTariff(5, "0.333", "0"), 411, "0.411"},
+		{"negative decimal_place clamps to 0", 1234, 100, moneyTariff(-1, "2.5", "0"), 3, "3"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Amount(tc.energyWh, tc.authorized, tc.tariff)
-			b, err := json.Marshal(got)
+			if got != tc.want {
+				t.Fatalf("Amount(%v, %d, %+v) = %d, want %d", tc.energyWh, tc.authorized, tc.tariff, got, tc.want)
+			}
+			a, err := nayaxAmount(got, clampPlaces(tc.tariff.DecimalPlace))
 			if err != nil {
-				t.Fatalf("marshal %v: %v", got, err)
+				t.Fatal(err)
 			}
-			if string(b) != tc.want {
-				t.Errorf("Amount(%v, %v, %+v) marshals as %s, want %s", tc.energyWh, tc.authorized, tc.tariff, b, tc.want)
-			}
-			if want, _ := strconv.ParseFloat(tc.want, 64); got != want {
-				t.Errorf("Amount = %v, want exactly %v", got, want)
+			if b, err := json.Marshal(a); err != nil || string(b) != tc.nayax {
+				t.Errorf("Nayax gets %s (%v), want %s", b, err, tc.nayax)
 			}
 		})
 	}
 }
 
-// FuzzAmount checks the invariants on any input: never negative, never
-// above what was authorized, never more decimals than the currency has.
+// TestNayaxAmountBytes: the JSON Nayax gets from minor units is byte for
+// byte what the float amounts of earlier releases marshalled to, at every
+// decimal place and up to the largest amount.
+func TestNayaxAmountBytes(t *testing.T) {
+	for dp := 0; dp <= 3; dp++ {
+		for _, minor := range []int64{0, 1, 5, 10, 59, 100, 1500, 12345, 4999999, 123456789012345, store.MaxScaled} {
+			a, err := nayaxAmount(minor, dp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := json.Marshal(a)
+			f, _ := strconv.ParseFloat(store.FormatDecimal(minor, dp), 64)
+			old, _ := json.Marshal(f)
+			if string(got) != string(old) {
+				t.Errorf("%d at %d decimals: %s, the float form was %s", minor, dp, got, old)
+			}
+			if back, err := ParseAmount(string(got), dp); err != nil || back != minor {
+				t.Errorf("%d at %d decimals reads back as %d, %v", minor, dp, back, err)
+			}
+		}
+	}
+	for _, bad := range []struct {
+		minor int64
+		dp    int
+	}{{-1, 2}, {store.MaxScaled + 1, 2}, {1, 4}, {1, -1}} {
+		if a, err := nayaxAmount(bad.minor, bad.dp); !errors.Is(err, ErrBadAmount) {
+			t.Errorf("nayaxAmount(%d, %d) = %+v, %v; want ErrBadAmount", bad.minor, bad.dp, a, err)
+		}
+	}
+}
+
+// TestParseAmount: what an authorization may carry, per decimal place.
+func TestParseAmount(t *testing.T) {
+	tests := []struct {
+		text string
+		dp   int
+		want int64
+		ok   bool
+	}{
+		{"15", 0, 15, true},
+		{"15.0", 0, 15, true},
+		{"15.5", 0, 0, false},
+		{"0.5", 1, 5, true},
+		{"0.55", 1, 0, false},
+		{"0.59", 2, 59, true},
+		{"1.00", 2, 100, true},
+		{"0.595", 2, 0, false},
+		{"5.125", 3, 5125, true},
+		{"5.1255", 3, 0, false},
+		{"1e2", 2, 10000, true},
+		{"-1", 2, 0, false},
+		{"999999999999.999", 3, store.MaxScaled, true},
+		{"1000000000000", 3, 0, false},
+		{"10000000000000", 2, 0, false},
+		{"1e30", 2, 0, false},
+		{"abc", 2, 0, false},
+		{"1", 4, 0, false},
+	}
+	for _, tc := range tests {
+		got, err := ParseAmount(tc.text, tc.dp)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseAmount(%q, %d) = %d, %v; want %d ok=%v", tc.text, tc.dp, got, err, tc.want, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrBadAmount) {
+			t.Errorf("ParseAmount(%q, %d): %v is not ErrBadAmount", tc.text, tc.dp, err)
+		}
+	}
+}
+
+// FuzzAmount checks Amount against the same rule computed on rationals:
+// never negative, never above what was authorized, and otherwise the
+// tariff rounded half-up to the currency's decimals.
 func FuzzAmount(f *testing.F) {
-	f.Add(1500.0, 100.0, 0.39, 0.0, 2)
-	f.Add(10000.0, 100.0, 0.333, 0.0, 2)
-	f.Add(0.0, 100.0, 0.0, 0.005, 2)
-	f.Add(1000.0, 100.0, 2.5, 0.0, 0)
-	f.Add(20000.0, 4.999, 0.39, 0.0, 2)
-	f.Add(1234.0, 5.005, 0.333, 1.001, 3)
-	f.Add(2000.1-500.1, 0.59, 0.39, 0.0, 2)
-	f.Add(1e300, 1e300, 1e10, 0.0, 3)
-	f.Add(5e-324, 1e-5, 0.1, 0.0, 1)
-	f.Add(-1.0, math.NaN(), math.Inf(1), -0.5, 7)
-	f.Add(56.29166666666667, 82.72, 941.2095000000002, -61.0, 13) // energy rounding to mWh at an absurd price
-	f.Fuzz(func(t *testing.T, energyWh, authorized, price, fee float64, dp int) {
-		tariff := moneyTariff(dp, price, fee)
+	f.Add(1500.0, int64(10000), int64(390000), int64(0), 2)
+	f.Add(10000.0, int64(10000), int64(333000), int64(0), 2)
+	f.Add(0.0, int64(10000), int64(0), int64(5000), 2)
+	f.Add(1000.0, int64(100), int64(2500000), int64(0), 0)
+	f.Add(20000.0, int64(499), int64(390000), int64(0), 2)
+	f.Add(1234.0, int64(5005), int64(333000), int64(1001000), 3)
+	f.Add(2000.1-500.1, int64(59), int64(390000), int64(0), 2)
+	f.Add(1e300, store.MaxScaled, store.MaxScaled, store.MaxScaled, 3)
+	f.Add(5e-324, int64(1), int64(100000), int64(0), 1)
+	f.Add(-1.0, int64(-5), int64(-1), int64(-500000), 7)
+	f.Fuzz(func(t *testing.T, energyWh float64, authorized, price, fee int64, dp int) {
+		tariff := store.Tariff{DecimalPlace: dp, PricePerKWhMicro: price, SessionFeeMicro: fee}
 		got := Amount(energyWh, authorized, tariff)
-		switch {
-		case math.IsNaN(got) || math.IsInf(got, 0):
-			t.Fatalf("Amount = %v", got)
-		case got < 0:
-			t.Fatalf("Amount = %v, negative", got)
-		case !(authorized > 0) || math.IsInf(authorized, 1):
-			if got != 0 {
-				t.Fatalf("Amount = %v with authorized %v, want 0", got, authorized)
-			}
-		case got > authorized:
-			t.Fatalf("Amount = %v above authorized %v", got, authorized)
+		if got < 0 || got > max(authorized, 0) {
+			t.Fatalf("Amount = %d with authorized %d", got, authorized)
 		}
+		// The rule on rationals: kWh × price + fee, in units.
 		places := min(max(dp, 0), 3)
-		s := strconv.FormatFloat(got, 'f', -1, 64)
-		if i := strings.IndexByte(s, '.'); i >= 0 && len(s)-i-1 > places {
-			t.Fatalf("Amount = %s has more than %d decimals", s, places)
+		kWh := new(big.Rat).SetFrac(ratRoundHalfUp(new(big.Rat).Mul(decimalOf(energyWh), big.NewRat(1000, 1))), big.NewInt(1_000_000))
+		units := new(big.Rat).Mul(kWh, big.NewRat(max(price, 0), 1_000_000))
+		units.Add(units, big.NewRat(max(fee, 0), 1_000_000))
+		minor := units.Mul(units, new(big.Rat).SetInt(pow10(places)))
+		floor := new(big.Int).Quo(minor.Num(), minor.Denom())
+		frac := new(big.Rat).Sub(minor, new(big.Rat).SetInt(floor))
+		if frac.Cmp(big.NewRat(1, 2)) >= 0 {
+			floor.Add(floor, big.NewInt(1))
 		}
-		// Within rounding (half a minor unit, plus half a milliwatt-hour
-		// of energy) of the float computation of the tariff, when that
-		// does not overflow.
-		clean := func(x float64) float64 {
-			if !(x > 0) || math.IsInf(x, 1) {
-				return 0
-			}
-			return x
+		if want := floor; authorized > 0 && want.Cmp(big.NewInt(authorized)) < 0 && want.Int64() != got {
+			t.Fatalf("Amount = %d, the rule says %s", got, want)
 		}
-		approx := clean(fee) + clean(energyWh)/1000*clean(price)
-		if !math.IsInf(approx, 0) && got > approx+math.Pow10(-places)/2+5e-7*clean(price)+approx*1e-9+1e-9 {
-			t.Fatalf("Amount = %v above the tariff %v", got, approx)
+		if authorized > 0 && floor.Cmp(big.NewInt(authorized)) >= 0 && got != authorized {
+			t.Fatalf("Amount = %d, want the cap %d", got, authorized)
 		}
 	})
 }
@@ -304,7 +381,7 @@ func seedSession() (store.Session, config.Terminal) {
 		Origin:             "external",
 		SiteID:             "2",
 		MachineAuTime:      "20251212110000500",
-		AuthorizedAmount:   5,
+		AuthorizedMinor:    500,
 	}
 	t := config.Terminal{
 		HwSerial: "NX0087654321",
@@ -318,7 +395,7 @@ func TestRequestSeedExternalCancel(t *testing.T) {
 	seed := moneyDecode(t, seeds.Get("003_externalcancel_request.json"))
 	for _, row := range ReasonTable() {
 		t.Run(string(row.Kind), func(t *testing.T) {
-			call, body, err := CancelRequest(s, term, row.Kind)
+			call, body, err := CancelRequest(s, term, row.Kind, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -335,7 +412,7 @@ func TestRequestSeedExternalCancel(t *testing.T) {
 		})
 	}
 	// user-stop carries Nayax's own example reason: the seed exactly.
-	_, body, err := CancelRequest(s, term, ReasonUserStop)
+	_, body, err := CancelRequest(s, term, ReasonUserStop, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +436,7 @@ func TestRequestBodies(t *testing.T) {
 		Origin:             "remote",
 		SiteID:             "2",
 		MachineAuTime:      "20240205194122328",
-		AuthorizedAmount:   15,
+		AuthorizedMinor:    1500,
 	}
 	external, _ := seedSession()
 	serial := config.Terminal{HwSerial: "0434334921100366", Flow: config.FlowPreAuthorization}
@@ -373,7 +450,7 @@ func TestRequestBodies(t *testing.T) {
 	}{
 		{
 			name:  "Settlement",
-			build: func() (string, json.RawMessage, error) { return SettlementRequest(remote, serial, 12.25) },
+			build: func() (string, json.RawMessage, error) { return SettlementRequest(remote, serial, 1225, 2) },
 			call:  nayax.CallSettlement,
 			want: `{"NayaxTransactionId":2004545072,"SparkTransactionId":"12c7cec2-c690-4425-9a1f-db0db60e2d8c","SiteId":2,
 				"TerminalId":"0434334921100366","TerminalIdType":1,"Amount":12.25}`,
@@ -381,7 +458,7 @@ func TestRequestBodies(t *testing.T) {
 		{
 			name: "Settlement by machine id, amount from Amount",
 			build: func() (string, json.RawMessage, error) {
-				return SettlementRequest(remote, machine, Amount(1500, 15, moneyTariff(2, 0.39, 0)))
+				return SettlementRequest(remote, machine, Amount(1500, 1500, moneyTariff(2, "0.39", "0")), 2)
 			},
 			call: nayax.CallSettlement,
 			want: `{"NayaxTransactionId":2004545072,"SparkTransactionId":"12c7cec2-c690-4425-9a1f-db0db60e2d8c","SiteId":2,
@@ -389,14 +466,14 @@ func TestRequestBodies(t *testing.T) {
 		},
 		{
 			name:  "ExternalSettlement",
-			build: func() (string, json.RawMessage, error) { return SettlementRequest(external, serial, 4.5) },
+			build: func() (string, json.RawMessage, error) { return SettlementRequest(external, serial, 450, 2) },
 			call:  nayax.CallExternalSettlement,
 			want: `{"NayaxTransactionId":987654321,"SparkTransactionId":"f8e7d6c5-b4a3-2109-fedc-ba9876543210",
 				"MachineAuTime":"20251212110000500","SiteId":2,"TerminalId":"0434334921100366","TerminalIdType":1,"Amount":4.5}`,
 		},
 		{
 			name:  "CancelTransaction pre-authorization",
-			build: func() (string, json.RawMessage, error) { return CancelRequest(remote, serial, ReasonBelowMinimum) },
+			build: func() (string, json.RawMessage, error) { return CancelRequest(remote, serial, ReasonBelowMinimum, 2) },
 			call:  nayax.CallCancelTransaction,
 			want: `{"NayaxTransactionId":2004545072,"SparkTransactionId":"12c7cec2-c690-4425-9a1f-db0db60e2d8c","SiteId":2,
 				"MachineAuTime":"20240205194122328","TerminalId":"0434334921100366","TerminalIdType":1,"CancellationType":1,
@@ -404,16 +481,18 @@ func TestRequestBodies(t *testing.T) {
 		},
 		{
 			name:  "CancelTransaction pre-selection, code 03 as integer 3",
-			build: func() (string, json.RawMessage, error) { return CancelRequest(remote, machine, ReasonNoVehicle) },
+			build: func() (string, json.RawMessage, error) { return CancelRequest(remote, machine, ReasonNoVehicle, 2) },
 			call:  nayax.CallCancelTransaction,
 			want: `{"NayaxTransactionId":2004545072,"SparkTransactionId":"12c7cec2-c690-4425-9a1f-db0db60e2d8c","SiteId":2,
 				"MachineAuTime":"20240205194122328","TerminalId":"942","TerminalIdType":2,"CancellationType":2,
 				"ReasonCode":3,"ReasonText":"Vehicle not connected","CancelAmount":15}`,
 		},
 		{
-			name:  "ExternalCancel pre-selection, code as string",
-			build: func() (string, json.RawMessage, error) { return CancelRequest(external, machine, ReasonStationFault) },
-			call:  nayax.CallExternalCancel,
+			name: "ExternalCancel pre-selection, code as string",
+			build: func() (string, json.RawMessage, error) {
+				return CancelRequest(external, machine, ReasonStationFault, 2)
+			},
+			call: nayax.CallExternalCancel,
 			want: `{"NayaxTransactionId":987654321,"SparkTransactionId":"f8e7d6c5-b4a3-2109-fedc-ba9876543210","SiteId":2,
 				"MachineAuTime":"20251212110000500","TerminalId":"942","TerminalIdType":2,"CancellationType":2,
 				"ReasonCode":"06","ReasonText":"Station fault","CancelAmount":5}`,
@@ -423,7 +502,7 @@ func TestRequestBodies(t *testing.T) {
 			build: func() (string, json.RawMessage, error) {
 				s := remote
 				s.SiteID, s.MachineAuTime = "", ""
-				return SettlementRequest(s, serial, 1)
+				return SettlementRequest(s, serial, 100, 2)
 			},
 			call: nayax.CallSettlement,
 			want: `{"NayaxTransactionId":2004545072,"SparkTransactionId":"12c7cec2-c690-4425-9a1f-db0db60e2d8c",
@@ -434,7 +513,7 @@ func TestRequestBodies(t *testing.T) {
 			build: func() (string, json.RawMessage, error) {
 				s := remote
 				s.SiteID, s.MachineAuTime = "", ""
-				return CancelRequest(s, serial, ReasonUserStop)
+				return CancelRequest(s, serial, ReasonUserStop, 2)
 			},
 			call: nayax.CallCancelTransaction,
 			want: `{"NayaxTransactionId":2004545072,"SparkTransactionId":"12c7cec2-c690-4425-9a1f-db0db60e2d8c",
@@ -446,7 +525,7 @@ func TestRequestBodies(t *testing.T) {
 			build: func() (string, json.RawMessage, error) {
 				s := external
 				s.MachineAuTime = ""
-				return CancelRequest(s, serial, ReasonUnplugged)
+				return CancelRequest(s, serial, ReasonUnplugged, 2)
 			},
 			call: nayax.CallExternalCancel,
 			want: `{"NayaxTransactionId":987654321,"SparkTransactionId":"f8e7d6c5-b4a3-2109-fedc-ba9876543210","SiteId":2,
@@ -456,7 +535,7 @@ func TestRequestBodies(t *testing.T) {
 		{
 			name: "TriggerTransaction pre-selection",
 			build: func() (string, json.RawMessage, error) {
-				return TriggerRequest("12c7cec2-c690-4425-9a1f-db0db60e2d8c", machine, 15, 60*time.Second)
+				return TriggerRequest("12c7cec2-c690-4425-9a1f-db0db60e2d8c", machine, 1500, 2, 60*time.Second)
 			},
 			call: nayax.CallTriggerTransaction,
 			want: `{"SparkTransactionId":"12c7cec2-c690-4425-9a1f-db0db60e2d8c","TerminalId":"942","TerminalIdType":2,
@@ -465,7 +544,7 @@ func TestRequestBodies(t *testing.T) {
 		{
 			name: "TriggerTransaction pre-authorization without amount, timeout rounded up",
 			build: func() (string, json.RawMessage, error) {
-				return TriggerRequest("12c7cec2-c690-4425-9a1f-db0db60e2d8c", serial, 0, 1500*time.Millisecond)
+				return TriggerRequest("12c7cec2-c690-4425-9a1f-db0db60e2d8c", serial, 0, 2, 1500*time.Millisecond)
 			},
 			call: nayax.CallTriggerTransaction,
 			want: `{"SparkTransactionId":"12c7cec2-c690-4425-9a1f-db0db60e2d8c","TerminalId":"0434334921100366",
@@ -497,8 +576,8 @@ func TestRequestSiteIDEcho(t *testing.T) {
 			s, _ := seedSession()
 			s.Origin, s.SiteID = origin, site
 			builds := map[string]func() (string, json.RawMessage, error){
-				"settle": func() (string, json.RawMessage, error) { return SettlementRequest(s, term, 1) },
-				"cancel": func() (string, json.RawMessage, error) { return CancelRequest(s, term, ReasonBelowMinimum) },
+				"settle": func() (string, json.RawMessage, error) { return SettlementRequest(s, term, 100, 2) },
+				"cancel": func() (string, json.RawMessage, error) { return CancelRequest(s, term, ReasonBelowMinimum, 2) },
 			}
 			for what, build := range builds {
 				t.Run(origin+" "+what+" "+site, func(t *testing.T) {
@@ -529,9 +608,9 @@ func TestRequestErrors(t *testing.T) {
 	noNayaxID := remote
 	noNayaxID.NayaxTransactionID = 0
 	badAuth := external
-	badAuth.AuthorizedAmount = math.NaN()
+	badAuth.AuthorizedMinor = store.MaxScaled + 1
 	negAuth := remote
-	negAuth.AuthorizedAmount = -1
+	negAuth.AuthorizedMinor = -1
 	badFlow := term
 	badFlow.Flow = "prepaid"
 	preSel := term
@@ -543,34 +622,34 @@ func TestRequestErrors(t *testing.T) {
 		build func() (string, json.RawMessage, error)
 		want  error // nil: any *nayax.DecodeError
 	}{
-		{"ExternalSettlement without SiteId", func() (string, json.RawMessage, error) { return SettlementRequest(noSite, term, 1) }, ErrNoSiteID},
-		{"ExternalCancel without SiteId", func() (string, json.RawMessage, error) { return CancelRequest(noSite, term, ReasonNoVehicle) }, ErrNoSiteID},
-		{"stored SiteId not a JSON literal", func() (string, json.RawMessage, error) { return SettlementRequest(badSite, term, 1) }, nil},
-		{"no origin, settle", func() (string, json.RawMessage, error) { return SettlementRequest(noOrigin, term, 1) }, ErrUnknownOrigin},
-		{"no origin, cancel", func() (string, json.RawMessage, error) { return CancelRequest(noOrigin, term, ReasonNoVehicle) }, ErrUnknownOrigin},
+		{"ExternalSettlement without SiteId", func() (string, json.RawMessage, error) { return SettlementRequest(noSite, term, 100, 2) }, ErrNoSiteID},
+		{"ExternalCancel without SiteId", func() (string, json.RawMessage, error) { return CancelRequest(noSite, term, ReasonNoVehicle, 2) }, ErrNoSiteID},
+		{"stored SiteId not a JSON literal", func() (string, json.RawMessage, error) { return SettlementRequest(badSite, term, 100, 2) }, nil},
+		{"no origin, settle", func() (string, json.RawMessage, error) { return SettlementRequest(noOrigin, term, 100, 2) }, ErrUnknownOrigin},
+		{"no origin, cancel", func() (string, json.RawMessage, error) { return CancelRequest(noOrigin, term, ReasonNoVehicle, 2) }, ErrUnknownOrigin},
 		{"no terminal id, settle", func() (string, json.RawMessage, error) {
-			return SettlementRequest(remote, config.Terminal{Flow: config.FlowPreAuthorization}, 1)
+			return SettlementRequest(remote, config.Terminal{Flow: config.FlowPreAuthorization}, 100, 2)
 		}, ErrNoTerminal},
 		{"no terminal id, cancel", func() (string, json.RawMessage, error) {
-			return CancelRequest(external, config.Terminal{Flow: config.FlowPreAuthorization}, ReasonNoVehicle)
+			return CancelRequest(external, config.Terminal{Flow: config.FlowPreAuthorization}, ReasonNoVehicle, 2)
 		}, ErrNoTerminal},
 		{"no terminal id, trigger", func() (string, json.RawMessage, error) {
-			return TriggerRequest("x", config.Terminal{Flow: config.FlowPreAuthorization}, 1, time.Minute)
+			return TriggerRequest("x", config.Terminal{Flow: config.FlowPreAuthorization}, 100, 2, time.Minute)
 		}, ErrNoTerminal},
-		{"unknown flow", func() (string, json.RawMessage, error) { return CancelRequest(external, badFlow, ReasonNoVehicle) }, ErrUnknownFlow},
-		{"settle above authorized", func() (string, json.RawMessage, error) { return SettlementRequest(remote, term, 5.01) }, ErrBadAmount},
-		{"settle negative", func() (string, json.RawMessage, error) { return SettlementRequest(remote, term, -1) }, ErrBadAmount},
-		{"settle NaN", func() (string, json.RawMessage, error) { return SettlementRequest(remote, term, math.NaN()) }, ErrBadAmount},
-		{"cancel NaN authorized", func() (string, json.RawMessage, error) { return CancelRequest(badAuth, term, ReasonNoVehicle) }, ErrBadAmount},
-		{"cancel negative authorized", func() (string, json.RawMessage, error) { return CancelRequest(negAuth, term, ReasonNoVehicle) }, ErrBadAmount},
-		{"no NayaxTransactionId", func() (string, json.RawMessage, error) { return SettlementRequest(noNayaxID, term, 1) }, nil},
-		{"trigger without timeout", func() (string, json.RawMessage, error) { return TriggerRequest("x", term, 1, 0) }, ErrTriggerTimeout},
+		{"unknown flow", func() (string, json.RawMessage, error) { return CancelRequest(external, badFlow, ReasonNoVehicle, 2) }, ErrUnknownFlow},
+		{"settle above authorized", func() (string, json.RawMessage, error) { return SettlementRequest(remote, term, 501, 2) }, ErrBadAmount},
+		{"settle negative", func() (string, json.RawMessage, error) { return SettlementRequest(remote, term, -1, 2) }, ErrBadAmount},
+		{"settle at more decimals than Nayax takes", func() (string, json.RawMessage, error) { return SettlementRequest(remote, term, 100, 4) }, ErrBadAmount},
+		{"cancel authorized out of range", func() (string, json.RawMessage, error) { return CancelRequest(badAuth, term, ReasonNoVehicle, 2) }, ErrBadAmount},
+		{"cancel negative authorized", func() (string, json.RawMessage, error) { return CancelRequest(negAuth, term, ReasonNoVehicle, 2) }, ErrBadAmount},
+		{"no NayaxTransactionId", func() (string, json.RawMessage, error) { return SettlementRequest(noNayaxID, term, 100, 2) }, nil},
+		{"trigger without timeout", func() (string, json.RawMessage, error) { return TriggerRequest("x", term, 100, 2, 0) }, ErrTriggerTimeout},
 		{"trigger timeout too long", func() (string, json.RawMessage, error) {
-			return TriggerRequest("x", term, 1, 32767*time.Second+time.Millisecond)
+			return TriggerRequest("x", term, 100, 2, 32767*time.Second+time.Millisecond)
 		}, ErrTriggerTimeout},
-		{"trigger pre-selection without amount", func() (string, json.RawMessage, error) { return TriggerRequest("x", preSel, 0, time.Minute) }, ErrBadAmount},
-		{"trigger negative amount", func() (string, json.RawMessage, error) { return TriggerRequest("x", term, -1, time.Minute) }, ErrBadAmount},
-		{"trigger without spark id", func() (string, json.RawMessage, error) { return TriggerRequest("", term, 1, time.Minute) }, nil},
+		{"trigger pre-selection without amount", func() (string, json.RawMessage, error) { return TriggerRequest("x", preSel, 0, 2, time.Minute) }, ErrBadAmount},
+		{"trigger negative amount", func() (string, json.RawMessage, error) { return TriggerRequest("x", term, -1, 2, time.Minute) }, ErrBadAmount},
+		{"trigger without spark id", func() (string, json.RawMessage, error) { return TriggerRequest("", term, 100, 2, time.Minute) }, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/store"
 )
 
 // Values of the enumerated keys. Other packages compare against these rather
@@ -144,6 +145,23 @@ type Tariff struct {
 	DecimalPlace int     `yaml:"decimal_place"` // minor-unit digits used by Nayax
 	PricePerKWh  float64 `yaml:"price_per_kwh"` // in Currency units
 	SessionFee   float64 `yaml:"session_fee"`   // added once per settled session
+}
+
+// Exact returns the tariff as a session records it when it starts
+// (store.Tariff): price and fee in millionths of the currency unit,
+// exactly as the operator wrote them (0.39 is 390000, not the double
+// nearest to 0.39). Validate refuses a tariff for which it fails.
+func (t Tariff) Exact() (store.Tariff, error) {
+	price, err := store.ParseDecimal(store.FloatDecimal(t.PricePerKWh), store.PriceDecimals, store.MaxScaled)
+	if err != nil {
+		return store.Tariff{}, fmt.Errorf("tariff.price_per_kwh: %w", err)
+	}
+	fee, err := store.ParseDecimal(store.FloatDecimal(t.SessionFee), store.PriceDecimals, store.MaxScaled)
+	if err != nil {
+		return store.Tariff{}, fmt.Errorf("tariff.session_fee: %w", err)
+	}
+	st := store.Tariff{Currency: t.Currency, DecimalPlace: t.DecimalPlace, PricePerKWhMicro: price, SessionFeeMicro: fee}
+	return st, nil
 }
 
 // Default returns a configuration with every default filled in, no

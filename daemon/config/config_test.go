@@ -423,3 +423,35 @@ func TestValidateProgrammatic(t *testing.T) {
 		t.Errorf("Validate =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestTariffExact: the tariff a session records is the decimals the
+// operator wrote, in millionths, never the doubles nearest to them.
+func TestTariffExact(t *testing.T) {
+	tests := []struct {
+		price, fee float64
+		wantPrice  int64
+		wantFee    int64
+		err        string
+	}{
+		{0.39, 0, 390000, 0, ""},
+		{0.3925, 0.5, 392500, 500000, ""},
+		{45, 100, 45_000_000, 100_000_000, ""},
+		{2.675, 1.005, 2675000, 1005000, ""}, // both below their decimal as doubles
+		{999999999.999999, 0.000001, 999999999999999, 1, ""},
+		{0.1234567, 0, 0, 0, "tariff.price_per_kwh"},
+		{0.39, -1, 0, 0, "tariff.session_fee"},
+		{nan(), 0, 0, 0, "tariff.price_per_kwh"},
+	}
+	for _, tt := range tests {
+		got, err := Tariff{Currency: "EUR", DecimalPlace: 2, PricePerKWh: tt.price, SessionFee: tt.fee}.Exact()
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("Exact(%v, %v) = %+v, %v; want an error about %s", tt.price, tt.fee, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got.PricePerKWhMicro != tt.wantPrice || got.SessionFeeMicro != tt.wantFee || got.Currency != "EUR" || got.DecimalPlace != 2 {
+			t.Errorf("Exact(%v, %v) = %+v, %v; want price %d fee %d", tt.price, tt.fee, got, err, tt.wantPrice, tt.wantFee)
+		}
+	}
+}

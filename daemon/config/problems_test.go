@@ -147,6 +147,31 @@ func TestProblems(t *testing.T) {
 			"tariff.price_per_kwh: must be >= 0, got -0.01",
 			"tariff.session_fee: must be >= 0, got -1",
 		}},
+		// money is integers in the ledger: what it cannot hold exactly is refused
+		{"price with six decimals ok", minimal + "tariff: {price_per_kwh: 0.392501, session_fee: 0.000001}\n", nil},
+		{"price finer than a millionth", minimal + "tariff: {price_per_kwh: 0.3925001}\n", []string{
+			"tariff.price_per_kwh: must have at most 6 decimals (millionths of the currency unit), got 0.3925001",
+		}},
+		{"fee finer than a millionth", minimal + "tariff: {session_fee: \"0.0000005\"}\n", []string{
+			"tariff.session_fee: must have at most 6 decimals (millionths of the currency unit), got 0.0000005",
+		}},
+		{"largest price ok, fee too large", minimal + "tariff: {price_per_kwh: 999999999.999999, session_fee: 1e300}\n", []string{
+			"tariff.session_fee: must be at most 999999999.999999, got 1e+300",
+		}},
+		{"price just too large", minimal + "tariff: {price_per_kwh: 1000000000}\n", []string{
+			"tariff.price_per_kwh: must be at most 999999999.999999, got 1e+09",
+		}},
+		{"start_amount in cents ok", minimal + "policy: {start_amount: 12.34}\n", nil},
+		{"start_amount finer than the currency", minimal + "policy: {start_amount: 12.345}\n", []string{
+			"policy.start_amount: must have at most 2 decimals (tariff.decimal_place), got 12.345",
+		}},
+		{"start_amount in yen", minimal + "policy: {start_amount: 2000.5}\ntariff: {currency: JPY, decimal_place: 0}\n", []string{
+			"policy.start_amount: must have at most 0 decimals (tariff.decimal_place), got 2000.5",
+		}},
+		{"start_amount in dinar ok", minimal + "policy: {start_amount: 5.125}\ntariff: {currency: KWD, decimal_place: 3}\n", nil},
+		{"start_amount too large", minimal + "policy: {start_amount: 1e13}\n", []string{
+			"policy.start_amount: must be at most 9999999999999.99, got 1e+13",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,6 +250,7 @@ func TestProblemLines(t *testing.T) {
 		{"missing key at its block", "stations: [{number: \"1\"}]\nnode:\n  data_dir: /x\n", "node.id", 2},
 		{"missing block", "stations: [{number: \"1\"}]\n", "node.id", 0},
 		{"list element", "node: {id: n1}\nstations:\n  - number: \"1\"\n  - number: \"1\"\n", "stations[1].number", 4},
+		{"price finer than a millionth", "node: {id: n1}\nstations: [{number: \"1\"}]\ntariff:\n  currency: EUR\n  price_per_kwh: 0.1234567\n", "tariff.price_per_kwh", 5},
 		{"terminal station entry", "node: {id: n1}\nstations: [{number: \"1\"}]\nterminals:\n  - machine_id: 1\n    stations:\n      - \"1\"\n      - \"2\"\n", "terminals[0].stations[1]", 7},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/sitelink/sitelink/daemon/nayax"
+	"github.com/sitelink/sitelink/store"
 )
 
 // Limits checked by Validate.
@@ -327,6 +329,8 @@ func (e *Edge) validatePolicy(v *validator) {
 	}
 	if !(p.StartAmount > 0) || math.IsInf(p.StartAmount, 1) {
 		v.add("policy.start_amount", "must be > 0, got %s", fmtFloat(p.StartAmount))
+	} else if dp := e.Tariff.DecimalPlace; dp >= 0 && dp <= maxDecimals {
+		v.checkExact("policy.start_amount", p.StartAmount, dp, "tariff.decimal_place")
 	}
 	v.checkPositive("policy.trigger_timeout", p.TriggerTimeout)
 	if p.TriggerTimeout > 0 && (p.TriggerTimeout%Duration(time.Second) != 0 || p.TriggerTimeout > Duration(time.Hour)) {
@@ -350,4 +354,23 @@ func (e *Edge) validateTariff(v *validator) {
 	}
 	v.checkNonNegative("tariff.price_per_kwh", t.PricePerKWh)
 	v.checkNonNegative("tariff.session_fee", t.SessionFee)
+	v.checkExact("tariff.price_per_kwh", t.PricePerKWh, store.PriceDecimals, "millionths of the currency unit")
+	v.checkExact("tariff.session_fee", t.SessionFee, store.PriceDecimals, "millionths of the currency unit")
+}
+
+// checkExact refuses a non-negative amount or price that the ledger's
+// integers cannot hold exactly (store/money.go): more decimals than
+// places, or too large. Money is never rounded on its way in; the negative
+// and NaN cases are checkNonNegative's.
+func (v *validator) checkExact(path string, f float64, places int, unit string) {
+	if !(f >= 0) || math.IsInf(f, 1) {
+		return
+	}
+	_, err := store.ParseDecimal(store.FloatDecimal(f), places, store.MaxScaled)
+	switch {
+	case errors.Is(err, store.ErrTooPrecise):
+		v.add(path, "must have at most %d decimals (%s), got %s", places, unit, store.FloatDecimal(f))
+	case err != nil:
+		v.add(path, "must be at most %s, got %s", store.FormatDecimal(store.MaxScaled, places), fmtFloat(f))
+	}
 }

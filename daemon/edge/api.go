@@ -155,11 +155,11 @@ func (b backend) Sessions(limit int) ([]localapi.Session, error) {
 			out = append(out, localapi.Session{
 				Answers:            answers,
 				SparkTransactionID: s.SparkTransactionID, NayaxTransactionID: s.NayaxTransactionID,
-				Station: s.Station, State: string(s.State), Origin: s.Origin, EnergyWh: s.EnergyWh,
-				AuthorizedAmount: s.AuthorizedAmount, Amount: s.Amount, StopReason: s.StopReason,
+				Station: s.Station, State: string(s.State), Origin: s.Origin, EnergyWh: s.EnergyWh, StopReason: s.StopReason,
 				CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Request: requestView(s.Request), LastAnswer: (*localapi.Answer)(s.LastAnswer),
 				Payment: (*localapi.PaymentRecord)(s.Payment),
 			})
+			setMoney(&out[len(out)-1], s, b.cfg.Load().Tariff)
 			return true
 		})
 	})
@@ -167,6 +167,21 @@ func (b backend) Sessions(limit int) ([]localapi.Session, error) {
 		out = []localapi.Session{}
 	}
 	return out, err
+}
+
+// setMoney fills a session view's money from the ledger's minor units:
+// the decimals operators and scripts read (authorized_amount, amount, as
+// before the ledger kept integers) and the integers with their scale.
+// conf prices a session recorded before sessions kept their tariff.
+func setMoney(v *localapi.Session, s store.Session, conf config.Tariff) {
+	cur, dp := conf.Currency, conf.DecimalPlace
+	if s.Tariff != nil {
+		cur, dp = s.Tariff.Currency, s.Tariff.DecimalPlace
+	}
+	v.Currency, v.DecimalPlace = cur, dp
+	v.AuthorizedMinor, v.AmountMinor = s.AuthorizedMinor, s.AmountMinor
+	v.AuthorizedAmount = localapi.Decimal(store.FormatDecimal(s.AuthorizedMinor, dp))
+	v.Amount = localapi.Decimal(store.FormatDecimal(s.AmountMinor, dp))
 }
 
 func (b backend) Outbox(limit int) ([]localapi.OutboxEntry, error) {
@@ -229,7 +244,11 @@ func (b backend) SelfTest(ctx context.Context, station string) (string, error) {
 func (b backend) Start(ctx context.Context, r localapi.StartRequest) (localapi.StartResult, error) {
 	var s store.Session
 	var serr error
-	if err := b.exec(ctx, func(e *engine) { s, serr = e.startSession(r.Station, r.Amount, time.Now()) }); err != nil {
+	amount := "" // the policy's
+	if r.Amount != 0 {
+		amount = store.FloatDecimal(r.Amount) // as the operator wrote it
+	}
+	if err := b.exec(ctx, func(e *engine) { s, serr = e.startSession(r.Station, amount, time.Now()) }); err != nil {
 		return localapi.StartResult{}, err
 	}
 	if serr != nil {

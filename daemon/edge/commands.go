@@ -357,7 +357,12 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (wire.Answer, func(t
 		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: unknown station %q", station))),
 			e.refuse(req, term, "", existingPtr(have, &existing), key, "unknown station "+station, now)
 	}
-	if !(req.Amount.V > 0) {
+	authorized, dp, aerr := e.authorizedMinor(req, existingPtr(have, &existing))
+	if aerr != nil {
+		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("Amount: must be whole minor units of the currency (at most %d decimals) and at most %s, got %s",
+			dp, store.FormatDecimal(store.MaxScaled, dp), req.Amount.Decimal()))), nil
+	}
+	if authorized <= 0 {
 		return out(nayax.Declined(nayax.CodeValidation, "Amount: must be greater than 0")), nil
 	}
 	var busy *store.Session
@@ -397,7 +402,7 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (wire.Answer, func(t
 		}
 		s = store.Session{SparkTransactionID: sparkID, Station: station, Origin: "external", CreatedAt: now.UTC()}
 	}
-	fillAuthorization(&s, req, term, key)
+	fillAuthorization(&s, req, term, key, authorized)
 	s.MeterStartWh = r.EnergyWh
 	s.EnergyWh = 0
 
@@ -474,11 +479,25 @@ func (e *engine) stopCommand(cmd wire.Command, now time.Time) (wire.Answer, func
 	return out(nayax.Approved("No Errors"), &s), record
 }
 
+// authorizedMinor is a TransactionCallback's Amount in minor units of the
+// session's currency (existing's tariff, else the configured one), with
+// those decimal places. It is converted from the decimal Nayax wrote,
+// exactly: an amount with more decimals than the currency has, negative
+// or beyond store.MaxScaled is an error, never rounded.
+func (e *engine) authorizedMinor(req nayax.TransactionCallbackRequest, existing *store.Session) (int64, int, error) {
+	dp := e.conf().Tariff.DecimalPlace
+	if existing != nil {
+		dp = e.sessionTariff(existing).DecimalPlace
+	}
+	v, err := billing.ParseAmount(req.Amount.Decimal(), dp)
+	return v, dp, err
+}
+
 // fillAuthorization copies what a TransactionCallback says about the
-// money onto the session. The terminal's identifiers are stored as
-// configured (they agree with the request, checked before), so later
-// matches compare like with like.
-func fillAuthorization(s *store.Session, req nayax.TransactionCallbackRequest, term config.Terminal, key []byte) {
+// money onto the session, the amount converted by authorizedMinor. The
+// terminal's identifiers are stored as configured (they agree with the
+// request, checked before), so later matches compare like with like.
+func fillAuthorization(s *store.Session, req nayax.TransactionCallbackRequest, term config.Terminal, key []byte, authorized int64) {
 	s.NayaxTransactionID = req.NayaxTransactionId.V
 	s.MachineID = cmp.Or(term.MachineID, req.MachineId.V)
 	s.HwSerial = cmp.Or(term.HwSerial, req.HwSerial.S)
@@ -486,7 +505,7 @@ func fillAuthorization(s *store.Session, req nayax.TransactionCallbackRequest, t
 	s.MachineAuTime = req.MachineAuTime.S
 	s.CardDigest = cardDigest(key, req.CardHash.S)
 	s.CardLast4 = req.CardLast4Digits.S
-	s.AuthorizedAmount = req.Amount.V
+	s.AuthorizedMinor = authorized
 	s.Request = nil // a Remote Start's trigger is answered
 }
 
@@ -495,7 +514,15 @@ func fillAuthorization(s *store.Session, req nayax.TransactionCallbackRequest, t
 // closed): Nayax holds the customer's money until told, so a refused
 // card gets a cancel request like any session without service.
 func (e *engine) refuse(req nayax.TransactionCallbackRequest, term config.Terminal, station string, existing *store.Session, key []byte, why string, now time.Time) func(tx *store.Tx) error {
-	if !req.NayaxTransactionId.Valid || req.NayaxTransactionId.V == 0 || !(req.Amount.V > 0) {
+	if !req.NayaxTransactionId.Valid || req.NayaxTransactionId.V == 0 {
+		return nil
+	}
+	// An amount we cannot hold exactly cannot be released either: such an
+	// authorization is only answered Declined, as before.
+	authorized, _, err := e.authorizedMinor(req, existing)
+	if err != nil || authorized <= 0 {
+		e.log.Warn("not releasing an authorization without a valid amount", "nayax_transaction_id", req.NayaxTransactionId.V,
+			"amount", req.Amount.Decimal(), "why", why)
 		return nil
 	}
 	return func(tx *store.Tx) error {
@@ -512,7 +539,7 @@ func (e *engine) refuse(req nayax.TransactionCallbackRequest, term config.Termin
 			}
 			s = store.Session{SparkTransactionID: id, Station: station, Origin: "external", CreatedAt: now.UTC()}
 		}
-		fillAuthorization(&s, req, term, key)
+		fillAuthorization(&s, req, term, key, authorized)
 		// Nothing was delivered under an authorization we refuse: only
 		// its cancel can follow, whatever a meter said before.
 		s.EnergyWh, s.MeterStartWh = 0, 0

@@ -92,7 +92,14 @@ func New(o Options) (*Daemon, error) {
 // start-up reconcile, API), and stops it in reverse when ctx ends. A
 // cancelled ctx is a clean exit and returns nil.
 func (d *Daemon) Run(ctx context.Context) error {
-	st, err := store.Open(d.cfg.Load().DBPath(), d.o.Store)
+	so := d.o.Store
+	if so.LegacyDecimalPlace == nil {
+		// A ledger of an older release may hold sessions without a
+		// tariff: their amounts were in the configured currency.
+		dp := d.cfg.Load().Tariff.DecimalPlace
+		so.LegacyDecimalPlace = &dp
+	}
+	st, err := store.Open(d.cfg.Load().DBPath(), so)
 	if err != nil {
 		return err
 	}

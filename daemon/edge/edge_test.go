@@ -84,7 +84,7 @@ func TestAuthorizeThenSeedStop(t *testing.T) {
 		t.Fatal("contactor still closed after an approved stop")
 	}
 	got := s.session(seedSpark)
-	if got.State != "settling" || got.NayaxTransactionID != 2004545072 || got.AuthorizedAmount != 15 || got.EnergyWh <= 0 {
+	if got.State != "settling" || got.NayaxTransactionID != 2004545072 || got.AuthorizedAmount != "15" || got.AuthorizedMinor != 1500 || got.EnergyWh <= 0 {
 		t.Fatalf("session after stop = %+v", got)
 	}
 

@@ -237,8 +237,12 @@ func (e *engine) transition(tx *store.Tx, s *store.Session, to store.State, reas
 		return err
 	}
 	if s.Tariff == nil {
-		// The first record of a session fixes its price.
-		t := store.Tariff(e.conf().Tariff)
+		// The first record of a session fixes its price, exactly.
+		t, err := e.conf().Tariff.Exact()
+		if err != nil {
+			e.log.Error("BUG: the configured tariff is not exact", "err", err)
+			return err
+		}
 		s.Tariff = &t
 	}
 	s.State = to
@@ -250,7 +254,7 @@ func (e *engine) transition(tx *store.Tx, s *store.Session, to store.State, reas
 	if err := tx.PutSession(s); err != nil {
 		return err
 	}
-	pub, err := json.Marshal(publicSession(*s))
+	pub, err := json.Marshal(publicSession(*s, e.sessionTariff(s)))
 	if err != nil {
 		return err
 	}
@@ -258,8 +262,9 @@ func (e *engine) transition(tx *store.Tx, s *store.Session, to store.State, reas
 }
 
 // publicSession strips what must not leave the controller (card digest
-// and last digits) and what only operators need (history).
-func publicSession(s store.Session) store.Session {
+// and last digits) and what only operators need (history), and adds the
+// money as decimals (t is the session's tariff).
+func publicSession(s store.Session, t store.Tariff) eventSession {
 	s.CardDigest = ""
 	s.CardLast4 = ""
 	s.History = nil
@@ -268,7 +273,36 @@ func publicSession(s store.Session) store.Session {
 		r.Body = nil // the event that carries it is enough
 		s.Request = &r
 	}
-	return s
+	p := eventSession{Session: s,
+		AuthorizedAmount: json.Number(store.FormatDecimal(s.AuthorizedMinor, t.DecimalPlace)),
+		Amount:           json.Number(store.FormatDecimal(s.AmountMinor, t.DecimalPlace)),
+	}
+	if s.Tariff != nil {
+		p.Tariff = &eventTariff{Tariff: *s.Tariff,
+			PricePerKWh: json.Number(store.FormatDecimal(s.Tariff.PricePerKWhMicro, store.PriceDecimals)),
+			SessionFee:  json.Number(store.FormatDecimal(s.Tariff.SessionFeeMicro, store.PriceDecimals)),
+		}
+	}
+	return p
+}
+
+// eventSession is the session a `session` event carries: the ledger's
+// record with its integer money (authorized_minor, amount_minor;
+// tariff.price_per_kwh_micro, session_fee_micro) and, for the consumers
+// of earlier releases, the same money as exact decimals under the names
+// it had when the ledger kept floats (authorized_amount, amount; tariff
+// price_per_kwh, session_fee), with the same JSON numbers ("0.59").
+type eventSession struct {
+	store.Session
+	AuthorizedAmount json.Number  `json:"authorized_amount"`
+	Amount           json.Number  `json:"amount"`
+	Tariff           *eventTariff `json:"tariff,omitempty"` // over Session.Tariff
+}
+
+type eventTariff struct {
+	store.Tariff
+	PricePerKWh json.Number `json:"price_per_kwh"`
+	SessionFee  json.Number `json:"session_fee"`
 }
 
 // cardDigest keys the card hash so the ledger never holds a value that
@@ -461,7 +495,8 @@ func (e *engine) timers(now time.Time) {
 		if (s.State == store.Authorized || s.State == store.Charging) && e.overBudget(s, r) {
 			// Checked every tick on the live meter: the overshoot is at
 			// most one tick's energy, and the settlement is capped anyway.
-			e.stop(s, fmt.Sprintf("%s (%.1f Wh, policy.budget_stop_at %g %% of %g)", billing.StopBudget, sessionEnergy(s, r), e.conf().Policy.BudgetStopAt, s.AuthorizedAmount), now)
+			e.stop(s, fmt.Sprintf("%s (%.1f Wh, policy.budget_stop_at %g %% of %s)", billing.StopBudget, sessionEnergy(s, r), e.conf().Policy.BudgetStopAt,
+				store.FormatDecimal(s.AuthorizedMinor, e.sessionTariff(s).DecimalPlace)), now)
 			continue
 		}
 		switch s.State {
@@ -528,11 +563,22 @@ func (e *engine) timers(now time.Time) {
 // the tariff it started with, has reached policy.budget_stop_at percent of
 // what the card holder authorized.
 func (e *engine) overBudget(s *store.Session, r hal.Reading) bool {
-	t := e.conf().Tariff
+	return billing.BudgetReached(sessionEnergy(s, r), s.AuthorizedMinor, e.sessionTariff(s), e.conf().Policy.BudgetStopAt)
+}
+
+// sessionTariff is the tariff that prices s and gives its amounts' decimal
+// places: its own, or the configured one for a session recorded before
+// sessions kept their tariff (or not recorded yet).
+func (e *engine) sessionTariff(s *store.Session) store.Tariff {
 	if s.Tariff != nil {
-		t = config.Tariff(*s.Tariff)
+		return *s.Tariff
 	}
-	return billing.BudgetReached(sessionEnergy(s, r), s.AuthorizedAmount, t, e.conf().Policy.BudgetStopAt)
+	t, err := e.conf().Tariff.Exact()
+	if err != nil {
+		// Validate refuses such a configuration: unreachable.
+		e.log.Error("BUG: the configured tariff is not exact", "err", err)
+	}
+	return t
 }
 
 // stop ends an active session: contactor open first (safe), then one

@@ -284,7 +284,7 @@ func TestLateApprovalAfterRestartCancels(t *testing.T) {
 	dir := t.TempDir()
 	wrap := func(s hal.Station) hal.Station { return meterAt{s, 123_456} }
 	r := newRigAt(t, dir, nil, wrap)
-	s, err := r.e.startSession("5", 0, r.now)
+	s, err := r.e.startSession("5", "", r.now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,8 +300,8 @@ func TestLateApprovalAfterRestartCancels(t *testing.T) {
 		t.Fatalf("late approval answered %v", reply)
 	}
 	got := r.sessions()[s.SparkTransactionID]
-	if got.State != store.Cancelling || got.Request == nil || got.Request.Kind != "cancel" || got.Amount != 0 {
-		t.Fatalf("late approval left %s, request %+v, amount %v; want cancelling with a cancel", got.State, got.Request, got.Amount)
+	if got.State != store.Cancelling || got.Request == nil || got.Request.Kind != "cancel" || got.AmountMinor != 0 {
+		t.Fatalf("late approval left %s, request %+v, amount %v; want cancelling with a cancel", got.State, got.Request, got.AmountMinor)
 	}
 	if evs := r.events()[before:]; !slices.Contains(evs, wire.EventCancelRequest) || slices.Contains(evs, wire.EventSettlementRequest) {
 		t.Fatalf("events %v: want a cancel-request and no settlement", evs)
@@ -733,8 +733,8 @@ func TestUnbuildableSettlementKeepsAmount(t *testing.T) {
 		t.Fatal("stop")
 	}
 	got := r.session()
-	if got.State != store.NeedsReconciliation || !(got.Amount > 0) || !strings.Contains(got.History[len(got.History)-1].Reason, "SiteId") {
-		t.Fatalf("session %s amount %v history %+v; want needs-reconciliation with the amount", got.State, got.Amount, got.History[len(got.History)-1])
+	if got.State != store.NeedsReconciliation || !(got.AmountMinor > 0) || !strings.Contains(got.History[len(got.History)-1].Reason, "SiteId") {
+		t.Fatalf("session %s amount %v history %+v; want needs-reconciliation with the amount", got.State, got.AmountMinor, got.History[len(got.History)-1])
 	}
 }
 
@@ -840,8 +840,8 @@ func TestBudgetStop(t *testing.T) {
 		}
 	}
 	got := r.session()
-	if !strings.HasPrefix(got.StopReason, "budget reached") || got.Amount != 0.98 || r.sims["5"].Read().Contactor {
-		t.Fatalf("stopped %q, amount %v, contactor %v; want budget reached, 0.98, open", got.StopReason, got.Amount, r.sims["5"].Read().Contactor)
+	if !strings.HasPrefix(got.StopReason, "budget reached") || got.AmountMinor != 98 || r.sims["5"].Read().Contactor {
+		t.Fatalf("stopped %q, amount %v, contactor %v; want budget reached, 98 cents, open", got.StopReason, got.AmountMinor, r.sims["5"].Read().Contactor)
 	}
 }
 
@@ -866,8 +866,8 @@ func TestSettlementPast48h(t *testing.T) {
 		before := len(r.events())
 		r.command("stop", stopBody(t, nil))
 		got := r.session()
-		if got.State != store.NeedsReconciliation || got.Amount <= 0 || slices.Contains(r.events()[before:], wire.EventSettlementRequest) {
-			t.Fatalf("session %s amount %v events %v; want needs-reconciliation with the amount and no settlement sent", got.State, got.Amount, r.events()[before:])
+		if got.State != store.NeedsReconciliation || got.AmountMinor <= 0 || slices.Contains(r.events()[before:], wire.EventSettlementRequest) {
+			t.Fatalf("session %s amount %v events %v; want needs-reconciliation with the amount and no settlement sent", got.State, got.AmountMinor, r.events()[before:])
 		}
 	})
 	t.Run("retry after 48 h", func(t *testing.T) {

@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/billing"
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/localapi"
 	"github.com/sitelink/sitelink/daemon/mqtttest"
 	"github.com/sitelink/sitelink/daemon/wire"
+	"github.com/sitelink/sitelink/store"
 )
 
 // fleetFile is the local file of the fleet tests: the daemon builds its
@@ -354,8 +356,9 @@ func TestFleetStationChangeDeferred(t *testing.T) {
 	}
 	s := f.waitEnded(seedSpark)
 	// 0.39 EUR/kWh, the price when it started, not 1.00.
-	if want := float64(int(s.EnergyWh/1000*0.39*100+0.5)) / 100; s.Amount != want {
-		t.Fatalf("amount %v for %.1f Wh, want %v (the old price)", s.Amount, s.EnergyWh, want)
+	old := store.Tariff{Currency: "EUR", DecimalPlace: 2, PricePerKWhMicro: 390000}
+	if want := billing.Amount(s.EnergyWh, s.AuthorizedMinor, old); s.AmountMinor != want || want <= 0 {
+		t.Fatalf("amount %d cents for %.1f Wh, want %d (the old price)", s.AmountMinor, s.EnergyWh, want)
 	}
 	f.report(from, "station 5 done", func(r wire.ReportedConfig) bool { return r.Version == 2 && r.Applied && len(r.Waiting) == 0 })
 	waitFor(t, 5*time.Second, "station 5 rebuilt", func() bool {

@@ -41,7 +41,7 @@ func (ss *stationSet) openGPIO(sc config.Station) (hal.Station, error) {
 		Logger:            ss.log.With("station", number),
 		OnStart: func() {
 			ss.button(number, "start", func(e *engine) error {
-				_, err := e.startSession(number, 0, time.Now())
+				_, err := e.startSession(number, "", time.Now())
 				return err
 			})
 		},

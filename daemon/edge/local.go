@@ -20,8 +20,11 @@ import (
 // self-test a technician runs when commissioning. All run on the engine.
 
 // startSession opens a Remote Start: a requested session and its
-// start-request event, committed together. It runs on the engine.
-func (e *engine) startSession(station string, amount float64, now time.Time) (store.Session, error) {
+// start-request event, committed together. amount is the decimal to
+// authorize, in the currency's main unit ("15", "12.50"); "" or 0 means
+// policy.start_amount. An amount with more decimals than the currency has
+// is refused, never rounded. It runs on the engine.
+func (e *engine) startSession(station string, amount string, now time.Time) (store.Session, error) {
 	hw, ok := e.stations.get(station)
 	if !ok {
 		return store.Session{}, fmt.Errorf("unknown station %q", station)
@@ -35,12 +38,25 @@ func (e *engine) startSession(station string, amount float64, now time.Time) (st
 	} else if r.Contactor {
 		return store.Session{}, fmt.Errorf("station %s: contactor closed without a session (welded?)", station)
 	}
-	if amount <= 0 {
-		amount = e.conf().Policy.StartAmount
+	tariff, err := e.conf().Tariff.Exact()
+	if err != nil {
+		return store.Session{}, err
+	}
+	var minor int64
+	if amount != "" {
+		if minor, err = billing.ParseAmount(amount, tariff.DecimalPlace); err != nil {
+			return store.Session{}, fmt.Errorf("amount: %w (%s has %d decimals)", err, tariff.Currency, tariff.DecimalPlace)
+		}
+	}
+	if minor == 0 {
+		// Validate checked that start_amount is exact.
+		if minor, err = billing.ParseAmount(store.FloatDecimal(e.conf().Policy.StartAmount), tariff.DecimalPlace); err != nil {
+			return store.Session{}, fmt.Errorf("policy.start_amount: %w", err)
+		}
 	}
 	s := store.Session{SparkTransactionID: newSparkID(), Station: station, Origin: "remote", CreatedAt: now.UTC(),
-		MachineID: term.MachineID, HwSerial: term.HwSerial, AuthorizedAmount: amount}
-	call, body, err := billing.TriggerRequest(s.SparkTransactionID, term, amount, time.Duration(e.conf().Policy.TriggerTimeout))
+		MachineID: term.MachineID, HwSerial: term.HwSerial, AuthorizedMinor: minor, Tariff: &tariff}
+	call, body, err := billing.TriggerRequest(s.SparkTransactionID, term, minor, tariff.DecimalPlace, time.Duration(e.conf().Policy.TriggerTimeout))
 	if err != nil {
 		return store.Session{}, err
 	}
@@ -71,7 +87,7 @@ func (e *engine) startCommand(cmd wire.Command, now time.Time) (wire.Answer, fun
 	if req.ServiceStationNumber.S == "" {
 		return declined(cmd, nayax.CodeMissingMandatory, "ServiceStationNumber: required"), nil
 	}
-	s, err := e.startSession(req.ServiceStationNumber.S, req.Amount.V, now)
+	s, err := e.startSession(req.ServiceStationNumber.S, req.Amount.Decimal(), now)
 	if err != nil {
 		return declined(cmd, nayax.CodeValidation, err.Error()), nil
 	}

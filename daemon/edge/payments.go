@@ -57,11 +57,11 @@ func (e *engine) endOfService(tx *store.Tx, s *store.Session, now time.Time) err
 		return e.transition(tx, s, store.NeedsReconciliation, "no terminal configured for station "+s.Station, now)
 	}
 	p := e.conf().Policy
-	d, err := billing.Decide(*s, term, e.conf().Tariff, p.MinEnergyWh)
+	d, err := billing.Decide(*s, term, e.sessionTariff(s), p.MinEnergyWh)
 	if d.Kind == billing.KindSettlement {
 		// Kept even when the request cannot be built: the operator who
 		// settles it by hand needs the amount.
-		s.Amount = d.Amount
+		s.AmountMinor = d.Amount
 	}
 	if err != nil {
 		return e.transition(tx, s, store.NeedsReconciliation, "cannot build the Nayax request: "+err.Error(), now)

@@ -52,8 +52,8 @@ type Session struct {
 	State              string    `json:"state"`
 	Origin             string    `json:"origin,omitempty"`
 	EnergyWh           float64   `json:"energy_wh"`
-	AuthorizedAmount   float64   `json:"authorized_amount"`
-	Amount             float64   `json:"amount"`
+	AuthorizedAmount   Decimal   `json:"authorized_amount"`
+	Amount             Decimal   `json:"amount"`
 	StopReason         string    `json:"stop_reason,omitempty"`
 	CreatedAt          time.Time `json:"created_at"`
 	UpdatedAt          time.Time `json:"updated_at"`
@@ -67,7 +67,19 @@ type Session struct {
 	// Payment is the payment record: Nayax's answer to the settlement or
 	// cancel (auth code, RRNs, settled amount, times), for a receipt.
 	Payment *PaymentRecord `json:"payment_record,omitempty"`
+	// AuthorizedMinor and AmountMinor are AuthorizedAmount and Amount as
+	// the ledger keeps them: minor units of Currency, with DecimalPlace
+	// decimals (59 at 2 is 0.59).
+	AuthorizedMinor int64  `json:"authorized_minor"`
+	AmountMinor     int64  `json:"amount_minor"`
+	Currency        string `json:"currency,omitempty"`
+	DecimalPlace    int    `json:"decimal_place"`
 }
+
+// Decimal is an exact decimal amount in the currency's main unit, written
+// in JSON as that number (0.59): rendered from the ledger's minor units,
+// it never passes through a float.
+type Decimal = json.Number
 
 // PaymentRecord is a session's payment record (store.PaymentRecord).
 type PaymentRecord struct {

@@ -320,7 +320,7 @@ func TestDecodeTransactionCallbackSeed(t *testing.T) {
 		r.SiteId.String() != "2" || r.TerminalId.S != "0434334921100366" ||
 		r.MachineId.V != 71234996 || r.HwSerial.S != "0434334921100366" ||
 		r.CardLast4Digits.S != "1234" || r.CardHash.S != cardHash || r.CardUid.S != "1288528281124927" ||
-		r.MachineAuTime.S != "20240205194122328" || r.Amount != nayax.NewAmount(15) ||
+		r.MachineAuTime.S != "20240205194122328" || r.Amount != decimalAmount(t, "15.0") ||
 		r.ServiceStationNumber.Valid {
 		t.Fatalf("decoded seed = %+v", r)
 	}
@@ -758,4 +758,15 @@ func TestDeclineFor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decimalAmount is the Amount a decoder returns for the JSON number s: it
+// keeps s as written.
+func decimalAmount(t *testing.T, s string) nayax.Amount {
+	t.Helper()
+	a, err := nayax.NewAmountDecimal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

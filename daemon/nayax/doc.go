@@ -13,7 +13,8 @@
 //     the raw token; an id never passes through float64.
 //   - Text takes a string, a number or a boolean, and keeps a number's
 //     literal text ("2.3658433596983443e+35" stays as written).
-//   - Amount takes a number or a numeric string.
+//   - Amount takes a number or a numeric string, and keeps it as written
+//     (Amount.Decimal) for an exact conversion to minor units.
 //   - Literal keeps a token byte for byte, for SiteId, which must be echoed
 //     to Nayax exactly as it came.
 //

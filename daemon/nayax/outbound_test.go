@@ -188,7 +188,7 @@ func TestExternalCancelSeed(t *testing.T) {
 		r.SiteId.String() != "2" || r.MachineAuTime.S != "20251212110000500" ||
 		r.TerminalId.S != "NX0087654321" || r.TerminalIdType.V != nayax.TerminalHWSerial ||
 		r.CancellationType.V != nayax.CancellationPreAuth || r.ReasonCode.String() != `"01"` ||
-		r.ReasonText.S != "User requested cancellation" || r.CancelAmount != nayax.NewAmount(5) {
+		r.ReasonText.S != "User requested cancellation" || r.CancelAmount != decimalAmount(t, "5") {
 		t.Fatalf("seed = %+v", r)
 	}
 }
@@ -206,7 +206,7 @@ func TestOutboundResponses(t *testing.T) {
 			t.Fatal(err)
 		}
 		if r.Status == nil || !r.Status.IsApproved() || r.AuthCode.S != "333333" || r.CurrencyNumeric.S != "978" ||
-			r.NayaxRRN.S != "111111" || r.Amount != nayax.NewAmount(12.25) {
+			r.NayaxRRN.S != "111111" || r.Amount != decimalAmount(t, "12.25") {
 			t.Fatalf("decoded = %+v", r)
 		}
 	})

@@ -174,18 +174,54 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 // Amount is a money amount in the currency's main unit. Nayax's schema
 // types amounts as doubles; some senders quote them. null, an absent field
 // and an empty string leave Valid false.
+//
+// A decoded Amount also keeps the number as Nayax wrote it (Decimal), and
+// writes it back so: the edge converts it to integer minor units from
+// that text, exactly, and the relay's forwarding loses nothing of it.
 type Amount struct {
 	V     float64
 	Valid bool
+	text  string // the JSON number as written; "" for NewAmount
 }
 
 // NewAmount returns a valid Amount holding v.
 func NewAmount(v float64) Amount { return Amount{V: v, Valid: true} }
 
+// NewAmountDecimal returns a valid Amount written exactly as the decimal
+// s (JSON number syntax, such as "0.59"), for amounts computed in integer
+// minor units.
+func NewAmountDecimal(s string) (Amount, error) {
+	if !isNumber(s) {
+		return Amount{}, errNotNumber
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return Amount{}, errNumberRange
+	}
+	a := Amount{V: v, Valid: true, text: s}
+	return a, nil
+}
+
+// Decimal returns the amount's decimal text: as Nayax wrote it for a
+// decoded Amount ("15.0", "12.25" for a quoted "12.25"), the shortest
+// text of V otherwise, "" when not Valid.
+func (a Amount) Decimal() string {
+	switch {
+	case !a.Valid:
+		return ""
+	case a.text != "":
+		return a.text
+	}
+	return strconv.FormatFloat(a.V, 'g', -1, 64)
+}
+
 // MarshalJSON writes a JSON number, or null when not Valid.
 func (a Amount) MarshalJSON() ([]byte, error) {
 	if !a.Valid {
 		return null, nil
+	}
+	if a.text != "" {
+		return []byte(a.text), nil
 	}
 	return json.Marshal(a.V)
 }
@@ -197,14 +233,11 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 	if !ok || err != nil {
 		return err
 	}
-	if !isNumber(s) {
-		return errNotNumber
-	}
-	v, err := strconv.ParseFloat(s, 64)
+	na, err := NewAmountDecimal(s)
 	if err != nil {
-		return errNumberRange
+		return err
 	}
-	*a = NewAmount(v)
+	*a = na
 	return nil
 }
 

@@ -122,18 +122,22 @@ func TestTextMarshal(t *testing.T) {
 
 func TestAmountUnmarshal(t *testing.T) {
 	tests := []struct {
-		in      string
-		want    Amount
-		wantErr bool
+		in       string
+		want     float64
+		valid    bool
+		decimal  string // as written, for the edge's minor units
+		marshals string // what the relay forwards
+		wantErr  bool
 	}{
-		{in: `15.0`, want: NewAmount(15)},
-		{in: `15`, want: NewAmount(15)},
-		{in: `12.25`, want: NewAmount(12.25)},
-		{in: `"12.25"`, want: NewAmount(12.25)},
-		{in: `" 7 "`, want: NewAmount(7)},
-		{in: `1e2`, want: NewAmount(100)},
-		{in: `null`, want: Amount{}},
-		{in: `""`, want: Amount{}},
+		{in: `15.0`, want: 15, valid: true, decimal: "15.0", marshals: "15.0"},
+		{in: `15`, want: 15, valid: true, decimal: "15", marshals: "15"},
+		{in: `12.25`, want: 12.25, valid: true, decimal: "12.25", marshals: "12.25"},
+		{in: `"12.25"`, want: 12.25, valid: true, decimal: "12.25", marshals: "12.25"},
+		{in: `" 7 "`, want: 7, valid: true, decimal: "7", marshals: "7"},
+		{in: `1e2`, want: 100, valid: true, decimal: "1e2", marshals: "1e2"},
+		{in: `0.59000000000000000001`, want: 0.59, valid: true, decimal: "0.59000000000000000001", marshals: "0.59000000000000000001"},
+		{in: `null`, marshals: "null"},
+		{in: `""`, marshals: "null"},
 		{in: `"abc"`, wantErr: true},
 		{in: `"NaN"`, wantErr: true},
 		{in: `"Inf"`, wantErr: true},
@@ -150,10 +154,37 @@ func TestAmountUnmarshal(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Unmarshal(%s) error = %v, wantErr %v", tt.in, err, tt.wantErr)
 			}
-			if err == nil && got != tt.want {
-				t.Fatalf("Unmarshal(%s) = %+v, want %+v", tt.in, got, tt.want)
+			if err != nil {
+				return
+			}
+			if got.V != tt.want || got.Valid != tt.valid || got.Decimal() != tt.decimal {
+				t.Fatalf("Unmarshal(%s) = %+v (decimal %q), want %v valid %v decimal %q", tt.in, got, got.Decimal(), tt.want, tt.valid, tt.decimal)
+			}
+			b, err := json.Marshal(got)
+			if err != nil || string(b) != tt.marshals {
+				t.Errorf("Marshal = %s, %v; want %s", b, err, tt.marshals)
 			}
 		})
+	}
+}
+
+func TestNewAmountDecimal(t *testing.T) {
+	for _, s := range []string{"0.59", "15", "999999999999.999", "0.001"} {
+		a, err := NewAmountDecimal(s)
+		if err != nil {
+			t.Fatalf("NewAmountDecimal(%q): %v", s, err)
+		}
+		if b, _ := json.Marshal(a); string(b) != s || a.Decimal() != s {
+			t.Errorf("NewAmountDecimal(%q) marshals %s, decimal %q", s, b, a.Decimal())
+		}
+	}
+	for _, s := range []string{"", "0.5.9", "1e999", "-", " 1"} {
+		if a, err := NewAmountDecimal(s); err == nil {
+			t.Errorf("NewAmountDecimal(%q) = %+v, want an error", s, a)
+		}
+	}
+	if got := NewAmount(0.59).Decimal(); got != "0.59" {
+		t.Errorf("NewAmount(0.59).Decimal() = %q", got)
 	}
 }
 

@@ -3,7 +3,6 @@ package relay_test
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/localapi"
 	"github.com/sitelink/sitelink/daemon/nayaxsim"
+	"github.com/sitelink/sitelink/store"
 )
 
 var term = nayaxsim.Terminal{MachineID: machine, HwSerial: serial}
@@ -78,7 +78,7 @@ func TestSettledSession(t *testing.T) {
 				// The budget stops it before the price passes the hold
 				// (policy.budget_stop_at), without a second tap.
 				s := sessionOf(t, site.api, first.Txn.SparkTransactionID, "settled")
-				if !strings.HasPrefix(s.StopReason, "budget reached") || s.Amount > 20 || s.Amount < 19.6 {
+				if !strings.HasPrefix(s.StopReason, "budget reached") || s.AmountMinor > 2000 || s.AmountMinor < 1960 {
 					t.Fatalf("ended %q, settled %v for %.1f Wh; want budget reached, 19.60..20", s.StopReason, s.Amount, s.EnergyWh)
 				}
 			} else {
@@ -92,17 +92,21 @@ func TestSettledSession(t *testing.T) {
 				}
 			}
 			s := sessionOf(t, site.api, first.Txn.SparkTransactionID, "settled")
-			want := billing.Amount(s.EnergyWh, 20, site.cfg.Tariff)
-			if s.Amount != want || s.Amount > 20 {
-				t.Fatalf("settled %v for %.1f Wh, want %v", s.Amount, s.EnergyWh, want)
+			tariff, err := site.cfg.Tariff.Exact()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := billing.Amount(s.EnergyWh, 2000, tariff)
+			if s.AmountMinor != want || s.AmountMinor > 2000 || s.Amount != localapi.Decimal(store.FormatDecimal(want, 2)) {
+				t.Fatalf("settled %v (%d) for %.1f Wh, want %d cents", s.Amount, s.AmountMinor, s.EnergyWh, want)
 			}
 			reqs := e.sim.Requests("ExternalSettlement")
 			if len(reqs) != 1 {
 				t.Fatalf("%d ExternalSettlement requests", len(reqs))
 			}
 			b := body(t, reqs[0].Body)
-			if amt, _ := b["Amount"].(json.Number).Float64(); amt != want || math.Abs(amt*100-math.Round(amt*100)) > 1e-9 {
-				t.Fatalf("ExternalSettlement Amount %v, want %v", b["Amount"], want)
+			if amt := b["Amount"].(json.Number); string(amt) != store.FormatDecimal(want, 2) {
+				t.Fatalf("ExternalSettlement Amount %v, want %d cents", amt, want)
 			}
 			if got, _ := e.sim.Txn(first.Txn.NayaxTransactionID); got.State != "settled" || got.Settles != 1 {
 				t.Fatalf("nayaxsim txn %+v", got)
@@ -183,7 +187,7 @@ func TestRemoteStart(t *testing.T) {
 	})
 	e.tap("5", "erin", 0)
 	s = sessionOf(t, site.api, res.SparkTransactionID, "settled")
-	if n := len(e.sim.Requests("Settlement")); n != 1 || s.Amount <= 0 || s.Amount > 12 {
+	if n := len(e.sim.Requests("Settlement")); n != 1 || s.AmountMinor <= 0 || s.AmountMinor > 1200 || s.AuthorizedMinor != 1200 {
 		t.Fatalf("%d Settlement requests, session %+v", n, s)
 	}
 	// Nobody answers a second start: the session closes after the trigger

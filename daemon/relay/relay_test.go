@@ -70,7 +70,7 @@ func TestSeedCallbacksOverHTTP(t *testing.T) {
 	if contactor(t, site.api, "5") {
 		t.Fatal("contactor still closed after the stop")
 	}
-	if s := session(t, site.api, "settled"); s.NayaxTransactionID != 2004545072 || s.Amount <= 0 {
+	if s := session(t, site.api, "settled"); s.NayaxTransactionID != 2004545072 || s.AmountMinor <= 0 {
 		t.Fatalf("session %+v", s)
 	}
 }
