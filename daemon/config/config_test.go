@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,16 +17,33 @@ import (
 
 const examplePath = "../../configs/edge.example.yaml"
 
-// minimal is the smallest valid configuration; test cases append to it.
+// minimal is the smallest valid configuration but for its price; test
+// cases append to it.
 const minimal = `node: {id: n1}
 stations: [{number: "1"}]
 `
+
+// priced returns a site's src (it names a node) with a price appended
+// when it has no tariff section of its own, so that fixtures that are about something else describe a
+// site that can take money (a site without a price is refused). Appended
+// last, it moves no line a case expects a problem on.
+func priced(src string) string {
+	if tariffLine.MatchString(src) || !strings.Contains(src, "node:") {
+		return src
+	}
+	if src != "" && !strings.HasSuffix(src, "\n") {
+		src += "\n"
+	}
+	return src + "tariff: {price_per_kwh: 0.39}\n"
+}
+
+var tariffLine = regexp.MustCompile(`(?m)^tariff:`)
 
 // problemsOf parses src and returns its problems as "path: reason" strings
 // (without lines, which TestProblemLines covers).
 func problemsOf(t *testing.T, src string) []string {
 	t.Helper()
-	e, err := ParseEdge([]byte(src))
+	e, err := ParseEdge([]byte(priced(src)))
 	if err == nil {
 		if e == nil {
 			t.Fatal("ParseEdge returned nil *Edge and nil error")
@@ -52,7 +70,7 @@ func problemsOf(t *testing.T, src string) []string {
 
 func mustParse(t *testing.T, src string) *Edge {
 	t.Helper()
-	e, err := ParseEdge([]byte(src))
+	e, err := ParseEdge([]byte(priced(src)))
 	if err != nil {
 		t.Fatalf("ParseEdge: unexpected problems:\n%v", err)
 	}
@@ -128,6 +146,7 @@ func TestDefaultsApplied(t *testing.T) {
 		{"minimal gets every default", minimal, func(t *testing.T, e *Edge) {
 			want := Default()
 			want.Node.ID = "n1"
+			want.Tariff.PricePerKWh = 0.39 // priced()
 			sim := DefaultSim()
 			want.Stations = []Station{{Number: "1", Driver: DriverSim, Sim: &sim, MaxPowerKW: DefaultMaxPowerKW}}
 			if !reflect.DeepEqual(*e, want) {
@@ -342,12 +361,12 @@ func TestLoadEdge(t *testing.T) {
 	}
 	_, err = LoadEdge(bad)
 	var probs Problems
-	if !errors.As(err, &probs) || len(probs) != 3 {
-		t.Errorf("bad file: err = %v, want 3 problems", err)
+	if !errors.As(err, &probs) || len(probs) != 4 {
+		t.Errorf("bad file: err = %v, want 4 problems (node.idd, node.id, stations, price)", err)
 	}
 
 	good := filepath.Join(dir, "good.yaml")
-	if err := os.WriteFile(good, []byte(minimal), 0o600); err != nil {
+	if err := os.WriteFile(good, []byte(priced(minimal)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if e, err := LoadEdge(good); err != nil || e.Node.ID != "n1" {
@@ -404,6 +423,7 @@ func TestValidateProgrammatic(t *testing.T) {
 	e := Default()
 	e.Node.ID = "demo"
 	e.Stations = []Station{{Number: "1", Driver: DriverSim}}
+	e.Tariff.PricePerKWh = 0.39
 	if probs := e.Validate(); probs != nil {
 		t.Errorf("Validate = %v", probs)
 	}

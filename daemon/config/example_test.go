@@ -23,6 +23,8 @@ stations:
   - number: "5"
 policy:
   plug_timeout: 2 minutes
+tariff:
+  price_per_kwh: 0.39
 `))
 	var probs config.Problems
 	if errors.As(err, &probs) {

@@ -206,7 +206,7 @@ func TestLeadingZeroIsDecimal(t *testing.T) {
 	if m := e.Stations[0].Modbus; m.Unit != 10 || m.State.Function != 4 {
 		t.Errorf("unit = %d, function = %d; want 10, 4", m.Unit, m.State.Function)
 	}
-	e = mustParse(t, "node: {id: n1}\nstations: [{number: \"1\"}]\ntariff: {decimal_place: 0x2}\n")
+	e = mustParse(t, "node: {id: n1}\nstations: [{number: \"1\"}]\ntariff: {decimal_place: 0x2, price_per_kwh: 0.39}\n")
 	if e.Tariff.DecimalPlace != 2 {
 		t.Errorf("decimal_place 0x2 = %d", e.Tariff.DecimalPlace)
 	}
@@ -423,7 +423,7 @@ stations:
 		`line 30: stations[2].modbus.unit: unit 3 on bus "rs485-1" already used by stations[1].meter`,
 		"line 31: stations[2].meter.energy.encoding: only used on the state register",
 	}
-	_, err := ParseEdge([]byte(src))
+	_, err := ParseEdge([]byte(priced(src)))
 	if err == nil {
 		t.Fatal("no problems reported")
 	}
@@ -496,6 +496,7 @@ func TestValidateHardwareProgrammatic(t *testing.T) {
 		{Number: "1", Driver: DriverGPIO, GPIO: &g, Meter: &meter},
 		{Number: "2", Driver: DriverModbus, Modbus: &mb},
 	}
+	e.Tariff.PricePerKWh = 0.39
 	if probs := e.Validate(); probs != nil {
 		t.Fatalf("Validate = %v", probs)
 	}

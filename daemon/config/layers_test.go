@@ -572,7 +572,7 @@ tariff: {price_per_kwh: 0.39}
 	}
 
 	// Default durations too.
-	def, prov, err := ParseLayers(Layers{File: []byte(minimal)})
+	def, prov, err := ParseLayers(Layers{File: []byte(priced(minimal))})
 	if err != nil {
 		t.Fatal(err)
 	}

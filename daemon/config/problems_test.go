@@ -22,8 +22,8 @@ func TestProblems(t *testing.T) {
 		{"two documents", minimal + "---\nnode: {id: n2}\n", []string{"invalid YAML: more than one document (remove the extra '---')"}},
 		{"root is a list", "- a\n- b\n", []string{"expected a mapping of keys, got a list"}},
 		{"root is a scalar", "hello\n", []string{`expected a mapping of keys, got "hello"`}},
-		{"empty file", "", []string{"node.id: required", "stations: at least one station required"}},
-		{"comments only", "# nothing\n", []string{"node.id: required", "stations: at least one station required"}},
+		{"empty file", "", []string{"node.id: required", "stations: at least one station required", "tariff.price_per_kwh: must be > 0 unless tariff.session_fee is: every session would cost 0.00 (its hold cancelled, the energy given away)"}},
+		{"comments only", "# nothing\n", []string{"node.id: required", "stations: at least one station required", "tariff.price_per_kwh: must be > 0 unless tariff.session_fee is: every session would cost 0.00 (its hold cancelled, the energy given away)"}},
 		{"unknown anchor", minimal + "policy: *nope\n", []string{"invalid YAML: unknown anchor 'nope' referenced"}},
 
 		// Unknown and duplicate keys, at every depth.
@@ -43,7 +43,7 @@ func TestProblems(t *testing.T) {
 		{"string is a list", "node: {id: [a]}\nstations: [{number: \"1\"}]\n", []string{"node.id: expected a string, got a list"}},
 		{"integer is text", twoStations + "terminals: [{machine_id: abc, stations: [\"5\"]}]\n", []string{`terminals[0].machine_id: expected an integer, got "abc"`}},
 		{"integer is a float", twoStations + "terminals: [{machine_id: 1.5, stations: [\"5\"]}]\n", []string{`terminals[0].machine_id: expected an integer, got "1.5"`}},
-		{"integer is a list", minimal + "tariff: {decimal_place: [1]}\n", []string{"tariff.decimal_place: expected an integer, got a list"}},
+		{"integer is a list", minimal + "tariff: {decimal_place: [1], price_per_kwh: 0.39}\n", []string{"tariff.decimal_place: expected an integer, got a list"}},
 		{"integer overflows", twoStations + "terminals: [{machine_id: \"99999999999999999999\", stations: [\"5\"]}]\n", []string{`terminals[0].machine_id: expected an integer, got "99999999999999999999"`}},
 		{"number is text", minimal + "tariff: {price_per_kwh: cheap}\n", []string{`tariff.price_per_kwh: expected a number, got "cheap"`}},
 		{"number is infinite", minimal + "tariff: {price_per_kwh: .inf}\n", []string{`tariff.price_per_kwh: expected a finite number, got ".inf"`}},
@@ -55,7 +55,7 @@ func TestProblems(t *testing.T) {
 		{"self-referencing merge", "node: &n {id: n1, <<: *n}\nstations: [{number: \"1\"}]\n", []string{"node.<<: alias *n refers to a block that contains it"}},
 
 		// node
-		{"node.id missing", "stations: [{number: \"1\"}]\n", []string{"node.id: required"}},
+		{"node.id missing", "stations: [{number: \"1\"}]\ntariff: {price_per_kwh: 0.39}\n", []string{"node.id: required"}},
 		{"node.id with slash", "node: {id: site/1}\nstations: [{number: \"1\"}]\n", []string{`node.id: invalid node id "site/1": use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`}},
 		{"node.id wildcard", "node: {id: \"site+\"}\nstations: [{number: \"1\"}]\n", []string{`node.id: invalid node id "site+": use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`}},
 		{"node.id too long", "node: {id: " + strings.Repeat("a", 65) + "}\nstations: [{number: \"1\"}]\n", []string{`node.id: invalid node id "` + strings.Repeat("a", 64) + `"...: use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`}},
@@ -138,15 +138,23 @@ func TestProblems(t *testing.T) {
 		{"min_energy_wh zero ok", minimal + "policy: {min_energy_wh: 0}\n", nil},
 
 		// tariff
-		{"currency lower case", minimal + "tariff: {currency: eur}\n", []string{`tariff.currency: invalid currency "eur": want a 3-letter upper-case ISO 4217 code such as "EUR"`}},
-		{"currency too long", minimal + "tariff: {currency: EURO}\n", []string{`tariff.currency: invalid currency "EURO": want a 3-letter upper-case ISO 4217 code such as "EUR"`}},
-		{"decimal_place high", minimal + "tariff: {decimal_place: 4}\n", []string{"tariff.decimal_place: must be between 0 and 3, got 4"}},
-		{"decimal_place negative", minimal + "tariff: {decimal_place: -1}\n", []string{"tariff.decimal_place: must be between 0 and 3, got -1"}},
+		{"currency lower case", minimal + "tariff: {currency: eur, price_per_kwh: 0.39}\n", []string{`tariff.currency: invalid currency "eur": want a 3-letter upper-case ISO 4217 code such as "EUR"`}},
+		{"currency too long", minimal + "tariff: {currency: EURO, price_per_kwh: 0.39}\n", []string{`tariff.currency: invalid currency "EURO": want a 3-letter upper-case ISO 4217 code such as "EUR"`}},
+		{"decimal_place high", minimal + "tariff: {decimal_place: 4, price_per_kwh: 0.39}\n", []string{"tariff.decimal_place: must be between 0 and 3, got 4"}},
+		{"decimal_place negative", minimal + "tariff: {decimal_place: -1, price_per_kwh: 0.39}\n", []string{"tariff.decimal_place: must be between 0 and 3, got -1"}},
 		{"decimal_place zero ok", minimal + "tariff: {currency: JPY, decimal_place: 0, price_per_kwh: 45}\n", nil},
 		{"negative price and fee", minimal + "tariff: {price_per_kwh: -0.01, session_fee: -1}\n", []string{
 			"tariff.price_per_kwh: must be >= 0, got -0.01",
 			"tariff.session_fee: must be >= 0, got -1",
 		}},
+		// a site without a price gives energy away: refused
+		{"price zero", minimal + "tariff: {price_per_kwh: 0}\n", []string{
+			"tariff.price_per_kwh: must be > 0 unless tariff.session_fee is: every session would cost 0.00 (its hold cancelled, the energy given away)",
+		}},
+		{"no price", minimal + "tariff: {currency: EUR}\n", []string{
+			"tariff.price_per_kwh: must be > 0 unless tariff.session_fee is: every session would cost 0.00 (its hold cancelled, the energy given away)",
+		}},
+		{"price zero with a fee ok", minimal + "tariff: {price_per_kwh: 0, session_fee: 0.50}\n", nil},
 		// money is integers in the ledger: what it cannot hold exactly is refused
 		{"price with six decimals ok", minimal + "tariff: {price_per_kwh: 0.392501, session_fee: 0.000001}\n", nil},
 		{"price finer than a millionth", minimal + "tariff: {price_per_kwh: 0.3925001}\n", []string{
@@ -165,10 +173,10 @@ func TestProblems(t *testing.T) {
 		{"start_amount finer than the currency", minimal + "policy: {start_amount: 12.345}\n", []string{
 			"policy.start_amount: must have at most 2 decimals (tariff.decimal_place), got 12.345",
 		}},
-		{"start_amount in yen", minimal + "policy: {start_amount: 2000.5}\ntariff: {currency: JPY, decimal_place: 0}\n", []string{
+		{"start_amount in yen", minimal + "policy: {start_amount: 2000.5}\ntariff: {currency: JPY, decimal_place: 0, price_per_kwh: 45}\n", []string{
 			"policy.start_amount: must have at most 0 decimals (tariff.decimal_place), got 2000.5",
 		}},
-		{"start_amount in dinar ok", minimal + "policy: {start_amount: 5.125}\ntariff: {currency: KWD, decimal_place: 3}\n", nil},
+		{"start_amount in dinar ok", minimal + "policy: {start_amount: 5.125}\ntariff: {currency: KWD, decimal_place: 3, price_per_kwh: 0.125}\n", nil},
 		{"start_amount too large", minimal + "policy: {start_amount: 1e13}\n", []string{
 			"policy.start_amount: must be at most 9999999999999.99, got 1e+13",
 		}},
@@ -226,8 +234,9 @@ tariff: {currency: eur}
 		"line 18: stations[2].number: expected a string, got a mapping",
 		`line 20: policy.plug_timeout: invalid duration "2 minutes"`,
 		`line 21: tariff.currency: invalid currency "eur": want a 3-letter upper-case ISO 4217 code such as "EUR"`,
+		"line 21: tariff.price_per_kwh: must be > 0 unless tariff.session_fee is: every session would cost 0.00 (its hold cancelled, the energy given away)",
 	}
-	_, err := ParseEdge([]byte(src))
+	_, err := ParseEdge([]byte(priced(src)))
 	if err == nil {
 		t.Fatal("no problems reported")
 	}
@@ -244,18 +253,18 @@ func TestProblemLines(t *testing.T) {
 		path string
 		line int
 	}{
-		{"syntax error", "node:\n  id: n1\n  x: [\n", "", 3},
+		{"syntax error", "tariff: {price_per_kwh: 0.39}\nnode:\n  id: n1\n  x: [\n", "", 4},
 		{"second document", minimal + "---\na: 1\n", "", 3},
 		{"unknown key", minimal + "\n\nmqtt:\n  brokr: x\n", "mqtt.brokr", 6},
 		{"missing key at its block", "stations: [{number: \"1\"}]\nnode:\n  data_dir: /x\n", "node.id", 2},
-		{"missing block", "stations: [{number: \"1\"}]\n", "node.id", 0},
+		{"missing block", "stations: [{number: \"1\"}]\ntariff: {price_per_kwh: 0.39}\n", "node.id", 0},
 		{"list element", "node: {id: n1}\nstations:\n  - number: \"1\"\n  - number: \"1\"\n", "stations[1].number", 4},
 		{"price finer than a millionth", "node: {id: n1}\nstations: [{number: \"1\"}]\ntariff:\n  currency: EUR\n  price_per_kwh: 0.1234567\n", "tariff.price_per_kwh", 5},
 		{"terminal station entry", "node: {id: n1}\nstations: [{number: \"1\"}]\nterminals:\n  - machine_id: 1\n    stations:\n      - \"1\"\n      - \"2\"\n", "terminals[0].stations[1]", 7},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseEdge([]byte(tt.src))
+			_, err := ParseEdge([]byte(priced(tt.src)))
 			probs, _ := err.(Problems)
 			if len(probs) != 1 || probs[0].Path != tt.path || probs[0].Line != tt.line {
 				t.Errorf("problems = %#v, want one at %q line %d", probs, tt.path, tt.line)
@@ -279,7 +288,7 @@ func TestRunawayDocuments(t *testing.T) {
 		}
 		b.WriteString("]}\n")
 	}
-	_, err := ParseEdge([]byte(b.String()))
+	_, err := ParseEdge([]byte(priced(b.String())))
 	probs, _ := err.(Problems)
 	if len(probs) != maxProblems+2 {
 		t.Fatalf("got %d problems, want %d", len(probs), maxProblems+2)
@@ -297,7 +306,7 @@ func TestRunawayDocuments(t *testing.T) {
 	for i := 1; i <= 9; i++ {
 		fmt.Fprintf(&b, "  - number: \"%d\"\n    sim: &m%d {<<: [*m%d, *m%d, *m%d, *m%d, *m%d, *m%d, *m%d, *m%d, *m%d, *m%d]}\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
 	}
-	_, err = ParseEdge([]byte(b.String()))
+	_, err = ParseEdge([]byte(priced(b.String())))
 	if probs, _ := err.(Problems); len(probs) != 1 || !strings.HasPrefix(probs[0].Reason, "document too complex") {
 		t.Errorf("clean merge bomb: problems = %v", err)
 	}
@@ -307,7 +316,7 @@ func TestRunawayDocuments(t *testing.T) {
 	for i := range 500 {
 		fmt.Fprintf(&many, "k%d: 1\n", i)
 	}
-	_, err = ParseEdge([]byte(many.String()))
+	_, err = ParseEdge([]byte(priced(many.String())))
 	if probs, _ := err.(Problems); len(probs) != maxProblems+1 {
 		t.Errorf("500 unknown keys: got %d problems, want %d", len(probs), maxProblems+1)
 	}

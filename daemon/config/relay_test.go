@@ -376,19 +376,19 @@ func TestCheck(t *testing.T) {
 		kind     string
 		problems int // 0: valid
 	}{
-		{"edge", minimal, KindEdge, 0},
+		{"edge", priced(minimal), KindEdge, 0},
 		{"relay", minimalRelay, KindRelay, 0},
 		{"relay key last", "nayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}\nrelay: {id: r1}\n", KindRelay, 0},
 		{"edge example", mustRead(t, examplePath), KindEdge, 0},
 		{"relay example", mustRead(t, relayExamplePath), KindRelay, 0},
-		{"empty file is an edge", "", KindEdge, 2},
+		{"empty file is an edge", "", KindEdge, 3},
 		{"list is an edge", "- relay\n", KindEdge, 1},
 		{"broken edge", "node: {id: n1\n", KindEdge, 1},
 		{"broken relay", "relay: {id: r1\n", KindRelay, 1},
 		{"relay without relay block", "nayax: {}\n", KindRelay, 6},
 		{"relay with edge keys", minimalRelay + "stations: []\n", KindRelay, 1},
 		{"edge with relay key", minimal + "relay: {id: r1}\n", KindRelay, 7},
-		{"relay key under a block", minimal + "mqtt: {relay: 1}\n", KindEdge, 1},
+		{"relay key under a block", priced(minimal + "mqtt: {relay: 1}\n"), KindEdge, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -354,6 +354,11 @@ func (e *Edge) validateTariff(v *validator) {
 	}
 	v.checkNonNegative("tariff.price_per_kwh", t.PricePerKWh)
 	v.checkNonNegative("tariff.session_fee", t.SessionFee)
+	if t.PricePerKWh == 0 && !(t.SessionFee > 0) {
+		// Every session would cost 0: each ends with a cancel, energy
+		// given away. A free site is not a payment site.
+		v.add("tariff.price_per_kwh", "must be > 0 unless tariff.session_fee is: every session would cost 0.00 (its hold cancelled, the energy given away)")
+	}
 	v.checkExact("tariff.price_per_kwh", t.PricePerKWh, store.PriceDecimals, "millionths of the currency unit")
 	v.checkExact("tariff.session_fee", t.SessionFee, store.PriceDecimals, "millionths of the currency unit")
 }

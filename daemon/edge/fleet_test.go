@@ -508,6 +508,7 @@ stations:
   - number: "2"
     driver: modbus
     modbus: {bus: rs485-1, unit: 2, state: {function: 3, address: 0x0100}, enable: {coil: true, address: 0x0000}, energy: {address: 0x0200}}
+tariff: {currency: EUR, decimal_place: 2, price_per_kwh: 0.39}
 `, dir, dir)
 	c, err := config.ParseEdge([]byte(data))
 	if err != nil {
