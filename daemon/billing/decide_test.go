@@ -203,3 +203,33 @@ func TestBudgetReached(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetEnergyWh: where the budget stop falls, for showing the
+// overshoot; consistent with BudgetReached on either side.
+func TestBudgetEnergyWh(t *testing.T) {
+	cases := []struct {
+		name       string
+		authorized int64
+		tariff     store.Tariff
+		stopAt     float64
+		want       float64
+	}{
+		{"1.00 EUR at 0.39, 98 %", 100, moneyTariff(2, "0.39", "0"), 98, 2512.8205},
+		{"fee first", 100, moneyTariff(2, "0.39", "0.50"), 98, 1230.7692},
+		{"fee beyond the budget", 100, moneyTariff(2, "0.39", "1.50"), 98, 0},
+		{"yen", 100, moneyTariff(0, "45", "0"), 98, 2177.7778},
+		{"free energy", 100, moneyTariff(2, "0", "0.10"), 98, math.Inf(1)},
+		{"no hold", 0, moneyTariff(2, "0.39", "0"), 98, math.Inf(1)},
+	}
+	for _, tc := range cases {
+		got := BudgetEnergyWh(tc.authorized, tc.tariff, tc.stopAt)
+		if math.IsInf(tc.want, 1) != math.IsInf(got, 1) || (!math.IsInf(got, 1) && math.Abs(got-tc.want) > 0.001) {
+			t.Errorf("%s: BudgetEnergyWh = %v, want %v", tc.name, got, tc.want)
+		}
+		if got > 1 && !math.IsInf(got, 1) {
+			if BudgetReached(got-1, tc.authorized, tc.tariff, tc.stopAt) || !BudgetReached(got+1, tc.authorized, tc.tariff, tc.stopAt) {
+				t.Errorf("%s: BudgetReached disagrees around %v Wh", tc.name, got)
+			}
+		}
+	}
+}

@@ -143,6 +143,29 @@ func BudgetReached(energyWh float64, authorizedMinor int64, t store.Tariff, stop
 	return new(big.Rat).SetInt(lhs).Cmp(rhs) >= 0
 }
 
+// BudgetEnergyWh is the energy at which BudgetReached turns true: what
+// stopAt percent of the authorized amount buys after the session fee. It
+// is for showing the overshoot (energy delivered past that point, at most
+// one engine tick at the station's power), not for deciding: 0 when the
+// fee alone reaches the budget, +Inf when energy is free or there is no
+// budget.
+func BudgetEnergyWh(authorizedMinor int64, t store.Tariff, stopAt float64) float64 {
+	if authorizedMinor <= 0 || t.PricePerKWhMicro <= 0 {
+		return math.Inf(1)
+	}
+	// budget in micro-units: authorized × 10^6 / 10^dp × stopAt / 100.
+	budget := new(big.Rat).SetFrac(new(big.Int).Mul(big.NewInt(authorizedMinor), micro), pow10(clampPlaces(t.DecimalPlace)))
+	budget.Mul(budget, decimalOf(stopAt))
+	budget.Quo(budget, big.NewRat(100, 1))
+	budget.Sub(budget, new(big.Rat).SetInt64(max(t.SessionFeeMicro, 0)))
+	if budget.Sign() <= 0 {
+		return 0
+	}
+	wh := budget.Mul(budget, big.NewRat(1000, t.PricePerKWhMicro))
+	f, _ := wh.Float64()
+	return f
+}
+
 // ParseAmount converts an amount written as a decimal (a Nayax Amount's
 // text, a config value, an operator's input) to minor units at dp
 // decimals, exactly. More decimals than the currency has, a negative

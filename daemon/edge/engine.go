@@ -495,8 +495,7 @@ func (e *engine) timers(now time.Time) {
 		if (s.State == store.Authorized || s.State == store.Charging) && e.overBudget(s, r) {
 			// Checked every tick on the live meter: the overshoot is at
 			// most one tick's energy, and the settlement is capped anyway.
-			e.stop(s, fmt.Sprintf("%s (%.1f Wh, policy.budget_stop_at %g %% of %s)", billing.StopBudget, sessionEnergy(s, r), e.conf().Policy.BudgetStopAt,
-				store.FormatDecimal(s.AuthorizedMinor, e.sessionTariff(s).DecimalPlace)), now)
+			e.stop(s, budgetReason(s, sessionEnergy(s, r), e.sessionTariff(s), e.conf().Policy.BudgetStopAt), now)
 			continue
 		}
 		switch s.State {
@@ -562,6 +561,19 @@ func (e *engine) timers(now time.Time) {
 // overBudget reports whether the price of the session's energy so far, at
 // the tariff it started with, has reached policy.budget_stop_at percent of
 // what the card holder authorized.
+// budgetReason is the stop reason of a budget stop: the energy at the
+// stop and the overshoot (energy past the point where the price reached
+// policy.budget_stop_at), so that an operator sees how close the check
+// runs; the settlement is capped at the authorized amount whatever it is.
+func budgetReason(s *store.Session, energyWh float64, t store.Tariff, stopAt float64) string {
+	over := energyWh - billing.BudgetEnergyWh(s.AuthorizedMinor, t, stopAt)
+	if !(over > 0) {
+		over = 0
+	}
+	return fmt.Sprintf("%s (%.1f Wh, overshoot %.1f Wh past policy.budget_stop_at %g %% of %s)",
+		billing.StopBudget, energyWh, over, stopAt, store.FormatFixed(s.AuthorizedMinor, t.DecimalPlace))
+}
+
 func (e *engine) overBudget(s *store.Session, r hal.Reading) bool {
 	return billing.BudgetReached(sessionEnergy(s, r), s.AuthorizedMinor, e.sessionTariff(s), e.conf().Policy.BudgetStopAt)
 }

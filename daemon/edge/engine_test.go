@@ -840,7 +840,8 @@ func TestBudgetStop(t *testing.T) {
 		}
 	}
 	got := r.session()
-	if !strings.HasPrefix(got.StopReason, "budget reached") || got.AmountMinor != 98 || r.sims["5"].Read().Contactor {
+	// 2513.5 Wh is 0.7 Wh past 98 % of 1.00 at 0.39/kWh (2512.8 Wh).
+	if !strings.HasPrefix(got.StopReason, "budget reached (2513.5 Wh, overshoot 0.7 Wh") || got.AmountMinor != 98 || r.sims["5"].Read().Contactor {
 		t.Fatalf("stopped %q, amount %v, contactor %v; want budget reached, 98 cents, open", got.StopReason, got.AmountMinor, r.sims["5"].Read().Contactor)
 	}
 }
