@@ -23,7 +23,9 @@ import (
 func TestCancelDecidedOfflineBrokerEmpty(t *testing.T) {
 	e := newEnv(t)
 	site := e.startEdgeWith("site-empty", t.TempDir(), func(cfg *config.Edge) {
-		cfg.Policy.PlugTimeout = config.Duration(3 * time.Second)
+		// Long enough for the relay's shutdown (up to 5 s while a fresh
+		// connection has sent nothing) and the broker's to come first.
+		cfg.Policy.PlugTimeout = config.Duration(8 * time.Second)
 		cfg.Policy.ResultTimeout = config.Duration(90 * time.Second)
 	})
 	r := e.startRelay("relay-1", 4*time.Second)
