@@ -72,21 +72,22 @@ func TestChainWithCurl(t *testing.T) {
 		return p
 	}
 	simPort := freePort(t)
-	relayPort := freePort(t)
+	relayPort, metricsPort := freePort(t), freePort(t)
 	simURL := fmt.Sprintf("http://127.0.0.1:%d", simPort)
 	relayURL := fmt.Sprintf("http://127.0.0.1:%d", relayPort)
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", metricsPort)
 	edgeCfg, socket := writeConfig(t, b.URL)
-	relayCfg := write("relay.yaml", fmt.Sprintf(`relay: {id: relay-1, listen: "127.0.0.1:%d", ack_budget: 4s}
+	relayCfg := write("relay.yaml", fmt.Sprintf(`relay: {id: relay-1, listen: "127.0.0.1:%d", metrics_listen: "127.0.0.1:%d", ack_budget: 4s}
 mqtt: {broker: %q, reconnect_min: 100ms, reconnect_max: 500ms}
 nayax: {base_url: "%s/api", integrator_id: %s, sign_key_file: %s, token_id: %d, token_secret_file: %s}
-`, relayPort, b.URL, simURL, nayaxsim.DefaultIntegratorID, write("sign.key", nayaxsim.DefaultSignKey+"\n"),
+`, relayPort, metricsPort, b.URL, simURL, nayaxsim.DefaultIntegratorID, write("sign.key", nayaxsim.DefaultSignKey+"\n"),
 		nayaxsim.DefaultTokenID, write("token.secret", nayaxsim.DefaultTokenSecret+"\n")))
 
 	spawn(t, "nayaxsim", "serve", "-listen", fmt.Sprintf("127.0.0.1:%d", simPort), "-relay", relayURL)
 	startDaemon(t, edgeCfg, socket)
 	spawn(t, "relay", "-config", relayCfg)
 	waitFor(t, "relay routes the terminal", func() bool {
-		resp, err := http.Get(relayURL + "/healthz")
+		resp, err := http.Get(metricsURL + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -98,6 +99,14 @@ nayax: {base_url: "%s/api", integrator_id: %s, sign_key_file: %s, token_id: %d, 
 		_ = json.NewDecoder(resp.Body).Decode(&h)
 		return h.Connected && h.Nodes == 1
 	})
+	// relay.metrics_listen is the only place of /metrics and /healthz.
+	for url, want := range map[string]int{metricsURL + "/metrics": 200, relayURL + "/metrics": 404, relayURL + "/healthz": 404} {
+		if resp, err := http.Get(url); err != nil || resp.StatusCode != want {
+			t.Fatalf("GET %s: %v %v, want HTTP %d", url, resp.Status, err, want)
+		} else {
+			resp.Body.Close()
+		}
+	}
 
 	curlPost := func(path string, body []byte) map[string]any {
 		t.Helper()

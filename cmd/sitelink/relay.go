@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/time/rate"
 
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/nayax"
@@ -108,6 +109,13 @@ func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 		Link:           lo,
 		Nayax:          client,
 		Logger:         log,
+		MetricsListen:  cfg.Relay.MetricsListen,
+		RateLimit:      rate.Limit(cfg.Relay.RateLimit),
+		RateBurst:      cfg.Relay.RateBurst,
+		MaxConnections: cfg.Relay.MaxConnections,
+	}
+	if cfg.Relay.RateLimit == 0 {
+		o.RateLimit = rate.Inf // the config's "no limit"; zero in Options is the default
 	}
 	for i, h := range cfg.Relay.CallbackHeaders {
 		v := h.Value

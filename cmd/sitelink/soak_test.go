@@ -233,6 +233,7 @@ type soakStation struct {
 
 type soakRelay struct {
 	cfg, url string
+	admin    string // the metrics listener: /healthz
 	p        *proc
 }
 
@@ -288,12 +289,12 @@ tariff: {currency: EUR, decimal_place: 2, price_per_kwh: 0.39}
 	s.edge = startDaemon(t, s.cfg, s.socket)
 
 	for i := range 2 {
-		port := freePort(t)
-		r := &soakRelay{url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-		r.cfg = write(fmt.Sprintf("relay-%d.yaml", i), fmt.Sprintf(`relay: {id: relay-%d, listen: "127.0.0.1:%d", ack_budget: 4s}
+		port, mport := freePort(t), freePort(t)
+		r := &soakRelay{url: fmt.Sprintf("http://127.0.0.1:%d", port), admin: fmt.Sprintf("http://127.0.0.1:%d", mport)}
+		r.cfg = write(fmt.Sprintf("relay-%d.yaml", i), fmt.Sprintf(`relay: {id: relay-%d, listen: "127.0.0.1:%d", metrics_listen: "127.0.0.1:%d", ack_budget: 4s}
 mqtt: {broker: %q, reconnect_min: 100ms, reconnect_max: 500ms, connect_timeout: 3s}
 nayax: {base_url: "%s", integrator_id: %s, sign_key_file: %s, token_id: %d, token_secret_file: %s, timeout: 2s, attempts: 3}
-`, i, port, s.broker.URL, sim.URL(), nayaxsim.DefaultIntegratorID, sign, nayaxsim.DefaultTokenID, token))
+`, i, port, mport, s.broker.URL, sim.URL(), nayaxsim.DefaultIntegratorID, sign, nayaxsim.DefaultTokenID, token))
 		s.relays = append(s.relays, r)
 		s.startRelay(r)
 	}
@@ -309,7 +310,7 @@ nayax: {base_url: "%s", integrator_id: %s, sign_key_file: %s, token_id: %d, toke
 func (s *soak) startRelay(r *soakRelay) {
 	r.p = spawn(s.t, "relay", "-config", r.cfg)
 	waitFor(s.t, "relay "+r.url+" routes the site", func() bool {
-		resp, err := http.Get(r.url + "/healthz")
+		resp, err := http.Get(r.admin + "/healthz")
 		if err != nil {
 			return false
 		}

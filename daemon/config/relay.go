@@ -34,6 +34,18 @@ type RelaySection struct {
 	// HTTPS itself instead of behind a terminating proxy.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+	// MetricsListen is the host:port of a second HTTP server with
+	// /metrics and /healthz, kept off Listen, which faces the internet;
+	// empty serves them nowhere. Load balancers probe /healthz here.
+	MetricsListen string `yaml:"metrics_listen"`
+	// RateLimit is the requests a second one source address may make to
+	// Listen on average, RateBurst at once; beyond it the relay answers
+	// 429. 0 turns the limit off (a proxy in front limits per client).
+	RateLimit float64 `yaml:"rate_limit"`
+	RateBurst int     `yaml:"rate_burst"`
+	// MaxConnections caps the connections open at once on Listen; one
+	// more is reset at once.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // CallbackHeader is one static header expected on Nayax callbacks. The
@@ -72,8 +84,14 @@ const (
 func DefaultRelay() Relay {
 	return Relay{
 		Relay: RelaySection{
-			Listen:    ":8080",
-			AckBudget: Duration(4 * time.Second),
+			Listen:        ":8080",
+			AckBudget:     Duration(4 * time.Second),
+			MetricsListen: "127.0.0.1:9101",
+			// Ten times the peak of a large fleet's callbacks from one
+			// Nayax address, and still a cap on one attacker.
+			RateLimit:      200,
+			RateBurst:      400,
+			MaxConnections: 1024,
 		},
 		MQTT: defaultMQTT(),
 		Nayax: Nayax{

@@ -111,6 +111,10 @@ func TestRelayDefaults(t *testing.T) {
 		{"timeout", def.Nayax.Timeout, Duration(10 * time.Second)},
 		{"attempts", def.Nayax.Attempts, 3},
 		{"trigger_timeout", def.Nayax.TriggerTimeout, Duration(time.Minute)},
+		{"metrics_listen", def.Relay.MetricsListen, "127.0.0.1:9101"},
+		{"rate_limit", def.Relay.RateLimit, 200.0},
+		{"rate_burst", def.Relay.RateBurst, 400},
+		{"max_connections", def.Relay.MaxConnections, 1024},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -223,6 +227,19 @@ func TestRelayProblems(t *testing.T) {
 		{"header value with spaces", relay("callback_headers: [{name: X-Auth, value: \" s3cret\"}]"), []string{"relay.callback_headers[0].value: not a usable header value: no control characters and no leading or trailing spaces"}},
 		{"tls cert without key", relay("tls_cert_file: /c.pem"), []string{"relay.tls_key_file: required when tls_cert_file is set"}},
 		{"tls key without cert", relay("tls_key_file: /k.pem"), []string{"relay.tls_cert_file: required when tls_key_file is set"}},
+		{"metrics_listen off", relay(`metrics_listen: ""`), nil},
+		{"metrics_listen without port", relay(`metrics_listen: "9101"`), []string{`relay.metrics_listen: want host:port such as ":8080" or "127.0.0.1:8080", got "9101"`}},
+		{"metrics_listen port zero", relay(`metrics_listen: "127.0.0.1:0"`), []string{`relay.metrics_listen: invalid port "0" (want 1 to 65535)`}},
+		{"metrics_listen on the public socket", relay(`listen: ":8080", metrics_listen: "127.0.0.1:8080"`), []string{`relay.metrics_listen: must be another address than relay.listen (":8080"): the metrics stay off the public listener`}},
+		{"metrics_listen every interface", relay(`listen: "203.0.113.5:8080", metrics_listen: ":8080"`), []string{`relay.metrics_listen: must be another address than relay.listen ("203.0.113.5:8080"): the metrics stay off the public listener`}},
+		{"metrics_listen same port on another host", relay(`listen: "203.0.113.5:8080", metrics_listen: "127.0.0.1:8080"`), nil},
+		{"rate_limit off", relay("rate_limit: 0, rate_burst: 0"), nil},
+		{"rate_limit fraction", relay("rate_limit: 0.5, rate_burst: 1"), nil},
+		{"rate_limit negative", relay("rate_limit: -1"), []string{"relay.rate_limit: must be >= 0 (requests a second per source; 0: no limit), got -1"}},
+		{"rate_limit not a number", relay("rate_limit: fast"), []string{`relay.rate_limit: expected a number, got "fast"`}},
+		{"rate_burst zero", relay("rate_burst: 0"), []string{"relay.rate_burst: must be at least 1, got 0"}},
+		{"max_connections zero", relay("max_connections: 0"), []string{"relay.max_connections: must be at least 1, got 0"}},
+		{"max_connections not an integer", relay("max_connections: 1.5"), []string{`relay.max_connections: expected an integer, got "1.5"`}},
 
 		// mqtt: the shared checks apply to the relay too.
 		{"mqtt group invalid", minimalRelay + "mqtt: {group: \"a+b\"}\n", []string{`mqtt.group: invalid group "a+b": use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`}},
@@ -274,6 +291,9 @@ func TestRelayAllProblemsReported(t *testing.T) {
       value: b
     - name: X-Other
       valu: c
+  metrics_listen: ":9101x"
+  rate_burst: 0
+  max_connections: -5
 mqtt:
   brokr: tcp://127.0.0.1:1883
   group: a/b
@@ -293,14 +313,17 @@ nayax:
 		"line 8: relay.callback_headers[1].name: invalid header name \"bad name\": use letters, digits and !#$%&'*+-.^_`|~",
 		"line 10: relay.callback_headers[2]: exactly one of value and value_file",
 		"line 11: relay.callback_headers[2].valu: unknown key",
-		"line 13: mqtt.brokr: unknown key",
-		`line 14: mqtt.group: invalid group "a/b": use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`,
-		"line 15: nayax.integrator_id: required",
-		"line 15: nayax.token_secret_file: required",
-		`line 16: nayax.base_url: want an http:// or https:// URL such as "https://nayax-spark-dmz.nayax.com/api", got "nayax.example"`,
-		"line 17: nayax.token_id: must be > 0, got -1",
-		`line 19: nayax.timeout: invalid duration "10": add a unit, e.g. "10s"`,
-		"line 20: nayax.attempts: must be between 1 and 10, got 0",
+		`line 12: relay.metrics_listen: invalid port "9101x" (want 1 to 65535)`,
+		"line 13: relay.rate_burst: must be at least 1, got 0",
+		"line 14: relay.max_connections: must be at least 1, got -5",
+		"line 16: mqtt.brokr: unknown key",
+		`line 17: mqtt.group: invalid group "a/b": use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`,
+		"line 18: nayax.integrator_id: required",
+		"line 18: nayax.token_secret_file: required",
+		`line 19: nayax.base_url: want an http:// or https:// URL such as "https://nayax-spark-dmz.nayax.com/api", got "nayax.example"`,
+		"line 20: nayax.token_id: must be > 0, got -1",
+		`line 22: nayax.timeout: invalid duration "10": add a unit, e.g. "10s"`,
+		"line 23: nayax.attempts: must be between 1 and 10, got 0",
 	}
 	_, err := ParseRelay([]byte(src))
 	if err == nil {

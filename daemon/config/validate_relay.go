@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -82,6 +83,33 @@ func validateRelaySection(v *validator, s RelaySection) {
 	case s.TLSKeyFile != "" && s.TLSCertFile == "":
 		v.add("relay.tls_cert_file", "required when tls_key_file is set")
 	}
+
+	if s.MetricsListen != "" {
+		n := len(v.probs)
+		v.checkListen("relay.metrics_listen", s.MetricsListen)
+		if len(v.probs) == n && sameSocket(s.Listen, s.MetricsListen) {
+			v.add("relay.metrics_listen", "must be another address than relay.listen (%s): the metrics stay off the public listener", quote(s.Listen))
+		}
+	}
+	switch r := s.RateLimit; {
+	case !(r >= 0) || math.IsInf(r, 1):
+		v.add("relay.rate_limit", "must be >= 0 (requests a second per source; 0: no limit), got %s", fmtFloat(r))
+	case r > 0 && s.RateBurst < 1:
+		v.add("relay.rate_burst", "must be at least 1, got %d", s.RateBurst)
+	}
+	if s.MaxConnections < 1 {
+		v.add("relay.max_connections", "must be at least 1, got %d", s.MaxConnections)
+	}
+}
+
+// sameSocket reports whether two valid host:port addresses would clash:
+// the same port on the same host, or on any host when either listens on
+// every interface.
+func sameSocket(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return pa == pb && (ha == hb || wildcard(ha) || wildcard(hb))
 }
 
 // checkListen validates a server's host:port. The port must be a number:

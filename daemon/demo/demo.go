@@ -86,7 +86,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	rl, err := relay.New(relay.Options{ID: "demo-relay", Prefix: cfg.MQTT.TopicPrefix, Listen: "127.0.0.1:0", Nayax: client,
+	rl, err := relay.New(relay.Options{ID: "demo-relay", Prefix: cfg.MQTT.TopicPrefix, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Nayax: client,
 		Logger: log.With("part", "relay"), Link: link.Options{Broker: b.URL(), BackoffMin: 200 * time.Millisecond}})
 	if err != nil {
 		return err
@@ -99,7 +99,8 @@ func Run(ctx context.Context, o Options) error {
 	defer stop()
 	relayURL := "http://" + rl.Addr()
 	sim.SetRelay(relayURL)
-	t.say("Nayax simulator at %s; relay at %s", sim.URL(), relayURL)
+	metricsURL := "http://" + rl.MetricsAddr()
+	t.say("Nayax simulator at %s; relay at %s (its /metrics and /healthz at %s)", sim.URL(), relayURL, metricsURL)
 
 	spy, err := newSpy(b.URL(), cfg.MQTT.TopicPrefix, t)
 	if err != nil {
@@ -114,7 +115,7 @@ func Run(ctx context.Context, o Options) error {
 	}); err != nil {
 		return fmt.Errorf("edge did not come online: %w", err)
 	}
-	if err := waitRelay(ctx, relayURL); err != nil {
+	if err := waitRelay(ctx, metricsURL); err != nil {
 		return err
 	}
 
@@ -217,7 +218,7 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // waitRelay waits until the relay routes the site (it learned the node's
-// retained birth).
+// retained birth); url is its metrics listener's.
 func waitRelay(ctx context.Context, url string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/nayax/seeds"
 	"github.com/sitelink/sitelink/daemon/relay"
@@ -18,7 +20,7 @@ import (
 // Status, and nothing panics.
 func FuzzCallbackHTTP(f *testing.F) {
 	r, err := relay.New(relay.Options{ID: "fuzz", Prefix: "sitelink/v1", AckBudget: 50 * time.Millisecond,
-		Link: link.Options{Broker: "tcp://127.0.0.1:1"}})
+		Link: link.Options{Broker: "tcp://127.0.0.1:1"}, RateLimit: rate.Inf})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -78,9 +78,26 @@ func newEnv(t *testing.T) *env {
 }
 
 type relayProc struct {
-	r    *relay.Relay
-	url  string
-	stop func()
+	r     *relay.Relay
+	url   string // the public listener: Nayax's callbacks only
+	admin string // the metrics listener: /metrics and /healthz
+	stop  func()
+}
+
+// adminURLs maps a relay's public URL to its metrics listener's URL.
+// Tests name a relay by its public URL (waitRoute, scrape, metricValue);
+// /healthz and /metrics are served only on the other listener.
+var adminURLs sync.Map
+
+// adminURL is the metrics listener's URL of the relay whose public URL
+// is url.
+func adminURL(t testing.TB, url string) string {
+	t.Helper()
+	a, ok := adminURLs.Load(url)
+	if !ok {
+		t.Fatalf("no relay started at %s", url)
+	}
+	return a.(string)
 }
 
 // startRelay starts a relay replica; its Nayax client talks to nayaxsim.
@@ -91,6 +108,12 @@ func (e *env) startRelay(id string, budget time.Duration, headers ...relay.Heade
 
 // startRelayWith is startRelay with the Nayax client's config adjusted.
 func (e *env) startRelayWith(id string, budget time.Duration, edit func(*nayax.ClientConfig), headers ...relay.Header) *relayProc {
+	e.t.Helper()
+	return e.startRelayOpts(id, budget, edit, nil, headers...)
+}
+
+// startRelayOpts is startRelayWith with the relay's options adjusted too.
+func (e *env) startRelayOpts(id string, budget time.Duration, edit func(*nayax.ClientConfig), opts func(*relay.Options), headers ...relay.Header) *relayProc {
 	e.t.Helper()
 	o := e.sim.Options()
 	cc := nayax.ClientConfig{
@@ -105,18 +128,24 @@ func (e *env) startRelayWith(id string, budget time.Duration, edit func(*nayax.C
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	r, err := relay.New(relay.Options{
-		ID: id, Prefix: prefix, Group: "relays", Listen: "127.0.0.1:0", AckBudget: budget,
+	ro := relay.Options{
+		ID: id, Prefix: prefix, Group: "relays", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", AckBudget: budget,
 		CallbackHeaders: headers, Nayax: client, Logger: e.log.With("relay", id),
 		Link: link.Options{Broker: e.broker.URL, BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond, ConnectTimeout: 3 * time.Second},
-	})
+	}
+	if opts != nil {
+		opts(&ro)
+	}
+	r, err := relay.New(ro)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	p := &relayProc{r: r, url: "http://" + r.Addr()}
+	p := &relayProc{r: r, url: "http://" + r.Addr(), admin: "http://" + r.MetricsAddr()}
+	adminURLs.Store(p.url, p.admin)
+	e.t.Cleanup(func() { adminURLs.Delete(p.url) })
 	var once sync.Once
 	p.stop = func() {
 		once.Do(func() {
@@ -128,7 +157,7 @@ func (e *env) startRelayWith(id string, budget time.Duration, edit func(*nayax.C
 	}
 	e.t.Cleanup(p.stop)
 	waitFor(e.t, 10*time.Second, "relay "+id+" healthy", func() bool {
-		resp, err := http.Get(p.url + "/healthz")
+		resp, err := http.Get(p.admin + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -240,8 +269,9 @@ func waitFor(t testing.TB, d time.Duration, what string, f func() bool) {
 // waitRoute waits until a relay knows the terminal (retained births).
 func waitRoute(t *testing.T, url string) {
 	t.Helper()
+	health := adminURL(t, url) + "/healthz"
 	waitFor(t, 10*time.Second, "relay knows the node", func() bool {
-		resp, err := http.Get(url + "/healthz")
+		resp, err := http.Get(health)
 		if err != nil {
 			return false
 		}

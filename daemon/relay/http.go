@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sitelink/sitelink/daemon/guard"
 	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/daemon/wire"
 )
@@ -48,8 +49,12 @@ func cortinaAnswer(st nayax.CortinaStatus) answer {
 // nodeAnswer is the site controller's answer, passed on as it came.
 func nodeAnswer(a wire.Answer) answer { return answer{a, a.Status.Verdict} }
 
-// Handler serves Nayax's callbacks. Paths are matched case-insensitively,
-// with or without the /api prefix.
+// Handler serves Nayax's callbacks and nothing else: the public listener's
+// router is this allow-list. Paths are matched case-insensitively, with or
+// without the /api prefix and a trailing slash; anything else, /metrics and
+// /healthz under any spelling included, is 404 (they are served by
+// MetricsHandler on their own listener). Every request counts against its
+// source's rate first; every refusal is counted, never logged one by one.
 func (r *Relay) Handler() http.Handler {
 	eps := map[string]endpoint{
 		"/stopcallback":           {"StopCallback", false, r.stopCallback},
@@ -60,31 +65,46 @@ func (r *Relay) Handler() http.Handler {
 		"/cortina/prepaid/void":   {"Cortina Void", true, func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, true) }},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		start := time.Now()
 		p := strings.TrimSuffix(strings.ToLower(req.URL.Path), "/")
 		p = strings.TrimPrefix(p, "/api")
-		if p == "/healthz" {
-			r.health(w)
-			return
-		}
-		if p == "/metrics" {
-			r.writeMetrics(w)
-			return
-		}
 		ep, ok := eps[p]
+		if !r.sources.Allow(req.RemoteAddr) {
+			r.refuse(guard.ReasonRate)
+			w.Header().Set("Retry-After", "1")
+			if !ok {
+				http.Error(w, "too many requests", http.StatusTooManyRequests)
+				return
+			}
+			// Declined 992 in the endpoint's dialect: should Nayax itself
+			// ever be over the limit, its log says why.
+			const msg = "relay: too many requests from this source; retry later"
+			out := sparkAnswer(nayax.Declined(nayax.CodeTimeout, msg), "", "")
+			if ep.cortina {
+				out = cortinaAnswer(nayax.CortinaDeclined(nayax.CortinaTimeout, msg))
+			}
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_ = json.NewEncoder(w).Encode(out.body)
+			r.countRequest(ep.name, verdictRateLimited, time.Since(start))
+			return
+		}
 		if !ok {
+			r.refuse(reasonNotFound)
 			http.NotFound(w, req)
 			return
 		}
 		if req.Method != http.MethodPost {
+			r.refuse(reasonMethod)
 			w.Header().Set("Allow", http.MethodPost)
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		start, verdict := time.Now(), verdictUnauthorized
+		verdict := verdictUnauthorized
 		defer func() { r.countRequest(ep.name, verdict, time.Since(start)) }()
 		if !r.authorized(req) {
 			// No Nayax shape: whoever this is, it is not Nayax.
-			r.log.Warn("callback refused: custom header missing or wrong", "endpoint", ep.name, "remote", req.RemoteAddr)
+			r.refuse(reasonUnauthorized)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
@@ -92,10 +112,13 @@ func (r *Relay) Handler() http.Handler {
 		body, err := io.ReadAll(io.LimitReader(req.Body, nayax.MaxBody+1))
 		switch {
 		case err != nil:
+			r.refuse(reasonUnreadable)
 			out = refusal(ep.cortina, errors.New("could not read the body"), "", "")
 		case len(body) > nayax.MaxBody:
+			r.refuse(reasonTooLarge)
 			out = refusal(ep.cortina, fmt.Errorf("body larger than %d bytes", nayax.MaxBody), "", "")
 		case !jsonContent(req.Header.Get("Content-Type")):
+			r.refuse(reasonContentType)
 			out = refusal(ep.cortina, errors.New("content type must be application/json"), "", "")
 		default:
 			ctx, cancel := context.WithTimeout(req.Context(), r.o.AckBudget)
@@ -106,6 +129,16 @@ func (r *Relay) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		_ = json.NewEncoder(w).Encode(out.body)
 	})
+}
+
+// MetricsHandler serves GET /metrics and GET /healthz, for the metrics
+// listener (Options.MetricsListen), which scrapers and load balancers
+// reach and Nayax's side of the internet does not.
+func (r *Relay) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) { r.writeMetrics(w) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { r.health(w) })
+	return mux
 }
 
 // jsonContent accepts what Nayax's specs list: application/json,

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/guard"
 	"github.com/sitelink/sitelink/daemon/metrics"
 	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/daemon/wire"
@@ -27,8 +28,30 @@ const (
 // Verdict labels of callbacks that got no Nayax verdict.
 const (
 	verdictUnauthorized = "unauthorized" // the callback headers did not match
+	verdictRateLimited  = "rate_limited" // over its source's rate: 429
 	verdictOther        = "other"        // an answer without a known verdict
 )
+
+// Reasons a request or connection is refused: the reason label of
+// sitelink_relay_refused_total and the keys of the summary log line.
+const (
+	reasonUnauthorized       = "unauthorized"       // 401: callback headers missing or wrong
+	reasonNotFound           = "not_found"          // 404: not a callback path
+	reasonMethod             = "method_not_allowed" // 405: a callback path, not POST
+	reasonTooLarge           = "body_too_large"     // Declined: larger than nayax.MaxBody
+	reasonContentType        = "content_type"       // Declined: not JSON
+	reasonUnreadable         = "body_unreadable"    // Declined: the body could not be read (timeout, reset)
+	reasonMetricsConnections = "metrics_connection_limit"
+)
+
+// refusalReasons are written even at 0, so that an alert on their rate
+// has a series from the start.
+var refusalReasons = []string{reasonUnauthorized, guard.ReasonRate, guard.ReasonConnections, reasonNotFound, reasonMethod,
+	reasonTooLarge, reasonContentType, reasonUnreadable, reasonMetricsConnections}
+
+// refuse counts one refusal; the summary line is guard's, once per
+// interval.
+func (r *Relay) refuse(reason string) { r.refused.Refuse(reason) }
 
 // countRequest records one answered callback.
 func (r *Relay) countRequest(endpoint, verdict string, d time.Duration) {
@@ -65,6 +88,15 @@ func (r *Relay) writeMetrics(w http.ResponseWriter) {
 	r.metrics.Gauge("sitelink_relay_nodes", "Site controllers the relay has a route to.", float64(len(r.routes.all())))
 	r.metrics.Gauge("sitelink_relay_results_unpublished", "Nayax answers waiting for a broker connection to reach their node.", float64(r.unpublished.Len()))
 	r.metrics.Gauge("sitelink_relay_answers_remembered", "Recent Nayax answers kept to answer repeated events from memory.", float64(r.served.len()))
+	const refused = "Requests and connections the public listener refused, by reason (logged once per interval, never one by one)."
+	totals := r.refused.Totals()
+	for _, reason := range refusalReasons {
+		r.metrics.Set("sitelink_relay_refused_total", refused, metrics.Counter, float64(totals[reason]), "reason", reason)
+	}
+	if c := r.conns.Load(); c != nil {
+		r.metrics.Gauge("sitelink_relay_connections_open", "Connections open on the public listener (relay.max_connections caps them).", float64(c.Open()))
+	}
+	r.metrics.Gauge("sitelink_relay_rate_sources", "Source addresses whose request rate the relay tracks.", float64(r.sources.Len()))
 	w.Header().Set("Content-Type", metrics.ContentType)
 	_, _ = r.metrics.WriteTo(w)
 }

@@ -14,7 +14,7 @@ import (
 
 func scrape(t *testing.T, url string) map[string]bool {
 	t.Helper()
-	resp, err := http.Get(url + "/metrics")
+	resp, err := http.Get(adminURL(t, url) + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -185,7 +185,7 @@ func TestRepeatedEventAnsweredFromMemory(t *testing.T) {
 // metricValue sums a counter's samples in a relay's /metrics.
 func metricValue(t *testing.T, url, name string) int {
 	t.Helper()
-	resp, err := http.Get(url + "/metrics")
+	resp, err := http.Get(adminURL(t, url) + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

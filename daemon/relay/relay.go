@@ -15,7 +15,9 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/time/rate"
 
+	"github.com/sitelink/sitelink/daemon/guard"
 	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/metrics"
 	"github.com/sitelink/sitelink/daemon/nayax"
@@ -56,7 +58,36 @@ type Options struct {
 	// TriggerTimeout is the TransactionTimeout of a TriggerTransaction
 	// whose start request names none (sites normally do).
 	TriggerTimeout time.Duration
+
+	// MetricsListen is where GET /metrics and GET /healthz are served
+	// ("127.0.0.1:9101"): never on Listen, which faces the internet, so
+	// that no alias of them is reachable from there. Empty: nowhere.
+	MetricsListen string
+	// RateLimit is the requests a second one source may make to Listen,
+	// RateBurst at once (DefaultRateLimit and DefaultRateBurst when
+	// zero; rate.Inf: no limit); beyond it a request is answered 429.
+	RateLimit rate.Limit
+	RateBurst int
+	// MaxConnections caps the connections open at once on Listen
+	// (DefaultMaxConnections when zero); one more is reset at once.
+	MaxConnections int
+	// RefusalLogEvery is the interval of the summary line of refused
+	// requests (guard.DefaultEvery when zero): they are counted in
+	// sitelink_relay_refused_total and never logged one by one.
+	RefusalLogEvery time.Duration
 }
+
+// Defaults of the limits on the public listener. Nayax calls from a
+// handful of addresses, each callback once per event: a fleet of 10,000
+// stations averages under one a second and peaks in the tens, so 200 a
+// second per source is ten times any peak and still caps what one source
+// can make the relay do. 1024 connections fit the unit's LimitNOFILE
+// with room for the broker and Nayax connections.
+const (
+	DefaultRateLimit      = 200
+	DefaultRateBurst      = 400
+	DefaultMaxConnections = 1024
+)
 
 // Relay is one stateless replica: it answers Nayax's callbacks by asking
 // the owning site controller over MQTT, and turns site events into Nayax
@@ -82,8 +113,15 @@ type Relay struct {
 	unpublished *queue.Queue[pendingResult]
 	epoch       atomic.Int64 // bumped on every events connection: the presence's epoch
 
+	// sources, conns and refused bound and count what strangers can
+	// make the public listener do (guard).
+	sources *guard.Sources
+	conns   atomic.Pointer[guard.Listener]
+	refused *guard.Refusals
+
 	ready chan struct{}
 	addr  string
+	maddr string // the metrics listener's address, "" if none
 }
 
 // rememberFor is how long an answer is kept for repeated events: longer
@@ -110,6 +148,15 @@ func New(o Options) (*Relay, error) {
 	if o.Listen == "" {
 		o.Listen = ":8080"
 	}
+	if o.RateLimit == 0 {
+		o.RateLimit = DefaultRateLimit
+	}
+	if o.RateBurst <= 0 {
+		o.RateBurst = DefaultRateBurst
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -119,6 +166,8 @@ func New(o Options) (*Relay, error) {
 		pending: map[string]chan wire.Reply{}, busy: map[string][]paho.Message{},
 		ready:  make(chan struct{}),
 		served: newServed(o.RememberAnswers, rememberFor), unpublished: queue.New[pendingResult](),
+		sources: guard.NewSources(o.RateLimit, o.RateBurst, 0),
+		refused: guard.NewRefusals(log, "requests refused", o.RefusalLogEvery),
 	}
 	// Clean sessions: a replica that is down must not keep a share of the
 	// events queued for it (mosquitto keeps dealing shared messages to
@@ -171,29 +220,60 @@ func (r *Relay) Addr() string {
 	return r.addr
 }
 
-// Ready is closed once the HTTP listener is open.
+// MetricsAddr is the metrics listener's address once Run is serving, ""
+// without Options.MetricsListen.
+func (r *Relay) MetricsAddr() string {
+	<-r.ready
+	return r.maddr
+}
+
+// Ready is closed once the HTTP listeners are open.
 func (r *Relay) Ready() <-chan struct{} { return r.ready }
+
+// metricsConnections caps the metrics listener's connections: a scraper
+// and a load balancer's health checks need a few.
+const metricsConnections = 64
 
 // Run serves until ctx ends; in-flight HTTP requests get a short grace.
 func (r *Relay) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", r.o.Listen)
+	raw, err := net.Listen("tcp", r.o.Listen)
 	if err != nil {
 		return fmt.Errorf("relay listen %s: %w", r.o.Listen, err)
 	}
+	// The cap counts TCP connections, before any TLS handshake: one over
+	// it costs no handshake.
+	capped := guard.Listen(raw, r.o.MaxConnections, func() { r.refuse(guard.ReasonConnections) })
+	r.conns.Store(capped)
+	var ln net.Listener = capped
 	if r.o.TLS != nil {
 		ln = tls.NewListener(ln, r.o.TLS)
 	}
+	var mln net.Listener
+	if r.o.MetricsListen != "" {
+		l, err := net.Listen("tcp", r.o.MetricsListen)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("relay metrics listen %s: %w", r.o.MetricsListen, err)
+		}
+		mln = guard.Listen(l, metricsConnections, func() { r.refuse(reasonMetricsConnections) })
+		r.maddr = l.Addr().String()
+	}
 	r.addr = ln.Addr().String()
 	close(r.ready)
+	// Nayax waits 5 s for an answer: a request that takes longer to
+	// arrive or to be answered is not Nayax's, and holds a slot.
 	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+	msrv := &http.Server{Handler: r.MetricsHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 8 << 10}
 	if len(r.o.CallbackHeaders) == 0 {
 		r.log.Warn("no relay.callback_headers configured: anyone who can reach this endpoint can post callbacks; configure Nayax's custom headers or restrict the network")
 	}
 
 	runCtx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); r.refused.Run(runCtx) }()
 	go func() { defer wg.Done(); _ = r.link.Run(runCtx) }()
 	go func() { defer wg.Done(); r.resender(runCtx) }()
 	go func() { defer wg.Done(); _ = r.evlink.Run(runCtx) }()
@@ -201,9 +281,13 @@ func (r *Relay) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.worker(runCtx) }()
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	r.log.Info("sitelink relay serving", "id", r.o.ID, "listen", r.addr)
+	if mln != nil {
+		go func() { errc <- msrv.Serve(mln) }()
+	}
+	r.log.Info("sitelink relay serving", "id", r.o.ID, "listen", r.addr, "metrics_listen", r.maddr,
+		"rate_limit", float64(r.o.RateLimit), "rate_burst", r.o.RateBurst, "max_connections", r.o.MaxConnections)
 
 	select {
 	case <-ctx.Done():
@@ -211,6 +295,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), r.o.AckBudget+time.Second)
 	_ = srv.Shutdown(sctx)
+	_ = msrv.Shutdown(sctx)
 	cancel()
 	// Withdraw the presence: a clean disconnect sends no will.
 	off, _ := json.Marshal(wire.RelayState{Online: false, Epoch: r.epoch.Load(), At: time.Now().UTC()})
