@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/mqtttest"
 )
 
@@ -124,6 +125,50 @@ func TestWatchdogInterval(t *testing.T) {
 			log, _ := newLogger(&strings.Builder{}, "error")
 			if got := watchdogInterval(log); got != c.want {
 				t.Errorf("watchdogInterval = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// Both units bound what a leak or a flood can take from the machine, and
+// the relay's file limit leaves room for its default connection cap.
+func TestUnitLimits(t *testing.T) {
+	relayConns := config.DefaultRelay().Relay.MaxConnections
+	tests := []struct {
+		unit     string
+		minFiles int // what the service may hold open by design
+	}{
+		{"sitelink.service", 64},
+		{"sitelink-relay.service", relayConns + 64 + 64}, // public cap, metrics cap, broker, Nayax and headroom
+	}
+	for _, tt := range tests {
+		t.Run(tt.unit, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("..", "..", "systemd", tt.unit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys := map[string]string{}
+			for _, l := range strings.Split(string(data), "\n") {
+				if k, v, ok := strings.Cut(l, "="); ok && !strings.HasPrefix(l, "#") {
+					keys[k] = v
+				}
+			}
+			size := func(k string) int64 {
+				v := keys[k]
+				n, err := strconv.ParseInt(strings.TrimSuffix(v, "M"), 10, 64)
+				if err != nil || !strings.HasSuffix(v, "M") || n <= 0 {
+					t.Fatalf("%s=%q: want a size in M", k, v)
+				}
+				return n << 20
+			}
+			if high, hard := size("MemoryHigh"), size("MemoryMax"); high >= hard {
+				t.Errorf("MemoryHigh %d not below MemoryMax %d: nothing is reclaimed before the kill", high, hard)
+			}
+			if n, err := strconv.Atoi(keys["TasksMax"]); err != nil || n < 64 {
+				t.Errorf("TasksMax=%q: want a bound of at least 64", keys["TasksMax"])
+			}
+			if n, err := strconv.Atoi(keys["LimitNOFILE"]); err != nil || n < tt.minFiles {
+				t.Errorf("LimitNOFILE=%q: want a bound of at least %d", keys["LimitNOFILE"], tt.minFiles)
 			}
 		})
 	}

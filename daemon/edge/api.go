@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/guard"
 	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/localapi"
 	"github.com/sitelink/sitelink/store"
@@ -23,12 +24,52 @@ type apiServer struct {
 	srv, ms *http.Server
 }
 
-func listenAPI(node config.Node, b backend, log *slog.Logger) (*apiServer, error) {
+// HTTPTimeouts bound how long one client may hold a connection of an HTTP
+// server, so that idle or slow clients cannot pile up connections (each a
+// file descriptor, which the MQTT link and the API socket need too); zero
+// fields take DefaultMetricsTimeouts'.
+type HTTPTimeouts struct {
+	ReadHeader time.Duration // from accepting, or from the end of the last response, to a request's headers
+	Read       time.Duration // a whole request
+	Write      time.Duration // from a request's headers to the end of its response
+	Idle       time.Duration // a kept-alive connection waiting for its next request
+}
+
+// DefaultMetricsTimeouts are node.metrics_listen's: a scrape is one small
+// GET; Prometheus keeps its connection across scrapes (15 s apart by
+// default), so Idle stays above that.
+var DefaultMetricsTimeouts = HTTPTimeouts{ReadHeader: 5 * time.Second, Read: 10 * time.Second, Write: 30 * time.Second, Idle: 60 * time.Second}
+
+// apiTimeouts are the API socket's: only the service's user and group
+// reach it, and a self-test switches a contactor twice before answering.
+var apiTimeouts = HTTPTimeouts{ReadHeader: 5 * time.Second, Read: 10 * time.Second, Write: 2 * time.Minute, Idle: 60 * time.Second}
+
+// metricsConnections caps node.metrics_listen's connections: a scraper
+// needs one or two, and on a board whose LimitNOFILE is a few thousand a
+// LAN neighbour must not take them all.
+const metricsConnections = 16
+
+// newServer is an HTTP server with every timeout set (zero fields of t
+// from def) and a bound on request headers.
+func newServer(h http.Handler, t, def HTTPTimeouts) *http.Server {
+	or := func(d, def time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return def
+	}
+	return &http.Server{Handler: h, ReadHeaderTimeout: or(t.ReadHeader, def.ReadHeader), ReadTimeout: or(t.Read, def.Read),
+		WriteTimeout: or(t.Write, def.Write), IdleTimeout: or(t.Idle, def.Idle), MaxHeaderBytes: 16 << 10}
+}
+
+// listenAPI opens the API socket and node.metrics_listen (timeouts t);
+// connections over the metrics listener's cap are counted in refused.
+func listenAPI(node config.Node, b backend, t HTTPTimeouts, refused *guard.Refusals, log *slog.Logger) (*apiServer, error) {
 	l, err := localapi.Listen(node.APISocket)
 	if err != nil {
 		return nil, err
 	}
-	a := &apiServer{l: l, srv: &http.Server{Handler: localapi.Handler(b), ReadHeaderTimeout: 5 * time.Second}}
+	a := &apiServer{l: l, srv: newServer(localapi.Handler(b), apiTimeouts, apiTimeouts)}
 	if addr := node.MetricsListen; addr != "" {
 		// Only /metrics: the API socket's other endpoints control
 		// stations and must stay local.
@@ -44,7 +85,8 @@ func listenAPI(node config.Node, b backend, log *slog.Logger) (*apiServer, error
 				log.Warn("metrics", "err", err)
 			}
 		})
-		a.ml, a.ms = ml, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		a.ml = guard.Listen(ml, metricsConnections, func() { refused.Refuse(guard.ReasonConnections) })
+		a.ms = newServer(mux, t, DefaultMetricsTimeouts)
 	}
 	return a, nil
 }
@@ -93,6 +135,9 @@ type backend struct {
 	exec     func(context.Context, func(*engine)) error
 	version  string
 	relays   *relayWatch
+	// noops and refused count what the daemon answered without acting
+	// and the metrics connections it turned away, for /metrics.
+	noops, refused *guard.Refusals
 }
 
 var _ localapi.Backend = backend{}

@@ -44,7 +44,9 @@ func (e *engine) onCommand(c *link.Conn, m paho.Message) { e.cmds.Push(inbound{c
 
 // handle processes one command message: decode, dedupe by id, act, commit
 // the reply with the effect, hand it to the replier, which acks the
-// message once the reply is out.
+// message once the reply is out. A command that changed nothing is
+// answered from memory (recent) when it comes again, never from the
+// ledger.
 func (e *engine) handle(in inbound) {
 	m := in.msg
 	now := time.Now()
@@ -59,20 +61,28 @@ func (e *engine) handle(in inbound) {
 	}
 	replyTo := e.replyTopic(cmd.ReplyTo)
 
-	// A replayed id gets the stored reply and nothing else.
+	// A replayed id gets the stored reply and nothing else: from the
+	// ledger's inbox for a command that acted, from memory for one that
+	// changed nothing.
 	var prior store.InboxEntry
 	err := e.st.View(func(tx *store.Tx) error {
 		var err error
 		prior, err = tx.Inbox(cmd.ID)
 		return err
 	})
+	if errors.Is(err, store.ErrNotFound) {
+		if r, ok := e.recent.get(cmd.ID); ok {
+			prior, err = r, nil
+		}
+	}
 	if err == nil {
 		reply := prior.Reply
 		if prior.Type != cmd.Type {
 			// The same id for another command: answer, never act.
 			reply = e.encodeReply(cmd, declined(cmd, nayax.CodeValidation, fmt.Sprintf("command id %q was already used for a %q command", cmd.ID, prior.Type)))
 		}
-		e.log.Info("replayed command answered from inbox", "id", cmd.ID, "type", cmd.Type)
+		e.noops.Refuse(noopReplay)
+		e.log.Debug("replayed command answered from inbox", "id", cmd.ID, "type", cmd.Type)
 		e.reply(in, replyTo, reply)
 		return
 	}
@@ -83,6 +93,7 @@ func (e *engine) handle(in inbound) {
 
 	var body wire.Answer
 	var fx func(tx *store.Tx) error
+	commits := e.commits
 	switch {
 	case derr != nil:
 		body = declined(cmd, nayax.CodeValidation, "malformed command: "+derr.Error())
@@ -96,6 +107,17 @@ func (e *engine) handle(in inbound) {
 	}
 	reply := e.encodeReply(cmd, body)
 	entry := store.InboxEntry{ID: cmd.ID, Type: cmd.Type, At: now.UTC(), Reply: reply}
+	if fx == nil && e.commits == commits {
+		// Nothing committed, so nothing moved money or a contactor
+		// (both are recorded first): the reply needs no commit before
+		// the ack, and a flood of such commands never reaches the
+		// ledger or waits for its fsync.
+		e.recent.put(entry)
+		e.reply(in, replyTo, reply)
+		e.noops.Refuse(noopReason(cmd.Type))
+		e.log.Debug("command answered without acting", "id", cmd.ID, "type", cmd.Type, "verdict", body.Status.Verdict)
+		return
+	}
 	err = e.st.Update(func(tx *store.Tx) error {
 		if fx != nil {
 			if err := fx(tx); err != nil {

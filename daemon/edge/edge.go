@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/guard"
 	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/queue"
 	"github.com/sitelink/sitelink/daemon/wire"
@@ -46,6 +47,9 @@ type Options struct {
 	// ConfigTrial bounds how long a changed mqtt section may take to
 	// bring the link back before it is rolled back (DefaultConfigTrial).
 	ConfigTrial time.Duration
+	// MetricsTimeouts are node.metrics_listen's server timeouts; zero
+	// fields take DefaultMetricsTimeouts'.
+	MetricsTimeouts HTTPTimeouts
 }
 
 // Daemon is the edge daemon. Run is its composition root: it builds each
@@ -158,12 +162,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	rebirth := func() { pres.rebirth(lnk) }
 	waiting := make(chan []string, 1)
+	// Counted always, logged once per interval: a flood of commands for
+	// unknown transactions, or of connections, costs no log per item.
+	noops := guard.NewRefusals(d.log, "commands answered without acting", 0)
+	refused := guard.NewRefusals(d.log, "metrics connections refused", 0)
 	hb := newHeartbeat(d.o, func() string { return statusLine(lnk.Connected(), "", stations, st) }, time.Now())
 	eng := newEngine(engineDeps{
 		log: d.log, st: st, stations: stations, cfg: &d.cfg, topics: d.topics,
 		cmds: cmds, calls: calls, changes: changes,
 		poke: pump.poke, connected: lnk.Connected, rebirth: rebirth,
-		waiting: waiting, beat: hb.beat,
+		waiting: waiting, beat: hb.beat, noops: noops,
 	})
 	if err := eng.reconcile(time.Now()); err != nil {
 		return fmt.Errorf("reconcile sessions: %w", err)
@@ -172,7 +180,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	api, err := listenAPI(d.cfg.Load().Node, backend{
 		st: st, stations: stations, cfg: &d.cfg, link: lnk, pres: pres, pump: pump,
 		fleet: d.fleet, exec: calls.do, version: d.o.Version, relays: relays,
-	}, d.log)
+		noops: noops, refused: refused,
+	}, d.o.MetricsTimeouts, refused, d.log)
 	if err != nil {
 		return err
 	}
@@ -190,6 +199,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.fleet.run(runCtx, fleetIO{link: lnk, exec: calls.do, waiting: waiting, rebirth: rebirth, reported: d.topics.ConfigReported()})
 	})
 	spawn(func() { eng.replier(runCtx) })
+	spawn(func() { noops.Run(runCtx) })
+	spawn(func() { refused.Run(runCtx) })
 	engDone := make(chan struct{})
 	go func() { defer close(engDone); eng.run(runCtx) }()
 	spawn(func() { api.serve(runCtx) })

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sitelink/sitelink/daemon/billing"
 	"github.com/sitelink/sitelink/daemon/config"
+	"github.com/sitelink/sitelink/daemon/guard"
 	"github.com/sitelink/sitelink/daemon/queue"
 	"github.com/sitelink/sitelink/daemon/retry"
 	"github.com/sitelink/sitelink/daemon/wire"
@@ -51,6 +52,11 @@ type engine struct {
 	// pending are station changes of a new configuration that wait for
 	// their stations to be free (reconfig.go).
 	pending pendingChange
+	// recent answers re-deliveries of commands that changed nothing
+	// (recent.go); commits counts the ledger commits, so that handle
+	// tells a command that acted from one that did not.
+	recent  *recent
+	commits uint64
 
 	stopOnce sync.Once
 	stopReq  chan struct{}
@@ -78,6 +84,9 @@ type engineDeps struct {
 	rebirth   func()          // republish the retained online state
 	waiting   chan []string   // station changes still waiting, for the fleet (latest wins)
 	beat      func(time.Time) // every tick: watchdog and status line
+	// noops counts the commands answered without acting and logs them
+	// once per interval (nil: counted, not logged).
+	noops *guard.Refusals
 }
 
 // calls carries work from other goroutines (local API, gpio buttons, the
@@ -144,7 +153,11 @@ func newEngine(d engineDeps) *engine {
 	if d.beat == nil {
 		d.beat = func(time.Time) {}
 	}
+	if d.noops == nil {
+		d.noops = guard.NewRefusals(nil, "", 0)
+	}
 	return &engine{
+		recent:         newRecent(recentNoops),
 		engineDeps:     d,
 		out:            queue.New[outbound](),
 		retryStop:      map[string]stopRetry{},
@@ -211,6 +224,7 @@ func (e *engine) shutdown() {
 func (e *engine) commit(fn func(tx *store.Tx) error) error {
 	err := e.st.Update(fn)
 	if err == nil {
+		e.commits++
 		e.poke()
 	}
 	return err

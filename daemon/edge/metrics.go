@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sitelink/sitelink/daemon/guard"
 	"github.com/sitelink/sitelink/daemon/metrics"
 	"github.com/sitelink/sitelink/hal"
 	"github.com/sitelink/sitelink/store"
@@ -48,6 +49,17 @@ func (b backend) Metrics(w io.Writer) error {
 		s.Set("sitelink_relay_presence_refused_total", "Relay presence messages refused (unreadable, or past the bound on replicas).", metrics.Counter, float64(w.refused.Load()))
 	}
 	s.Set("sitelink_events_published_total", "Events the broker acknowledged since the daemon started.", metrics.Counter, float64(b.pump.published.Load()))
+	if b.noops != nil {
+		noops := b.noops.Totals()
+		for _, r := range noopReasons {
+			s.Set("sitelink_commands_noop_total", "Commands answered without acting (unknown transaction, repeat, refusal, replay), by type; kept out of the ledger, logged once per interval.",
+				metrics.Counter, float64(noops[r]), "reason", r)
+		}
+	}
+	if b.refused != nil {
+		s.Set("sitelink_metrics_refused_total", "Connections to node.metrics_listen refused over its cap, by reason.",
+			metrics.Counter, float64(b.refused.Totals()[guard.ReasonConnections]), "reason", guard.ReasonConnections)
+	}
 
 	counts, err := b.st.Counts()
 	if err != nil {

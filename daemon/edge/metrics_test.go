@@ -62,6 +62,9 @@ func TestMetricsLocalAPI(t *testing.T) {
 		"# TYPE sitelink_station_energy_wh gauge",
 		"# TYPE sitelink_station_power_w gauge",
 		"# TYPE sitelink_epoch gauge",
+		"# TYPE sitelink_commands_noop_total counter",
+		`sitelink_commands_noop_total{reason="stop"} 0`,
+		`sitelink_metrics_refused_total{reason="connection_limit"} 0`,
 	} {
 		if !has[want] {
 			t.Errorf("metrics lack %q", want)
