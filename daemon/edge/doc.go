@@ -33,7 +33,9 @@
 // The engine is one goroutine. Commands arrive from paho handlers through
 // an unbounded queue (handlers never block) and are acknowledged to the
 // broker only after their effect and reply are committed to bbolt, so a
-// crash at any point makes the broker redeliver and the inbox answer.
+// crash at any point makes the broker redeliver and the inbox answer. A
+// command that changed nothing commits nothing: its reply is remembered in
+// memory (recent.go), so a flood of them costs no ledger space or fsync.
 // Every transition commits its `session` event to the outbox in the same
 // transaction; the pump publishes the outbox in order with QoS 1 and
 // deletes entries on PUBACK. A transition the lifecycle table does not

@@ -192,7 +192,10 @@ func Start(o Options) (*Sim, error) {
 		return nil, fmt.Errorf("nayaxsim listen %s: %w", s.o.Addr, err)
 	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	// Generous timeouts (it is a test tool), but every one set: an
+	// injected delay longer than WriteTimeout is cut short.
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("nayaxsim serve", "err", err)

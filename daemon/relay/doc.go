@@ -20,6 +20,13 @@
 // The relay keeps no state of its own: any number of replicas can run
 // behind a load balancer on one broker.
 //
+// The public listener serves the callbacks and nothing else; /metrics and
+// /healthz are on Options.MetricsListen. It holds at most
+// Options.MaxConnections, each source may make Options.RateLimit requests
+// a second (429 beyond), and every refusal is counted in
+// sitelink_relay_refused_total and logged at most once per interval
+// (package guard).
+//
 // # Caveats
 //
 // A replica learns routes from retained messages at connect; until its
