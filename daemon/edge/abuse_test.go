@@ -203,7 +203,7 @@ func startAPI(t *testing.T, to HTTPTimeouts, refused *guard.Refusals) string {
 // kept alive after a request after the idle timeout.
 func TestMetricsListenerClosesIdle(t *testing.T) {
 	to := HTTPTimeouts{ReadHeader: 300 * time.Millisecond, Idle: 600 * time.Millisecond}
-	addr := startAPI(t, to, guard.NewRefusals(nil, "", 0))
+	addr := startAPI(t, to, guard.NewRefusals(nil, 0, "", 0))
 	tests := []struct {
 		name     string
 		send     func(c net.Conn, br *bufio.Reader) // what the client does before waiting
@@ -260,7 +260,7 @@ func TestMetricsListenerClosesIdle(t *testing.T) {
 // and counted, and what is held does not keep a scrape out for longer
 // than the header timeout.
 func TestMetricsListenerCap(t *testing.T) {
-	refused := guard.NewRefusals(nil, "", 0)
+	refused := guard.NewRefusals(nil, 0, "", 0)
 	addr := startAPI(t, HTTPTimeouts{ReadHeader: 500 * time.Millisecond}, refused)
 	for range metricsConnections {
 		c, err := net.Dial("tcp", addr)

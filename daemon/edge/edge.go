@@ -164,8 +164,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	waiting := make(chan []string, 1)
 	// Counted always, logged once per interval: a flood of commands for
 	// unknown transactions, or of connections, costs no log per item.
-	noops := guard.NewRefusals(d.log, "commands answered without acting", 0)
-	refused := guard.NewRefusals(d.log, "metrics connections refused", 0)
+	noops := guard.NewRefusals(d.log, slog.LevelInfo, "commands answered without acting", 0)
+	refused := guard.NewRefusals(d.log, slog.LevelWarn, "metrics connections refused", 0)
 	hb := newHeartbeat(d.o, func() string { return statusLine(lnk.Connected(), "", stations, st) }, time.Now())
 	eng := newEngine(engineDeps{
 		log: d.log, st: st, stations: stations, cfg: &d.cfg, topics: d.topics,

@@ -154,7 +154,7 @@ func newEngine(d engineDeps) *engine {
 		d.beat = func(time.Time) {}
 	}
 	if d.noops == nil {
-		d.noops = guard.NewRefusals(nil, "", 0)
+		d.noops = guard.NewRefusals(nil, 0, "", 0)
 	}
 	return &engine{
 		recent:         newRecent(recentNoops),

@@ -55,7 +55,7 @@ func TestRefusalsBounded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf lockedBuf
-			r := NewRefusals(slog.New(slog.NewTextHandler(&buf, nil)), "callbacks refused", time.Minute)
+			r := NewRefusals(slog.New(slog.NewTextHandler(&buf, nil)), slog.LevelWarn, "callbacks refused", time.Minute)
 			now := time.Unix(1e9, 0)
 			r.now = func() time.Time { return now }
 			for i := range tt.n {
@@ -74,7 +74,7 @@ func TestRefusalsBounded(t *testing.T) {
 					t.Errorf("line %q", l)
 				}
 				var n int
-				if _, err := fmt.Sscanf(l[strings.Index(l, "refused=")+len("refused="):], "%d", &n); err != nil {
+				if _, err := fmt.Sscanf(l[strings.Index(l, "total=")+len("total="):], "%d", &n); err != nil {
 					t.Fatalf("no count in %q", l)
 				}
 				logged += n
@@ -97,7 +97,7 @@ func TestRefusalsBounded(t *testing.T) {
 // stops.
 func TestRefusalsRun(t *testing.T) {
 	var buf lockedBuf
-	r := NewRefusals(slog.New(slog.NewTextHandler(&buf, nil)), "refused", 50*time.Millisecond)
+	r := NewRefusals(slog.New(slog.NewTextHandler(&buf, nil)), slog.LevelInfo, "refused", 50*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(ctx) }()
@@ -108,7 +108,7 @@ func TestRefusalsRun(t *testing.T) {
 	for len(buf.lines()) < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if l := buf.lines(); len(l) != 2 || !strings.Contains(l[0], "refused=1 ") || !strings.Contains(l[1], "refused=999 ") {
+	if l := buf.lines(); len(l) != 2 || !strings.Contains(l[0], "level=INFO") || !strings.Contains(l[0], "total=1 ") || !strings.Contains(l[1], "total=999 ") {
 		t.Fatalf("lines:\n%s", strings.Join(l, "\n"))
 	}
 	r.Refuse("rate_limited")

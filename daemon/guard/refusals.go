@@ -20,6 +20,7 @@ const DefaultEvery = time.Minute
 // next line. The zero value is not usable; use NewRefusals.
 type Refusals struct {
 	log   *slog.Logger
+	level slog.Level
 	msg   string
 	every time.Duration
 	now   func() time.Time
@@ -30,17 +31,18 @@ type Refusals struct {
 	last  time.Time         // when the last line was written
 }
 
-// NewRefusals returns a counter whose summary lines say msg ("callbacks
-// refused") at level Warn, at most once per every (DefaultEvery if <= 0).
-// A nil log counts without logging.
-func NewRefusals(log *slog.Logger, msg string, every time.Duration) *Refusals {
+// NewRefusals returns a counter whose summary lines say msg ("requests
+// refused") at level, at most once per every (DefaultEvery if <= 0), with
+// the total and the count of each reason since the last line. A nil log
+// counts without logging.
+func NewRefusals(log *slog.Logger, level slog.Level, msg string, every time.Duration) *Refusals {
 	if every <= 0 {
 		every = DefaultEvery
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Refusals{log: log, msg: msg, every: every, now: time.Now, total: map[string]uint64{}, since: map[string]uint64{}}
+	return &Refusals{log: log, level: level, msg: msg, every: every, now: time.Now, total: map[string]uint64{}, since: map[string]uint64{}}
 }
 
 // Refuse counts one refusal. reason becomes a metric label: it must come
@@ -101,8 +103,8 @@ func (r *Refusals) write(now time.Time) {
 		n += r.since[k]
 		args = append(args, k, r.since[k])
 	}
-	args[0], args[1] = "refused", n
-	r.log.Warn(r.msg, args...)
+	args[0], args[1] = "total", n
+	r.log.Log(context.Background(), r.level, r.msg, args...)
 	clear(r.since)
 	r.last = now
 }

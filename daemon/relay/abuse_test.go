@@ -261,7 +261,7 @@ func TestRefusalLogBounded(t *testing.T) {
 	logged := 0
 	for _, l := range lines {
 		var n int
-		fmt.Sscan(l[strings.Index(l, " refused=")+len(" refused="):], &n)
+		fmt.Sscan(l[strings.Index(l, " total=")+len(" total="):], &n)
 		logged += n
 	}
 	if logged != flood {

@@ -167,7 +167,7 @@ func New(o Options) (*Relay, error) {
 		ready:  make(chan struct{}),
 		served: newServed(o.RememberAnswers, rememberFor), unpublished: queue.New[pendingResult](),
 		sources: guard.NewSources(o.RateLimit, o.RateBurst, 0),
-		refused: guard.NewRefusals(log, "requests refused", o.RefusalLogEvery),
+		refused: guard.NewRefusals(log, slog.LevelWarn, "requests refused", o.RefusalLogEvery),
 	}
 	// Clean sessions: a replica that is down must not keep a share of the
 	// events queued for it (mosquitto keeps dealing shared messages to
