@@ -94,6 +94,13 @@ func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 	if err != nil {
 		return o, fmt.Errorf("nayax: %w", err)
 	}
+	cardKey, err := config.ReadSecret(cfg.Relay.CardKeyFile)
+	if err != nil {
+		return o, fmt.Errorf("relay.card_key_file: %w", err)
+	}
+	if len(cardKey) < nayax.MinCardKey {
+		return o, fmt.Errorf("relay.card_key_file: %d bytes, want at least %d (e.g. head -c 32 /dev/urandom | base64)", len(cardKey), nayax.MinCardKey)
+	}
 	lo, err := cfg.MQTT.LinkOptions()
 	if err != nil {
 		return o, err
@@ -108,6 +115,7 @@ func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 		Link:           lo,
 		Nayax:          client,
 		Logger:         log,
+		CardKey:        []byte(cardKey),
 	}
 	for i, h := range cfg.Relay.CallbackHeaders {
 		v := h.Value

@@ -258,6 +258,7 @@ func newSoak(t *testing.T) *soak {
 	}
 	sign := write("sign.key", nayaxsim.DefaultSignKey+"\n")
 	token := write("token.secret", nayaxsim.DefaultTokenSecret+"\n")
+	cardKey := write("card.key", testCardKey+"\n")
 
 	// The site: six stations with a vehicle (22 kW, time 60× faster: 0.14
 	// EUR a second), two without (the hold is cancelled after 2 s).
@@ -290,10 +291,10 @@ tariff: {currency: EUR, decimal_place: 2, price_per_kwh: 0.39}
 	for i := range 2 {
 		port := freePort(t)
 		r := &soakRelay{url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-		r.cfg = write(fmt.Sprintf("relay-%d.yaml", i), fmt.Sprintf(`relay: {id: relay-%d, listen: "127.0.0.1:%d", ack_budget: 4s}
+		r.cfg = write(fmt.Sprintf("relay-%d.yaml", i), fmt.Sprintf(`relay: {id: relay-%d, listen: "127.0.0.1:%d", ack_budget: 4s, card_key_file: %s}
 mqtt: {broker: %q, reconnect_min: 100ms, reconnect_max: 500ms, connect_timeout: 3s}
 nayax: {base_url: "%s", integrator_id: %s, sign_key_file: %s, token_id: %d, token_secret_file: %s, timeout: 2s, attempts: 3}
-`, i, port, s.broker.URL, sim.URL(), nayaxsim.DefaultIntegratorID, sign, nayaxsim.DefaultTokenID, token))
+`, i, port, cardKey, s.broker.URL, sim.URL(), nayaxsim.DefaultIntegratorID, sign, nayaxsim.DefaultTokenID, token))
 		s.relays = append(s.relays, r)
 		s.startRelay(r)
 	}

@@ -34,6 +34,10 @@ type RelaySection struct {
 	// HTTPS itself instead of behind a terminating proxy.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+	// CardKeyFile names the file holding the fleet's card key (at least
+	// 32 bytes, the same on every replica): the relay forwards Nayax's
+	// CardHash only as an HMAC under it. Required.
+	CardKeyFile string `yaml:"card_key_file"`
 }
 
 // CallbackHeader is one static header expected on Nayax callbacks. The

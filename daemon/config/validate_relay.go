@@ -82,6 +82,10 @@ func validateRelaySection(v *validator, s RelaySection) {
 	case s.TLSKeyFile != "" && s.TLSCertFile == "":
 		v.add("relay.tls_cert_file", "required when tls_key_file is set")
 	}
+	if s.CardKeyFile == "" {
+		// No card key, no card hash on MQTT but Nayax's own: refuse.
+		v.add("relay.card_key_file", "required")
+	}
 }
 
 // checkListen validates a server's host:port. The port must be a number:

@@ -93,6 +93,7 @@ type backend struct {
 	exec     func(context.Context, func(*engine)) error
 	version  string
 	relays   *relayWatch
+	refused  *cortinaRefusals
 }
 
 var _ localapi.Backend = backend{}

@@ -159,11 +159,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	rebirth := func() { pres.rebirth(lnk) }
 	waiting := make(chan []string, 1)
 	hb := newHeartbeat(d.o, func() string { return statusLine(lnk.Connected(), "", stations, st) }, time.Now())
+	refused := &cortinaRefusals{}
 	eng := newEngine(engineDeps{
 		log: d.log, st: st, stations: stations, cfg: &d.cfg, topics: d.topics,
 		cmds: cmds, calls: calls, changes: changes,
 		poke: pump.poke, connected: lnk.Connected, rebirth: rebirth,
-		waiting: waiting, beat: hb.beat,
+		waiting: waiting, beat: hb.beat, refused: refused,
 	})
 	if err := eng.reconcile(time.Now()); err != nil {
 		return fmt.Errorf("reconcile sessions: %w", err)
@@ -171,7 +172,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	api, err := listenAPI(d.cfg.Load().Node, backend{
 		st: st, stations: stations, cfg: &d.cfg, link: lnk, pres: pres, pump: pump,
-		fleet: d.fleet, exec: calls.do, version: d.o.Version, relays: relays,
+		fleet: d.fleet, exec: calls.do, version: d.o.Version, relays: relays, refused: refused,
 	}, d.log)
 	if err != nil {
 		return err

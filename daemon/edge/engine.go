@@ -78,6 +78,8 @@ type engineDeps struct {
 	rebirth   func()          // republish the retained online state
 	waiting   chan []string   // station changes still waiting, for the fleet (latest wins)
 	beat      func(time.Time) // every tick: watchdog and status line
+
+	refused *cortinaRefusals // Cortina cancels refused (cancel.go), for the metrics
 }
 
 // calls carries work from other goroutines (local API, gpio buttons, the
@@ -143,6 +145,9 @@ func newEngine(d engineDeps) *engine {
 	}
 	if d.beat == nil {
 		d.beat = func(time.Time) {}
+	}
+	if d.refused == nil {
+		d.refused = &cortinaRefusals{}
 	}
 	return &engine{
 		engineDeps:     d,
@@ -306,7 +311,10 @@ type eventTariff struct {
 }
 
 // cardDigest keys the card hash so the ledger never holds a value that
-// could be matched against a card number outside this controller.
+// could be matched against a card outside this controller. The CardHash
+// of a command is already the relay's keyed hash of Nayax's
+// (nayax.CardKey.Hash): this is a second key on top, so that what the
+// ledger holds is not what travelled on MQTT either.
 func cardDigest(key []byte, cardHash string) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(cardHash))

@@ -48,6 +48,12 @@ func (b backend) Metrics(w io.Writer) error {
 		s.Set("sitelink_relay_presence_refused_total", "Relay presence messages refused (unreadable, or past the bound on replicas).", metrics.Counter, float64(w.refused.Load()))
 	}
 	s.Set("sitelink_events_published_total", "Events the broker acknowledged since the daemon started.", metrics.Counter, float64(b.pump.published.Load()))
+	if c := b.refused; c != nil {
+		const help = "Cortina Cancel/Void refused since the daemon started: the transaction id named a session, this field of the cancel did not agree with it."
+		s.Set("sitelink_cortina_cancels_refused_total", help, metrics.Counter, float64(c.machine.Load()), "mismatch", mismatchMachine)
+		s.Set("sitelink_cortina_cancels_refused_total", help, metrics.Counter, float64(c.site.Load()), "mismatch", mismatchSite)
+		s.Set("sitelink_cortina_cancels_refused_total", help, metrics.Counter, float64(c.amount.Load()), "mismatch", mismatchAmount)
+	}
 
 	counts, err := b.st.Counts()
 	if err != nil {

@@ -62,6 +62,9 @@ func TestMetricsLocalAPI(t *testing.T) {
 		"# TYPE sitelink_station_energy_wh gauge",
 		"# TYPE sitelink_station_power_w gauge",
 		"# TYPE sitelink_epoch gauge",
+		"# TYPE sitelink_cortina_cancels_refused_total counter",
+		`sitelink_cortina_cancels_refused_total{mismatch="machine"} 0`,
+		`sitelink_cortina_cancels_refused_total{mismatch="amount"} 0`,
 	} {
 		if !has[want] {
 			t.Errorf("metrics lack %q", want)
