@@ -77,10 +77,10 @@ func TestChainWithCurl(t *testing.T) {
 	relayURL := fmt.Sprintf("http://127.0.0.1:%d", relayPort)
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", metricsPort)
 	edgeCfg, socket := writeConfig(t, b.URL)
-	relayCfg := write("relay.yaml", fmt.Sprintf(`relay: {id: relay-1, listen: "127.0.0.1:%d", metrics_listen: "127.0.0.1:%d", ack_budget: 4s}
+	relayCfg := write("relay.yaml", fmt.Sprintf(`relay: {id: relay-1, listen: "127.0.0.1:%d", metrics_listen: "127.0.0.1:%d", ack_budget: 4s, card_key_file: %s}
 mqtt: {broker: %q, reconnect_min: 100ms, reconnect_max: 500ms}
 nayax: {base_url: "%s/api", integrator_id: %s, sign_key_file: %s, token_id: %d, token_secret_file: %s}
-`, relayPort, metricsPort, b.URL, simURL, nayaxsim.DefaultIntegratorID, write("sign.key", nayaxsim.DefaultSignKey+"\n"),
+`, relayPort, metricsPort, write("card.key", testCardKey+"\n"), b.URL, simURL, nayaxsim.DefaultIntegratorID, write("sign.key", nayaxsim.DefaultSignKey+"\n"),
 		nayaxsim.DefaultTokenID, write("token.secret", nayaxsim.DefaultTokenSecret+"\n")))
 
 	spawn(t, "nayaxsim", "serve", "-listen", fmt.Sprintf("127.0.0.1:%d", simPort), "-relay", relayURL)

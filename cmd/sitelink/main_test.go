@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 
 const node = "site-proc"
 
+// testCardKey is the relays' card key (relay.card_key_file) in these tests.
+const testCardKey = "cmd test fleet card key, 32 bytes or more"
+
 // daemonProc is a `sitelink run` process.
 type daemonProc struct {
 	t      *testing.T

@@ -29,7 +29,7 @@ func TestKilledBetweenDecisionAndPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := relay.New(relay.Options{ID: "relay-k", Prefix: "sitelink/v1", Listen: "127.0.0.1:0", Nayax: client,
+	r, err := relay.New(relay.Options{ID: "relay-k", Prefix: "sitelink/v1", Listen: "127.0.0.1:0", Nayax: client, CardKey: []byte(testCardKey),
 		Link: link.Options{Broker: b.URL, BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

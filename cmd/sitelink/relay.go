@@ -95,6 +95,13 @@ func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 	if err != nil {
 		return o, fmt.Errorf("nayax: %w", err)
 	}
+	cardKey, err := config.ReadSecret(cfg.Relay.CardKeyFile)
+	if err != nil {
+		return o, fmt.Errorf("relay.card_key_file: %w", err)
+	}
+	if len(cardKey) < nayax.MinCardKey {
+		return o, fmt.Errorf("relay.card_key_file: %d bytes, want at least %d (e.g. head -c 32 /dev/urandom | base64)", len(cardKey), nayax.MinCardKey)
+	}
 	lo, err := cfg.MQTT.LinkOptions()
 	if err != nil {
 		return o, err
@@ -113,6 +120,7 @@ func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 		RateLimit:      rate.Limit(cfg.Relay.RateLimit),
 		RateBurst:      cfg.Relay.RateBurst,
 		MaxConnections: cfg.Relay.MaxConnections,
+		CardKey:        []byte(cardKey),
 	}
 	if cfg.Relay.RateLimit == 0 {
 		o.RateLimit = rate.Inf // the config's "no limit"; zero in Options is the default

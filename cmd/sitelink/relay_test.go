@@ -1,22 +1,20 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
-
-	"golang.org/x/time/rate"
 
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/nayaxsim"
 )
 
-// The relay's limits reach its options as configured; rate_limit 0 is
-// "no limit", which the options spell rate.Inf (their zero is the
-// default).
-func TestRelayOptionsLimits(t *testing.T) {
+// relay.card_key_file is read like the other secrets: one trailing newline
+// dropped, and a missing, empty or short key stops the relay before it
+// serves anything (the error names the key and the file, never the key).
+func TestRelayCardKeyFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
@@ -25,33 +23,31 @@ func TestRelayOptionsLimits(t *testing.T) {
 		}
 		return p
 	}
-	nayax := fmt.Sprintf(`nayax: {base_url: "http://127.0.0.1:1/api", integrator_id: i, sign_key_file: %s, token_id: 1, token_secret_file: %s}
-`, write("sign.key", "k"), write("token.secret", nayaxsim.DefaultTokenSecret))
-	tests := []struct {
-		name     string
-		relay    string
-		metrics  string
-		rate     rate.Limit
-		burst    int
-		maxConns int
+	cfg := config.DefaultRelay()
+	cfg.Relay.ID = "relay-1"
+	cfg.Nayax.BaseURL = "http://127.0.0.1:1/api"
+	cfg.Nayax.IntegratorID = nayaxsim.DefaultIntegratorID
+	cfg.Nayax.SignKeyFile = write("sign.key", nayaxsim.DefaultSignKey+"\n")
+	cfg.Nayax.TokenID = nayaxsim.DefaultTokenID
+	cfg.Nayax.TokenSecretFile = write("token.secret", nayaxsim.DefaultTokenSecret+"\n")
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name, file, err string
 	}{
-		{"defaults", "relay: {id: r1}\n", "127.0.0.1:9101", 200, 400, 1024},
-		{"set", `relay: {id: r1, metrics_listen: "10.0.0.5:9200", rate_limit: 0.5, rate_burst: 3, max_connections: 10}` + "\n", "10.0.0.5:9200", 0.5, 3, 10},
-		{"off", `relay: {id: r1, metrics_listen: "", rate_limit: 0}` + "\n", "", rate.Inf, 400, 1024},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := config.ParseRelay([]byte(tt.relay + nayax))
-			if err != nil {
-				t.Fatal(err)
-			}
-			o, err := relayOptions(cfg, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if o.MetricsListen != tt.metrics || o.RateLimit != tt.rate || o.RateBurst != tt.burst || o.MaxConnections != tt.maxConns {
-				t.Errorf("options: metrics %q, rate %v burst %d, connections %d; want %q, %v, %d, %d",
-					o.MetricsListen, o.RateLimit, o.RateBurst, o.MaxConnections, tt.metrics, tt.rate, tt.burst, tt.maxConns)
+		{"a 32-byte key", write("good.key", testCardKey+"\n"), ""},
+		{"no file", filepath.Join(dir, "missing.key"), "relay.card_key_file: read secret"},
+		{"empty", write("empty.key", "\n"), "relay.card_key_file: read secret"},
+		{"short", write("short.key", "s3cr3t-but-short\n"), "relay.card_key_file: 16 bytes, want at least 32"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg
+			c.Relay.CardKeyFile = tc.file
+			o, err := relayOptions(&c, log)
+			switch {
+			case tc.err == "" && (err != nil || string(o.CardKey) != testCardKey):
+				t.Fatalf("relayOptions: %v, key %d bytes", err, len(o.CardKey))
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || strings.Contains(err.Error(), "s3cr3t")):
+				t.Fatalf("relayOptions error %v, want %q without the key", err, tc.err)
 			}
 		})
 	}

@@ -63,6 +63,7 @@ relay:
     - name: X-Sitelink-Auth
       value: s3cret
       value_file: /etc/sitelink/callback-auth.secret
+  card_key_file: /etc/sitelink/card.key
 nayax:
   base_url: https://nayax-spark-dmz.nayax.com/api
   integrator_id: my-sign-key-id
@@ -75,5 +76,5 @@ nayax:
 	// relay
 	// line 4: relay.ack_budget: must be below 5s (Nayax waits 5 s for an answer), got "5s"
 	// line 6: relay.callback_headers[0]: exactly one of value and value_file
-	// line 9: nayax.token_id: required
+	// line 10: nayax.token_id: required
 }

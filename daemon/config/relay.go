@@ -46,6 +46,10 @@ type RelaySection struct {
 	// MaxConnections caps the connections open at once on Listen; one
 	// more is reset at once.
 	MaxConnections int `yaml:"max_connections"`
+	// CardKeyFile names the file holding the fleet's card key (at least
+	// 32 bytes, the same on every replica): the relay forwards Nayax's
+	// CardHash only as an HMAC under it. Required.
+	CardKeyFile string `yaml:"card_key_file"`
 }
 
 // CallbackHeader is one static header expected on Nayax callbacks. The

@@ -17,7 +17,7 @@ import (
 const relayExamplePath = "../../configs/relay.example.yaml"
 
 // minimalRelay is the smallest valid relay configuration; cases append to it.
-const minimalRelay = `relay: {id: r1}
+const minimalRelay = `relay: {id: r1, card_key_file: /c}
 nayax: {base_url: "https://n.example/api", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}
 `
 
@@ -70,6 +70,7 @@ func TestRelayExampleFile(t *testing.T) {
 	want.Nayax.SignKeyFile = "/etc/sitelink/nayax-sign.key"
 	want.Nayax.TokenID = 116383
 	want.Nayax.TokenSecretFile = "/etc/sitelink/nayax-token.secret"
+	want.Relay.CardKeyFile = "/etc/sitelink/card.key"
 	if !reflect.DeepEqual(*r, want) {
 		t.Errorf("relay example config:\n got %+v\nwant %+v", *r, want)
 	}
@@ -121,8 +122,8 @@ func TestRelayDefaults(t *testing.T) {
 			t.Errorf("default %s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	if probs := def.Validate(); len(probs) != 6 {
-		t.Errorf("DefaultRelay().Validate() = %v, want the 6 keys without a default", probs)
+	if probs := def.Validate(); len(probs) != 7 {
+		t.Errorf("DefaultRelay().Validate() = %v, want the 7 keys without a default", probs)
 	}
 }
 
@@ -135,6 +136,7 @@ func TestRelayDefaultsApplied(t *testing.T) {
 		{"minimal gets every default", minimalRelay, func(t *testing.T, r *Relay) {
 			want := DefaultRelay()
 			want.Relay.ID = "r1"
+			want.Relay.CardKeyFile = "/c"
 			want.Nayax = Nayax{BaseURL: "https://n.example/api", IntegratorID: "i1", SignKeyFile: "/k", TokenID: 7, TokenSecretFile: "/s",
 				Timeout: Duration(10 * time.Second), Attempts: 3, TriggerTimeout: Duration(time.Minute)}
 			if !reflect.DeepEqual(*r, want) {
@@ -147,17 +149,17 @@ func TestRelayDefaultsApplied(t *testing.T) {
 			}
 		}},
 		{"empty callback_headers is nil", minimalRelay + "mqtt:\n", func(t *testing.T, r *Relay) {
-			r2 := mustParseRelay(t, "relay: {id: r1, callback_headers: []}\nnayax: {base_url: \"https://n.example/api\", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}\n")
+			r2 := mustParseRelay(t, "relay: {id: r1, card_key_file: /c, callback_headers: []}\nnayax: {base_url: \"https://n.example/api\", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}\n")
 			if r.Relay.CallbackHeaders != nil || r2.Relay.CallbackHeaders != nil {
 				t.Errorf("callback_headers = %#v, %#v", r.Relay.CallbackHeaders, r2.Relay.CallbackHeaders)
 			}
 		}},
-		{"tolerant token_id and listen", "relay: {id: 5, listen: \"127.0.0.1:9000\"}\nnayax: {base_url: \"http://127.0.0.1:8081\", integrator_id: 42, sign_key_file: k, token_id: \"116383\", token_secret_file: s, attempts: 10, trigger_timeout: 1h}\n", func(t *testing.T, r *Relay) {
+		{"tolerant token_id and listen", "relay: {id: 5, card_key_file: /c, listen: \"127.0.0.1:9000\"}\nnayax: {base_url: \"http://127.0.0.1:8081\", integrator_id: 42, sign_key_file: k, token_id: \"116383\", token_secret_file: s, attempts: 10, trigger_timeout: 1h}\n", func(t *testing.T, r *Relay) {
 			if r.Relay.ID != "5" || r.Nayax.IntegratorID != "42" || r.Nayax.TokenID != 116383 || r.Relay.Listen != "127.0.0.1:9000" {
 				t.Errorf("relay = %+v, nayax = %+v", r.Relay, r.Nayax)
 			}
 		}},
-		{"two headers and https", minimalRelay[:len("relay: {id: r1")] + ", tls_cert_file: /c.pem, tls_key_file: /k.pem, callback_headers: [{name: X-A, value: \"a b\"}, {name: x-b, value_file: /v}]}\n" + minimalRelay[strings.Index(minimalRelay, "nayax"):], func(t *testing.T, r *Relay) {
+		{"two headers and https", minimalRelay[:len("relay: {id: r1, card_key_file: /c")] + ", tls_cert_file: /c.pem, tls_key_file: /k.pem, callback_headers: [{name: X-A, value: \"a b\"}, {name: x-b, value_file: /v}]}\n" + minimalRelay[strings.Index(minimalRelay, "nayax"):], func(t *testing.T, r *Relay) {
 			if len(r.Relay.CallbackHeaders) != 2 || r.Relay.TLSCertFile != "/c.pem" || r.Relay.CallbackHeaders[0].Value != "a b" {
 				t.Errorf("relay = %+v", r.Relay)
 			}
@@ -174,9 +176,9 @@ func TestRelayDefaultsApplied(t *testing.T) {
 // exactly the problems expected.
 func TestRelayProblems(t *testing.T) {
 	const nayax = "nayax: {base_url: \"https://n.example/api\", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}\n"
-	relay := func(body string) string { return "relay: {id: r1, " + body + "}\n" + nayax }
+	relay := func(body string) string { return "relay: {id: r1, card_key_file: /c, " + body + "}\n" + nayax }
 	nx := func(body string) string {
-		return "relay: {id: r1}\nnayax: {integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s, " + body + "}\n"
+		return "relay: {id: r1, card_key_file: /c}\nnayax: {integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s, " + body + "}\n"
 	}
 	tests := []struct {
 		name string
@@ -184,7 +186,7 @@ func TestRelayProblems(t *testing.T) {
 		want []string
 	}{
 		{"empty file", "", []string{
-			"relay.id: required", "nayax.base_url: required", "nayax.integrator_id: required",
+			"relay.id: required", "relay.card_key_file: required", "nayax.base_url: required", "nayax.integrator_id: required",
 			"nayax.sign_key_file: required", "nayax.token_id: required", "nayax.token_secret_file: required",
 		}},
 		{"syntax error", "relay: {id: r1\n", []string{"invalid YAML: did not find expected ',' or '}'"}},
@@ -198,14 +200,14 @@ func TestRelayProblems(t *testing.T) {
 
 		// Wrong types.
 		{"duplicate nayax key", nx("base_url: \"https://n/api\", token_id: abc"), []string{"nayax.token_id: duplicate key (first at line 2)"}},
-		{"token_id type", "relay: {id: r1}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: abc, token_secret_file: /s}\n", []string{`nayax.token_id: expected an integer, got "abc"`}},
-		{"token_id overflows int32", "relay: {id: r1}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: 2147483648, token_secret_file: /s}\n", []string{"nayax.token_id: integer 2147483648 out of range"}},
+		{"token_id type", "relay: {id: r1, card_key_file: /c}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: abc, token_secret_file: /s}\n", []string{`nayax.token_id: expected an integer, got "abc"`}},
+		{"token_id overflows int32", "relay: {id: r1, card_key_file: /c}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: 2147483648, token_secret_file: /s}\n", []string{"nayax.token_id: integer 2147483648 out of range"}},
 		{"ack_budget without unit", relay("ack_budget: 4"), []string{`relay.ack_budget: invalid duration "4": add a unit, e.g. "4s"`}},
 		{"callback_headers is a mapping", relay("callback_headers: {name: X-A}"), []string{"relay.callback_headers: expected a list, got a mapping"}},
 		{"header value is a list", relay("callback_headers: [{name: X-A, value: [a]}]"), []string{"relay.callback_headers[0].value: expected a string, got a list"}},
 
 		// relay
-		{"relay.id invalid", "relay: {id: \"relay/1\"}\n" + nayax, []string{`relay.id: invalid relay id "relay/1": use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`}},
+		{"relay.id invalid", "relay: {id: \"relay/1\", card_key_file: /c}\n" + nayax, []string{`relay.id: invalid relay id "relay/1": use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`}},
 		{"listen empty", relay("listen: \"\""), []string{"relay.listen: required"}},
 		{"listen without port", relay("listen: \"8080\""), []string{`relay.listen: want host:port such as ":8080" or "127.0.0.1:8080", got "8080"`}},
 		{"listen port zero", relay("listen: \":0\""), []string{`relay.listen: invalid port "0" (want 1 to 65535)`}},
@@ -240,6 +242,8 @@ func TestRelayProblems(t *testing.T) {
 		{"rate_burst zero", relay("rate_burst: 0"), []string{"relay.rate_burst: must be at least 1, got 0"}},
 		{"max_connections zero", relay("max_connections: 0"), []string{"relay.max_connections: must be at least 1, got 0"}},
 		{"max_connections not an integer", relay("max_connections: 1.5"), []string{`relay.max_connections: expected an integer, got "1.5"`}},
+		{"card_key_file missing", "relay: {id: r1}\n" + nayax, []string{"relay.card_key_file: required"}},
+		{"card_key_file empty", "relay: {id: r1, card_key_file: \"\"}\n" + nayax, []string{"relay.card_key_file: required"}},
 
 		// mqtt: the shared checks apply to the relay too.
 		{"mqtt group invalid", minimalRelay + "mqtt: {group: \"a+b\"}\n", []string{`mqtt.group: invalid group "a+b": use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`}},
@@ -257,9 +261,9 @@ func TestRelayProblems(t *testing.T) {
 		{"base_url query", nx(`base_url: "https://n.example/api?x=1"`), []string{`nayax.base_url: must not have a query or fragment, got "https://n.example/api?x=1"`}},
 		{"base_url port", nx(`base_url: "http://127.0.0.1:0/api"`), []string{`nayax.base_url: invalid port "0"`}},
 		{"base_url local http ok", nx(`base_url: "http://127.0.0.1:8081/"`), nil},
-		{"integrator_id spaces", "relay: {id: r1}\nnayax: {base_url: \"https://n/api\", integrator_id: \" i1\", sign_key_file: /k, token_id: 7, token_secret_file: /s}\n", []string{`nayax.integrator_id: invalid integrator_id " i1": no control characters and no leading or trailing spaces`}},
-		{"token_id negative", "relay: {id: r1}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: -5, token_secret_file: /s}\n", []string{"nayax.token_id: must be > 0, got -5"}},
-		{"files missing", "relay: {id: r1}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, token_id: 7, sign_key_file: \"\"}\n", []string{"nayax.sign_key_file: required", "nayax.token_secret_file: required"}},
+		{"integrator_id spaces", "relay: {id: r1, card_key_file: /c}\nnayax: {base_url: \"https://n/api\", integrator_id: \" i1\", sign_key_file: /k, token_id: 7, token_secret_file: /s}\n", []string{`nayax.integrator_id: invalid integrator_id " i1": no control characters and no leading or trailing spaces`}},
+		{"token_id negative", "relay: {id: r1, card_key_file: /c}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: -5, token_secret_file: /s}\n", []string{"nayax.token_id: must be > 0, got -5"}},
+		{"files missing", "relay: {id: r1, card_key_file: /c}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, token_id: 7, sign_key_file: \"\"}\n", []string{"nayax.sign_key_file: required", "nayax.token_secret_file: required"}},
 		{"timeout zero", nx(`base_url: "https://n/api", timeout: 0s`), []string{`nayax.timeout: must be > 0, got "0s"`}},
 		{"attempts zero", nx(`base_url: "https://n/api", attempts: 0`), []string{"nayax.attempts: must be between 1 and 10, got 0"}},
 		{"attempts eleven", nx(`base_url: "https://n/api", attempts: 11`), []string{"nayax.attempts: must be between 1 and 10, got 11"}},
@@ -306,6 +310,7 @@ nayax:
 `
 	want := []string{
 		"line 1: relay.id: required",
+		"line 1: relay.card_key_file: required",
 		`line 2: relay.listen: want host:port such as ":8080" or "127.0.0.1:8080", got "8080"`,
 		`line 3: relay.ack_budget: must be below 5s (Nayax waits 5 s for an answer), got "6s"`,
 		"line 4: relay.callback_headers: at most 2 (Nayax sends up to 2 static headers), got 3",
@@ -338,6 +343,7 @@ nayax:
 func TestRelayValidateProgrammatic(t *testing.T) {
 	r := DefaultRelay()
 	r.Relay.ID = "r1"
+	r.Relay.CardKeyFile = "/c"
 	r.Nayax = Nayax{BaseURL: "https://n/api", IntegratorID: "i", SignKeyFile: "/k", TokenID: 1, TokenSecretFile: "/s",
 		Timeout: Duration(time.Second), Attempts: 1, TriggerTimeout: Duration(time.Second)}
 	if probs := r.Validate(); probs != nil {
@@ -363,8 +369,8 @@ func TestLoadRelay(t *testing.T) {
 	bad := writeFile(t, dir, "bad.yaml", "relay: {idd: x}\n")
 	_, err = LoadRelay(bad)
 	var probs Problems
-	if !errors.As(err, &probs) || len(probs) != 7 {
-		t.Errorf("bad file: err = %v, want 7 problems", err)
+	if !errors.As(err, &probs) || len(probs) != 8 {
+		t.Errorf("bad file: err = %v, want 8 problems", err)
 	}
 	good := writeFile(t, dir, "good.yaml", minimalRelay)
 	if r, err := LoadRelay(good); err != nil || r.Relay.ID != "r1" {
@@ -373,7 +379,7 @@ func TestLoadRelay(t *testing.T) {
 }
 
 func TestRelayYAMLRoundTrip(t *testing.T) {
-	r := mustParseRelay(t, "relay: {id: r1, callback_headers: [{name: X-A, value: \"0042\"}, {name: X-B, value_file: /v}]}\n"+minimalRelay[strings.Index(minimalRelay, "nayax"):])
+	r := mustParseRelay(t, "relay: {id: r1, card_key_file: /c, callback_headers: [{name: X-A, value: \"0042\"}, {name: X-B, value_file: /v}]}\n"+minimalRelay[strings.Index(minimalRelay, "nayax"):])
 	out, err := yaml.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
@@ -401,16 +407,16 @@ func TestCheck(t *testing.T) {
 	}{
 		{"edge", priced(minimal), KindEdge, 0},
 		{"relay", minimalRelay, KindRelay, 0},
-		{"relay key last", "nayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}\nrelay: {id: r1}\n", KindRelay, 0},
+		{"relay key last", "nayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}\nrelay: {id: r1, card_key_file: /c}\n", KindRelay, 0},
 		{"edge example", mustRead(t, examplePath), KindEdge, 0},
 		{"relay example", mustRead(t, relayExamplePath), KindRelay, 0},
 		{"empty file is an edge", "", KindEdge, 3},
 		{"list is an edge", "- relay\n", KindEdge, 1},
 		{"broken edge", "node: {id: n1\n", KindEdge, 1},
 		{"broken relay", "relay: {id: r1\n", KindRelay, 1},
-		{"relay without relay block", "nayax: {}\n", KindRelay, 6},
+		{"relay without relay block", "nayax: {}\n", KindRelay, 7},
 		{"relay with edge keys", minimalRelay + "stations: []\n", KindRelay, 1},
-		{"edge with relay key", minimal + "relay: {id: r1}\n", KindRelay, 7},
+		{"edge with relay key", minimal + "relay: {id: r1, card_key_file: /c}\n", KindRelay, 7},
 		{"relay key under a block", priced(minimal + "mqtt: {relay: 1}\n"), KindEdge, 1},
 	}
 	for _, tt := range tests {

@@ -100,6 +100,10 @@ func validateRelaySection(v *validator, s RelaySection) {
 	if s.MaxConnections < 1 {
 		v.add("relay.max_connections", "must be at least 1, got %d", s.MaxConnections)
 	}
+	if s.CardKeyFile == "" {
+		// No card key, no card hash on MQTT but Nayax's own: refuse.
+		v.add("relay.card_key_file", "required")
+	}
 }
 
 // sameSocket reports whether two valid host:port addresses would clash:

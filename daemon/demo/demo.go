@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,8 +87,14 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// The demo's fleet card key (relay.card_key_file) is new every run:
+	// its ledger is too.
+	cardKey := make([]byte, 32)
+	if _, err := rand.Read(cardKey); err != nil {
+		return err
+	}
 	rl, err := relay.New(relay.Options{ID: "demo-relay", Prefix: cfg.MQTT.TopicPrefix, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Nayax: client,
-		Logger: log.With("part", "relay"), Link: link.Options{Broker: b.URL(), BackoffMin: 200 * time.Millisecond}})
+		CardKey: cardKey, Logger: log.With("part", "relay"), Link: link.Options{Broker: b.URL(), BackoffMin: 200 * time.Millisecond}})
 	if err != nil {
 		return err
 	}

@@ -138,6 +138,7 @@ type backend struct {
 	// noops and refused count what the daemon answered without acting
 	// and the metrics connections it turned away, for /metrics.
 	noops, refused *guard.Refusals
+	cortinaRefused *cortinaRefusals
 }
 
 var _ localapi.Backend = backend{}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sitelink/sitelink/daemon/billing"
@@ -31,12 +32,15 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (wire.Answer, fu
 	if err != nil {
 		return out(nayax.CortinaDeclined(nayax.CortinaGeneral, "ledger unavailable")), nil
 	}
-	// The machine named must be the session's terminal, or another
-	// terminal of this node: never another site's.
-	if terminalOfSession(&s).Conflict(req.MachineId.V, req.HwSerial.S) != "" {
-		if _, ours := e.conf().TerminalFor(req.MachineId.V, req.HwSerial.S); !ours {
-			return unknown, nil
-		}
+	// An id is guessable: the cancel must also name the session's
+	// machine (or another terminal of this node), its site and its
+	// amount. A mismatch is answered like an unknown id, so a guesser
+	// learns nothing, and nothing stops.
+	if field := e.cortinaMismatch(req, &s); field != "" {
+		e.cortinaRefused.add(field)
+		e.log.Warn("Cortina cancel refused: its transaction id names a session, its "+field+" does not",
+			"spark_transaction_id", s.SparkTransactionID, "mismatch", field)
+		return unknown, nil
 	}
 	op := "Cancel"
 	if o, _ := opOf(cmd.Body); o != "" {
@@ -118,6 +122,92 @@ func cortinaSession(tx *store.Tx, req nayax.CortinaCancel) (store.Session, error
 		}
 	}
 	return store.Session{}, store.ErrNotFound
+}
+
+// Fields of a Cortina cancel that can disagree with the session its id
+// names (cortinaMismatch), the label of sitelink_cortina_cancels_refused_total.
+const (
+	mismatchMachine = "machine"
+	mismatchSite    = "site"
+	mismatchAmount  = "amount"
+)
+
+// cortinaMismatch returns which of a Cortina cancel's machine, site and
+// amount does not agree with s, the session its id named, or "":
+//   - MachineInfo.Id / DeviceInfo.HwSerial must name s's terminal, or
+//     another terminal of this node, and nothing else (both identifiers,
+//     when given, the same terminal);
+//   - BasicInfo.SiteId must equal s's SiteId when both are known;
+//   - BasicInfo.Amount and PaymentInfo.AuthAmount, each where present,
+//     must be s's authorized amount, exactly, in s's currency decimals;
+//     a 0 counts as absent only while s is `requested` (a Remote Start
+//     whose card never authorized: no money is held, and a failed
+//     authorization may be reported with no amount).
+func (e *engine) cortinaMismatch(req nayax.CortinaCancel, s *store.Session) string {
+	if !e.cortinaMachine(req, s) {
+		return mismatchMachine
+	}
+	if req.SiteId.Valid() && s.SiteID != "" && !sameSiteID(req.SiteId, s.SiteID) {
+		return mismatchSite
+	}
+	dp := e.sessionTariff(s).DecimalPlace
+	for _, a := range []nayax.Amount{req.Amount, req.AuthAmount} {
+		if !a.Valid || (a.V == 0 && s.State == store.Requested) {
+			continue
+		}
+		if v, err := billing.ParseAmount(a.Decimal(), dp); err != nil || v != s.AuthorizedMinor {
+			return mismatchAmount
+		}
+	}
+	return ""
+}
+
+// cortinaMachine reports whether the cancel's machine is s's terminal
+// (an identifier equal to the session's, none different) or a terminal
+// of this node's configuration (without naming two terminals).
+func (e *engine) cortinaMachine(req nayax.CortinaCancel, s *store.Session) bool {
+	id, serial := req.MachineId.V, req.HwSerial.S
+	own := terminalOfSession(s)
+	if own.Conflict(id, serial) == "" &&
+		((id != 0 && id == own.MachineID) || (nayax.NormSerial(serial) != "" && nayax.SameSerial(serial, own.HwSerial))) {
+		return true
+	}
+	t, ours := e.conf().TerminalFor(id, serial)
+	return ours && t.Conflict(id, serial) == ""
+}
+
+// sameSiteID compares a Cortina SiteId with the session's, recorded from
+// the TransactionCallback as Nayax wrote it: as numbers when both are
+// (2, "2" and "02" are one site), else as text.
+func sameSiteID(got nayax.Literal, recorded string) bool {
+	rec, err := nayax.ParseLiteral(recorded)
+	if err != nil {
+		return false
+	}
+	a, b := strings.TrimSpace(got.Value()), strings.TrimSpace(rec.Value())
+	x, errA := strconv.ParseInt(a, 10, 64)
+	y, errB := strconv.ParseInt(b, 10, 64)
+	if errA == nil && errB == nil {
+		return x == y
+	}
+	return a == b
+}
+
+// cortinaRefusals counts the Cortina cancels refused by cortinaMismatch,
+// by the field that disagreed; the engine adds, the metrics read.
+type cortinaRefusals struct {
+	machine, site, amount atomic.Int64
+}
+
+func (c *cortinaRefusals) add(field string) {
+	switch field {
+	case mismatchMachine:
+		c.machine.Add(1)
+	case mismatchSite:
+		c.site.Add(1)
+	case mismatchAmount:
+		c.amount.Add(1)
+	}
 }
 
 // opOf reads the relay's "Operation" marker (Cancel or Void).

@@ -75,4 +75,9 @@
 // confirmation timeout delays other commands. policy.result_timeout must
 // stay above the relay's whole call time (60 s), or a slow Nayax could see
 // the same request twice at once.
+//
+// A session authorized before its relays started keying card hashes, or
+// before the fleet's card key changed, holds a digest of the other value:
+// its card's StopCallback is Declined (26). It still stops by unplugging,
+// a local stop, its timeouts or the budget.
 package edge

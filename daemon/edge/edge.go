@@ -167,11 +167,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	noops := guard.NewRefusals(d.log, slog.LevelInfo, "commands answered without acting", 0)
 	refused := guard.NewRefusals(d.log, slog.LevelWarn, "metrics connections refused", 0)
 	hb := newHeartbeat(d.o, func() string { return statusLine(lnk.Connected(), "", stations, st) }, time.Now())
+	cortinaRefused := &cortinaRefusals{}
 	eng := newEngine(engineDeps{
 		log: d.log, st: st, stations: stations, cfg: &d.cfg, topics: d.topics,
 		cmds: cmds, calls: calls, changes: changes,
 		poke: pump.poke, connected: lnk.Connected, rebirth: rebirth,
-		waiting: waiting, beat: hb.beat, noops: noops,
+		waiting: waiting, beat: hb.beat, noops: noops, cortinaRefused: cortinaRefused,
 	})
 	if err := eng.reconcile(time.Now()); err != nil {
 		return fmt.Errorf("reconcile sessions: %w", err)
@@ -180,7 +181,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	api, err := listenAPI(d.cfg.Load().Node, backend{
 		st: st, stations: stations, cfg: &d.cfg, link: lnk, pres: pres, pump: pump,
 		fleet: d.fleet, exec: calls.do, version: d.o.Version, relays: relays,
-		noops: noops, refused: refused,
+		noops: noops, refused: refused, cortinaRefused: cortinaRefused,
 	}, d.o.MetricsTimeouts, refused, d.log)
 	if err != nil {
 		return err

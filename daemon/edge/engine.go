@@ -87,6 +87,8 @@ type engineDeps struct {
 	// noops counts the commands answered without acting and logs them
 	// once per interval (nil: counted, not logged).
 	noops *guard.Refusals
+
+	cortinaRefused *cortinaRefusals // Cortina cancels refused (cancel.go), for the metrics
 }
 
 // calls carries work from other goroutines (local API, gpio buttons, the
@@ -155,6 +157,9 @@ func newEngine(d engineDeps) *engine {
 	}
 	if d.noops == nil {
 		d.noops = guard.NewRefusals(nil, 0, "", 0)
+	}
+	if d.cortinaRefused == nil {
+		d.cortinaRefused = &cortinaRefusals{}
 	}
 	return &engine{
 		recent:         newRecent(recentNoops),
@@ -320,7 +325,10 @@ type eventTariff struct {
 }
 
 // cardDigest keys the card hash so the ledger never holds a value that
-// could be matched against a card number outside this controller.
+// could be matched against a card outside this controller. The CardHash
+// of a command is already the relay's keyed hash of Nayax's
+// (nayax.CardKey.Hash): this is a second key on top, so that what the
+// ledger holds is not what travelled on MQTT either.
 func cardDigest(key []byte, cardHash string) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(cardHash))

@@ -450,9 +450,10 @@ func TestCortinaCancelOutcomes(t *testing.T) {
 		setup   func(r *rig)
 		verdict string
 		state   store.State
+		refused string // the mismatch counted (sitelink_cortina_cancels_refused_total)
 	}{
 		{name: "charging session is aborted", machine: 71234996, verdict: "Approved", state: store.Cancelled},
-		{name: "another machine's cancel is unknown", machine: 71234997, verdict: "Declined", state: store.Authorized},
+		{name: "another machine's cancel is unknown", machine: 71234997, verdict: "Declined", state: store.Authorized, refused: "machine"},
 		{name: "matched by TransactionId, our spark id, NayaxTransactionId 0 (Nayax's example)", machine: 71234996, verdict: "Approved", state: store.Cancelled,
 			body: `{"BasicInfo":{"TransactionId":"` + seedSpark + `","NayaxTransactionId":0},"MachineInfo":{"Id":%d},"ReasonText":"vend failure"}`},
 		{name: "matched by TransactionId as a number (Nayax's id)", machine: 71234996, verdict: "Approved", state: store.Cancelled,
@@ -466,6 +467,32 @@ func TestCortinaCancelOutcomes(t *testing.T) {
 				c.Terminals[0].Stations = []string{"5"}
 				c.Terminals = append(c.Terminals, config.Terminal{MachineID: 5550001, HwSerial: "0555000000001", Flow: "pre-authorization", Stations: []string{"6"}})
 			}},
+		// Issue 13: never by a guessable id alone. The seed session: machine
+		// 71234996 / serial 0434334921100366, SiteId 2, 15.00 EUR.
+		{name: "machine, site and amounts agree", machine: 71234996, verdict: "Approved", state: store.Cancelled,
+			body: `{"BasicInfo":{"NayaxTransactionId":2004545072,"SiteId":2,"Amount":15,"CurrencyCode":"EUR"},"MachineInfo":{"Id":%d},"DeviceInfo":{"HwSerial":"0434334921100366"},"PaymentInfo":{"AuthAmount":15.00,"SettAmount":0}}`},
+		{name: "site as a string with a leading zero, serial without its zeros", machine: 0, verdict: "Approved", state: store.Cancelled,
+			body: `{"BasicInfo":{"NayaxTransactionId":2004545072,"SiteId":"02"},"MachineInfo":{"Id":%d},"DeviceInfo":{"HwSerial":434334921100366}}`},
+		{name: "right id, wrong site", machine: 71234996, verdict: "Declined", state: store.Authorized, refused: "site",
+			body: `{"BasicInfo":{"NayaxTransactionId":2004545072,"SiteId":3},"MachineInfo":{"Id":%d}}`},
+		{name: "right id, wrong amount", machine: 71234996, verdict: "Declined", state: store.Authorized, refused: "amount",
+			body: `{"BasicInfo":{"NayaxTransactionId":2004545072,"Amount":15.01},"MachineInfo":{"Id":%d}}`},
+		{name: "right id, wrong AuthAmount", machine: 71234996, verdict: "Declined", state: store.Authorized, refused: "amount",
+			body: `{"BasicInfo":{"NayaxTransactionId":2004545072,"Amount":15},"MachineInfo":{"Id":%d},"PaymentInfo":{"AuthAmount":1}}`},
+		{name: "right id, an amount finer than the currency", machine: 71234996, verdict: "Declined", state: store.Authorized, refused: "amount",
+			body: `{"BasicInfo":{"NayaxTransactionId":2004545072,"Amount":15.001},"MachineInfo":{"Id":%d}}`},
+		{name: "right id by TransactionId, wrong machine", machine: 71234997, verdict: "Declined", state: store.Authorized, refused: "machine",
+			body: `{"BasicInfo":{"TransactionId":"` + seedSpark + `","SiteId":2,"Amount":15},"MachineInfo":{"Id":%d}}`},
+		{name: "right machine id, another terminal's serial", machine: 71234996, verdict: "Declined", state: store.Authorized, refused: "machine",
+			body: `{"BasicInfo":{"NayaxTransactionId":2004545072},"MachineInfo":{"Id":%d},"DeviceInfo":{"HwSerial":"0999000000001"}}`},
+		{name: "an unknown serial alone", machine: 0, verdict: "Declined", state: store.Authorized, refused: "machine",
+			body: `{"BasicInfo":{"NayaxTransactionId":2004545072},"MachineInfo":{"Id":%d},"DeviceInfo":{"HwSerial":"0999000000001"}}`},
+		{name: "another terminal of this node with the session's serial", machine: 5550001, verdict: "Declined", state: store.Authorized, refused: "machine",
+			edit: func(c *config.Edge) {
+				c.Terminals[0].Stations = []string{"5"}
+				c.Terminals = append(c.Terminals, config.Terminal{MachineID: 5550001, HwSerial: "0555000000001", Flow: "pre-authorization", Stations: []string{"6"}})
+			},
+			body: `{"BasicInfo":{"NayaxTransactionId":2004545072},"MachineInfo":{"Id":%d},"DeviceInfo":{"HwSerial":"0434334921100366"}}`},
 		{name: "while our cancel is on its way, Nayax's wins", machine: 71234996,
 			setup: func(r *rig) { r.command("stop", stopBody(r.t, nil)) }, verdict: "Approved", state: store.Cancelled},
 		{name: "contactor stuck: declined, Nayax's cancel decides the money later", machine: 71234996,
@@ -500,6 +527,66 @@ func TestCortinaCancelOutcomes(t *testing.T) {
 			}
 			if tc.state == store.Cancelled && (got.Request != nil || slices.Contains(r.events()[before:], wire.EventSettlementRequest)) {
 				t.Fatalf("a request of our own after Nayax cancelled: %+v", got.Request)
+			}
+			if tc.refused != "" {
+				if code, _ := st["Code"].(float64); code != nayax.CortinaUnknownTransaction {
+					t.Fatalf("refused with %v, want Code %d as for an unknown id", reply, nayax.CortinaUnknownTransaction)
+				}
+				if tc.state == store.Authorized && !r.sims["5"].Read().Contactor {
+					t.Fatal("a refused cancel opened the contactor")
+				}
+			}
+			c := r.e.cortinaRefused
+			counts := map[string]int64{"machine": c.machine.Load(), "site": c.site.Load(), "amount": c.amount.Load()}
+			for field, n := range counts {
+				want := int64(0)
+				if field == tc.refused {
+					want = 1
+				}
+				if n != want {
+					t.Fatalf("refusals counted %v, want one %q", counts, tc.refused)
+				}
+			}
+		})
+	}
+}
+
+// A Remote Start still waiting for its card holds the requested amount:
+// Nayax's cancel of it must name that amount, or none (0, a failed
+// authorization); another amount is refused like an unknown id.
+func TestCortinaCancelOfARemoteStart(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		amount, authAmnt float64
+		verdict          string
+		state            store.State
+	}{
+		{"the requested amount", 12, 12, "Approved", store.Cancelled},
+		{"no amount (0)", 0, 0, "Approved", store.Cancelled},
+		{"another amount", 13, 13, "Declined", store.Requested},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil)
+			if v, _ := verdict(r.command("start", map[string]any{"ServiceStationNumber": "5", "Amount": 12})); v != "Approved" {
+				t.Fatalf("start: %s", v)
+			}
+			var spark string
+			for id, s := range r.sessions() {
+				if s.State == store.Requested {
+					spark = id
+				}
+			}
+			if spark == "" {
+				t.Fatalf("no requested session: %v", r.sessions())
+			}
+			body := fmt.Sprintf(`{"BasicInfo":{"TransactionId":%q,"NayaxTransactionId":0,"Amount":%v},"MachineInfo":{"Id":71234996},"PaymentInfo":{"AuthAmount":%v}}`,
+				spark, tc.amount, tc.authAmnt)
+			reply := r.command("cancel", []byte(body))
+			if st, _ := reply["Status"].(map[string]any); st["Verdict"] != tc.verdict {
+				t.Fatalf("answer %v, want %s", reply, tc.verdict)
+			}
+			if got := r.sessions()[spark].State; got != tc.state {
+				t.Fatalf("session %s, want %s", got, tc.state)
 			}
 		})
 	}

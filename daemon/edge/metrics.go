@@ -60,6 +60,12 @@ func (b backend) Metrics(w io.Writer) error {
 		s.Set("sitelink_metrics_refused_total", "Connections to node.metrics_listen refused over its cap, by reason.",
 			metrics.Counter, float64(b.refused.Totals()[guard.ReasonConnections]), "reason", guard.ReasonConnections)
 	}
+	if c := b.cortinaRefused; c != nil {
+		const help = "Cortina Cancel/Void refused since the daemon started: the transaction id named a session, this field of the cancel did not agree with it."
+		s.Set("sitelink_cortina_cancels_refused_total", help, metrics.Counter, float64(c.machine.Load()), "mismatch", mismatchMachine)
+		s.Set("sitelink_cortina_cancels_refused_total", help, metrics.Counter, float64(c.site.Load()), "mismatch", mismatchSite)
+		s.Set("sitelink_cortina_cancels_refused_total", help, metrics.Counter, float64(c.amount.Load()), "mismatch", mismatchAmount)
+	}
 
 	counts, err := b.st.Counts()
 	if err != nil {

@@ -65,6 +65,9 @@ func TestMetricsLocalAPI(t *testing.T) {
 		"# TYPE sitelink_commands_noop_total counter",
 		`sitelink_commands_noop_total{reason="stop"} 0`,
 		`sitelink_metrics_refused_total{reason="connection_limit"} 0`,
+		"# TYPE sitelink_cortina_cancels_refused_total counter",
+		`sitelink_cortina_cancels_refused_total{mismatch="machine"} 0`,
+		`sitelink_cortina_cancels_refused_total{mismatch="amount"} 0`,
 	} {
 		if !has[want] {
 			t.Errorf("metrics lack %q", want)

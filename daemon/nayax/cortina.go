@@ -190,8 +190,10 @@ type (
 // fields, {"BasicInfo":{…},"MachineInfo":{"Id","TerminalId"},
 // "DeviceInfo":{"HwSerial"},"ReasonCode","ReasonText","PaymentInfo":
 // {"AuthAmount","SettAmount","SrvTranId","AuthCode","RRN"}}, absent fields
-// left out. DecodeCortinaCancel of it gives c back.
-func (c CortinaCancel) Forward() json.RawMessage {
+// left out. DecodeCortinaCancel of it gives c back. A Cortina cancel
+// carries no card hash: k is not used (every Forward takes the key, so the
+// relay forwards nothing without it).
+func (c CortinaCancel) Forward(k CardKey) json.RawMessage {
 	return forward(cortinaForward{
 		BasicInfo: cortinaBasic{
 			TransactionId:      c.TransactionId,
@@ -216,30 +218,38 @@ func (c CortinaCancel) Forward() json.RawMessage {
 }
 
 // Forward returns the body the relay may publish on MQTT for this
-// StopCallback (the stop command): every field but CardUid.
-// DecodeStopCallback of it gives r back without CardUid.
-func (r StopCallbackRequest) Forward() json.RawMessage {
+// StopCallback (the stop command): every field but CardUid, with CardHash
+// replaced by k.Hash of it (left out with the zero key): Nayax's CardHash
+// never travels. DecodeStopCallback of it gives r back without CardUid
+// and with the keyed CardHash.
+func (r StopCallbackRequest) Forward(k CardKey) json.RawMessage {
 	r.CardUid = Text{}
+	r.CardHash = k.text(r.CardHash)
 	return forward(r)
 }
 
 // Forward returns the body the relay may publish on MQTT for this
-// TransactionCallback: every field but CardUid. DecodeTransactionCallback
-// of it gives r back without CardUid.
-func (r TransactionCallbackRequest) Forward() json.RawMessage {
+// TransactionCallback (the authorize command): every field but CardUid,
+// with CardHash replaced by k.Hash of it, as StopCallbackRequest.Forward.
+// DecodeTransactionCallback of it gives r back without CardUid and with
+// the keyed CardHash.
+func (r TransactionCallbackRequest) Forward(k CardKey) json.RawMessage {
 	r.CardUid = Text{}
+	r.CardHash = k.text(r.CardHash)
 	return forward(r)
 }
 
 // Forward returns the body the relay may publish on MQTT for this
-// DeclineCallback: all of its fields, none of which is card data.
-func (r DeclineCallbackRequest) Forward() json.RawMessage {
+// DeclineCallback: all of its fields, none of which is card data (k is
+// not used).
+func (r DeclineCallbackRequest) Forward(k CardKey) json.RawMessage {
 	return forward(r)
 }
 
 // Forward returns the body the relay may publish on MQTT for this
-// TimeoutCallback: all of its fields, none of which is card data.
-func (r TimeoutCallbackRequest) Forward() json.RawMessage {
+// TimeoutCallback: all of its fields, none of which is card data (k is
+// not used).
+func (r TimeoutCallbackRequest) Forward(k CardKey) json.RawMessage {
 	return forward(r)
 }
 

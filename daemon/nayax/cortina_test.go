@@ -79,7 +79,7 @@ func TestDecodeCortinaCancelSeed(t *testing.T) {
 	const wantForward = `{"BasicInfo":{"TransactionId":"2.3658433596983443e+35","SiteId":12,"MachineAuTime":"string","Amount":0.1,"CurrencyCode":"USD"},` +
 		`"MachineInfo":{"Id":869761713,"TerminalId":"987654321"},"DeviceInfo":{"HwSerial":"string"},"ReasonCode":999,"ReasonText":"General exception",` +
 		`"PaymentInfo":{"AuthAmount":0.1,"SettAmount":0.1,"SrvTranId":"2.3658433596983443e+35","AuthCode":"333333","RRN":"111111"}}`
-	fwd := c.Forward()
+	fwd := c.Forward(testKey)
 	if string(fwd) != wantForward {
 		t.Fatalf("Forward = %s\nwant      %s", fwd, wantForward)
 	}
@@ -235,7 +235,7 @@ func TestDecodeCortinaCancel(t *testing.T) {
 			if tt.check != nil {
 				tt.check(t, c)
 			}
-			back, err := nayax.DecodeCortinaCancel(c.Forward())
+			back, err := nayax.DecodeCortinaCancel(c.Forward(testKey))
 			if err != nil || !reflect.DeepEqual(back, c) {
 				t.Fatalf("Forward round trip = %+v, %v", back, err)
 			}
@@ -305,34 +305,36 @@ func TestCortinaStatus(t *testing.T) {
 }
 
 func TestCallbackForward(t *testing.T) {
-	t.Run("StopCallback drops CardUid", func(t *testing.T) {
+	t.Run("StopCallback drops CardUid, keys CardHash", func(t *testing.T) {
 		r, err := nayax.DecodeStopCallback(seeds.Get(seedStopRequest))
 		if err != nil {
 			t.Fatal(err)
 		}
-		fwd := r.Forward()
+		fwd := r.Forward(testKey)
 		if strings.Contains(string(fwd), "CardUid") || strings.Contains(string(fwd), r.CardUid.S) {
 			t.Fatalf("Forward carries CardUid: %s", fwd)
 		}
 		back, err := nayax.DecodeStopCallback(fwd)
 		want := r
 		want.CardUid = nayax.Text{}
+		want.CardHash = nayax.NewText(testKey.Hash(r.CardHash.S))
 		if err != nil || !reflect.DeepEqual(back, want) {
 			t.Fatalf("round trip = %+v, %v", back, err)
 		}
 	})
-	t.Run("TransactionCallback drops CardUid", func(t *testing.T) {
+	t.Run("TransactionCallback drops CardUid, keys CardHash", func(t *testing.T) {
 		r, err := nayax.DecodeTransactionCallback(seeds.Get(seedTxnRequest))
 		if err != nil {
 			t.Fatal(err)
 		}
-		fwd := r.Forward()
+		fwd := r.Forward(testKey)
 		if strings.Contains(string(fwd), "CardUid") || strings.Contains(string(fwd), r.CardUid.S) {
 			t.Fatalf("Forward carries CardUid: %s", fwd)
 		}
 		back, err := nayax.DecodeTransactionCallback(fwd)
 		want := r
 		want.CardUid = nayax.Text{}
+		want.CardHash = nayax.NewText(testKey.Hash(r.CardHash.S))
 		if err != nil || !reflect.DeepEqual(back, want) {
 			t.Fatalf("round trip = %+v, %v", back, err)
 		}
@@ -345,7 +347,7 @@ func TestCallbackForward(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := nayax.DecodeDeclineCallback(r.Forward())
+		back, err := nayax.DecodeDeclineCallback(r.Forward(testKey))
 		if err != nil || !reflect.DeepEqual(back, r) {
 			t.Fatalf("round trip = %+v, %v", back, err)
 		}
@@ -355,7 +357,7 @@ func TestCallbackForward(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := nayax.DecodeTimeoutCallback(r.Forward())
+		back, err := nayax.DecodeTimeoutCallback(r.Forward(testKey))
 		if err != nil || !reflect.DeepEqual(back, r) {
 			t.Fatalf("round trip = %+v, %v", back, err)
 		}
@@ -366,7 +368,7 @@ func TestCallbackForward(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fwd := string(r.Forward()); !strings.Contains(fwd, `"StopSiteId":"<04>&"`) {
+		if fwd := string(r.Forward(testKey)); !strings.Contains(fwd, `"StopSiteId":"<04>&"`) {
 			t.Fatalf("Forward = %s", fwd)
 		}
 	})

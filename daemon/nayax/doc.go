@@ -34,12 +34,15 @@
 //
 // The relay publishes what Nayax sent on MQTT, but only through the
 // Forward methods, which write an allowlist: a StopCallback or
-// TransactionCallback without CardUid, a Decline or TimeoutCallback as
-// is, and of a Cortina cancel only ids, amounts, reason and references
-// (never CardData — PAN, Track 2, EMV data, holder name, ID number — nor
-// PaymentInfo.Token, ActorInfo, CustomData or locations; DecodeCortinaCancel
-// does not even read them). What Forward writes decodes back to the same
-// value with the matching Decode function.
+// TransactionCallback without CardUid and with CardHash replaced by its
+// keyed hash (CardKey.Hash, the fleet's relay.card_key_file: Nayax's
+// CardHash never travels, only CardLast4Digits does, for display), a
+// Decline or TimeoutCallback as is, and of a Cortina cancel only ids,
+// amounts, reason and references (never CardData — PAN, Track 2, EMV
+// data, holder name, ID number — nor PaymentInfo.Token, ActorInfo,
+// CustomData or locations; DecodeCortinaCancel does not even read them).
+// What Forward writes decodes back with the matching Decode function to
+// the same value, but for CardUid (gone) and CardHash (keyed).
 //
 // # Calling Spark
 //
@@ -63,9 +66,10 @@
 // NormSerial), never with ==, and send them as configured, never
 // normalized.
 //
-// Request types carry CardHash, CardLast4Digits and CardUid. They are what
-// a session is matched on, but none of them may be logged, and only the
-// session engine's keyed digest of CardHash may be stored. DecodeError
+// Request types carry CardHash, CardLast4Digits and CardUid. None of them
+// may be logged; CardUid never leaves the relay, CardHash leaves it only
+// keyed (CardKey.Hash), and the edge stores only its own keyed digest of
+// that. DecodeError
 // reasons never quote field values, so they are safe to log and to return.
 // The Client never logs a request or answer body, a key or a signature.
 //

@@ -19,6 +19,9 @@ var (
 	// cipher text that is not Base64 of whole AES blocks, or bad padding.
 	ErrCipher = errors.New("bad Spark cipher")
 
+	// ErrCardKey is a card key (NewCardKey) shorter than MinCardKey.
+	ErrCardKey = errors.New("card key too short")
+
 	// ErrBadRequest is a request the Client refused before sending
 	// anything: an unknown call, a body that is not a JSON object, or one
 	// without SparkTransactionId, TerminalId and TerminalIdType. Retrying

@@ -63,7 +63,8 @@ func ExampleDecodeCortinaCancel() {
 		fmt.Println(string(out))
 		return
 	}
-	fmt.Println(string(c.Forward()))
+	// Cortina carries no card hash: the relay's card key changes nothing.
+	fmt.Println(string(c.Forward(nayax.CardKey{})))
 	// Output: {"BasicInfo":{"TransactionId":"2.3658433596983443e+35","SiteId":12},"MachineInfo":{"Id":869761713},"ReasonCode":999,"PaymentInfo":{"AuthCode":"333333"}}
 }
 

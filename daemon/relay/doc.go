@@ -3,7 +3,9 @@
 //
 // Inbound, each callback (StopCallback, TransactionCallback, Decline,
 // Timeout, Cortina Prepaid Cancel/Void) is decoded, reduced to an
-// allowlist of fields (card data never reaches MQTT or logs), routed to
+// allowlist of fields (card data never reaches MQTT or logs; Nayax's
+// CardHash leaves only keyed with the fleet's card key, the same on every
+// replica, Options.CardKey), routed to
 // the site controller that owns the terminal — learned from the nodes'
 // retained state births — and sent as a command. The controller decides;
 // the relay waits for its reply within the ack budget (default 4 s, under

@@ -19,7 +19,7 @@ import (
 // with no broker: whatever arrives, the answer is well-formed JSON with a
 // Status, and nothing panics.
 func FuzzCallbackHTTP(f *testing.F) {
-	r, err := relay.New(relay.Options{ID: "fuzz", Prefix: "sitelink/v1", AckBudget: 50 * time.Millisecond,
+	r, err := relay.New(relay.Options{ID: "fuzz", Prefix: "sitelink/v1", AckBudget: 50 * time.Millisecond, CardKey: []byte(cardKey),
 		Link: link.Options{Broker: "tcp://127.0.0.1:1"}, RateLimit: rate.Inf})
 	if err != nil {
 		f.Fatal(err)

@@ -27,6 +27,9 @@ const (
 	prefix  = "sitelink/v1"
 	machine = 71234996
 	serial  = "0434334921100366"
+	// cardKey is the fleet's card key every relay of a test shares
+	// (relay.card_key_file).
+	cardKey = "test fleet card key: 32+ bytes of secret"
 )
 
 // logBuf collects every log line of the test's daemons, to assert what
@@ -130,7 +133,7 @@ func (e *env) startRelayOpts(id string, budget time.Duration, edit func(*nayax.C
 	}
 	ro := relay.Options{
 		ID: id, Prefix: prefix, Group: "relays", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", AckBudget: budget,
-		CallbackHeaders: headers, Nayax: client, Logger: e.log.With("relay", id),
+		CallbackHeaders: headers, Nayax: client, Logger: e.log.With("relay", id), CardKey: []byte(cardKey),
 		Link: link.Options{Broker: e.broker.URL, BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond, ConnectTimeout: 3 * time.Second},
 	}
 	if opts != nil {

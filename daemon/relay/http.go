@@ -185,7 +185,7 @@ func (r *Relay) stopCallback(ctx context.Context, body []byte) answer {
 	if !ok {
 		return out(nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal"))
 	}
-	rep, err := r.send(ctx, n, wire.CommandStop, req.Forward())
+	rep, err := r.send(ctx, n, wire.CommandStop, req.Forward(r.cardKey))
 	switch {
 	case err == nil:
 		return nodeAnswer(rep.Body)
@@ -243,16 +243,22 @@ func (r *Relay) timeoutCallback(ctx context.Context, body []byte) answer {
 		})
 }
 
+// forwarder is a decoded callback: Forward is all of it that may go on
+// MQTT, card hashes keyed with the fleet's card key.
+type forwarder interface {
+	Forward(nayax.CardKey) json.RawMessage
+}
+
 // ackDecoded decodes a callback that only needs acknowledging and hands
 // it to acknowledge; a decoding failure is Declined with its Spark code.
-func ackDecoded[T interface{ Forward() json.RawMessage }](r *Relay, ctx context.Context, typ string, body []byte,
+func ackDecoded[T forwarder](r *Relay, ctx context.Context, typ string, body []byte,
 	decode func([]byte) (T, error), ids func(T) (spark string, machine int64, serial string)) answer {
 	req, err := decode(body)
 	spark, machine, serial := ids(req)
 	if err != nil {
 		return refusal(false, err, spark, "")
 	}
-	return r.acknowledge(ctx, typ, spark, machine, serial, req.Forward())
+	return r.acknowledge(ctx, typ, spark, machine, serial, req.Forward(r.cardKey))
 }
 
 // cortina handles Prepaid Cancel/Void: only the allowlisted fields go to
@@ -267,7 +273,7 @@ func (r *Relay) cortina(ctx context.Context, body []byte, void bool) answer {
 	if !ok {
 		return out(nayax.CortinaDeclined(nayax.CortinaUnknownTransaction, "unknown machine: no site controller serves this terminal"))
 	}
-	fwd := req.Forward()
+	fwd := req.Forward(r.cardKey)
 	if void {
 		fwd = withField(fwd, "Operation", "Void")
 	} else {

@@ -75,6 +75,11 @@ type Options struct {
 	// requests (guard.DefaultEvery when zero): they are counted in
 	// sitelink_relay_refused_total and never logged one by one.
 	RefusalLogEvery time.Duration
+	// CardKey is the fleet secret (relay.card_key_file, at least
+	// nayax.MinCardKey bytes, the same on every replica) that keys
+	// Nayax's CardHash before it goes on MQTT. Required: New refuses to
+	// build a relay without it.
+	CardKey []byte
 }
 
 // Defaults of the limits on the public listener. Nayax calls from a
@@ -102,6 +107,8 @@ type Relay struct {
 	upAt   atomic.Int64 // unix nanos of the main link's last connect
 	// metrics are the counters behind GET /metrics (metrics.go).
 	metrics metrics.Set
+	// cardKey keys every card hash the relay forwards (Options.CardKey).
+	cardKey nayax.CardKey
 
 	mu      sync.Mutex
 	pending map[string]chan wire.Reply // command id -> waiting HTTP handler
@@ -133,6 +140,11 @@ func New(o Options) (*Relay, error) {
 	if o.ID == "" || o.Prefix == "" {
 		return nil, errors.New("relay: id and topic prefix are required")
 	}
+	cardKey, err := nayax.NewCardKey(o.CardKey)
+	if err != nil {
+		return nil, fmt.Errorf("relay: card key: %w", err)
+	}
+	o.CardKey = nil // one copy of the secret: cardKey's
 	if o.AckBudget <= 0 {
 		o.AckBudget = 4 * time.Second
 	}
@@ -162,7 +174,7 @@ func New(o Options) (*Relay, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	r := &Relay{
-		o: o, log: log, routes: newRoutes(log), events: queue.New[delivery](),
+		o: o, log: log, routes: newRoutes(log), events: queue.New[delivery](), cardKey: cardKey,
 		pending: map[string]chan wire.Reply{}, busy: map[string][]paho.Message{},
 		ready:  make(chan struct{}),
 		served: newServed(o.RememberAnswers, rememberFor), unpublished: queue.New[pendingResult](),

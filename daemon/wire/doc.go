@@ -37,4 +37,11 @@
 // imports nothing of sitelink's. Nothing in this package strips card
 // data: the relay forwards an allowlist of fields, and callers must never
 // put CardData, tokens or names in a body.
+//
+// The CardHash of an `authorize` or `stop` body is not Nayax's CardHash
+// but the relay's keyed hash of it (nayax.CardKey.Hash: hex
+// HMAC-SHA256 under the fleet's relay.card_key_file); CardUid is never
+// in a body, CardLast4Digits may be (for display). A node matches a stop
+// to the card that authorized the session on that value, and stores
+// only its own keyed digest of it.
 package wire

@@ -20,8 +20,8 @@ const (
 
 // Command types (the last level of P/nodes/N/commands/{type}).
 const (
-	CommandAuthorize = "authorize" // external authorization of a session
-	CommandStop      = "stop"      // body: StopCallback JSON
+	CommandAuthorize = "authorize" // body: TransactionCallback JSON, CardHash keyed, no CardUid
+	CommandStop      = "stop"      // body: StopCallback JSON, CardHash keyed, no CardUid
 	CommandCancel    = "cancel"    // body: Cortina Cancel/Void minus card data
 	CommandDecline   = "decline"   // body: DeclineCallback JSON
 	CommandTimeout   = "timeout"   // body: TimeoutCallback JSON

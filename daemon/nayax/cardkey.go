@@ -1,0 +1,77 @@
+package nayax
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// MinCardKey is the shortest card key NewCardKey accepts, in bytes: 32
+// characters of a base64 line from `head -c 32 /dev/urandom | base64`
+// already carry 192 bits.
+const MinCardKey = 32
+
+// CardKey is the fleet's secret that turns Nayax's CardHash into the value
+// that travels on MQTT (the relay's relay.card_key_file). Nayax's CardHash
+// is one unkeyed hash of the card number, the same for that card at every
+// merchant, so it is card data; its keyed hash is useless outside the
+// fleet. Every relay replica must hold the same key, or a stop handled by
+// one replica would not match the authorization another forwarded. The
+// zero CardKey keys nothing: Hash returns "" and Forward leaves the card
+// hash out.
+type CardKey struct {
+	k []byte
+}
+
+// NewCardKey returns the CardKey for secret (the key file's content),
+// which must be at least MinCardKey bytes: ErrCardKey otherwise. The
+// error never quotes the secret.
+func NewCardKey(secret []byte) (CardKey, error) {
+	if len(secret) < MinCardKey {
+		return CardKey{}, fmt.Errorf("%w: %d bytes, want at least %d", ErrCardKey, len(secret), MinCardKey)
+	}
+	return CardKey{k: append([]byte(nil), secret...)}, nil
+}
+
+// IsZero reports whether k is the zero CardKey, which keys nothing.
+func (k CardKey) IsZero() bool { return len(k.k) == 0 }
+
+// Hash is the one keyed hash of a Nayax CardHash in sitelink: lowercase
+// hex of HMAC-SHA256(k, h), with h trimmed of surrounding spaces and, when
+// it is hexadecimal (as Nayax sends it), lowercased, so that the same
+// card hashes alike whichever way a callback spells it. Every message
+// that names a card on MQTT carries this instead of Nayax's value
+// (StopCallback and TransactionCallback now, StopNotify matching later);
+// the edge matches on it. An empty or blank h, or the zero key, gives "".
+func (k CardKey) Hash(h string) string {
+	h = strings.TrimSpace(h)
+	if h == "" || k.IsZero() {
+		return ""
+	}
+	if isHex(h) {
+		h = strings.ToLower(h)
+	}
+	m := hmac.New(sha256.New, k.k)
+	m.Write([]byte(h))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// text is Hash for a decoded field: absent stays absent.
+func (k CardKey) text(t Text) Text {
+	if s := k.Hash(t.S); s != "" {
+		return Text{S: s, Valid: true}
+	}
+	return Text{}
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
