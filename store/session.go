@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // State is a session's place in the lifecycle of DESIGN.md §2.
 type State string
@@ -30,24 +33,28 @@ const (
 // It never holds card data: the card hash is kept only as a keyed digest
 // (CardDigest) so that a later StopCallback can be matched.
 type Session struct {
-	SparkTransactionID string    `json:"spark_transaction_id"`
-	NayaxTransactionID int64     `json:"nayax_transaction_id,omitempty"`
-	Station            string    `json:"station"`
-	State              State     `json:"state"`
-	Origin             string    `json:"origin,omitempty"` // "remote" (Remote Start) or "external"
-	MachineID          int64     `json:"machine_id,omitempty"`
-	HwSerial           string    `json:"hw_serial,omitempty"`
-	SiteID             string    `json:"site_id,omitempty"`         // JSON literal exactly as Nayax sent it
-	MachineAuTime      string    `json:"machine_au_time,omitempty"` // yyyyMMddHHmmssSSS as Nayax sent it
-	CardDigest         string    `json:"card_digest,omitempty"`     // HMAC of CardHash with the store's key
-	CardLast4          string    `json:"card_last4,omitempty"`
-	AuthorizedMinor    int64     `json:"authorized_minor"` // authorized, in minor units (money.go)
-	AmountMinor        int64     `json:"amount_minor"`     // settled, in minor units
-	MeterStartWh       float64   `json:"meter_start_wh"`
-	EnergyWh           float64   `json:"energy_wh"`
-	StopReason         string    `json:"stop_reason,omitempty"`
-	CreatedAt          time.Time `json:"created_at"`
-	UpdatedAt          time.Time `json:"updated_at"`
+	SparkTransactionID string `json:"spark_transaction_id"`
+	NayaxTransactionID int64  `json:"nayax_transaction_id,omitempty"`
+	Station            string `json:"station"`
+	State              State  `json:"state"`
+	Origin             string `json:"origin,omitempty"` // "remote" (Remote Start) or "external"
+	MachineID          int64  `json:"machine_id,omitempty"`
+	HwSerial           string `json:"hw_serial,omitempty"`
+	SiteID             string `json:"site_id,omitempty"`         // JSON literal exactly as Nayax sent it
+	MachineAuTime      string `json:"machine_au_time,omitempty"` // yyyyMMddHHmmssSSS as Nayax sent it
+	CardDigest         string `json:"card_digest,omitempty"`     // HMAC of CardHash with the store's key
+	CardLast4          string `json:"card_last4,omitempty"`
+	// Ticket is the relay's proof that it handed this transaction to
+	// this node (wire.Ticket, kept opaque here): its settlement and
+	// cancel carry it, or the relay refuses them.
+	Ticket          json.RawMessage `json:"ticket,omitempty"`
+	AuthorizedMinor int64           `json:"authorized_minor"` // authorized, in minor units (money.go)
+	AmountMinor     int64           `json:"amount_minor"`     // settled, in minor units
+	MeterStartWh    float64         `json:"meter_start_wh"`
+	EnergyWh        float64         `json:"energy_wh"`
+	StopReason      string          `json:"stop_reason,omitempty"`
+	CreatedAt       time.Time       `json:"created_at"`
+	UpdatedAt       time.Time       `json:"updated_at"`
 	// Request is the pending Nayax request of the session (Remote Start
 	// trigger, settlement or cancel), kept until Nayax's answer is
 	// recorded and retried until then.

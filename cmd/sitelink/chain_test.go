@@ -77,15 +77,24 @@ func TestChainWithCurl(t *testing.T) {
 	relayURL := fmt.Sprintf("http://127.0.0.1:%d", relayPort)
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", metricsPort)
 	edgeCfg, socket := writeConfig(t, b.URL)
-	relayCfg := write("relay.yaml", fmt.Sprintf(`relay: {id: relay-1, listen: "127.0.0.1:%d", metrics_listen: "127.0.0.1:%d", ack_budget: 4s, card_key_file: %s}
+	// Nayax's custom header, set up in its back office and in the relay.
+	const authHeader, authValue = "X-Sitelink-Auth", "chain-test-callback-secret"
+	relayCfg := write("relay.yaml", fmt.Sprintf(`relay: {id: relay-1, listen: "127.0.0.1:%d", metrics_listen: "127.0.0.1:%d", ack_budget: 4s, card_key_file: %s,
+  callback_headers: [{name: %s, value_file: %s}]}
 mqtt: {broker: %q, reconnect_min: 100ms, reconnect_max: 500ms}
 nayax: {base_url: "%s/api", integrator_id: %s, sign_key_file: %s, token_id: %d, token_secret_file: %s}
-`, relayPort, metricsPort, write("card.key", testCardKey+"\n"), b.URL, simURL, nayaxsim.DefaultIntegratorID, write("sign.key", nayaxsim.DefaultSignKey+"\n"),
+`, relayPort, metricsPort, write("card.key", testCardKey+"\n"), authHeader, write("auth.secret", authValue+"\n"), b.URL, simURL, nayaxsim.DefaultIntegratorID, write("sign.key", nayaxsim.DefaultSignKey+"\n"),
 		nayaxsim.DefaultTokenID, write("token.secret", nayaxsim.DefaultTokenSecret+"\n")))
 
-	spawn(t, "nayaxsim", "serve", "-listen", fmt.Sprintf("127.0.0.1:%d", simPort), "-relay", relayURL)
+	spawn(t, "nayaxsim", "serve", "-listen", fmt.Sprintf("127.0.0.1:%d", simPort), "-relay", relayURL, "-callback-header", authHeader+"="+authValue)
 	startDaemon(t, edgeCfg, socket)
 	spawn(t, "relay", "-config", relayCfg)
+	// The fleet operator gives the site its terminals: the relay's only
+	// routes.
+	var given, errb bytes.Buffer
+	if err := run([]string{"fleet", "terminals", "-broker", b.URL, "-give-from", edgeCfg}, &given, &errb); err != nil {
+		t.Fatalf("fleet terminals -give-from: %v\n%s", err, errb.String())
+	}
 	waitFor(t, "relay routes the terminal", func() bool {
 		resp, err := http.Get(metricsURL + "/healthz")
 		if err != nil {
@@ -93,11 +102,11 @@ nayax: {base_url: "%s/api", integrator_id: %s, sign_key_file: %s, token_id: %d, 
 		}
 		defer resp.Body.Close()
 		var h struct {
-			Connected bool
-			Nodes     int
+			Connected        bool
+			Nodes, Terminals int
 		}
 		_ = json.NewDecoder(resp.Body).Decode(&h)
-		return h.Connected && h.Nodes == 1
+		return h.Connected && h.Nodes == 1 && h.Terminals == 1
 	})
 	// relay.metrics_listen is the only place of /metrics and /healthz.
 	for url, want := range map[string]int{metricsURL + "/metrics": 200, relayURL + "/metrics": 404, relayURL + "/healthz": 404} {
@@ -111,7 +120,7 @@ nayax: {base_url: "%s/api", integrator_id: %s, sign_key_file: %s, token_id: %d, 
 	curlPost := func(path string, body []byte) map[string]any {
 		t.Helper()
 		f := write("body.json", string(body))
-		out, err := exec.Command(curl, "-sS", "--fail", "-H", "Content-Type: application/json", "--data-binary", "@"+f, relayURL+path).Output()
+		out, err := exec.Command(curl, "-sS", "--fail", "-H", "Content-Type: application/json", "-H", authHeader+": "+authValue, "--data-binary", "@"+f, relayURL+path).Output()
 		if err != nil {
 			t.Fatalf("curl %s: %v", path, err)
 		}

@@ -21,6 +21,9 @@ import (
 // cmdFleet lists the fleet's nodes from their retained state messages;
 // it runs anywhere with access to the broker.
 func cmdFleet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "terminals" {
+		return cmdFleetTerminals(ctx, args[1:], stdout, stderr)
+	}
 	fs := flags("fleet", stderr)
 	broker := fs.String("broker", "tcp://127.0.0.1:1883", "broker `URL`")
 	prefix := fs.String("prefix", wire.DefaultPrefix, "topic `prefix`")
@@ -30,39 +33,13 @@ func cmdFleet(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
-	lo := link.Options{Broker: *broker}
-	if *cfgPath != "" {
-		kind, err := config.CheckFile(*cfgPath)
-		if err != nil {
-			return fmt.Errorf("config %s:\n%w", *cfgPath, err)
-		}
-		var m config.MQTT
-		if kind == config.KindRelay {
-			c, _ := config.LoadRelay(*cfgPath)
-			m = c.MQTT
-		} else {
-			c, _ := config.LoadEdge(*cfgPath)
-			m = c.MQTT
-		}
-		if lo, err = m.LinkOptions(); err != nil {
-			return err
-		}
-		*prefix = m.TopicPrefix
+	c, pfx, err := fleetConnect(*broker, *prefix, *cfgPath)
+	if err != nil {
+		return err
 	}
-	o := paho.NewClientOptions().AddBroker(lo.Broker).SetClientID(fmt.Sprintf("sitelink-fleet-%d", time.Now().UnixNano())).
-		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second)
-	if lo.Username != "" {
-		o.SetUsername(lo.Username).SetPassword(lo.Password)
-	}
-	if lo.TLS != nil {
-		o.SetTLSConfig(lo.TLS)
-	}
+	*prefix = pfx
 	var mu sync.Mutex
 	nodes := map[string]wire.State{}
-	c := paho.NewClient(o)
-	if t := c.Connect(); !t.WaitTimeout(15*time.Second) || t.Error() != nil {
-		return fmt.Errorf("connect %s: %v", lo.Broker, t.Error())
-	}
 	defer c.Disconnect(100)
 	t := c.Subscribe(wire.AllNodes(*prefix).State(), 1, func(_ paho.Client, m paho.Message) {
 		node, kind, _, ok := wire.ParseNodeTopic(*prefix, m.Topic())
@@ -114,4 +91,42 @@ func cmdFleet(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			strings.Join(s.Stations, ","), s.At.Local().Format(time.DateTime))
 	}
 	return nil
+}
+
+// fleetConnect connects a short-lived client for the fleet commands: to
+// broker, or to the broker, credentials and prefix of the edge or relay
+// config at cfgPath when given. It returns the topic prefix to use.
+func fleetConnect(broker, prefix, cfgPath string) (paho.Client, string, error) {
+	lo := link.Options{Broker: broker}
+	if cfgPath != "" {
+		kind, err := config.CheckFile(cfgPath)
+		if err != nil {
+			return nil, "", fmt.Errorf("config %s:\n%w", cfgPath, err)
+		}
+		var m config.MQTT
+		if kind == config.KindRelay {
+			c, _ := config.LoadRelay(cfgPath)
+			m = c.MQTT
+		} else {
+			c, _ := config.LoadEdge(cfgPath)
+			m = c.MQTT
+		}
+		if lo, err = m.LinkOptions(); err != nil {
+			return nil, "", err
+		}
+		prefix = m.TopicPrefix
+	}
+	o := paho.NewClientOptions().AddBroker(lo.Broker).SetClientID(fmt.Sprintf("sitelink-fleet-%d", time.Now().UnixNano())).
+		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second)
+	if lo.Username != "" {
+		o.SetUsername(lo.Username).SetPassword(lo.Password)
+	}
+	if lo.TLS != nil {
+		o.SetTLSConfig(lo.TLS)
+	}
+	c := paho.NewClient(o)
+	if t := c.Connect(); !t.WaitTimeout(15*time.Second) || t.Error() != nil {
+		return nil, "", fmt.Errorf("connect %s: %v", lo.Broker, t.Error())
+	}
+	return c, prefix, nil
 }

@@ -38,6 +38,8 @@ Usage:
                                        drive a simulated station
   sitelink fleet [-broker URL|-config FILE] [-json]
                                        every node's presence from the retained states
+  sitelink fleet terminals [-give NODE -machine-id ID|-give-from EDGE.yaml|-remove ...]
+                                       who owns each terminal: the relay's only routes
   sitelink config show [-json]         the running daemon's effective config and where each value came
                                        from (default, file, group, node)
   sitelink config check FILE           validate an edge or relay config; every problem with its key

@@ -29,7 +29,7 @@ func TestKilledBetweenDecisionAndPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := relay.New(relay.Options{ID: "relay-k", Prefix: "sitelink/v1", Listen: "127.0.0.1:0", Nayax: client, CardKey: []byte(testCardKey),
+	r, err := relay.New(relay.Options{ID: "relay-k", Prefix: "sitelink/v1", Listen: "127.0.0.1:0", Nayax: client, CardKey: []byte(testCardKey), InsecureAllowUnauthenticatedCallbacks: true,
 		Link: link.Options{Broker: b.URL, BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +41,9 @@ func TestKilledBetweenDecisionAndPublish(t *testing.T) {
 	sim.SetRelay("http://" + r.Addr())
 
 	cfg, socket := writeConfig(t, b.URL)
+	if err := run([]string{"fleet", "terminals", "-broker", b.URL, "-give-from", cfg}, &discard{}, &discard{}); err != nil {
+		t.Fatal(err)
+	}
 	p := startDaemon(t, cfg, socket)
 	api := localapi.NewClient(socket)
 	waitFor(t, "relay knows the site", func() bool {

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/nayax"
@@ -13,7 +15,7 @@ import (
 )
 
 const nayaxsimUsage = `usage:
-  sitelink nayaxsim serve [-listen 127.0.0.1:8090] [-relay URL] [-integrator-id ID]
+  sitelink nayaxsim serve [-listen 127.0.0.1:8090] [-relay URL] [-integrator-id ID] [-callback-header Name=Value]
                           [-sign-key-file F] [-token-id N] [-token-secret-file F]
   sitelink nayaxsim tap -station N [-sim URL] [-machine-id ID] [-hw-serial S] [-card NAME] [-amount X]
   sitelink nayaxsim cortina-cancel -nayax-id ID [-void] [-sim URL]
@@ -38,6 +40,15 @@ func cmdNayaxsim(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		tokenID := fs.Int("token-id", nayaxsim.DefaultTokenID, "expected TokenId")
 		secretFile := fs.String("token-secret-file", "", "token secret `file` (default: built-in)")
 		level := fs.String("log-level", "info", "debug|info|warn|error")
+		headers := map[string]string{}
+		fs.Func("callback-header", "`Name=Value` sent with every callback, as Nayax sends the headers set up in its back office (repeatable)", func(v string) error {
+			name, value, ok := strings.Cut(v, "=")
+			if !ok || name == "" {
+				return errors.New("want Name=Value")
+			}
+			headers[name] = value
+			return nil
+		})
 		if err := fs.Parse(args); err != nil {
 			return exitCode(2)
 		}
@@ -46,7 +57,7 @@ func cmdNayaxsim(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 		o := nayaxsim.Options{Addr: *listen, RelayURL: *relayURL, IntegratorID: *integrator, TokenID: int32(*tokenID), Logger: log,
-			SignKey: nayaxsim.DefaultSignKey, TokenSecret: []byte(nayaxsim.DefaultTokenSecret)}
+			SignKey: nayaxsim.DefaultSignKey, TokenSecret: []byte(nayaxsim.DefaultTokenSecret), CallbackHeaders: headers}
 		if *signKeyFile != "" {
 			if o.SignKey, err = config.ReadSecret(*signKeyFile); err != nil {
 				return err

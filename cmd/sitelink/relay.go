@@ -121,6 +121,9 @@ func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 		RateBurst:      cfg.Relay.RateBurst,
 		MaxConnections: cfg.Relay.MaxConnections,
 		CardKey:        []byte(cardKey),
+		MaxStartAmount: cfg.Relay.MaxStartAmount,
+
+		InsecureAllowUnauthenticatedCallbacks: cfg.Relay.InsecureAllowUnauthenticatedCallbacks,
 	}
 	if cfg.Relay.RateLimit == 0 {
 		o.RateLimit = rate.Inf // the config's "no limit"; zero in Options is the default

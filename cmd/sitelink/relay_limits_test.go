@@ -27,7 +27,7 @@ func TestRelayOptionsLimits(t *testing.T) {
 	}
 	nayax := fmt.Sprintf(`nayax: {base_url: "http://127.0.0.1:1/api", integrator_id: i, sign_key_file: %s, token_id: 1, token_secret_file: %s}
 `, write("sign.key", "k"), write("token.secret", nayaxsim.DefaultTokenSecret))
-	key := write("card.key", testCardKey)
+	key := write("card.key", testCardKey) + ", callback_headers: [{name: X-A, value: a}]"
 	tests := []struct {
 		name     string
 		relay    string

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -260,7 +261,7 @@ func newSoak(t *testing.T) *soak {
 	if s.broker.Kind == mqtttest.KindEmbedded {
 		t.Skip("soak: needs mosquitto (restarts without persistence)")
 	}
-	sim, err := nayaxsim.Start(nayaxsim.Options{})
+	sim, err := nayaxsim.Start(nayaxsim.Options{CallbackHeaders: map[string]string{"X-Sitelink-Auth": "soak-callback-secret"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +278,7 @@ func newSoak(t *testing.T) *soak {
 	sign := write("sign.key", nayaxsim.DefaultSignKey+"\n")
 	token := write("token.secret", nayaxsim.DefaultTokenSecret+"\n")
 	cardKey := write("card.key", testCardKey+"\n")
+	authKey := write("auth.secret", "soak-callback-secret\n")
 
 	// The site: six stations with a vehicle (22 kW, time 60× faster: 0.14
 	// EUR a second), two without (the hold is cancelled after 2 s).
@@ -305,14 +307,22 @@ tariff: {currency: EUR, decimal_place: 2, price_per_kwh: 0.39}
 `, filepath.Join(dir, "data"), s.socket, s.broker.URL, s.term.MachineID, s.term.HwSerial, numbers.String(), stations.String()))
 	s.api = localapi.NewClient(s.socket)
 	s.edge = startDaemon(t, s.cfg, s.socket)
+	// The fleet operator gives the site its terminal, once: after a
+	// broker restart without persistence the relays put the registry
+	// back themselves.
+	var out, errb bytes.Buffer
+	if err := run([]string{"fleet", "terminals", "-broker", s.broker.URL, "-give-from", s.cfg}, &out, &errb); err != nil {
+		t.Fatalf("fleet terminals -give-from: %v\n%s", err, errb.String())
+	}
 
 	for i := range 2 {
 		port, mport := freePort(t), freePort(t)
 		r := &soakRelay{url: fmt.Sprintf("http://127.0.0.1:%d", port), admin: fmt.Sprintf("http://127.0.0.1:%d", mport)}
-		r.cfg = write(fmt.Sprintf("relay-%d.yaml", i), fmt.Sprintf(`relay: {id: relay-%d, listen: "127.0.0.1:%d", metrics_listen: "127.0.0.1:%d", ack_budget: 4s, card_key_file: %s}
+		r.cfg = write(fmt.Sprintf("relay-%d.yaml", i), fmt.Sprintf(`relay: {id: relay-%d, listen: "127.0.0.1:%d", metrics_listen: "127.0.0.1:%d", ack_budget: 4s, card_key_file: %s,
+  callback_headers: [{name: X-Sitelink-Auth, value_file: %s}]}
 mqtt: {broker: %q, reconnect_min: 100ms, reconnect_max: 500ms, connect_timeout: 3s}
 nayax: {base_url: "%s", integrator_id: %s, sign_key_file: %s, token_id: %d, token_secret_file: %s, timeout: 2s, attempts: 3}
-`, i, port, mport, cardKey, s.broker.URL, sim.URL(), nayaxsim.DefaultIntegratorID, sign, nayaxsim.DefaultTokenID, token))
+`, i, port, mport, cardKey, authKey, s.broker.URL, sim.URL(), nayaxsim.DefaultIntegratorID, sign, nayaxsim.DefaultTokenID, token))
 		s.relays = append(s.relays, r)
 		s.startRelay(r)
 	}
@@ -334,11 +344,11 @@ func (s *soak) startRelay(r *soakRelay) {
 		}
 		defer resp.Body.Close()
 		var h struct {
-			Connected bool
-			Nodes     int
+			Connected        bool
+			Nodes, Terminals int
 		}
 		_ = json.NewDecoder(resp.Body).Decode(&h)
-		return resp.StatusCode == 200 && h.Connected && h.Nodes == 1
+		return resp.StatusCode == 200 && h.Connected && h.Nodes == 1 && h.Terminals == 1
 	})
 }
 

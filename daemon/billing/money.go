@@ -356,7 +356,7 @@ func SettlementRequest(s store.Session, t config.Terminal, amountMinor int64, dp
 			Amount:             amount,
 		}
 	}
-	if body, err = callBody(call, req); err != nil {
+	if body, err = callBody(call, s.Ticket, req); err != nil {
 		return "", nil, err
 	}
 	return call, body, nil
@@ -426,7 +426,7 @@ func CancelRequest(s store.Session, t config.Terminal, k ReasonKind, dp int) (ca
 		ext := nayax.ExternalCancelRequest(c)
 		req = &ext
 	}
-	if body, err = callBody(call, req); err != nil {
+	if body, err = callBody(call, s.Ticket, req); err != nil {
 		return "", nil, err
 	}
 	return call, body, nil
@@ -461,7 +461,7 @@ func TriggerRequest(sparkID string, t config.Terminal, amountMinor int64, dp int
 	if amountMinor > 0 {
 		req.Amount = amount
 	}
-	if body, err = callBody(call, req); err != nil {
+	if body, err = callBody(call, nil, req); err != nil {
 		return "", nil, err
 	}
 	return call, body, nil
@@ -501,8 +501,9 @@ func moneyIDsOf(call string, s store.Session, t config.Terminal) (moneyIDs, erro
 
 // callBody marshals req exactly (no HTML escaping inside strings, so a
 // string SiteId is echoed byte for byte), checks it as Nayax would, and
-// prepends the "call" member.
-func callBody(call string, req any) (json.RawMessage, error) {
+// prepends the "call" member and, when the session has one, the relay's
+// ticket (wire.RequestTicket), which the relay checks and strips.
+func callBody(call string, ticket json.RawMessage, req any) (json.RawMessage, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -518,6 +519,12 @@ func callBody(call string, req any) (json.RawMessage, error) {
 	out = strconv.AppendQuote(out, wire.RequestCall)
 	out = append(out, ':')
 	out = strconv.AppendQuote(out, call) // the call names are plain ASCII
+	if len(ticket) > 0 && json.Valid(ticket) {
+		out = append(out, ',')
+		out = strconv.AppendQuote(out, wire.RequestTicket)
+		out = append(out, ':')
+		out = append(out, ticket...)
+	}
 	if len(inner) > 2 {
 		out = append(out, ',')
 	}

@@ -27,9 +27,15 @@ type RelaySection struct {
 	// answering Declined 992; it must stay below Nayax's 5 s.
 	AckBudget Duration `yaml:"ack_budget"`
 	// CallbackHeaders are the static headers Nayax is set up to send with
-	// every callback; a callback without all of them is refused. Empty
-	// means no check.
-	CallbackHeaders []CallbackHeader `yaml:"callback_headers"`
+	// every callback; a callback without all of them is refused.
+	// Required, unless InsecureAllowUnauthenticatedCallbacks says that
+	// this relay takes callbacks from anyone (nayaxsim, a demo).
+	CallbackHeaders                       []CallbackHeader `yaml:"callback_headers"`
+	InsecureAllowUnauthenticatedCallbacks bool             `yaml:"insecure_allow_unauthenticated_callbacks"`
+	// MaxStartAmount caps the Amount of a site's remote start, a decimal
+	// in the currency's main unit: a stolen controller cannot make its
+	// terminals ask a card for more.
+	MaxStartAmount string `yaml:"max_start_amount"`
 	// TLSCertFile and TLSKeyFile (both or neither) make the relay serve
 	// HTTPS itself instead of behind a terminating proxy.
 	TLSCertFile string `yaml:"tls_cert_file"`
@@ -96,6 +102,7 @@ func DefaultRelay() Relay {
 			RateLimit:      200,
 			RateBurst:      400,
 			MaxConnections: 1024,
+			MaxStartAmount: "150",
 		},
 		MQTT: defaultMQTT(),
 		Nayax: Nayax{

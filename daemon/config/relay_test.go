@@ -17,7 +17,7 @@ import (
 const relayExamplePath = "../../configs/relay.example.yaml"
 
 // minimalRelay is the smallest valid relay configuration; cases append to it.
-const minimalRelay = `relay: {id: r1, card_key_file: /c}
+const minimalRelay = `relay: {id: r1, card_key_file: /c, callback_headers: [{name: X-Auth, value_file: /h}]}
 nayax: {base_url: "https://n.example/api", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}
 `
 
@@ -71,28 +71,9 @@ func TestRelayExampleFile(t *testing.T) {
 	want.Nayax.TokenID = 116383
 	want.Nayax.TokenSecretFile = "/etc/sitelink/nayax-token.secret"
 	want.Relay.CardKeyFile = "/etc/sitelink/card.key"
+	want.Relay.CallbackHeaders = []CallbackHeader{{Name: "X-Sitelink-Auth", ValueFile: "/etc/sitelink/callback-auth.secret"}}
 	if !reflect.DeepEqual(*r, want) {
 		t.Errorf("relay example config:\n got %+v\nwant %+v", *r, want)
-	}
-}
-
-// TestRelayExampleHeaders checks that the commented callback_headers
-// example in the file is valid once uncommented.
-func TestRelayExampleHeaders(t *testing.T) {
-	data, err := os.ReadFile(relayExamplePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := strings.Replace(string(data), "  callback_headers: []\n", "", 1)
-	src = strings.ReplaceAll(src, "  # callback_headers:", "  callback_headers:")
-	src = strings.ReplaceAll(src, "  #   ", "    ")
-	r := mustParseRelay(t, src)
-	want := []CallbackHeader{
-		{Name: "X-Sitelink-Auth", ValueFile: "/etc/sitelink/callback-auth.secret"},
-		{Name: "X-Sitelink-Site", Value: "fleet-north"},
-	}
-	if !slices.Equal(r.Relay.CallbackHeaders, want) {
-		t.Errorf("callback_headers = %+v, want %+v", r.Relay.CallbackHeaders, want)
 	}
 }
 
@@ -116,14 +97,15 @@ func TestRelayDefaults(t *testing.T) {
 		{"rate_limit", def.Relay.RateLimit, 200.0},
 		{"rate_burst", def.Relay.RateBurst, 400},
 		{"max_connections", def.Relay.MaxConnections, 1024},
+		{"max_start_amount", def.Relay.MaxStartAmount, "150"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("default %s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	if probs := def.Validate(); len(probs) != 7 {
-		t.Errorf("DefaultRelay().Validate() = %v, want the 7 keys without a default", probs)
+	if probs := def.Validate(); len(probs) != 8 {
+		t.Errorf("DefaultRelay().Validate() = %v, want the 8 keys without a default", probs)
 	}
 }
 
@@ -137,6 +119,7 @@ func TestRelayDefaultsApplied(t *testing.T) {
 			want := DefaultRelay()
 			want.Relay.ID = "r1"
 			want.Relay.CardKeyFile = "/c"
+			want.Relay.CallbackHeaders = []CallbackHeader{{Name: "X-Auth", ValueFile: "/h"}}
 			want.Nayax = Nayax{BaseURL: "https://n.example/api", IntegratorID: "i1", SignKeyFile: "/k", TokenID: 7, TokenSecretFile: "/s",
 				Timeout: Duration(10 * time.Second), Attempts: 3, TriggerTimeout: Duration(time.Minute)}
 			if !reflect.DeepEqual(*r, want) {
@@ -148,13 +131,13 @@ func TestRelayDefaultsApplied(t *testing.T) {
 				t.Errorf("mqtt = %+v", r.MQTT)
 			}
 		}},
-		{"empty callback_headers is nil", minimalRelay + "mqtt:\n", func(t *testing.T, r *Relay) {
-			r2 := mustParseRelay(t, "relay: {id: r1, card_key_file: /c, callback_headers: []}\nnayax: {base_url: \"https://n.example/api\", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}\n")
-			if r.Relay.CallbackHeaders != nil || r2.Relay.CallbackHeaders != nil {
+		{"empty callback_headers is nil", "relay: {id: r1, card_key_file: /c, insecure_allow_unauthenticated_callbacks: true}\nnayax: {base_url: \"https://n.example/api\", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}\n", func(t *testing.T, r *Relay) {
+			r2 := mustParseRelay(t, "relay: {id: r1, card_key_file: /c, callback_headers: [], insecure_allow_unauthenticated_callbacks: true}\nnayax: {base_url: \"https://n.example/api\", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}\n")
+			if r.Relay.CallbackHeaders != nil || r2.Relay.CallbackHeaders != nil || !r2.Relay.InsecureAllowUnauthenticatedCallbacks {
 				t.Errorf("callback_headers = %#v, %#v", r.Relay.CallbackHeaders, r2.Relay.CallbackHeaders)
 			}
 		}},
-		{"tolerant token_id and listen", "relay: {id: 5, card_key_file: /c, listen: \"127.0.0.1:9000\"}\nnayax: {base_url: \"http://127.0.0.1:8081\", integrator_id: 42, sign_key_file: k, token_id: \"116383\", token_secret_file: s, attempts: 10, trigger_timeout: 1h}\n", func(t *testing.T, r *Relay) {
+		{"tolerant token_id and listen", "relay: {id: 5, card_key_file: /c, insecure_allow_unauthenticated_callbacks: true, listen: \"127.0.0.1:9000\"}\nnayax: {base_url: \"http://127.0.0.1:8081\", integrator_id: 42, sign_key_file: k, token_id: \"116383\", token_secret_file: s, attempts: 10, trigger_timeout: 1h}\n", func(t *testing.T, r *Relay) {
 			if r.Relay.ID != "5" || r.Nayax.IntegratorID != "42" || r.Nayax.TokenID != 116383 || r.Relay.Listen != "127.0.0.1:9000" {
 				t.Errorf("relay = %+v, nayax = %+v", r.Relay, r.Nayax)
 			}
@@ -176,9 +159,16 @@ func TestRelayDefaultsApplied(t *testing.T) {
 // exactly the problems expected.
 func TestRelayProblems(t *testing.T) {
 	const nayax = "nayax: {base_url: \"https://n.example/api\", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}\n"
-	relay := func(body string) string { return "relay: {id: r1, card_key_file: /c, " + body + "}\n" + nayax }
+	// hdr is the one callback header of the cases that are not about them.
+	const hdr = "callback_headers: [{name: X-Auth, value_file: /h}]"
+	relay := func(body string) string {
+		if !strings.Contains(body, "callback_headers") && !strings.Contains(body, "insecure_allow") {
+			body += ", " + hdr
+		}
+		return "relay: {id: r1, card_key_file: /c, " + body + "}\n" + nayax
+	}
 	nx := func(body string) string {
-		return "relay: {id: r1, card_key_file: /c}\nnayax: {integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s, " + body + "}\n"
+		return "relay: {id: r1, card_key_file: /c, " + hdr + "}\nnayax: {integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s, " + body + "}\n"
 	}
 	tests := []struct {
 		name string
@@ -186,7 +176,7 @@ func TestRelayProblems(t *testing.T) {
 		want []string
 	}{
 		{"empty file", "", []string{
-			"relay.id: required", "relay.card_key_file: required", "nayax.base_url: required", "nayax.integrator_id: required",
+			"relay.id: required", "relay.callback_headers: required: set up one or two custom headers in Nayax's back office and list them here; only nayaxsim or a demo may run without (insecure_allow_unauthenticated_callbacks: true)", "relay.card_key_file: required", "nayax.base_url: required", "nayax.integrator_id: required",
 			"nayax.sign_key_file: required", "nayax.token_id: required", "nayax.token_secret_file: required",
 		}},
 		{"syntax error", "relay: {id: r1\n", []string{"invalid YAML: did not find expected ',' or '}'"}},
@@ -200,14 +190,14 @@ func TestRelayProblems(t *testing.T) {
 
 		// Wrong types.
 		{"duplicate nayax key", nx("base_url: \"https://n/api\", token_id: abc"), []string{"nayax.token_id: duplicate key (first at line 2)"}},
-		{"token_id type", "relay: {id: r1, card_key_file: /c}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: abc, token_secret_file: /s}\n", []string{`nayax.token_id: expected an integer, got "abc"`}},
-		{"token_id overflows int32", "relay: {id: r1, card_key_file: /c}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: 2147483648, token_secret_file: /s}\n", []string{"nayax.token_id: integer 2147483648 out of range"}},
+		{"token_id type", "relay: {id: r1, card_key_file: /c, " + hdr + "}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: abc, token_secret_file: /s}\n", []string{`nayax.token_id: expected an integer, got "abc"`}},
+		{"token_id overflows int32", "relay: {id: r1, card_key_file: /c, " + hdr + "}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: 2147483648, token_secret_file: /s}\n", []string{"nayax.token_id: integer 2147483648 out of range"}},
 		{"ack_budget without unit", relay("ack_budget: 4"), []string{`relay.ack_budget: invalid duration "4": add a unit, e.g. "4s"`}},
 		{"callback_headers is a mapping", relay("callback_headers: {name: X-A}"), []string{"relay.callback_headers: expected a list, got a mapping"}},
 		{"header value is a list", relay("callback_headers: [{name: X-A, value: [a]}]"), []string{"relay.callback_headers[0].value: expected a string, got a list"}},
 
 		// relay
-		{"relay.id invalid", "relay: {id: \"relay/1\", card_key_file: /c}\n" + nayax, []string{`relay.id: invalid relay id "relay/1": use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`}},
+		{"relay.id invalid", "relay: {id: \"relay/1\", card_key_file: /c, " + hdr + "}\n" + nayax, []string{`relay.id: invalid relay id "relay/1": use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`}},
 		{"listen empty", relay("listen: \"\""), []string{"relay.listen: required"}},
 		{"listen without port", relay("listen: \"8080\""), []string{`relay.listen: want host:port such as ":8080" or "127.0.0.1:8080", got "8080"`}},
 		{"listen port zero", relay("listen: \":0\""), []string{`relay.listen: invalid port "0" (want 1 to 65535)`}},
@@ -242,8 +232,14 @@ func TestRelayProblems(t *testing.T) {
 		{"rate_burst zero", relay("rate_burst: 0"), []string{"relay.rate_burst: must be at least 1, got 0"}},
 		{"max_connections zero", relay("max_connections: 0"), []string{"relay.max_connections: must be at least 1, got 0"}},
 		{"max_connections not an integer", relay("max_connections: 1.5"), []string{`relay.max_connections: expected an integer, got "1.5"`}},
-		{"card_key_file missing", "relay: {id: r1}\n" + nayax, []string{"relay.card_key_file: required"}},
-		{"card_key_file empty", "relay: {id: r1, card_key_file: \"\"}\n" + nayax, []string{"relay.card_key_file: required"}},
+		{"callback_headers missing", "relay: {id: r1, card_key_file: /c}\n" + nayax, []string{"relay.callback_headers: required: set up one or two custom headers in Nayax's back office and list them here; only nayaxsim or a demo may run without (insecure_allow_unauthenticated_callbacks: true)"}},
+		{"callback_headers empty, insecure ok", relay("callback_headers: [], insecure_allow_unauthenticated_callbacks: true"), nil},
+		{"max_start_amount zero", relay("max_start_amount: 0.00"), []string{`relay.max_start_amount: must be a decimal amount above 0 in the currency's main unit (e.g. 150 or 99.50), got "0.00"`}},
+		{"max_start_amount negative", relay("max_start_amount: -5"), []string{`relay.max_start_amount: must be a decimal amount above 0 in the currency's main unit (e.g. 150 or 99.50), got "-5"`}},
+		{"max_start_amount exponent", relay("max_start_amount: 1e3"), []string{`relay.max_start_amount: must be a decimal amount above 0 in the currency's main unit (e.g. 150 or 99.50), got "1e3"`}},
+		{"max_start_amount unquoted decimal ok", relay("max_start_amount: 99.50"), nil},
+		{"card_key_file missing", "relay: {id: r1, " + hdr + "}\n" + nayax, []string{"relay.card_key_file: required"}},
+		{"card_key_file empty", "relay: {id: r1, card_key_file: \"\", " + hdr + "}\n" + nayax, []string{"relay.card_key_file: required"}},
 
 		// mqtt: the shared checks apply to the relay too.
 		{"mqtt group invalid", minimalRelay + "mqtt: {group: \"a+b\"}\n", []string{`mqtt.group: invalid group "a+b": use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`}},
@@ -261,9 +257,9 @@ func TestRelayProblems(t *testing.T) {
 		{"base_url query", nx(`base_url: "https://n.example/api?x=1"`), []string{`nayax.base_url: must not have a query or fragment, got "https://n.example/api?x=1"`}},
 		{"base_url port", nx(`base_url: "http://127.0.0.1:0/api"`), []string{`nayax.base_url: invalid port "0"`}},
 		{"base_url local http ok", nx(`base_url: "http://127.0.0.1:8081/"`), nil},
-		{"integrator_id spaces", "relay: {id: r1, card_key_file: /c}\nnayax: {base_url: \"https://n/api\", integrator_id: \" i1\", sign_key_file: /k, token_id: 7, token_secret_file: /s}\n", []string{`nayax.integrator_id: invalid integrator_id " i1": no control characters and no leading or trailing spaces`}},
-		{"token_id negative", "relay: {id: r1, card_key_file: /c}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: -5, token_secret_file: /s}\n", []string{"nayax.token_id: must be > 0, got -5"}},
-		{"files missing", "relay: {id: r1, card_key_file: /c}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, token_id: 7, sign_key_file: \"\"}\n", []string{"nayax.sign_key_file: required", "nayax.token_secret_file: required"}},
+		{"integrator_id spaces", "relay: {id: r1, card_key_file: /c, " + hdr + "}\nnayax: {base_url: \"https://n/api\", integrator_id: \" i1\", sign_key_file: /k, token_id: 7, token_secret_file: /s}\n", []string{`nayax.integrator_id: invalid integrator_id " i1": no control characters and no leading or trailing spaces`}},
+		{"token_id negative", "relay: {id: r1, card_key_file: /c, " + hdr + "}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: -5, token_secret_file: /s}\n", []string{"nayax.token_id: must be > 0, got -5"}},
+		{"files missing", "relay: {id: r1, card_key_file: /c, " + hdr + "}\nnayax: {base_url: \"https://n/api\", integrator_id: i1, token_id: 7, sign_key_file: \"\"}\n", []string{"nayax.sign_key_file: required", "nayax.token_secret_file: required"}},
 		{"timeout zero", nx(`base_url: "https://n/api", timeout: 0s`), []string{`nayax.timeout: must be > 0, got "0s"`}},
 		{"attempts zero", nx(`base_url: "https://n/api", attempts: 0`), []string{"nayax.attempts: must be between 1 and 10, got 0"}},
 		{"attempts eleven", nx(`base_url: "https://n/api", attempts: 11`), []string{"nayax.attempts: must be between 1 and 10, got 11"}},
@@ -344,6 +340,7 @@ func TestRelayValidateProgrammatic(t *testing.T) {
 	r := DefaultRelay()
 	r.Relay.ID = "r1"
 	r.Relay.CardKeyFile = "/c"
+	r.Relay.InsecureAllowUnauthenticatedCallbacks = true
 	r.Nayax = Nayax{BaseURL: "https://n/api", IntegratorID: "i", SignKeyFile: "/k", TokenID: 1, TokenSecretFile: "/s",
 		Timeout: Duration(time.Second), Attempts: 1, TriggerTimeout: Duration(time.Second)}
 	if probs := r.Validate(); probs != nil {
@@ -369,8 +366,8 @@ func TestLoadRelay(t *testing.T) {
 	bad := writeFile(t, dir, "bad.yaml", "relay: {idd: x}\n")
 	_, err = LoadRelay(bad)
 	var probs Problems
-	if !errors.As(err, &probs) || len(probs) != 8 {
-		t.Errorf("bad file: err = %v, want 8 problems", err)
+	if !errors.As(err, &probs) || len(probs) != 9 {
+		t.Errorf("bad file: err = %v, want 9 problems", err)
 	}
 	good := writeFile(t, dir, "good.yaml", minimalRelay)
 	if r, err := LoadRelay(good); err != nil || r.Relay.ID != "r1" {
@@ -407,16 +404,16 @@ func TestCheck(t *testing.T) {
 	}{
 		{"edge", priced(minimal), KindEdge, 0},
 		{"relay", minimalRelay, KindRelay, 0},
-		{"relay key last", "nayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}\nrelay: {id: r1, card_key_file: /c}\n", KindRelay, 0},
+		{"relay key last", "nayax: {base_url: \"https://n/api\", integrator_id: i1, sign_key_file: /k, token_id: 7, token_secret_file: /s}\nrelay: {id: r1, card_key_file: /c, callback_headers: [{name: X-A, value: a}]}\n", KindRelay, 0},
 		{"edge example", mustRead(t, examplePath), KindEdge, 0},
 		{"relay example", mustRead(t, relayExamplePath), KindRelay, 0},
 		{"empty file is an edge", "", KindEdge, 3},
 		{"list is an edge", "- relay\n", KindEdge, 1},
 		{"broken edge", "node: {id: n1\n", KindEdge, 1},
 		{"broken relay", "relay: {id: r1\n", KindRelay, 1},
-		{"relay without relay block", "nayax: {}\n", KindRelay, 7},
+		{"relay without relay block", "nayax: {}\n", KindRelay, 8},
 		{"relay with edge keys", minimalRelay + "stations: []\n", KindRelay, 1},
-		{"edge with relay key", minimal + "relay: {id: r1, card_key_file: /c}\n", KindRelay, 7},
+		{"edge with relay key", minimal + "relay: {id: r1, card_key_file: /c}\n", KindRelay, 8},
 		{"relay key under a block", priced(minimal + "mqtt: {relay: 1}\n"), KindEdge, 1},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,12 @@ func validateRelaySection(v *validator, s RelaySection) {
 			nayaxAckWait, int(nayaxAckWait/time.Second), quote(s.AckBudget.String()))
 	}
 
+	if len(s.CallbackHeaders) == 0 && !s.InsecureAllowUnauthenticatedCallbacks {
+		v.add("relay.callback_headers", "required: set up one or two custom headers in Nayax's back office and list them here; only nayaxsim or a demo may run without (insecure_allow_unauthenticated_callbacks: true)")
+	}
+	if !decimalAmount.MatchString(s.MaxStartAmount) || strings.Trim(s.MaxStartAmount, "0.") == "" {
+		v.add("relay.max_start_amount", "must be a decimal amount above 0 in the currency's main unit (e.g. 150 or 99.50), got %s", quote(s.MaxStartAmount))
+	}
 	if len(s.CallbackHeaders) > maxCallbackHeader {
 		v.add("relay.callback_headers", "at most %d (Nayax sends up to %d static headers), got %d",
 			maxCallbackHeader, maxCallbackHeader, len(s.CallbackHeaders))
@@ -105,6 +112,9 @@ func validateRelaySection(v *validator, s RelaySection) {
 		v.add("relay.card_key_file", "required")
 	}
 }
+
+// decimalAmount is an amount as the relay compares it exactly.
+var decimalAmount = regexp.MustCompile(`^[0-9]{1,9}(\.[0-9]{1,6})?$`)
 
 // sameSocket reports whether two valid host:port addresses would clash:
 // the same port on the same host, or on any host when either listens on

@@ -93,8 +93,11 @@ func Run(ctx context.Context, o Options) error {
 	if _, err := rand.Read(cardKey); err != nil {
 		return err
 	}
+	// nayaxsim sends no custom headers: the demo's relay is the one kind
+	// that takes unauthenticated callbacks, on loopback.
 	rl, err := relay.New(relay.Options{ID: "demo-relay", Prefix: cfg.MQTT.TopicPrefix, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Nayax: client,
-		CardKey: cardKey, Logger: log.With("part", "relay"), Link: link.Options{Broker: b.URL(), BackoffMin: 200 * time.Millisecond}})
+		CardKey: cardKey, Logger: log.With("part", "relay"), Link: link.Options{Broker: b.URL(), BackoffMin: 200 * time.Millisecond},
+		InsecureAllowUnauthenticatedCallbacks: true})
 	if err != nil {
 		return err
 	}
@@ -115,6 +118,19 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer spy.close()
 	topics := wire.Topics{Prefix: cfg.MQTT.TopicPrefix, Node: Node}
+
+	// The relay routes a terminal's callbacks only to the node the fleet's
+	// registry names, never by what a node claims.
+	t.step("the fleet operator gives the terminal to the site controller (sitelink fleet terminals)")
+	for _, term := range cfg.Terminals {
+		topic, payload, err := wire.TerminalMessage(cfg.MQTT.TopicPrefix, wire.Terminal{Node: Node, MachineID: term.MachineID, HwSerial: term.HwSerial})
+		if err != nil {
+			return err
+		}
+		if err := waitTok(spy.c.Publish(topic, 1, true, payload)); err != nil {
+			return fmt.Errorf("publish terminal ownership: %w", err)
+		}
+	}
 
 	t.step("waiting for the site controller's birth message")
 	if _, err := spy.await(ctx, 10*time.Second, 0, func(m msg) bool {
@@ -231,10 +247,10 @@ func waitRelay(ctx context.Context, url string) error {
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(url + "/healthz")
 		if err == nil {
-			var h struct{ Nodes int }
+			var h struct{ Nodes, Terminals int }
 			_ = json.NewDecoder(resp.Body).Decode(&h)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && h.Nodes > 0 {
+			if resp.StatusCode == http.StatusOK && h.Nodes > 0 && h.Terminals > 0 {
 				return nil
 			}
 		}

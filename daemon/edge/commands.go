@@ -276,15 +276,16 @@ func cortinaStatus(st nayax.CortinaStatus) wire.Status {
 // authorize handles TransactionCallback (+ ServiceStationNumber): an
 // Approved card opens a session and closes the contactor.
 func (e *engine) authorize(cmd wire.Command, now time.Time) (wire.Answer, func(tx *store.Tx) error) {
-	req, err := nayax.DecodeTransactionCallback(cmd.Body)
+	dec, err := nayax.DecodeTransactionCallback(cmd.Body)
 	if err != nil {
 		return decodeFailure(cmd, err), nil
 	}
+	req := authRequest{dec, wire.TicketOf(cmd.Body)}
 	sparkID := req.SparkTransactionId.S
 	out := func(st nayax.Status) wire.Answer {
 		return wire.Answer{SparkTransactionId: sparkID, Status: sparkStatus(st)}
 	}
-	if msg := tooLong(req); msg != "" {
+	if msg := tooLong(req.TransactionCallbackRequest); msg != "" {
 		return out(nayax.Declined(nayax.CodeValidation, msg)), nil
 	}
 	term, ok := e.conf().TerminalFor(req.MachineId.V, req.HwSerial.S)
@@ -379,7 +380,7 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (wire.Answer, func(t
 		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: unknown station %q", station))),
 			e.refuse(req, term, "", existingPtr(have, &existing), key, "unknown station "+station, now)
 	}
-	authorized, dp, aerr := e.authorizedMinor(req, existingPtr(have, &existing))
+	authorized, dp, aerr := e.authorizedMinor(req.TransactionCallbackRequest, existingPtr(have, &existing))
 	if aerr != nil {
 		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("Amount: must be whole minor units of the currency (at most %d decimals) and at most %s, got %s",
 			dp, store.FormatDecimal(store.MaxScaled, dp), req.Amount.Decimal()))), nil
@@ -519,7 +520,7 @@ func (e *engine) authorizedMinor(req nayax.TransactionCallbackRequest, existing 
 // money onto the session, the amount converted by authorizedMinor. The
 // terminal's identifiers are stored as configured (they agree with the
 // request, checked before), so later matches compare like with like.
-func fillAuthorization(s *store.Session, req nayax.TransactionCallbackRequest, term config.Terminal, key []byte, authorized int64) {
+func fillAuthorization(s *store.Session, req authRequest, term config.Terminal, key []byte, authorized int64) {
 	s.NayaxTransactionID = req.NayaxTransactionId.V
 	s.MachineID = cmp.Or(term.MachineID, req.MachineId.V)
 	s.HwSerial = cmp.Or(term.HwSerial, req.HwSerial.S)
@@ -528,20 +529,30 @@ func fillAuthorization(s *store.Session, req nayax.TransactionCallbackRequest, t
 	s.CardDigest = cardDigest(key, req.CardHash.S)
 	s.CardLast4 = req.CardLast4Digits.S
 	s.AuthorizedMinor = authorized
+	s.Ticket = req.ticket
 	s.Request = nil // a Remote Start's trigger is answered
+}
+
+// authRequest is a TransactionCallback as the relay forwarded it, with
+// the relay's ticket for the transaction (wire.Ticket): kept with the
+// session, unread, and sent with its settlement or cancel, without which
+// the relay sends neither.
+type authRequest struct {
+	nayax.TransactionCallbackRequest
+	ticket json.RawMessage
 }
 
 // refuse returns the transaction work that releases an authorization we
 // will not serve (station busy, faulted, unknown, or the session already
 // closed): Nayax holds the customer's money until told, so a refused
 // card gets a cancel request like any session without service.
-func (e *engine) refuse(req nayax.TransactionCallbackRequest, term config.Terminal, station string, existing *store.Session, key []byte, why string, now time.Time) func(tx *store.Tx) error {
+func (e *engine) refuse(req authRequest, term config.Terminal, station string, existing *store.Session, key []byte, why string, now time.Time) func(tx *store.Tx) error {
 	if !req.NayaxTransactionId.Valid || req.NayaxTransactionId.V == 0 {
 		return nil
 	}
 	// An amount we cannot hold exactly cannot be released either: such an
 	// authorization is only answered Declined, as before.
-	authorized, _, err := e.authorizedMinor(req, existing)
+	authorized, _, err := e.authorizedMinor(req.TransactionCallbackRequest, existing)
 	if err != nil || authorized <= 0 {
 		e.log.Warn("not releasing an authorization without a valid amount", "nayax_transaction_id", req.NayaxTransactionId.V,
 			"amount", req.Amount.Decimal(), "why", why)

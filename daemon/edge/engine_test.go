@@ -621,6 +621,10 @@ func TestResultOutcomes(t *testing.T) {
 		{name: "cancel approved", result: map[string]any{"outcome": "approved"}, state: store.Cancelled},
 		{name: "cancel 51 needs a human",
 			result: map[string]any{"outcome": "declined", "Status": map[string]any{"Verdict": "Declined", "ErrorCode": nayax.CodeExternalCancelFailed}}, state: store.NeedsReconciliation},
+		{name: "settlement refused by the relay (ticket): needs a human, not retried", energy: true,
+			result: map[string]any{"outcome": "refused", "error": "relay refused: ExternalSettlement without the ticket"}, state: store.NeedsReconciliation},
+		{name: "cancel refused by the relay: needs a human",
+			result: map[string]any{"outcome": "refused", "error": "relay refused: ExternalCancel with a ticket this fleet did not issue"}, state: store.NeedsReconciliation},
 		{name: "unknown event: nothing changes", result: map[string]any{"event_id": "site-test-999999", "outcome": "approved"}, state: store.Cancelling},
 		{name: "no event id: declined", result: map[string]any{"event_id": "", "outcome": "approved"}, state: store.Cancelling, verdict: "Declined"},
 	}
@@ -653,6 +657,39 @@ func TestResultOutcomes(t *testing.T) {
 			}
 			if _, other := tc.result["event_id"]; !other && (len(got.Answers) != 1 || got.Answers[0].Outcome != tc.result["outcome"]) {
 				t.Fatalf("answers kept: %+v", got.Answers)
+			}
+		})
+	}
+}
+
+// TestTicketKeptAndSent: the relay's ticket in an authorize command is
+// kept with the session, byte for byte, and goes with its settlement or
+// cancel as the "ticket" member, which the relay checks and strips; a
+// refused request keeps no payment record (Nayax never saw it).
+func TestTicketKeptAndSent(t *testing.T) {
+	const ticket = `{"nayax":2004545072,"spark":"12c7cec2-c690-4425-9a1f-db0db60e2d8c","max":"15","mac":"bWFj"}`
+	for _, energy := range []bool{true, false} {
+		t.Run(map[bool]string{true: "settlement", false: "cancel"}[energy], func(t *testing.T) {
+			r := newRig(t, vehicleIf(energy))
+			if v, code := verdict(r.command("authorize", authBody(t, "5", map[string]any{"ticket": json.RawMessage(ticket)}))); v != "Approved" {
+				t.Fatalf("authorize: %s %v", v, code)
+			}
+			if got := string(r.session().Ticket); got != ticket {
+				t.Fatalf("session ticket %q", got)
+			}
+			if energy {
+				time.Sleep(30 * time.Millisecond)
+			}
+			r.command("stop", stopBody(t, nil))
+			s := r.session()
+			var body map[string]json.RawMessage
+			if s.Request == nil || json.Unmarshal(s.Request.Body, &body) != nil || string(body[wire.RequestTicket]) != ticket {
+				t.Fatalf("request %+v carries no ticket", s.Request)
+			}
+			r.command("result", map[string]any{"event_id": s.Request.EventIDs[0], "call": s.Request.Call, "outcome": "refused", "error": "relay refused: test"})
+			got := r.session()
+			if got.State != store.NeedsReconciliation || got.Payment != nil || !strings.Contains(got.StopReason+got.LastAnswer.Description, "relay refused: test") {
+				t.Fatalf("after the refusal: %s payment %+v answer %+v reason %q", got.State, got.Payment, got.LastAnswer, got.StopReason)
 			}
 		})
 	}

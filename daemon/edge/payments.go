@@ -315,7 +315,7 @@ func (e *engine) resultCommand(cmd wire.Command, now time.Time) (wire.Answer, fu
 	if r.Error != "" {
 		ans.Description = r.Error
 	}
-	if kind := s.Request.Kind; (kind == billing.KindSettlement || kind == billing.KindCancel) && r.Outcome != wire.OutcomeError {
+	if kind := s.Request.Kind; (kind == billing.KindSettlement || kind == billing.KindCancel) && r.Outcome != wire.OutcomeError && r.Outcome != wire.OutcomeRefused {
 		// Every answer Nayax gave to the money request is kept whole
 		// (the last one wins: a retry's answer supersedes).
 		p := &store.PaymentRecord{Call: r.Call, Code: ans.Code, At: ans.At}
@@ -376,6 +376,16 @@ func (e *engine) applyResult(tx *store.Tx, s *store.Session, r wire.Result, now 
 			return e.retry(tx, s, r.Error, now) // closes it
 		}
 		return e.schedule(tx, s, "no answer from Nayax: "+r.Error, false, now)
+	}
+	if r.Outcome == wire.OutcomeRefused {
+		// Never sent to Nayax, and sending it again changes nothing (the
+		// ticket is missing or not ours, a terminal we do not own): an
+		// operator must look. A start's hold was never asked for.
+		s.Request = nil
+		if kind == billing.KindStart {
+			return e.transition(tx, s, store.Declined, billing.StopStartFailed+" (the relay refused it: "+r.Error+")", now)
+		}
+		return e.transition(tx, s, store.NeedsReconciliation, "the relay did not send "+r.Call+" to Nayax: "+r.Error, now)
 	}
 	// Declined.
 	code := resultCode(r)

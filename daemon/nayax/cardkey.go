@@ -3,6 +3,7 @@ package nayax
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -47,7 +48,9 @@ func (k CardKey) IsZero() bool { return len(k.k) == 0 }
 // the edge matches on it. An empty or blank h, or the zero key, gives "".
 func (k CardKey) Hash(h string) string {
 	h = strings.TrimSpace(h)
-	if h == "" || k.IsZero() {
+	if h == "" || k.IsZero() || strings.ContainsRune(h, 0) {
+		// No card hash holds a NUL; refusing them keeps Hash's inputs
+		// apart from Sum's key derivation.
 		return ""
 	}
 	if isHex(h) {
@@ -56,6 +59,26 @@ func (k CardKey) Hash(h string) string {
 	m := hmac.New(sha256.New, k.k)
 	m.Write([]byte(h))
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Sum is the fleet secret's MAC over parts for one purpose (domain, e.g.
+// "ticket"): HMAC-SHA256 under a key derived from k for that domain, so
+// that no MAC of one use is a card hash or a MAC of another, with every
+// part length-prefixed, so that no two lists of parts share an input. The
+// zero key gives nil.
+func (k CardKey) Sum(domain string, parts ...string) []byte {
+	if k.IsZero() {
+		return nil
+	}
+	d := hmac.New(sha256.New, k.k)
+	d.Write([]byte("sitelink key derivation\x00" + domain))
+	m := hmac.New(sha256.New, d.Sum(nil))
+	var n [binary.MaxVarintLen64]byte
+	for _, p := range parts {
+		m.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
+		m.Write([]byte(p))
+	}
+	return m.Sum(nil)
 }
 
 // text is Hash for a decoded field: absent stays absent.

@@ -121,3 +121,36 @@ func ExampleCardKey_Hash() {
 	// 3309ff3133df8d8516ec56c9edc62c8fc7882be41b7b77d21824e245bcfa7aea
 	// 3309ff3133df8d8516ec56c9edc62c8fc7882be41b7b77d21824e245bcfa7aea
 }
+
+func TestCardKeySum(t *testing.T) {
+	other := mustCardKey("another fleet's card key, also 32+ bytes")
+	base := testKey.Sum("ticket", "site-a", "42", "10.00")
+	if len(base) != 32 {
+		t.Fatalf("Sum = %d bytes, want 32", len(base))
+	}
+	for _, tc := range []struct {
+		name string
+		got  []byte
+	}{
+		{"other key", other.Sum("ticket", "site-a", "42", "10.00")},
+		{"other domain", testKey.Sum("other", "site-a", "42", "10.00")},
+		{"other node", testKey.Sum("ticket", "site-b", "42", "10.00")},
+		{"parts shifted", testKey.Sum("ticket", "site-a4", "2", "10.00")},
+		{"parts joined", testKey.Sum("ticket", "site-a42", "", "10.00")},
+		{"other amount", testKey.Sum("ticket", "site-a", "42", "100.0")},
+	} {
+		if string(tc.got) == string(base) {
+			t.Errorf("%s: same MAC as the base", tc.name)
+		}
+	}
+	if string(testKey.Sum("ticket", "site-a", "42", "10.00")) != string(base) {
+		t.Error("Sum is not stable")
+	}
+	// The derived key is not the card key: no card hash equals a MAC.
+	if testKey.Hash("sitelink key derivation\x00ticket") != "" {
+		t.Error("Hash accepted a NUL")
+	}
+	if (nayax.CardKey{}).Sum("ticket", "x") != nil {
+		t.Error("the zero key made a MAC")
+	}
+}

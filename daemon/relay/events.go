@@ -96,7 +96,7 @@ func (r *Relay) handleEvent(ctx context.Context, d delivery) {
 		}
 	}()
 
-	res := r.callNayax(ctx, typ, ev)
+	res := r.callNayax(ctx, nodeID, typ, ev)
 	res.SparkTransactionID = sparkOf(ev)
 	r.served.remember(nodeID, request, res, time.Now())
 	r.publishResult(ctx, d.conn, nodeID, res)
@@ -240,20 +240,21 @@ func splitRequest(body json.RawMessage) (call string, fields map[string]json.Raw
 
 // callNayax sends the request an event carries. The event body is the
 // exact Nayax request plus "call" naming the endpoint.
-func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) wire.Result {
+func (r *Relay) callNayax(ctx context.Context, nodeID, typ string, ev wire.Event) wire.Result {
 	res := wire.Result{EventID: ev.ID}
 	call, fields, err := splitRequest(ev.Body)
 	if err != nil {
-		res.Outcome, res.Error = wire.OutcomeError, "event body is not a JSON object"
-		return res
+		return r.refuseRequest(nodeID, res, refused(refusedBadRequest, "event body is not a JSON object"))
 	}
 	res.Call = call
 	if res.Call == "" && typ == wire.EventStartRequest {
 		res.Call = nayax.CallTriggerTransaction
 	}
 	if !allowedCall(typ, res.Call) {
-		res.Outcome, res.Error = wire.OutcomeError, "call "+res.Call+" does not fit a "+typ+" event"
-		return res
+		return r.refuseRequest(nodeID, res, refused(refusedBadRequest, "call %q does not fit a %s event", res.Call, typ))
+	}
+	if no := r.checkRequest(nodeID, typ, res.Call, fields); no != nil {
+		return r.refuseRequest(nodeID, res, no)
 	}
 	if res.Call == nayax.CallTriggerTransaction {
 		// A start that waited (an outage) past the terminal's own timeout
@@ -294,6 +295,19 @@ func (r *Relay) callNayax(ctx context.Context, typ string, ev wire.Event) wire.R
 	if res.Call != nayax.CallTriggerTransaction {
 		res.Record = recordOf(resp.Body)
 	}
+	return res
+}
+
+// refuseRequest answers a node's request the relay will not send: the
+// node gets OutcomeRefused and why, the refusal is counted by reason, and
+// logged with the node's id a few times and then once in a while (a node
+// that keeps trying cannot fill the log).
+func (r *Relay) refuseRequest(nodeID string, res wire.Result, no *refusedRequest) wire.Result {
+	res.Outcome, res.Error = wire.OutcomeRefused, "relay refused: "+no.why
+	r.metrics.Inc(mNodeRefused, "Site requests the relay refused to send to Nayax, by reason (a ticket missing or not this node's, another transaction, over the authorized or maximum amount, another node's terminal).", "reason", no.reason)
+	r.refusalLog.Do(func() {
+		r.log.Warn("refused a site's request; not sent to Nayax", "node", nodeID, "event", res.EventID, "call", res.Call, "reason", no.reason, "why", no.why)
+	})
 	return res
 }
 

@@ -3,8 +3,10 @@ package relay_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +22,32 @@ const fakeNode = "site-fake"
 func (e *env) fakeSite() {
 	e.t.Helper()
 	e.cloud.Publish(prefix+"/nodes/"+fakeNode+"/state", []byte(fmt.Sprintf(`{"online":true,"epoch":1,"version":"x","config_version":0,"machines":[{"machine_id":%d,"hw_serial":%q}],"stations":["5"],"at":%q}`, machine, serial, time.Now().UTC().Format(time.RFC3339))))
+	e.own(fakeNode, machine, serial)
+}
+
+// ticket is the ticket the relay issued to the fake site with
+// transaction txn's authorize command (wire.Ticket), as the edge keeps it.
+func (e *env) ticket(txn nayaxsim.Txn) json.RawMessage {
+	e.t.Helper()
+	var found json.RawMessage
+	waitFor(e.t, 10*time.Second, "the ticket of the authorize command", func() bool {
+		for _, m := range e.cloud.All() {
+			if m.Topic != prefix+"/nodes/"+fakeNode+"/commands/authorize" {
+				continue
+			}
+			cmd, err := wire.DecodeCommand(m.Payload, "authorize")
+			if err != nil {
+				continue
+			}
+			var t wire.Ticket
+			if raw := wire.TicketOf(cmd.Body); json.Unmarshal(raw, &t) == nil && t.Nayax == txn.NayaxTransactionID {
+				found = raw
+				return true
+			}
+		}
+		return false
+	})
+	return found
 }
 
 // authorized makes nayaxsim authorize a card on the fake site's terminal
@@ -48,9 +76,10 @@ func (e *env) emit(typ string, body map[string]any) string {
 	return fmt.Sprintf("%s-%d", fakeNode, seq)
 }
 
-func externalCancel(t nayaxsim.Txn) map[string]any {
+// externalCancel is the fake site's cancel of t, with t's ticket.
+func (e *env) externalCancel(t nayaxsim.Txn) map[string]any {
 	return map[string]any{
-		"call": "ExternalCancel", "NayaxTransactionId": t.NayaxTransactionID, "SparkTransactionId": t.SparkTransactionID,
+		"call": "ExternalCancel", "ticket": e.ticket(t), "NayaxTransactionId": t.NayaxTransactionID, "SparkTransactionId": t.SparkTransactionID,
 		"SiteId": t.SiteID, "MachineAuTime": t.MachineAuTime, "TerminalId": serial, "TerminalIdType": 1,
 		"CancellationType": 1, "ReasonCode": "75", "ReasonText": "Service not provided", "CancelAmount": t.Amount,
 	}
@@ -99,7 +128,7 @@ func TestRequestEventsToNayax(t *testing.T) {
 	waitRoute(t, r.url)
 	txn := e.authorized(r.url)
 
-	id := e.emit("cancel-request", externalCancel(txn))
+	id := e.emit("cancel-request", e.externalCancel(txn))
 	res := e.awaitResult(id)
 	if res.Outcome != wire.OutcomeApproved || res.Call != "ExternalCancel" {
 		t.Fatalf("result %+v", res)
@@ -119,7 +148,7 @@ func TestRequestEventsToNayax(t *testing.T) {
 
 	// The node sends it again (it never saw the result): answered from
 	// memory, Nayax is not called a second time.
-	res = e.awaitResult(e.emit("cancel-request", externalCancel(txn)))
+	res = e.awaitResult(e.emit("cancel-request", e.externalCancel(txn)))
 	if res.Outcome != wire.OutcomeApproved || len(e.sim.Requests("ExternalCancel")) != 1 {
 		t.Fatalf("repeat: %+v after %d calls", res, len(e.sim.Requests("ExternalCancel")))
 	}
@@ -136,7 +165,7 @@ func TestRequestEventsToNayax(t *testing.T) {
 
 	// An event whose call does not fit its type is refused without a call.
 	res = e.awaitResult(e.emit("settlement-request", map[string]any{"call": "ExternalCancel", "SparkTransactionId": spark}))
-	if res.Outcome != wire.OutcomeError || !strings.Contains(res.Error, "does not fit") {
+	if res.Outcome != wire.OutcomeRefused || !strings.Contains(res.Error, "does not fit") {
 		t.Fatalf("mismatched call: %+v", res)
 	}
 }
@@ -152,7 +181,7 @@ func TestNayaxFailures(t *testing.T) {
 
 	txn := e.authorized(r.url)
 	e.sim.Fail("ExternalCancel", nayaxsim.Failure{Times: 2, Status: 503})
-	res := e.awaitResult(e.emit("cancel-request", externalCancel(txn)))
+	res := e.awaitResult(e.emit("cancel-request", e.externalCancel(txn)))
 	if res.Outcome != wire.OutcomeApproved || res.Attempts != 3 {
 		t.Fatalf("after two 503s: %+v", res)
 	}
@@ -160,13 +189,13 @@ func TestNayaxFailures(t *testing.T) {
 	// Another transaction: the first one's answer is remembered.
 	txn = e.authorized(r.url)
 	e.sim.Fail("ExternalCancel", nayaxsim.Failure{Status: 500})
-	res = e.awaitResult(e.emit("cancel-request", externalCancel(txn)))
+	res = e.awaitResult(e.emit("cancel-request", e.externalCancel(txn)))
 	if res.Outcome != wire.OutcomeError || !strings.Contains(res.Error, "no answer from Nayax") {
 		t.Fatalf("Nayax down: %+v", res)
 	}
 	e.sim.ClearFailures()
 	e.sim.Fail("ExternalCancel", nayaxsim.Failure{Times: 1, Code: 51})
-	res = e.awaitResult(e.emit("cancel-request", externalCancel(txn)))
+	res = e.awaitResult(e.emit("cancel-request", e.externalCancel(txn)))
 	if res.Outcome != wire.OutcomeDeclined || res.Status == nil || res.Status.ErrorCode == nil || *res.Status.ErrorCode != 51 {
 		t.Fatalf("51: %+v", res)
 	}
@@ -181,15 +210,31 @@ func TestTwoReplicas(t *testing.T) {
 	e.fakeSite()
 	waitRoute(t, r1.url)
 	waitRoute(t, r2.url)
-	txn := e.authorized(r1.url)
-
-	// Twenty different requests (a replica handles two requests for one
-	// transaction one after the other, never at once).
+	// Twenty transactions, twenty different requests (a replica handles
+	// two requests for one transaction one after the other, never at
+	// once).
+	e.sim.SetRelay(r1.url)
+	txns := make([]nayaxsim.Txn, 20)
+	errs := make([]error, 20)
+	var wg sync.WaitGroup
+	for i := range txns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tap, err := e.sim.Tap(context.Background(), nayaxsim.Terminal{MachineID: machine, HwSerial: serial}, fmt.Sprint(10+i), fmt.Sprintf("card-%d", i), 20)
+			if err == nil && tap.Kind != "authorize" {
+				err = fmt.Errorf("tap %+v", tap)
+			}
+			txns[i], errs[i] = tap.Txn, err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	var ids []string
-	for i := 0; i < 20; i++ {
-		b := externalCancel(txn)
-		b["SparkTransactionId"] = fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
-		ids = append(ids, e.emit("cancel-request", b))
+	for _, txn := range txns {
+		ids = append(ids, e.emit("cancel-request", e.externalCancel(txn)))
 	}
 	for _, id := range ids {
 		e.awaitResult(id)

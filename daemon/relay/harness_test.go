@@ -21,6 +21,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/daemon/nayaxsim"
 	"github.com/sitelink/sitelink/daemon/relay"
+	"github.com/sitelink/sitelink/daemon/wire"
 )
 
 const (
@@ -133,7 +134,7 @@ func (e *env) startRelayOpts(id string, budget time.Duration, edit func(*nayax.C
 	}
 	ro := relay.Options{
 		ID: id, Prefix: prefix, Group: "relays", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", AckBudget: budget,
-		CallbackHeaders: headers, Nayax: client, Logger: e.log.With("relay", id), CardKey: []byte(cardKey),
+		CallbackHeaders: headers, InsecureAllowUnauthenticatedCallbacks: len(headers) == 0, Nayax: client, Logger: e.log.With("relay", id), CardKey: []byte(cardKey),
 		Link: link.Options{Broker: e.broker.URL, BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond, ConnectTimeout: 3 * time.Second},
 	}
 	if opts != nil {
@@ -211,6 +212,11 @@ func (e *env) startEdgeWith(node string, dir string, edit func(*config.Edge)) *e
 	if p := c.Validate(); len(p) > 0 {
 		e.t.Fatalf("edge config: %v", p)
 	}
+	// The fleet's operator gives the node its terminals: the relay
+	// routes by nothing else.
+	for _, term := range c.Terminals {
+		e.own(node, term.MachineID, term.HwSerial)
+	}
 	d, err := edge.New(edge.Options{Config: &c, Version: "test", Logger: e.log.With("node", node)})
 	if err != nil {
 		e.t.Fatal(err)
@@ -234,6 +240,17 @@ func (e *env) startEdgeWith(node string, dir string, edit func(*config.Edge)) *e
 		return err == nil && st.Connected
 	})
 	return p
+}
+
+// own publishes the registry entry (P/terminals) that gives a terminal
+// to node, as `sitelink fleet terminals` does.
+func (e *env) own(node string, machineID int64, hwSerial string) {
+	e.t.Helper()
+	topic, payload, err := wire.TerminalMessage(prefix, wire.Terminal{Node: node, MachineID: machineID, HwSerial: hwSerial})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.cloud.PublishRetained(topic, payload)
 }
 
 // post sends a callback as Nayax would.
@@ -280,7 +297,7 @@ func waitRoute(t *testing.T, url string) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return !strings.Contains(string(b), `"nodes":0`)
+		return !strings.Contains(string(b), `"nodes":0`) && !strings.Contains(string(b), `"terminals":0`)
 	})
 }
 

@@ -202,13 +202,13 @@ func (r *Relay) stopCallback(ctx context.Context, body []byte) answer {
 // acknowledge handles the callbacks Nayax only needs acknowledged
 // (TransactionCallback, Decline, Timeout): the edge's answer when it comes
 // within the budget, otherwise 200 with the command left queued.
-func (r *Relay) acknowledge(ctx context.Context, typ, sparkID string, machineID int64, hwSerial string, fwd json.RawMessage) answer {
+func (r *Relay) acknowledge(ctx context.Context, typ, sparkID string, machineID int64, hwSerial string, fwd func(node) json.RawMessage) answer {
 	out := func(st nayax.Status) answer { return sparkAnswer(st, sparkID, "") }
 	n, ok := r.routes.lookup(machineID, hwSerial)
 	if !ok {
 		return out(nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal"))
 	}
-	rep, err := r.send(ctx, n, typ, fwd)
+	rep, err := r.send(ctx, n, typ, fwd(n))
 	switch {
 	case err == nil:
 		return nodeAnswer(rep.Body)
@@ -222,11 +222,21 @@ func (r *Relay) acknowledge(ctx context.Context, typ, sparkID string, machineID 
 	}
 }
 
+// transactionCallback forwards the authorized transaction to the node
+// that owns its terminal with the ticket that lets that node, and no
+// other, settle or cancel it (tickets.go).
 func (r *Relay) transactionCallback(ctx context.Context, body []byte) answer {
-	return ackDecoded(r, ctx, wire.CommandAuthorize, body, nayax.DecodeTransactionCallback,
-		func(q nayax.TransactionCallbackRequest) (string, int64, string) {
-			return q.SparkTransactionId.S, q.MachineId.V, q.HwSerial.S
-		})
+	req, err := nayax.DecodeTransactionCallback(body)
+	if err != nil {
+		return refusal(false, err, req.SparkTransactionId.S, "")
+	}
+	fwd := req.Forward(r.cardKey)
+	return r.acknowledge(ctx, wire.CommandAuthorize, req.SparkTransactionId.S, req.MachineId.V, req.HwSerial.S, func(n node) json.RawMessage {
+		if !req.NayaxTransactionId.Valid || req.NayaxTransactionId.V == 0 {
+			return fwd // nothing to settle or cancel
+		}
+		return withTicket(fwd, r.ticket(n.ID, req.NayaxTransactionId.V, req.SparkTransactionId.S, req.Amount.Decimal()))
+	})
 }
 
 func (r *Relay) declineCallback(ctx context.Context, body []byte) answer {
@@ -258,7 +268,8 @@ func ackDecoded[T forwarder](r *Relay, ctx context.Context, typ string, body []b
 	if err != nil {
 		return refusal(false, err, spark, "")
 	}
-	return r.acknowledge(ctx, typ, spark, machine, serial, req.Forward(r.cardKey))
+	fwd := req.Forward(r.cardKey)
+	return r.acknowledge(ctx, typ, spark, machine, serial, func(node) json.RawMessage { return fwd })
 }
 
 // cortina handles Prepaid Cancel/Void: only the allowlisted fields go to
@@ -308,10 +319,10 @@ func withField(obj json.RawMessage, k, v string) json.RawMessage {
 // and the retained node states have had a moment to arrive (before that,
 // every callback would be "unknown machine").
 func (r *Relay) health(w http.ResponseWriter) {
-	nodes := len(r.routes.all())
+	nodes, terminals := r.routes.counts()
 	up := r.link.Connected() && r.evlink.Connected()
-	warm := nodes > 0 || time.Since(time.Unix(0, r.upAt.Load())) > time.Second
-	st := map[string]any{"relay": r.o.ID, "connected": up, "routes_ready": warm, "nodes": nodes, "at": time.Now().UTC()}
+	warm := terminals > 0 || time.Since(time.Unix(0, r.upAt.Load())) > time.Second
+	st := map[string]any{"relay": r.o.ID, "connected": up, "routes_ready": warm, "nodes": nodes, "terminals": terminals, "at": time.Now().UTC()}
 	w.Header().Set("Content-Type", "application/json")
 	if !up || !warm {
 		w.WriteHeader(http.StatusServiceUnavailable)

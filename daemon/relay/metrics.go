@@ -23,6 +23,10 @@ const (
 	mServedFromMemory = "sitelink_relay_events_served_from_memory_total"
 	mResultRetries    = "sitelink_relay_result_publish_retries_total"
 	mResultsDropped   = "sitelink_relay_results_dropped_total"
+	// What the relay believes nothing of: claims in node states that
+	// the registry contradicts, requests for other nodes' money.
+	mClaimsIgnored = "sitelink_relay_claims_ignored_total"
+	mNodeRefused   = "sitelink_relay_node_requests_refused_total"
 )
 
 // Verdict labels of callbacks that got no Nayax verdict.
@@ -85,7 +89,9 @@ func (r *Relay) writeMetrics(w http.ResponseWriter) {
 	const up = "1 while the relay's broker connection is up, by link."
 	r.metrics.Gauge("sitelink_relay_connected", up, metrics.Bool(r.link.Connected()), "link", "callbacks")
 	r.metrics.Gauge("sitelink_relay_connected", up, metrics.Bool(r.evlink.Connected()), "link", "events")
-	r.metrics.Gauge("sitelink_relay_nodes", "Site controllers the relay has a route to.", float64(len(r.routes.all())))
+	nodes, terminals := r.routes.counts()
+	r.metrics.Gauge("sitelink_relay_nodes", "Site controllers whose retained state the relay holds.", float64(nodes))
+	r.metrics.Gauge("sitelink_relay_terminals", "Terminals P/terminals gives an owner: the routes of callbacks.", float64(terminals))
 	r.metrics.Gauge("sitelink_relay_results_unpublished", "Nayax answers waiting for a broker connection to reach their node.", float64(r.unpublished.Len()))
 	r.metrics.Gauge("sitelink_relay_answers_remembered", "Recent Nayax answers kept to answer repeated events from memory.", float64(r.served.len()))
 	const refused = "Requests and connections the public listener refused, by reason (logged once per interval, never one by one)."

@@ -146,7 +146,7 @@ func TestRepeatedEventAnsweredFromMemory(t *testing.T) {
 
 	seq++
 	id := fmt.Sprintf("%s-%d", fakeNode, seq)
-	payload, err := wire.EventPayload(fakeNode, seq, "cancel-request", time.Now(), externalCancel(txn))
+	payload, err := wire.EventPayload(fakeNode, seq, "cancel-request", time.Now(), e.externalCancel(txn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestRepeatedEventAnsweredFromMemory(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		e.cloud.Publish(topic, payload)
 	}
-	again := e.emit("cancel-request", externalCancel(txn))
+	again := e.emit("cancel-request", e.externalCancel(txn))
 	res := e.awaitResult(again)
 	waitFor(t, 10*time.Second, "five results for the repeated id", func() bool { return len(e.results()[id]) == 5 })
 	if res.Outcome != wire.OutcomeApproved {

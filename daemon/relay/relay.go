@@ -42,7 +42,14 @@ type Options struct {
 	Listen    string // HTTP listen address (":8080")
 	AckBudget time.Duration
 	// Callback headers required on every inbound call (at most two).
-	CallbackHeaders []Header
+	// New refuses to build a relay without them unless
+	// InsecureAllowUnauthenticatedCallbacks is set (nayaxsim, the demo).
+	CallbackHeaders                       []Header
+	InsecureAllowUnauthenticatedCallbacks bool
+	// MaxStartAmount caps the Amount of a node's remote start (a decimal
+	// in the currency's main unit, DefaultMaxStartAmount when empty): a
+	// stolen controller cannot make a terminal ask a card for more.
+	MaxStartAmount string
 	// TLS serves HTTPS directly when set.
 	TLS *tls.Config
 	// Link to the broker; ClientID, Subs, ManualAck, OnUp are set by the
@@ -92,6 +99,9 @@ const (
 	DefaultRateLimit      = 200
 	DefaultRateBurst      = 400
 	DefaultMaxConnections = 1024
+	// DefaultMaxStartAmount is relay.max_start_amount's default: above
+	// a charging session's usual pre-authorization in EUR, GBP or USD.
+	DefaultMaxStartAmount = "150"
 )
 
 // Relay is one stateless replica: it answers Nayax's callbacks by asking
@@ -111,8 +121,8 @@ type Relay struct {
 	cardKey nayax.CardKey
 
 	mu      sync.Mutex
-	pending map[string]chan wire.Reply // command id -> waiting HTTP handler
-	busy    map[string][]paho.Message  // node|request -> duplicate deliveries to ack when done
+	pending map[string]pendingReply   // command id -> waiting HTTP handler
+	busy    map[string][]paho.Message // node|request -> duplicate deliveries to ack when done
 
 	// served answers repeated events from memory; unpublished holds the
 	// results whose publish failed, for the resender.
@@ -125,6 +135,14 @@ type Relay struct {
 	sources *guard.Sources
 	conns   atomic.Pointer[guard.Listener]
 	refused *guard.Refusals
+	// refusalLog limits the log lines of refused node requests (each is
+	// counted in mNodeRefused).
+	refusalLog rate.Sometimes
+
+	// regUp hands keepRegistry each new main connection; reseed holds
+	// the registry entries to publish again.
+	regUp  chan *link.Conn
+	reseed *queue.Queue[registryEntry]
 
 	ready chan struct{}
 	addr  string
@@ -145,6 +163,15 @@ func New(o Options) (*Relay, error) {
 		return nil, fmt.Errorf("relay: card key: %w", err)
 	}
 	o.CardKey = nil // one copy of the secret: cardKey's
+	if len(o.CallbackHeaders) == 0 && !o.InsecureAllowUnauthenticatedCallbacks {
+		return nil, errors.New("relay: callback headers are required (Nayax sends them with every callback); only a test set-up may run without (insecure_allow_unauthenticated_callbacks)")
+	}
+	if o.MaxStartAmount == "" {
+		o.MaxStartAmount = DefaultMaxStartAmount
+	}
+	if _, err := above("0", o.MaxStartAmount); err != nil {
+		return nil, fmt.Errorf("relay: max start amount %q is not a decimal", o.MaxStartAmount)
+	}
 	if o.AckBudget <= 0 {
 		o.AckBudget = 4 * time.Second
 	}
@@ -175,11 +202,21 @@ func New(o Options) (*Relay, error) {
 	}
 	r := &Relay{
 		o: o, log: log, routes: newRoutes(log), events: queue.New[delivery](), cardKey: cardKey,
-		pending: map[string]chan wire.Reply{}, busy: map[string][]paho.Message{},
-		ready:  make(chan struct{}),
+		pending: map[string]pendingReply{}, busy: map[string][]paho.Message{},
+		ready: make(chan struct{}), regUp: make(chan *link.Conn, 1), reseed: queue.New[registryEntry](),
 		served: newServed(o.RememberAnswers, rememberFor), unpublished: queue.New[pendingResult](),
-		sources: guard.NewSources(o.RateLimit, o.RateBurst, 0),
-		refused: guard.NewRefusals(log, slog.LevelWarn, "requests refused", o.RefusalLogEvery),
+		sources:    guard.NewSources(o.RateLimit, o.RateBurst, 0),
+		refused:    guard.NewRefusals(log, slog.LevelWarn, "requests refused", o.RefusalLogEvery),
+		refusalLog: rate.Sometimes{First: 10, Interval: time.Minute},
+	}
+	for _, reason := range nodeRefusalReasons {
+		r.metrics.Add(mNodeRefused, "", 0, "reason", reason)
+	}
+	for _, reason := range []string{claimUnregistered, claimOtherOwner} {
+		r.metrics.Add(mClaimsIgnored, "", 0, "reason", reason)
+	}
+	r.routes.claim = func(reason string) {
+		r.metrics.Inc(mClaimsIgnored, "Terminals a site controller's state claims that P/terminals gives to nobody or to another node, by reason; the claim is ignored.", "reason", reason)
 	}
 	// Clean sessions: a replica that is down must not keep a share of the
 	// events queued for it (mosquitto keeps dealing shared messages to
@@ -196,8 +233,21 @@ func New(o Options) (*Relay, error) {
 		all.State():                     r.onState,
 		all.RelayReplies(o.ID):          r.onReply,
 		all.Command(wire.CommandResult): r.onPeerResult,
+		wire.AllTerminals(o.Prefix):     r.onTerminal,
 	}
-	lo.OnUp = func(*link.Conn) error { r.upAt.Store(time.Now().UnixNano()); return nil }
+	lo.OnUp = func(c *link.Conn) error {
+		r.upAt.Store(time.Now().UnixNano())
+		select {
+		case r.regUp <- c:
+		default: // keepRegistry has not taken the last one: it never blocks the link
+			select {
+			case <-r.regUp:
+			default:
+			}
+			r.regUp <- c
+		}
+		return nil
+	}
 	r.link = link.New(lo)
 	eo := o.Link
 	eo.ClientID = o.ID + "-events"
@@ -279,13 +329,14 @@ func (r *Relay) Run(ctx context.Context) error {
 	msrv := &http.Server{Handler: r.MetricsHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second,
 		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 8 << 10}
 	if len(r.o.CallbackHeaders) == 0 {
-		r.log.Warn("no relay.callback_headers configured: anyone who can reach this endpoint can post callbacks; configure Nayax's custom headers or restrict the network")
+		r.log.Warn("INSECURE: no relay.callback_headers (insecure_allow_unauthenticated_callbacks): anyone who can reach this endpoint can post callbacks; for nayaxsim and the demo only")
 	}
 
 	runCtx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); r.refused.Run(runCtx) }()
+	go func() { defer wg.Done(); r.keepRegistry(runCtx) }()
 	go func() { defer wg.Done(); _ = r.link.Run(runCtx) }()
 	go func() { defer wg.Done(); r.resender(runCtx) }()
 	go func() { defer wg.Done(); _ = r.evlink.Run(runCtx) }()
@@ -341,6 +392,89 @@ func (r *Relay) onState(_ *link.Conn, m paho.Message) {
 	r.routes.update(id, &st)
 }
 
+// onTerminal learns a terminal's owner from the fleet's registry
+// (P/terminals/+); it runs in paho's router, so it only parses and
+// updates a map. An unreadable entry is ignored and the terminal keeps
+// no owner from it.
+func (r *Relay) onTerminal(c *link.Conn, m paho.Message) {
+	defer m.Ack()
+	key, ok := wire.ParseTerminalTopic(r.o.Prefix, m.Topic())
+	if !ok {
+		return
+	}
+	if len(m.Payload()) == 0 {
+		r.routes.setTerminal(key, nil, c)
+		return
+	}
+	t, err := wire.DecodeTerminal(m.Payload())
+	if err != nil {
+		r.log.Warn("ignoring unreadable terminal ownership", "topic", m.Topic(), "err", err)
+		r.routes.setTerminal(key, nil, c)
+		return
+	}
+	if held := r.routes.setTerminal(key, &t, c); held != nil {
+		r.reseed.Push(registryEntry{key, *held})
+	}
+}
+
+// registryEntry is one P/terminals message to publish again.
+type registryEntry struct {
+	key string
+	t   wire.Terminal
+}
+
+// registrySettle is how long after connecting the relay waits for the
+// broker's retained registry before it re-seeds what the broker lacks.
+const registrySettle = 5 * time.Second
+
+// keepRegistry puts back the terminal registry when the broker has lost
+// it (restarted without persistence): a while after each connection, the
+// entries this replica holds that the broker did not send are published
+// again, retained, with their own times; an older message than the one
+// held is answered with the held one. Removals are entries too, so a
+// removed terminal never comes back. Without it, a broker that lost its
+// data would leave every terminal unrouted until an operator gave them
+// again.
+func (r *Relay) keepRegistry(ctx context.Context) {
+	var settle <-chan time.Time
+	var conn *link.Conn
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-r.regUp:
+			conn, settle = c, time.After(registrySettle)
+			continue
+		case <-settle:
+			settle = nil
+			for key, t := range r.routes.unseen(conn) {
+				r.reseed.Push(registryEntry{key, t})
+			}
+		case <-r.reseed.Wake():
+		}
+		held := r.reseed.Drain()
+		if len(held) > 0 {
+			r.log.Info("publishing terminal registry entries the broker lacks or holds older", "entries", len(held))
+		}
+		for _, e := range held {
+			c := r.link.Conn()
+			if c == nil {
+				break // the next connection's settle re-seeds
+			}
+			payload, err := json.Marshal(e.t)
+			if err != nil {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = c.PublishWait(pctx, wire.TerminalTopic(r.o.Prefix, e.key), true, payload)
+			cancel()
+			if err != nil {
+				r.log.Warn("re-seeding the terminal registry", "key", e.key, "err", err)
+			}
+		}
+	}
+}
+
 // onReply hands a node's reply to the HTTP handler waiting for it.
 func (r *Relay) onReply(_ *link.Conn, m paho.Message) {
 	defer m.Ack()
@@ -349,12 +483,15 @@ func (r *Relay) onReply(_ *link.Conn, m paho.Message) {
 		r.log.Warn("ignoring unreadable reply", "topic", m.Topic(), "err", err)
 		return
 	}
+	nodeID, _, _, _ := wire.ParseNodeTopic(r.o.Prefix, m.Topic())
 	r.mu.Lock()
-	ch := r.pending[rep.ID]
+	p, ok := r.pending[rep.ID]
 	r.mu.Unlock()
-	if ch != nil {
+	// Only the node the command went to answers it: another node's
+	// reply, on its own topics, is not taken for the victim's.
+	if ok && p.node == nodeID {
 		select {
-		case ch <- rep:
+		case p.ch <- rep:
 		default:
 		}
 	}
@@ -372,7 +509,7 @@ func (r *Relay) send(ctx context.Context, n node, typ string, body json.RawMessa
 	}
 	ch := make(chan wire.Reply, 1)
 	r.mu.Lock()
-	r.pending[id] = ch
+	r.pending[id] = pendingReply{node: n.ID, ch: ch}
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -395,6 +532,13 @@ func (r *Relay) send(ctx context.Context, n node, typ string, body json.RawMessa
 	case <-ctx.Done():
 		return wire.Reply{}, errNoAnswer
 	}
+}
+
+// pendingReply is an HTTP handler waiting for the reply of the node its
+// command went to.
+type pendingReply struct {
+	node string
+	ch   chan wire.Reply
 }
 
 var (

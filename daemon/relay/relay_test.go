@@ -223,6 +223,7 @@ func TestAckBudgetExpiry(t *testing.T) {
 	// A node that announced itself and then hangs: a retained birth, no
 	// daemon behind it.
 	e.cloud.Publish(prefix+"/nodes/site-hung/state", []byte(`{"online":true,"epoch":3,"version":"x","config_version":0,"machines":[{"machine_id":71234996,"hw_serial":"0434334921100366"}],"stations":["5"],"at":"2026-01-01T00:00:00Z"}`))
+	e.own("site-hung", machine, serial)
 	waitRoute(t, r.url)
 	start := time.Now()
 	code, body := post(t, r.url, "/api/StopCallback", "application/json", seeds.Get("000_stopcallback_request.json"))

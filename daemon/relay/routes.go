@@ -2,6 +2,9 @@ package relay
 
 import (
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -10,7 +13,7 @@ import (
 )
 
 // node is what the relay knows of a site controller from its retained
-// state message.
+// state message: whether it is online, and what it claims.
 type node struct {
 	ID       string
 	Online   bool
@@ -19,18 +22,43 @@ type node struct {
 	Machines []wire.Machine
 }
 
-// routes maps Nayax machine ids and HW serials to nodes, learned from the
-// retained `P/nodes/+/state` births and wills. Every replica builds its
-// own copy, so any replica can answer for any node.
+// Reasons a node's claim to a terminal is ignored (metric labels).
+const (
+	claimUnregistered = "unregistered" // no P/terminals message names the terminal
+	claimOtherOwner   = "other-owner"  // P/terminals gives it to another node
+)
+
+// routes maps Nayax machine ids and HW serials to the nodes that own them.
+// Ownership comes only from the retained P/terminals/+ messages, which the
+// fleet's operator writes and nodes cannot (the broker's ACL): a node's
+// state says whether it is online, and the terminals it lists there are
+// claims, compared with the registry and reported, never followed. Every
+// replica builds its own copy from the retained messages, so any replica
+// can answer for any node.
+//
+// Lookups and updates cost O(1) (the terminals of one message), never a
+// scan of the fleet: the indexes map a machine id or normalized serial to
+// the registry keys that name it (one, unless an operator gave one
+// terminal two entries; then the newest wins).
 type routes struct {
 	log *slog.Logger
+	// claim counts one ignored claim, by reason (set by the relay).
+	claim func(reason string)
 
-	mu    sync.RWMutex
-	nodes map[string]node
+	mu        sync.RWMutex
+	nodes     map[string]node
+	terms     map[string]wire.Terminal // registry key -> owner
+	byMachine map[int64][]string
+	bySerial  map[string][]string
+	disputed  map[string]string // node -> its ignored claims as last logged
+	// seen is the broker connection on which each registry key was
+	// last received.
+	seen map[string]any
 }
 
 func newRoutes(log *slog.Logger) *routes {
-	return &routes{log: log, nodes: map[string]node{}}
+	return &routes{log: log, claim: func(string) {}, nodes: map[string]node{}, terms: map[string]wire.Terminal{},
+		byMachine: map[int64][]string{}, bySerial: map[string][]string{}, disputed: map[string]string{}, seen: map[string]any{}}
 }
 
 // normSerial is the routing key of a serial: nayax.NormSerial, the one
@@ -38,83 +66,192 @@ func newRoutes(log *slog.Logger) *routes {
 // "" claims nothing).
 func normSerial(s string) string { return nayax.NormSerial(s) }
 
-func (n node) claims(machineID int64, serial string) bool {
-	for _, m := range n.Machines {
-		if (machineID != 0 && m.MachineID == machineID) || (serial != "" && normSerial(m.HwSerial) == serial) {
-			return true
-		}
+// setTerminal records the owner of the terminal under registry key (or
+// its removal, t.Removed); nil (a cleared retained message) forgets the
+// key. A message older than the one held is not applied: stale reports
+// the held one, which the caller publishes again so that the broker's
+// retained copy converges on the newest.
+func (r *routes) setTerminal(key string, t *wire.Terminal, conn any) (stale *wire.Terminal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen[key] = conn
+	if old, ok := r.terms[key]; ok && t != nil && old.At.After(t.At) {
+		return &old
 	}
-	return false
+	if old, ok := r.terms[key]; ok {
+		if old.MachineID > 0 {
+			r.byMachine[old.MachineID] = dropKey(r.byMachine[old.MachineID], key)
+			if len(r.byMachine[old.MachineID]) == 0 {
+				delete(r.byMachine, old.MachineID)
+			}
+		}
+		if s := normSerial(old.HwSerial); s != "" {
+			r.bySerial[s] = dropKey(r.bySerial[s], key)
+			if len(r.bySerial[s]) == 0 {
+				delete(r.bySerial, s)
+			}
+		}
+		delete(r.terms, key)
+	}
+	if t == nil {
+		return nil
+	}
+	r.terms[key] = *t
+	if t.Removed {
+		return nil
+	}
+	if t.MachineID > 0 {
+		r.byMachine[t.MachineID] = append(r.byMachine[t.MachineID], key)
+	}
+	if s := normSerial(t.HwSerial); s != "" {
+		r.bySerial[s] = append(r.bySerial[s], key)
+	}
+	if keys := r.keysOf(t.MachineID, t.HwSerial); len(keys) > 1 {
+		r.log.Warn("two entries of P/terminals name one terminal; the newest counts: remove the stale one",
+			"keys", strings.Join(keys, ","), "machine_id", t.MachineID, "hw_serial", t.HwSerial)
+	}
+	return nil
 }
 
-// update records a node's state; an empty payload (a cleared retained
-// message) forgets the node. A terminal claimed by two nodes is logged: a
-// controller was moved or misconfigured, and an operator must know.
+// unseen returns the registry entries (removals included) held but not
+// received on broker connection conn: a while after it came up, the
+// broker has lost them (restarted without its data), and the relay puts
+// them back.
+func (r *routes) unseen(conn any) map[string]wire.Terminal {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := map[string]wire.Terminal{}
+	for k, t := range r.terms {
+		if r.seen[k] != conn {
+			out[k] = t
+		}
+	}
+	return out
+}
+
+func dropKey(keys []string, key string) []string {
+	return slices.DeleteFunc(keys, func(k string) bool { return k == key })
+}
+
+// keysOf lists the registry keys naming a terminal by machine id or
+// serial. The caller holds r.mu.
+func (r *routes) keysOf(machineID int64, serial string) []string {
+	var keys []string
+	if machineID > 0 {
+		keys = append(keys, r.byMachine[machineID]...)
+	}
+	if s := normSerial(serial); s != "" {
+		for _, k := range r.bySerial[s] {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
+}
+
+// owner is the registry's owner of a terminal: by machine id first, then
+// by serial; among several entries the newest. The caller holds r.mu.
+func (r *routes) owner(machineID int64, serial string) (string, bool) {
+	pick := func(keys []string) (string, bool) {
+		best, found := wire.Terminal{}, false
+		for _, k := range keys {
+			if t := r.terms[k]; !found || t.At.After(best.At) {
+				best, found = t, true
+			}
+		}
+		return best.Node, found
+	}
+	if machineID > 0 {
+		if n, ok := pick(r.byMachine[machineID]); ok {
+			return n, true
+		}
+	}
+	if s := normSerial(serial); s != "" {
+		return pick(r.bySerial[s])
+	}
+	return "", false
+}
+
+// update records a node's state; nil (a cleared retained message) forgets
+// the node. Its machines are checked against the registry: a claim to a
+// terminal the registry gives to nobody or to another node is ignored,
+// counted, and logged when the node's set of such claims changes (a
+// controller moved without its registry entry, a misconfiguration, or a
+// stolen key trying to take another site's callbacks).
 func (r *routes) update(id string, st *wire.State) {
-	var conflicts []string
 	r.mu.Lock()
 	if st == nil {
 		delete(r.nodes, id)
+		delete(r.disputed, id)
 		r.mu.Unlock()
 		return
 	}
-	n := node{ID: id, Online: st.Online, Epoch: st.Epoch, At: st.At, Machines: st.Machines}
-	r.nodes[id] = n
-	for _, o := range r.nodes {
-		if o.ID == id {
-			continue
-		}
-		for _, m := range n.Machines {
-			if o.claims(m.MachineID, normSerial(m.HwSerial)) {
-				conflicts = append(conflicts, o.ID)
-				break
-			}
+	r.nodes[id] = node{ID: id, Online: st.Online, Epoch: st.Epoch, At: st.At, Machines: st.Machines}
+	var bad []string
+	for _, m := range st.Machines {
+		owner, ok := r.owner(m.MachineID, m.HwSerial)
+		switch {
+		case !ok:
+			r.claim(claimUnregistered)
+			bad = append(bad, terminalName(m)+" (not in P/terminals)")
+		case owner != id:
+			r.claim(claimOtherOwner)
+			bad = append(bad, terminalName(m)+" (owned by "+owner+")")
 		}
 	}
+	summary := strings.Join(bad, ", ")
+	changed := summary != r.disputed[id]
+	r.disputed[id] = summary
 	r.mu.Unlock()
-	for _, other := range conflicts {
-		r.log.Warn("two site controllers claim one terminal; the online one with the newest birth gets its callbacks",
-			"node", id, "other_node", other)
+	if changed && summary != "" {
+		r.log.Warn("ignoring a site controller's claim to terminals it does not own; its callbacks go by P/terminals (sitelink fleet terminals)",
+			"node", id, "terminals", summary)
 	}
 }
 
-// lookup finds the node for a terminal (machine id first, then serial).
-// Among several claimants an online node wins over an offline one, then
-// the newest state: a controller moved to new hardware and its old box
-// shut down must not take the terminal back with its offline message.
+func terminalName(m wire.Machine) string {
+	switch {
+	case m.MachineID > 0 && m.HwSerial != "":
+		return "machine " + strconv.FormatInt(m.MachineID, 10) + "/serial " + m.HwSerial
+	case m.MachineID > 0:
+		return "machine " + strconv.FormatInt(m.MachineID, 10)
+	}
+	return "serial " + m.HwSerial
+}
+
+// lookup finds the node that owns a terminal (by machine id first, then
+// serial) in the registry, with what its state says (a node that never
+// published one is offline).
 func (r *routes) lookup(machineID int64, hwSerial string) (node, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	best, found := node{}, false
-	for _, try := range []struct {
-		id     int64
-		serial string
-	}{{machineID, ""}, {0, normSerial(hwSerial)}} {
-		if try.id == 0 && try.serial == "" {
-			continue
-		}
-		for _, n := range r.nodes {
-			if !n.claims(try.id, try.serial) {
-				continue
-			}
-			if !found || (n.Online && !best.Online) || (n.Online == best.Online && n.At.After(best.At)) {
-				best, found = n, true
-			}
-		}
-		if found {
-			return best, true
-		}
+	id, ok := r.owner(machineID, hwSerial)
+	if !ok {
+		return node{}, false
 	}
-	return node{}, false
+	if n, ok := r.nodes[id]; ok {
+		return n, true
+	}
+	return node{ID: id}, true
 }
 
-// all returns every known node.
-func (r *routes) all() []node {
+// ownerOf is owner for callers outside routes.
+func (r *routes) ownerOf(machineID int64, serial string) (string, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := make([]node, 0, len(r.nodes))
-	for _, n := range r.nodes {
-		out = append(out, n)
+	return r.owner(machineID, serial)
+}
+
+// counts returns the number of nodes with a state and of registered
+// terminals.
+func (r *routes) counts() (nodes, terminals int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, t := range r.terms {
+		if !t.Removed {
+			terminals++
+		}
 	}
-	return out
+	return len(r.nodes), terminals
 }

@@ -10,16 +10,31 @@ import (
 	"github.com/sitelink/sitelink/daemon/wire"
 )
 
+// Routes come from the registry (P/terminals) only; node states say who
+// is online, and their claims are compared, counted and logged, never
+// followed.
 func TestRoutes(t *testing.T) {
 	var logs bytes.Buffer
 	r := newRoutes(slog.New(slog.NewTextHandler(&logs, nil)))
+	claims := map[string]int{}
+	r.claim = func(reason string) { claims[reason]++ }
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	st := func(online bool, at time.Time, ms ...wire.Machine) *wire.State {
-		return &wire.State{Online: online, At: at, Machines: ms}
+	st := func(online bool, ms ...wire.Machine) *wire.State {
+		return &wire.State{Online: online, At: t0, Machines: ms}
 	}
-	r.update("site-a", st(true, t0, wire.Machine{MachineID: 1, HwSerial: "0434334921100366"}))
+	own := func(key, node string, machine int64, serial string, at time.Time) {
+		r.setTerminal(key, &wire.Terminal{Node: node, MachineID: machine, HwSerial: serial, At: at}, nil)
+	}
+	owner := func(machine int64, serial string) string {
+		n, ok := r.lookup(machine, serial)
+		if !ok {
+			return ""
+		}
+		return n.ID
+	}
 
-	cases := []struct {
+	own("m1", "site-a", 1, "0434334921100366", t0)
+	for _, c := range []struct {
 		name    string
 		machine int64
 		serial  string
@@ -32,48 +47,105 @@ func TestRoutes(t *testing.T) {
 		{"unknown", 99, "12", ""},
 		{"zeros only", 0, "000", ""},
 		{"nothing", 0, "", ""},
-	}
-	for _, c := range cases {
+	} {
 		t.Run(c.name, func(t *testing.T) {
-			n, ok := r.lookup(c.machine, c.serial)
-			if got := map[bool]string{true: n.ID}[ok]; got != c.want {
+			if got := owner(c.machine, c.serial); got != c.want {
 				t.Fatalf("lookup(%d, %q) = %q, want %q", c.machine, c.serial, got, c.want)
 			}
 		})
 	}
 
-	// The will: known at once to be offline.
-	r.update("site-a", st(false, t0.Add(time.Minute), wire.Machine{MachineID: 1, HwSerial: "0434334921100366"}))
-	if n, ok := r.lookup(1, ""); !ok || n.Online {
-		t.Fatalf("after the will: %+v %v", n, ok)
+	// Registered but never seen: routed, offline (commands wait at the
+	// broker for its persistent session).
+	if n, ok := r.lookup(1, ""); !ok || n.Online || n.ID != "site-a" {
+		t.Fatalf("before any state: %+v %v", n, ok)
+	}
+	r.update("site-a", st(true, wire.Machine{MachineID: 1, HwSerial: "0434334921100366"}))
+	if n, _ := r.lookup(1, ""); !n.Online {
+		t.Fatal("the owner's birth did not make it online")
+	}
+	if len(claims) != 0 || logs.Len() != 0 {
+		t.Fatalf("the owner's own claim was reported: %v %s", claims, logs.String())
 	}
 
-	// A newer birth elsewhere claims the same terminal: it wins, and the
-	// conflict is logged. An older one does not.
-	r.update("site-b", st(true, t0.Add(2*time.Minute), wire.Machine{MachineID: 1}))
-	if n, _ := r.lookup(1, ""); n.ID != "site-b" {
-		t.Fatalf("newest birth did not win: %s", n.ID)
+	// Another node claims the terminal (a stolen key, a copied config):
+	// ignored, counted, logged once however often it repeats.
+	for range 3 {
+		r.update("site-rogue", st(true, wire.Machine{MachineID: 1}, wire.Machine{MachineID: 77}))
 	}
-	if !strings.Contains(logs.String(), "two site controllers claim one terminal") {
-		t.Fatal("conflict not logged")
+	if got := owner(1, ""); got != "site-a" {
+		t.Fatalf("a claim took the terminal: %s", got)
 	}
-	r.update("site-c", st(true, t0, wire.Machine{MachineID: 1}))
-	if n, _ := r.lookup(1, ""); n.ID != "site-b" {
-		t.Fatalf("an older birth took the terminal: %s", n.ID)
+	if owner(77, "") != "" {
+		t.Fatal("an unregistered claim was routed")
+	}
+	if claims[claimOtherOwner] != 3 || claims[claimUnregistered] != 3 {
+		t.Fatalf("claims counted %v", claims)
+	}
+	if n := strings.Count(logs.String(), "ignoring a site controller's claim"); n != 1 || !strings.Contains(logs.String(), "owned by site-a") {
+		t.Fatalf("%d log lines:\n%s", n, logs.String())
 	}
 
-	// A terminal moved from site-b to site-d; site-b's box is then shut
-	// down, its offline state newest of all: the online node keeps it.
-	r.update("site-d", st(true, t0.Add(3*time.Minute), wire.Machine{MachineID: 1}))
-	r.update("site-b", st(false, t0.Add(4*time.Minute), wire.Machine{MachineID: 1}))
-	if n, _ := r.lookup(1, ""); n.ID != "site-d" {
-		t.Fatalf("an offline node took the terminal back: %s", n.ID)
+	// The operator moves the terminal: one retained message.
+	own("m1", "site-b", 1, "0434334921100366", t0.Add(time.Hour))
+	if got := owner(0, "434334921100366"); got != "site-b" {
+		t.Fatalf("after the move: %s", got)
 	}
-	r.update("site-d", nil)
 
-	// A cleared retained state forgets the node.
-	r.update("site-b", nil)
-	if n, ok := r.lookup(1, ""); ok && n.ID == "site-b" {
-		t.Fatal("forgotten node still routed")
+	// Two entries for one terminal (a serial key left behind): the
+	// newest counts, and removing it gives the terminal back to the
+	// other.
+	own("s0434334921100366", "site-c", 0, "0434334921100366", t0.Add(2*time.Hour))
+	if !strings.Contains(logs.String(), "two entries of P/terminals name one terminal") {
+		t.Fatal("double entry not logged")
+	}
+	if got := owner(0, "0434334921100366"); got != "site-c" {
+		t.Fatalf("newest entry did not win: %s", got)
+	}
+	if got := owner(1, ""); got != "site-b" {
+		t.Fatalf("machine id lookup: %s", got)
+	}
+	r.setTerminal("s0434334921100366", nil, nil)
+	if got := owner(0, "0434334921100366"); got != "site-b" {
+		t.Fatalf("after removing the newest: %s", got)
+	}
+
+	// A cleared registry entry routes nothing; a cleared state forgets
+	// only the node's online status.
+	r.setTerminal("m1", nil, nil)
+	if got := owner(1, "0434334921100366"); got != "" {
+		t.Fatalf("removed terminal still routed to %s", got)
+	}
+	if nodes, terms := r.counts(); nodes != 2 || terms != 0 {
+		t.Fatalf("counts %d nodes, %d terminals", nodes, terms)
+	}
+	r.update("site-rogue", nil)
+	if nodes, _ := r.counts(); nodes != 1 {
+		t.Fatalf("forgotten node still counted: %d", nodes)
+	}
+
+	// A removal is kept (a tombstone): an older entry arriving after it
+	// (a replica re-seeding what it held) is not applied, and the held
+	// removal is handed back to be published again.
+	r.setTerminal("m5", &wire.Terminal{Node: "site-a", MachineID: 5, At: t0}, nil)
+	r.setTerminal("m5", &wire.Terminal{MachineID: 5, Removed: true, At: t0.Add(time.Hour)}, nil)
+	if owner(5, "") != "" {
+		t.Fatal("removed terminal routed")
+	}
+	if held := r.setTerminal("m5", &wire.Terminal{Node: "site-a", MachineID: 5, At: t0}, nil); held == nil || !held.Removed || owner(5, "") != "" {
+		t.Fatalf("an older entry replaced a newer removal: held %+v, owner %q", held, owner(5, ""))
+	}
+
+	// What a connection did not bring is what the broker lost.
+	connA, connB := new(int), new(int)
+	r.setTerminal("m6", &wire.Terminal{Node: "site-a", MachineID: 6, At: t0}, connA)
+	r.setTerminal("m7", &wire.Terminal{Node: "site-a", MachineID: 7, At: t0}, connA)
+	r.setTerminal("m6", &wire.Terminal{Node: "site-a", MachineID: 6, At: t0}, connB)
+	lost := r.unseen(connB)
+	if _, ok := lost["m7"]; !ok {
+		t.Fatalf("unseen(connB) = %v, want m7 among them", lost)
+	}
+	if _, ok := lost["m6"]; ok {
+		t.Fatal("an entry the connection brought is listed as lost")
 	}
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -18,9 +19,14 @@ const (
 	OutcomeAlreadyDone Outcome = "already-done"
 	// OutcomeDeclined: Nayax refused it; Status says why.
 	OutcomeDeclined Outcome = "declined"
-	// OutcomeError: no answer from Nayax (or a request the relay will not
-	// send); the node retries later.
+	// OutcomeError: no answer from Nayax; the node retries later.
 	OutcomeError Outcome = "error"
+	// OutcomeRefused: the relay did not send the request to Nayax and
+	// never will (it names a transaction the relay did not hand to this
+	// node, a terminal the node does not own, an amount over the limit,
+	// or a call that does not fit the event); Error says why. Sending it
+	// again changes nothing: the node hands it to an operator.
+	OutcomeRefused Outcome = "refused"
 )
 
 // Result is the body of the `result` command: Nayax's answer to the
@@ -102,4 +108,98 @@ type ReportedConfig struct {
 	GroupVersion int64     `json:"group_version"`
 	NodeVersion  int64     `json:"node_version"`
 	Waiting      []string  `json:"waiting_stations,omitempty"`
+}
+
+// RequestTicket is the member of a settlement or cancel request event's
+// body that carries the Ticket of its transaction; the relay checks it
+// and strips it, as it does RequestCall.
+const RequestTicket = "ticket"
+
+// Ticket is the relay's proof that it handed a Nayax transaction to a
+// node: the relay adds it (as RequestTicket) to every `authorize` command
+// it forwards, the node keeps it with the session, unread, and puts it in
+// that session's settlement and cancel request events. The relay sends
+// such a request to Nayax only if MAC, which it computes with the fleet's
+// secret over the node (the topic the event came on), Nayax, Spark and
+// Max, is right and the request names that transaction for at most Max:
+// one node's key cannot settle, cancel or void another site's
+// transactions. Max is the authorized Amount as Nayax wrote it.
+type Ticket struct {
+	Nayax int64  `json:"nayax"`
+	Spark string `json:"spark,omitempty"`
+	Max   string `json:"max"`
+	MAC   string `json:"mac"`
+}
+
+// TicketOf returns the ticket member of a forwarded `authorize` body (a
+// JSON object), or nil if it has none.
+func TicketOf(body json.RawMessage) json.RawMessage {
+	var m struct {
+		Ticket json.RawMessage `json:"ticket"`
+	}
+	if json.Unmarshal(body, &m) != nil || len(m.Ticket) == 0 || !isObject(m.Ticket) || len(m.Ticket) > maxTicket {
+		return nil
+	}
+	return m.Ticket
+}
+
+// maxTicket bounds a ticket kept in the ledger (a real one is ~150 bytes).
+const maxTicket = 1024
+
+// Terminal is the retained P/terminals/{key} message: the node that owns
+// a Nayax terminal (machine id and/or HW serial). The fleet's operator
+// writes it (`sitelink fleet terminals`); nodes cannot (the broker's ACL),
+// and the relay routes a terminal's callbacks only by it, never by what a
+// node's state claims. An empty retained message removes the terminal.
+//
+// Removed marks a removal (Node empty): kept retained like an entry, so
+// that a relay that missed it while disconnected learns it, and never
+// puts the old owner back when it re-seeds a broker that lost its data.
+// Among messages for one key the newest At wins.
+type Terminal struct {
+	Node      string    `json:"node"`
+	MachineID int64     `json:"machine_id,omitempty"`
+	HwSerial  string    `json:"hw_serial,omitempty"`
+	Removed   bool      `json:"removed,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// TerminalMessage is the retained message that gives terminal t to
+// t.Node (or removes it, t.Removed): its topic (P/terminals/{TerminalKey})
+// and payload. A zero t.At is now.
+func TerminalMessage(prefix string, t Terminal) (topic string, payload []byte, err error) {
+	if t.At.IsZero() {
+		t.At = time.Now().UTC()
+	}
+	payload, err = json.Marshal(t)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := DecodeTerminal(payload); err != nil {
+		return "", nil, err
+	}
+	return TerminalTopic(prefix, TerminalKey(t.MachineID, t.HwSerial)), payload, nil
+}
+
+// DecodeTerminal decodes a terminal ownership message: node must be a
+// valid topic level and at least one of machine_id (positive) and
+// hw_serial given.
+func DecodeTerminal(payload []byte) (Terminal, error) {
+	var t Terminal
+	if err := decodeEnvelope("decode terminal", payload, &t); err != nil {
+		return Terminal{}, err
+	}
+	if t.Removed != (t.Node == "") {
+		return Terminal{}, fmt.Errorf("decode terminal: a node, or removed with no node: %w", ErrMalformed)
+	}
+	if err := checkLevel("node", t.Node); err != nil && !t.Removed {
+		return Terminal{}, fmt.Errorf("decode terminal: %v: %w", err, ErrMalformed)
+	}
+	if t.MachineID < 0 || (t.MachineID == 0 && strings.TrimSpace(t.HwSerial) == "") {
+		return Terminal{}, fmt.Errorf("decode terminal: need a positive machine_id or a hw_serial: %w", ErrMalformed)
+	}
+	if len(t.HwSerial) > MaxIDLen {
+		return Terminal{}, fmt.Errorf("decode terminal: hw_serial longer than %d bytes: %w", MaxIDLen, ErrMalformed)
+	}
+	return t, nil
 }

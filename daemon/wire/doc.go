@@ -12,6 +12,8 @@
 //	P/nodes/N/config/desired         fleet → edge       (retained; parsed by package config)
 //	P/groups/G/config/desired        fleet → edge       (retained; parsed by package config)
 //	P/nodes/N/config/reported        edge → fleet       (ReportedConfig, retained)
+//	P/relays/R                       relay → edge       (RelayState, retained, also the will)
+//	P/terminals/K                    fleet → relay      (Terminal, retained: who owns a terminal)
 //
 // Topics builds one node's topics; AllNodes(P) builds the filters over
 // every node, and Shared makes a filter a shared subscription
@@ -44,4 +46,10 @@
 // in a body, CardLast4Digits may be (for display). A node matches a stop
 // to the card that authorized the session on that value, and stores
 // only its own keyed digest of it.
+//
+// Trust: the relay believes nothing a node says about other sites. It
+// routes a terminal's callbacks to the node that P/terminals names (the
+// machines in a node's State are a claim, compared and reported, never
+// followed), and sends a settlement or cancel to Nayax only with the
+// Ticket the relay issued to that node with the transaction.
 package wire

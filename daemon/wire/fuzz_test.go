@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sitelink/sitelink/daemon/nayax/seeds"
 	"github.com/sitelink/sitelink/daemon/wire"
@@ -121,6 +122,42 @@ func FuzzRelayPresence(f *testing.F) {
 		}
 		if _, err := wire.DecodeRelayState(payload); err == nil && len(payload) > wire.MaxPayload {
 			t.Fatalf("accepted %d bytes", len(payload))
+		}
+	})
+}
+
+// FuzzDecodeTerminal: an ownership message the relay accepts names a node
+// that is one topic level (or is a removal without one) and a terminal,
+// and gives the same terminal back through TerminalMessage.
+func FuzzDecodeTerminal(f *testing.F) {
+	f.Add([]byte(`{"node":"site-a","machine_id":71234996,"hw_serial":"0434334921100366","at":"2026-01-01T00:00:00Z"}`))
+	f.Add([]byte(`{"node":"","machine_id":5,"removed":true,"at":"2026-01-01T00:00:00Z"}`))
+	f.Add([]byte(`{"node":"a/b","machine_id":5}`))
+	f.Add([]byte(`{"node":"site-a","machine_id":-1}`))
+	f.Add([]byte(`{"node":"site-a","removed":true,"machine_id":5}`))
+	f.Add([]byte(`{"node":"+","hw_serial":"x"}`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		tm, err := wire.DecodeTerminal(payload)
+		if err != nil {
+			return
+		}
+		if tm.Removed != (tm.Node == "") || strings.ContainsAny(tm.Node, "/+#") || (tm.MachineID <= 0 && strings.TrimSpace(tm.HwSerial) == "") {
+			t.Fatalf("accepted %+v", tm)
+		}
+		if tm.At.IsZero() {
+			tm.At = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // TerminalMessage would say now
+		}
+		topic, out, err := wire.TerminalMessage("sitelink/v1", tm)
+		if err != nil {
+			t.Fatalf("TerminalMessage of an accepted entry: %v", err)
+		}
+		key, ok := wire.ParseTerminalTopic("sitelink/v1", topic)
+		if !ok || key != wire.TerminalKey(tm.MachineID, tm.HwSerial) {
+			t.Fatalf("topic %q, key %q", topic, key)
+		}
+		if back, err := wire.DecodeTerminal(out); err != nil || back.Node != tm.Node || back.MachineID != tm.MachineID ||
+			back.HwSerial != tm.HwSerial || back.Removed != tm.Removed || !back.At.Equal(tm.At) {
+			t.Fatalf("round trip %+v -> %+v, %v", tm, back, err)
 		}
 	})
 }

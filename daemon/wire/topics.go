@@ -119,6 +119,46 @@ func ParseRelayTopic(prefix, topic string) (relay string, ok bool) {
 	return id, true
 }
 
+// TerminalTopic is P/terminals/{key}: one terminal's owner (Terminal,
+// retained), written by the fleet's operator. key names the terminal
+// ("m<machine id>" or "s<serial>" by convention, see TerminalKey); the
+// relay reads the owner from the body.
+func TerminalTopic(prefix, key string) string { return join(prefix, "terminals", key) }
+
+// AllTerminals is the filter P/terminals/+.
+func AllTerminals(prefix string) string { return join(prefix, "terminals", "+") }
+
+// TerminalKey is the topic level of a terminal's ownership message: "m"
+// and the machine id when it has one, else "s" and the serial. One key
+// per terminal makes moving it to another node a single retained publish.
+func TerminalKey(machineID int64, hwSerial string) string {
+	if machineID > 0 {
+		return fmt.Sprintf("m%d", machineID)
+	}
+	return "s" + strings.Map(func(r rune) rune {
+		if r == '/' || r == '+' || r == '#' || r == 0 {
+			return '_'
+		}
+		return r
+	}, hwSerial)
+}
+
+// ParseTerminalTopic returns the key of a P/terminals/{key} topic.
+func ParseTerminalTopic(prefix, topic string) (key string, ok bool) {
+	if p := strings.TrimRight(prefix, "/"); p != "" {
+		rest, found := strings.CutPrefix(topic, p+"/")
+		if !found {
+			return "", false
+		}
+		topic = rest
+	}
+	key, found := strings.CutPrefix(topic, "terminals/")
+	if !found || checkLevel("", key) != nil {
+		return "", false
+	}
+	return key, true
+}
+
 // Shared turns a filter into an MQTT shared subscription
 // ($share/{group}/{filter}), so that relay replicas split the messages.
 func Shared(group, filter string) string { return "$share/" + group + "/" + filter }

@@ -405,3 +405,42 @@ func TestStateJSON(t *testing.T) {
 		t.Fatalf("DecodeState = %+v, %v; want %+v", back, err, s)
 	}
 }
+
+func TestTerminalTopicsAndTickets(t *testing.T) {
+	for _, tc := range []struct {
+		machine int64
+		serial  string
+		key     string
+	}{
+		{71234996, "0434334921100366", "m71234996"},
+		{0, "0434334921100366", "s0434334921100366"},
+		{0, "a/b+c#", "sa_b_c_"},
+	} {
+		if got := wire.TerminalKey(tc.machine, tc.serial); got != tc.key {
+			t.Errorf("TerminalKey(%d, %q) = %q, want %q", tc.machine, tc.serial, got, tc.key)
+		}
+		topic := wire.TerminalTopic("sitelink/v1", tc.key)
+		if key, ok := wire.ParseTerminalTopic("sitelink/v1", topic); !ok || key != tc.key {
+			t.Errorf("ParseTerminalTopic(%q) = %q %v", topic, key, ok)
+		}
+	}
+	for _, bad := range []string{"sitelink/v1/terminals/", "sitelink/v1/terminals/a/b", "other/terminals/m1", "sitelink/v1/nodes/m1"} {
+		if _, ok := wire.ParseTerminalTopic("sitelink/v1", bad); ok {
+			t.Errorf("ParseTerminalTopic(%q) accepted", bad)
+		}
+	}
+	if wire.AllTerminals("sitelink/v1") != "sitelink/v1/terminals/+" {
+		t.Error(wire.AllTerminals("sitelink/v1"))
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"Amount":15,"ticket":{"nayax":1,"max":"15","mac":"m"}}`, `{"nayax":1,"max":"15","mac":"m"}`},
+		{`{"Amount":15}`, ""},
+		{`{"ticket":"x"}`, ""},
+		{`{"ticket":null}`, ""},
+		{`[1]`, ""},
+	} {
+		if got := string(wire.TicketOf(json.RawMessage(tc.body))); got != tc.want {
+			t.Errorf("TicketOf(%s) = %q, want %q", tc.body, got, tc.want)
+		}
+	}
+}
