@@ -33,11 +33,33 @@
 //	// b.URL is ssl://127.0.0.1:PORT; f.CAFile, f.ClientCert, f.ClientKey
 //	// go into the client's configuration.
 //
+// StartShipped runs the broker configuration sitelink ships,
+// configs/mosquitto.conf with its ACL files sitelink-nodes.acl and
+// sitelink-cloud.acl, read from the repository rather than copied, so
+// that a test attacks the policy operators install. It is installed as
+// the file says (a drop-in under Debian's mosquitto.conf); only ports,
+// certificate paths and ACL paths are rewritten, and a file that no
+// longer has the expected shape fails the test. Its two listeners each
+// trust their own throw-away CA:
+//
+//	s := mqtttest.StartShipped(t)
+//	// s.NodesURL: site controllers, certificates of s.NodeCA
+//	node := s.NodeCA.ClientConfig(t, "site-a")
+//	// s.CloudURL: relays and the fleet, certificates of s.CloudCA
+//	relay := s.CloudCA.ClientConfig(t, "relay-1")
+//
+// TestShippedACL there records what mosquitto 2.0.11 does with each
+// attack a stolen node certificate allows.
+//
 // # Caveats
 //
 // The embedded fallback does no TLS, passwords or ACLs: without mosquitto,
 // StartWith with any of them skips the test (fails it if RequireEnv=1),
-// and so does MakePasswordFile without mosquitto_passwd.
+// and so do StartShipped, and MakePasswordFile without mosquitto_passwd.
+//
+// mosquitto 2.0's acl_file never refuses a SUBSCRIBE: every SUBACK grants,
+// and read access is checked per message when it is delivered. A test
+// must assert on what is delivered, not on SUBACK codes.
 //
 // Restart and Start report failure with t.Fatal, so call them from the
 // test's goroutine.

@@ -91,7 +91,7 @@ type TLSFiles struct {
 	CAFile     string // CA certificate: mosquitto's cafile and a client's ca_file
 	ServerCert string // server certificate, signed by the CA
 	ServerKey  string
-	ClientCert string // client certificate with the CommonName given to MakeTLS
+	ClientCert string // client certificate with the CommonName given to MakeTLS; empty from StartShipped
 	ClientKey  string
 
 	CACert *x509.Certificate
@@ -108,10 +108,19 @@ const certValidity = 24 * time.Hour
 // with CommonName clientCN in t.TempDir().
 func MakeTLS(t testing.TB, clientCN string) TLSFiles {
 	t.Helper()
+	f := makeCA(t, "sitelink test CA")
+	f.ClientCert, f.ClientKey = f.IssueClient(t, clientCN)
+	return f
+}
+
+// makeCA generates a CA with CommonName name and a server certificate it
+// signed, valid for 127.0.0.1, ::1 and localhost; no client certificate.
+func makeCA(t testing.TB, name string) TLSFiles {
+	t.Helper()
 	f := TLSFiles{dir: t.TempDir()}
 	key := newKey(t)
 	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "sitelink test CA", Organization: []string{"sitelink mqtttest"}},
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"sitelink mqtttest"}},
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
@@ -131,7 +140,6 @@ func MakeTLS(t testing.TB, clientCN string) TLSFiles {
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
-	f.ClientCert, f.ClientKey = f.IssueClient(t, clientCN)
 	return f
 }
 
