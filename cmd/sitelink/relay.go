@@ -109,7 +109,7 @@ func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 	o = relay.Options{
 		ID:             cfg.Relay.ID,
 		Prefix:         cfg.MQTT.TopicPrefix,
-		Group:          cfg.MQTT.Group,
+		Group:          cfg.Relay.ShareGroup,
 		Listen:         cfg.Relay.Listen,
 		AckBudget:      cfg.Relay.AckBudget.D(),
 		TriggerTimeout: cfg.Nayax.TriggerTimeout.D(),

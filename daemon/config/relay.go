@@ -56,6 +56,12 @@ type RelaySection struct {
 	// 32 bytes, the same on every replica): the relay forwards Nayax's
 	// CardHash only as an HMAC under it. Required.
 	CardKeyFile string `yaml:"card_key_file"`
+	// ShareGroup names the MQTT shared subscription the replicas split
+	// the sites' events through. Empty (the default): derived from the
+	// card key, the same on every replica and unguessable; mosquitto 2.0
+	// does not check subscriptions against its ACL, so a client that
+	// knows the name can join the group and starve the relays.
+	ShareGroup string `yaml:"share_group"`
 }
 
 // CallbackHeader is one static header expected on Nayax callbacks. The

@@ -238,6 +238,9 @@ func TestRelayProblems(t *testing.T) {
 		{"max_start_amount negative", relay("max_start_amount: -5"), []string{`relay.max_start_amount: must be a decimal amount above 0 in the currency's main unit (e.g. 150 or 99.50), got "-5"`}},
 		{"max_start_amount exponent", relay("max_start_amount: 1e3"), []string{`relay.max_start_amount: must be a decimal amount above 0 in the currency's main unit (e.g. 150 or 99.50), got "1e3"`}},
 		{"max_start_amount unquoted decimal ok", relay("max_start_amount: 99.50"), nil},
+		{"share_group guessable", relay("share_group: default"), []string{"relay.share_group: too short to be secret (7 characters): leave it empty to derive one from the card key, or use e.g. `openssl rand -hex 16`"}},
+		{"share_group with a wildcard", relay("share_group: \"relays+0123456789abcdef\""), []string{`relay.share_group: invalid group "relays+0123456789abcdef": use 1 to 64 letters, digits, '.', '_' or '-' (it is an MQTT topic level)`}},
+		{"share_group random ok", relay("share_group: 5f2b9c0e4a7d41e3b8c6a1d0e9f73b24"), nil},
 		{"card_key_file missing", "relay: {id: r1, " + hdr + "}\n" + nayax, []string{"relay.card_key_file: required"}},
 		{"card_key_file empty", "relay: {id: r1, card_key_file: \"\", " + hdr + "}\n" + nayax, []string{"relay.card_key_file: required"}},
 

@@ -107,6 +107,13 @@ func validateRelaySection(v *validator, s RelaySection) {
 	if s.MaxConnections < 1 {
 		v.add("relay.max_connections", "must be at least 1, got %d", s.MaxConnections)
 	}
+	if s.ShareGroup != "" {
+		n := len(v.probs)
+		v.checkTopicLevel("relay.share_group", "group", s.ShareGroup)
+		if len(v.probs) == n && len(s.ShareGroup) < 16 {
+			v.add("relay.share_group", "too short to be secret (%d characters): leave it empty to derive one from the card key, or use e.g. `openssl rand -hex 16`", len(s.ShareGroup))
+		}
+	}
 	if s.CardKeyFile == "" {
 		// No card key, no card hash on MQTT but Nayax's own: refuse.
 		v.add("relay.card_key_file", "required")

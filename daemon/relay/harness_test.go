@@ -60,6 +60,11 @@ type env struct {
 	logs   *logBuf
 	log    *slog.Logger
 	cloud  *mqtttest.Recorder // sees every message on the broker
+	// shipped, when set, is the broker as configs/mosquitto.conf ships
+	// it (broker is nil then): edges connect to its node listener with a
+	// node certificate, relays and the cloud recorder to its cloud
+	// listener with cloud certificates.
+	shipped *mqtttest.Shipped
 }
 
 func newEnv(t *testing.T) *env {
@@ -135,7 +140,13 @@ func (e *env) startRelayOpts(id string, budget time.Duration, edit func(*nayax.C
 	ro := relay.Options{
 		ID: id, Prefix: prefix, Group: "relays", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", AckBudget: budget,
 		CallbackHeaders: headers, InsecureAllowUnauthenticatedCallbacks: len(headers) == 0, Nayax: client, Logger: e.log.With("relay", id), CardKey: []byte(cardKey),
-		Link: link.Options{Broker: e.broker.URL, BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond, ConnectTimeout: 3 * time.Second},
+		Link: link.Options{BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond, ConnectTimeout: 3 * time.Second},
+	}
+	if e.shipped != nil {
+		ro.Link.Broker, ro.Link.TLS = e.shipped.CloudURL, e.shipped.CloudCA.ClientConfig(e.t, id)
+		ro.Link.TLS.ServerName = "127.0.0.1"
+	} else {
+		ro.Link.Broker = e.broker.URL
 	}
 	if opts != nil {
 		opts(&ro)
@@ -192,7 +203,13 @@ func (e *env) startEdgeWith(node string, dir string, edit func(*config.Edge)) *e
 	c.Node.ID = node
 	c.Node.DataDir = dir
 	c.Node.APISocket = filepath.Join(dir, "api.sock")
-	c.MQTT.Broker = e.broker.URL
+	if e.shipped != nil {
+		cert, key := e.shipped.NodeCA.IssueClient(e.t, node)
+		c.MQTT.Broker = e.shipped.NodesURL
+		c.MQTT.TLS = config.TLS{CAFile: e.shipped.NodeCA.CAFile, CertFile: cert, KeyFile: key}
+	} else {
+		c.MQTT.Broker = e.broker.URL
+	}
 	c.MQTT.ReconnectMin = config.Duration(50 * time.Millisecond)
 	c.MQTT.ReconnectMax = config.Duration(300 * time.Millisecond)
 	c.MQTT.ConnectTimeout = config.Duration(3 * time.Second)

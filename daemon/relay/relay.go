@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,7 +39,7 @@ type Header struct{ Name, Value string }
 type Options struct {
 	ID        string // replica id: MQTT client id and reply topic suffix
 	Prefix    string // MQTT topic prefix, e.g. sitelink/v1
-	Group     string // shared subscription group for events
+	Group     string // shared subscription group for events; empty: a secret one derived from CardKey
 	Listen    string // HTTP listen address (":8080")
 	AckBudget time.Duration
 	// Callback headers required on every inbound call (at most two).
@@ -176,7 +177,11 @@ func New(o Options) (*Relay, error) {
 		o.AckBudget = 4 * time.Second
 	}
 	if o.Group == "" {
-		o.Group = "default"
+		// Secret and the same on every replica: mosquitto 2.0 lets any
+		// client that knows a group's name join it (its ACL file does not
+		// check subscriptions) and then drops the messages it deals to a
+		// member that may not read them.
+		o.Group = "relays-" + hex.EncodeToString(cardKey.Sum("share-group"))[:32]
 	}
 	if o.Workers <= 0 {
 		o.Workers = 8
