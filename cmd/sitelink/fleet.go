@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -14,7 +15,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sitelink/sitelink/daemon/config"
-	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/wire"
 )
 
@@ -30,10 +30,11 @@ func cmdFleet(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfgPath := fs.String("config", "", "take broker, credentials and prefix from this edge or relay config `file`")
 	wait := fs.Duration("wait", 2*time.Second, "how long to collect retained states")
 	asJSON := fs.Bool("json", false, "print JSON")
+	tlsFiles := tlsFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
-	c, pfx, err := fleetConnect(*broker, *prefix, *cfgPath)
+	c, pfx, err := fleetConnect(*broker, *prefix, *cfgPath, *tlsFiles)
 	if err != nil {
 		return err
 	}
@@ -94,10 +95,14 @@ func cmdFleet(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // fleetConnect connects a short-lived client for the fleet commands: to
-// broker, or to the broker, credentials and prefix of the edge or relay
-// config at cfgPath when given. It returns the topic prefix to use.
-func fleetConnect(broker, prefix, cfgPath string) (paho.Client, string, error) {
-	lo := link.Options{Broker: broker}
+// broker with the TLS files given (the fleet operator's certificate), or
+// to the broker, credentials and prefix of the edge or relay config at
+// cfgPath when given. It returns the topic prefix to use.
+func fleetConnect(broker, prefix, cfgPath string, files config.TLS) (paho.Client, string, error) {
+	lo, err := config.MQTT{Broker: broker, TLS: files}.LinkOptions()
+	if err != nil {
+		return nil, "", err
+	}
 	if cfgPath != "" {
 		kind, err := config.CheckFile(cfgPath)
 		if err != nil {
@@ -129,4 +134,15 @@ func fleetConnect(broker, prefix, cfgPath string) (paho.Client, string, error) {
 		return nil, "", fmt.Errorf("connect %s: %v", lo.Broker, t.Error())
 	}
 	return c, prefix, nil
+}
+
+// tlsFlags adds -ca-file, -cert-file and -key-file (the fleet operator's
+// certificate, for an ssl:// -broker) to fs; the files are read after
+// Parse.
+func tlsFlags(fs *flag.FlagSet) *config.TLS {
+	var t config.TLS
+	fs.StringVar(&t.CAFile, "ca-file", "", "CA `file` the broker's certificate is checked against (empty: system roots)")
+	fs.StringVar(&t.CertFile, "cert-file", "", "client certificate `file` (the fleet operator's, from the cloud CA)")
+	fs.StringVar(&t.KeyFile, "key-file", "", "client key `file`")
+	return &t
 }

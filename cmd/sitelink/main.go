@@ -36,7 +36,7 @@ Usage:
   sitelink hw lines|pin|meter|selftest for the technician commissioning a site
   sitelink sim -station N plug|unplug|fault|clear|power KW|start
                                        drive a simulated station
-  sitelink fleet [-broker URL|-config FILE] [-json]
+  sitelink fleet [-broker URL [-ca-file F -cert-file F -key-file F]|-config FILE] [-json]
                                        every node's presence from the retained states
   sitelink fleet terminals [-give NODE -machine-id ID|-give-from EDGE.yaml|-remove ...]
                                        who owns each terminal: the relay's only routes

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -19,7 +20,7 @@ import (
 )
 
 const terminalsUsage = `usage:
-  sitelink fleet terminals [-broker URL|-config FILE] [-json]
+  sitelink fleet terminals [-broker URL [-ca-file F -cert-file F -key-file F]|-config FILE] [-json]
       list who owns each terminal (P/terminals) and what the nodes claim
   sitelink fleet terminals -give NODE -machine-id ID [-hw-serial S] [-broker URL|-config FILE]
       give a terminal to NODE (also moves it from its previous owner)
@@ -46,8 +47,9 @@ func cmdFleetTerminals(ctx context.Context, args []string, stdout, stderr io.Wri
 	remove := fs.Bool("remove", false, "remove the terminal from the registry")
 	machineID := fs.Int64("machine-id", 0, "the terminal's Nayax machine `id`")
 	hwSerial := fs.String("hw-serial", "", "the terminal's HW `serial`")
-	wait := fs.Duration("wait", 2*time.Second, "how long to collect retained messages when listing")
+	wait := fs.Duration("wait", 2*time.Second, "how long to collect retained messages (listing) or to see a change kept (giving, removing)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	tlsFiles := tlsFlags(fs)
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		if fs.NArg() > 0 {
 			fs.Usage()
@@ -76,7 +78,7 @@ func cmdFleetTerminals(ctx context.Context, args []string, stdout, stderr io.Wri
 		}
 		entries = []wire.Terminal{{Node: *give, MachineID: *machineID, HwSerial: *hwSerial}}
 	}
-	c, pfx, err := fleetConnect(*broker, *prefix, *cfgPath)
+	c, pfx, err := fleetConnect(*broker, *prefix, *cfgPath, *tlsFiles)
 	if err != nil {
 		return err
 	}
@@ -84,6 +86,20 @@ func cmdFleetTerminals(ctx context.Context, args []string, stdout, stderr io.Wri
 	if entries == nil {
 		return listTerminals(ctx, c, pfx, *wait, *asJSON, stdout)
 	}
+	// What the broker keeps is read back: a broker that denies this
+	// identity the registry acknowledges the publish and drops it (MQTT
+	// 3.1.1 cannot say no), and the operator must hear that.
+	var mu sync.Mutex
+	kept := map[string][]byte{}
+	sub := c.Subscribe(wire.AllTerminals(pfx), 1, func(_ paho.Client, m paho.Message) {
+		mu.Lock()
+		kept[m.Topic()] = append([]byte(nil), m.Payload()...)
+		mu.Unlock()
+	})
+	if !sub.WaitTimeout(10*time.Second) || sub.Error() != nil {
+		return fmt.Errorf("subscribe %s: %v", wire.AllTerminals(pfx), sub.Error())
+	}
+	want := map[string][]byte{}
 	for _, e := range entries {
 		e.At = time.Now().UTC()
 		// A removal is a retained message too (not an empty one): a relay
@@ -95,8 +111,31 @@ func cmdFleetTerminals(ctx context.Context, args []string, stdout, stderr io.Wri
 		}
 		t := c.Publish(topic, 1, true, payload)
 		if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
-			return fmt.Errorf("publish %s: %v (may this identity write %s?)", topic, t.Error(), topic)
+			return fmt.Errorf("publish %s: %v", topic, t.Error())
 		}
+		want[topic] = payload
+	}
+	deadline := time.Now().Add(*wait)
+	for {
+		mu.Lock()
+		var missing []string
+		for topic, p := range want {
+			if string(kept[topic]) != string(p) {
+				missing = append(missing, topic)
+			}
+		}
+		mu.Unlock()
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			sort.Strings(missing)
+			return fmt.Errorf("the broker did not keep %s: this identity may not write the registry (use the fleet operator's certificate on the cloud listener)", strings.Join(missing, ", "))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, e := range entries {
+		topic := wire.TerminalTopic(pfx, wire.TerminalKey(e.MachineID, e.HwSerial))
 		if *remove {
 			fmt.Fprintf(stdout, "removed %s\n", topic)
 		} else {
