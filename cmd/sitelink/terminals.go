@@ -99,12 +99,22 @@ func cmdFleetTerminals(ctx context.Context, args []string, stdout, stderr io.Wri
 	if !sub.WaitTimeout(10*time.Second) || sub.Error() != nil {
 		return fmt.Errorf("subscribe %s: %v", wire.AllTerminals(pfx), sub.Error())
 	}
+	// What the registry holds now (retained, delivered on subscribe):
+	// relays keep the newest entry of a key by its time, so ours must be
+	// newer than what it replaces even if this machine's clock is behind;
+	// and another key naming the same terminal (given once by serial,
+	// once by machine id) is removed, or it would keep routing.
+	time.Sleep(min(*wait/4, 500*time.Millisecond))
+	mu.Lock()
+	held := map[string]wire.Terminal{}
+	for topic, p := range kept {
+		if t, err := wire.DecodeTerminal(p); err == nil {
+			held[topic] = t
+		}
+	}
+	mu.Unlock()
 	want := map[string][]byte{}
-	for _, e := range entries {
-		e.At = time.Now().UTC()
-		// A removal is a retained message too (not an empty one): a relay
-		// that was away learns it, and none puts the old owner back.
-		e.Removed = *remove
+	put := func(e wire.Terminal) error {
 		topic, payload, err := wire.TerminalMessage(pfx, e)
 		if err != nil {
 			return err
@@ -114,6 +124,36 @@ func cmdFleetTerminals(ctx context.Context, args []string, stdout, stderr io.Wri
 			return fmt.Errorf("publish %s: %v", topic, t.Error())
 		}
 		want[topic] = payload
+		return nil
+	}
+	for _, e := range entries {
+		// A removal is a retained message too (not an empty one): a relay
+		// that was away learns it, and none puts the old owner back.
+		e.Removed = *remove
+		key := wire.TerminalTopic(pfx, wire.TerminalKey(e.MachineID, e.HwSerial))
+		at := time.Now().UTC()
+		var others []wire.Terminal
+		for topic, h := range held {
+			if !same(h, wire.Machine{MachineID: e.MachineID, HwSerial: e.HwSerial}) && topic != key {
+				continue
+			}
+			if !h.At.Before(at) {
+				at = h.At.Add(time.Millisecond)
+			}
+			if topic != key && !h.Removed {
+				others = append(others, wire.Terminal{MachineID: h.MachineID, HwSerial: h.HwSerial, Removed: true})
+			}
+		}
+		e.At = at
+		if err := put(e); err != nil {
+			return err
+		}
+		for _, o := range others {
+			o.At = at
+			if err := put(o); err != nil {
+				return err
+			}
+		}
 	}
 	deadline := time.Now().Add(*wait)
 	for {

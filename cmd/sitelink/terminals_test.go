@@ -55,7 +55,9 @@ func TestFleetTerminals(t *testing.T) {
 	}{
 		{"give a site's terminals from its config", fleet, []string{"-give-from", cfg}, "", map[string]string{"m71234996": node}},
 		{"a site's certificate cannot move it", site, []string{"-give", "site-b", "-machine-id", "71234996"}, "the broker did not keep", map[string]string{"m71234996": node}},
-		{"the operator moves it", fleet, []string{"-give", "site-b", "-machine-id", "71234996"}, "", map[string]string{"m71234996": "site-b"}},
+		{"the operator moves it", fleet, []string{"-give", "site-b", "-machine-id", "71234996", "-hw-serial", "0434334921100366"}, "", map[string]string{"m71234996": "site-b"}},
+		{"given again by its serial alone: the machine id's entry goes", fleet, []string{"-give", "site-c", "-hw-serial", "0434334921100366"}, "", map[string]string{"s0434334921100366": "site-c"}},
+		{"given back by both: the serial's entry goes", fleet, []string{"-give", "site-b", "-machine-id", "71234996", "-hw-serial", "0434334921100366"}, "", map[string]string{"m71234996": "site-b"}},
 		{"and removes it", fleet, []string{"-remove", "-machine-id", "71234996"}, "", map[string]string{}},
 		{"-give needs a terminal", fleet, []string{"-give", "site-b"}, "name the terminal", map[string]string{}},
 	} {

@@ -28,11 +28,11 @@ type Sources struct {
 
 	mu  sync.Mutex
 	lru *list.List // of *source, most recently seen first
-	idx map[netip.Prefix]*list.Element
+	idx map[string]*list.Element
 }
 
 type source struct {
-	key netip.Prefix
+	key string
 	lim *rate.Limiter
 }
 
@@ -43,7 +43,7 @@ func NewSources(perSecond rate.Limit, burst, maxSources int) *Sources {
 	if maxSources <= 0 {
 		maxSources = DefaultMaxSources
 	}
-	return &Sources{limit: perSecond, burst: max(burst, 1), max: maxSources, lru: list.New(), idx: map[netip.Prefix]*list.Element{}}
+	return &Sources{limit: perSecond, burst: max(burst, 1), max: maxSources, lru: list.New(), idx: map[string]*list.Element{}}
 }
 
 // Allow reports whether a request from remoteAddr (an http.Request's
@@ -52,7 +52,15 @@ func (s *Sources) Allow(remoteAddr string) bool {
 	if s.limit == rate.Inf {
 		return true
 	}
-	key := sourceOf(remoteAddr)
+	return s.AllowKey(sourceOf(remoteAddr).String())
+}
+
+// AllowKey is Allow for a source named by key rather than by its address
+// (the relay limits each site controller by its node id).
+func (s *Sources) AllowKey(key string) bool {
+	if s.limit == rate.Inf {
+		return true
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var src *source

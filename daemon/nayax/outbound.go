@@ -426,6 +426,39 @@ func (r *ExternalCancelResponse) UnmarshalJSON(b []byte) error {
 // TerminalIdType and CancellationType must be 1 or 2, amounts must not be
 // negative, and a NayaxTransactionId of 0 counts as missing.
 func ValidateOutbound(call string, body []byte) error {
+	r := newOutbound(call)
+	if r == nil {
+		return &DecodeError{Code: CodeValidation, Reason: "unknown call"}
+	}
+	return decode(body, r)
+}
+
+// CanonicalOutbound is body as call's request, checked as
+// ValidateOutbound does and written again: each member of the call's
+// schema at most once, spelled as the schema spells it, nothing else.
+// Whoever checks a request it did not build (the relay, for a site's
+// request) checks this and sends this, so that no second spelling of a
+// member ("nayaxtransactionid", or one that only Unicode case folding
+// equates) can carry another value past the check.
+func CanonicalOutbound(call string, body []byte) (json.RawMessage, error) {
+	r := newOutbound(call)
+	if r == nil {
+		return nil, &DecodeError{Code: CodeValidation, Reason: "unknown call"}
+	}
+	if err := decode(body, r); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // a string SiteId goes back byte for byte
+	if err := enc.Encode(r); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSpace(buf.Bytes()), nil
+}
+
+// newOutbound is a new request of call's type, nil for an unknown call.
+func newOutbound(call string) request {
 	var r request
 	switch call {
 	case CallStartAuthentication:
@@ -440,10 +473,8 @@ func ValidateOutbound(call string, body []byte) error {
 		r = new(ExternalSettlementRequest)
 	case CallExternalCancel:
 		r = new(ExternalCancelRequest)
-	default:
-		return &DecodeError{Code: CodeValidation, Reason: "unknown call"}
 	}
-	return decode(body, r)
+	return r
 }
 
 // unmarshalFields is the body of the lenient UnmarshalJSON methods: the

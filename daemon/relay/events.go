@@ -22,7 +22,37 @@ type delivery struct {
 	msg  paho.Message
 }
 
-func (r *Relay) onEvent(c *link.Conn, m paho.Message) { r.events.Push(delivery{c, m}) }
+// Bounds on what one site can make the replicas do: request events a
+// second per node (a site after an outage sends its pending requests at
+// once: tens, not thousands), and the events queued for the workers.
+// An event over a bound is acknowledged and dropped, and counted; its
+// node sends it again after its result timeout.
+const (
+	nodeEventRate  = 20
+	nodeEventBurst = 200
+	maxQueued      = 20000
+)
+
+// onEvent queues a request event for the workers; it runs in paho's
+// router, so it only checks the bounds and pushes.
+func (r *Relay) onEvent(c *link.Conn, m paho.Message) {
+	nodeID, _, _, ok := wire.ParseNodeTopic(r.o.Prefix, m.Topic())
+	reason := ""
+	switch {
+	case !ok:
+		reason = "topic"
+	case !r.nodeEvents.AllowKey(nodeID):
+		reason = "node_rate"
+	case r.events.Len() >= maxQueued:
+		reason = "queue_full"
+	}
+	if reason != "" {
+		r.metrics.Inc(mEventsDropped, "Request events dropped before any work, by reason (a node over its rate, the queue full); their nodes send them again.", "reason", reason)
+		m.Ack()
+		return
+	}
+	r.events.Push(delivery{c, m})
+}
 
 func (r *Relay) worker(ctx context.Context) {
 	for {
@@ -33,6 +63,18 @@ func (r *Relay) worker(ctx context.Context) {
 				continue
 			case <-ctx.Done():
 				return
+			}
+		}
+		// A start is checked against the terminal registry: wait until
+		// it has arrived, or a replica that just connected would refuse
+		// a site's start for a terminal it has not learned yet.
+		if _, _, typ, _ := wire.ParseNodeTopic(r.o.Prefix, d.msg.Topic()); typ == wire.EventStartRequest {
+			for !r.routesReady() {
+				select {
+				case <-time.After(50 * time.Millisecond):
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 		r.handleEvent(ctx, d)

@@ -315,13 +315,21 @@ func withField(obj json.RawMessage, k, v string) json.RawMessage {
 	return b
 }
 
+// routesReady: the main connection is up and the retained registry has
+// had a moment to arrive since it connected (before that, every terminal
+// would be unknown).
+func (r *Relay) routesReady() bool {
+	_, terminals := r.routes.counts()
+	return r.link.Connected() && (terminals > 0 || time.Since(time.Unix(0, r.upAt.Load())) > time.Second)
+}
+
 // health answers load balancers: 200 once both broker connections are up
 // and the retained node states have had a moment to arrive (before that,
 // every callback would be "unknown machine").
 func (r *Relay) health(w http.ResponseWriter) {
 	nodes, terminals := r.routes.counts()
 	up := r.link.Connected() && r.evlink.Connected()
-	warm := terminals > 0 || time.Since(time.Unix(0, r.upAt.Load())) > time.Second
+	warm := r.routesReady()
 	st := map[string]any{"relay": r.o.ID, "connected": up, "routes_ready": warm, "nodes": nodes, "terminals": terminals, "at": time.Now().UTC()}
 	w.Header().Set("Content-Type", "application/json")
 	if !up || !warm {

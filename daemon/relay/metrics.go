@@ -27,6 +27,7 @@ const (
 	// the registry contradicts, requests for other nodes' money.
 	mClaimsIgnored = "sitelink_relay_claims_ignored_total"
 	mNodeRefused   = "sitelink_relay_node_requests_refused_total"
+	mEventsDropped = "sitelink_relay_events_dropped_total"
 )
 
 // Verdict labels of callbacks that got no Nayax verdict.

@@ -136,6 +136,8 @@ type Relay struct {
 	sources *guard.Sources
 	conns   atomic.Pointer[guard.Listener]
 	refused *guard.Refusals
+	// nodeEvents limits each node's request events (onEvent).
+	nodeEvents *guard.Sources
 	// refusalLog limits the log lines of refused node requests (each is
 	// counted in mNodeRefused).
 	refusalLog rate.Sometimes
@@ -213,6 +215,7 @@ func New(o Options) (*Relay, error) {
 		sources:    guard.NewSources(o.RateLimit, o.RateBurst, 0),
 		refused:    guard.NewRefusals(log, slog.LevelWarn, "requests refused", o.RefusalLogEvery),
 		refusalLog: rate.Sometimes{First: 10, Interval: time.Minute},
+		nodeEvents: guard.NewSources(nodeEventRate, nodeEventBurst, 0),
 	}
 	for _, reason := range nodeRefusalReasons {
 		r.metrics.Add(mNodeRefused, "", 0, "reason", reason)

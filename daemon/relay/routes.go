@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/sitelink/sitelink/daemon/nayax"
 	"github.com/sitelink/sitelink/daemon/wire"
 )
@@ -42,8 +44,11 @@ const (
 // terminal two entries; then the newest wins).
 type routes struct {
 	log *slog.Logger
-	// claim counts one ignored claim, by reason (set by the relay).
-	claim func(reason string)
+	// claim counts one ignored claim, by reason (set by the relay);
+	// claimLog bounds the log lines of them (a node that keeps changing
+	// its claims cannot flood the log; the metric counts them all).
+	claim    func(reason string)
+	claimLog rate.Sometimes
 
 	mu        sync.RWMutex
 	nodes     map[string]node
@@ -57,7 +62,7 @@ type routes struct {
 }
 
 func newRoutes(log *slog.Logger) *routes {
-	return &routes{log: log, claim: func(string) {}, nodes: map[string]node{}, terms: map[string]wire.Terminal{},
+	return &routes{log: log, claim: func(string) {}, claimLog: rate.Sometimes{First: 20, Interval: time.Minute}, nodes: map[string]node{}, terms: map[string]wire.Terminal{},
 		byMachine: map[int64][]string{}, bySerial: map[string][]string{}, disputed: map[string]string{}, seen: map[string]any{}}
 }
 
@@ -205,8 +210,10 @@ func (r *routes) update(id string, st *wire.State) {
 	r.disputed[id] = summary
 	r.mu.Unlock()
 	if changed && summary != "" {
-		r.log.Warn("ignoring a site controller's claim to terminals it does not own; its callbacks go by P/terminals (sitelink fleet terminals)",
-			"node", id, "terminals", summary)
+		r.claimLog.Do(func() {
+			r.log.Warn("ignoring a site controller's claim to terminals it does not own; its callbacks go by P/terminals (sitelink fleet terminals)",
+				"node", id, "terminals", summary)
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"regexp"
 	"strconv"
 
 	"github.com/sitelink/sitelink/daemon/nayax"
@@ -26,18 +27,18 @@ const ticketDomain = "ticket/v1"
 // Reasons a node's request is refused (the reason label of
 // sitelink_relay_node_requests_refused_total).
 const (
-	refusedNoTicket       = "no_ticket"         // settlement or cancel without a ticket
-	refusedBadTicket      = "bad_ticket"        // the ticket's MAC is wrong: not issued to this node
-	refusedTicketMismatch = "ticket_mismatch"   // the request names another transaction than its ticket
-	refusedOverAuthorized = "over_authorized"   // settlement or cancel amount above the authorized one
-	refusedNotOwner       = "not_owner"         // a start for a terminal the node does not own
-	refusedOverMaxStart   = "over_max_start"    // a start for more than relay.max_start_amount
-	refusedBadRequest     = "bad_request"       // not a JSON object, or a call that does not fit the event
-	refusedNoAmount       = "amount_unreadable" // an amount the relay cannot compare
+	refusedNoTicket       = "no_ticket"       // settlement or cancel without a ticket
+	refusedBadTicket      = "bad_ticket"      // the ticket's MAC is wrong: not issued to this node
+	refusedTicketMismatch = "ticket_mismatch" // the request names another transaction than its ticket
+	refusedOverAuthorized = "over_authorized" // settlement or cancel amount above the authorized one
+	refusedNotOwner       = "not_owner"       // a start for a terminal the node does not own
+	refusedOverMaxStart   = "over_max_start"  // a start for more than relay.max_start_amount
+	refusedBadRequest     = "bad_request"     // not a JSON object, or a call that does not fit the event
+	refusedBadAmount      = "bad_amount"      // an amount missing, unreadable or negative
 )
 
 var nodeRefusalReasons = []string{refusedNoTicket, refusedBadTicket, refusedTicketMismatch, refusedOverAuthorized,
-	refusedNotOwner, refusedOverMaxStart, refusedBadRequest, refusedNoAmount}
+	refusedNotOwner, refusedOverMaxStart, refusedBadRequest, refusedBadAmount}
 
 // refusal is why a node's request is not sent: a metric reason and the
 // text the node gets in its result.
@@ -71,12 +72,24 @@ func withTicket(fwd json.RawMessage, t wire.Ticket) json.RawMessage {
 }
 
 // checkRequest decides whether node may make request call (the event's
-// body without "call": fields) of a typ event. It removes the ticket from
-// fields, and the SparkTransactionId when the transaction came without
-// one (the node made its own up; Nayax never issued it). nil: send it.
+// body without "call": fields) of a typ event. It replaces fields with
+// what is to be sent: the request without the ticket, rebuilt from the
+// call's schema (nayax.CanonicalOutbound). nil: send it.
 func (r *Relay) checkRequest(nodeID, typ, call string, fields map[string]json.RawMessage) *refusedRequest {
 	raw, hasTicket := fields[wire.RequestTicket]
 	delete(fields, wire.RequestTicket)
+	// Checked and sent: the request rebuilt from the call's schema, so
+	// that what the relay reads is what Nayax reads (no second spelling
+	// of a member, nothing outside the schema).
+	rest, _ := json.Marshal(fields)
+	canon, err := nayax.CanonicalOutbound(call, rest)
+	if err != nil {
+		return refused(refusedBadRequest, "not a valid %s: %v", call, err)
+	}
+	clear(fields)
+	if err := json.Unmarshal(canon, &fields); err != nil {
+		return refused(refusedBadRequest, "not a valid %s: %v", call, err)
+	}
 	if typ == wire.EventStartRequest {
 		return r.checkStart(nodeID, fields)
 	}
@@ -87,20 +100,21 @@ func (r *Relay) checkRequest(nodeID, typ, call string, fields map[string]json.Ra
 	if json.Unmarshal(raw, &t) != nil || !hmac.Equal([]byte(t.MAC), []byte(r.ticketMAC(nodeID, t.Nayax, t.Spark, t.Max))) {
 		return refused(refusedBadTicket, "%s with a ticket this fleet did not issue to %s", call, nodeID)
 	}
-	var ids struct {
-		NayaxTransactionId nayax.Int64
-		SparkTransactionId nayax.Text
-	}
-	body, _ := json.Marshal(fields)
-	_ = json.Unmarshal(body, &ids)
-	if !ids.NayaxTransactionId.Valid || ids.NayaxTransactionId.V != t.Nayax {
-		return refused(refusedTicketMismatch, "%s names NayaxTransactionId %s, its ticket %d", call, ids.NayaxTransactionId, t.Nayax)
+	// Read exactly the members sent to Nayax (the spelling of the spec).
+	var nayaxID nayax.Int64
+	var sparkID nayax.Text
+	_ = json.Unmarshal(fields["NayaxTransactionId"], &nayaxID)
+	_ = json.Unmarshal(fields["SparkTransactionId"], &sparkID)
+	if !nayaxID.Valid || nayaxID.V != t.Nayax {
+		return refused(refusedTicketMismatch, "%s names NayaxTransactionId %s, its ticket %d", call, nayaxID, t.Nayax)
 	}
 	switch {
 	case t.Spark == "":
-		delete(fields, "SparkTransactionId")
-	case ids.SparkTransactionId.S != t.Spark:
-		return refused(refusedTicketMismatch, "%s names SparkTransactionId %q, its ticket %q", call, ids.SparkTransactionId.S, t.Spark)
+		// Nayax gave the transaction no Spark id; the node made one up
+		// for its ledger, which names nothing at Nayax: the
+		// NayaxTransactionId is what binds.
+	case sparkID.S != t.Spark:
+		return refused(refusedTicketMismatch, "%s names SparkTransactionId %q, its ticket %q", call, sparkID.S, t.Spark)
 	}
 	amountField := "Amount"
 	if typ == wire.EventCancelRequest {
@@ -111,13 +125,17 @@ func (r *Relay) checkRequest(nodeID, typ, call string, fields map[string]json.Ra
 		if typ == wire.EventCancelRequest {
 			return nil // a cancel without an amount releases the whole hold
 		}
-		return refused(refusedNoAmount, "%s without %s", call, amountField)
+		return refused(refusedBadAmount, "%s without %s", call, amountField)
 	}
 	var amount nayax.Amount
-	if json.Unmarshal(a, &amount) != nil || !amount.Valid {
-		return refused(refusedNoAmount, "%s: unreadable %s", call, amountField)
+	if json.Unmarshal(a, &amount) != nil || !amount.Valid || amount.V < 0 {
+		return refused(refusedBadAmount, "%s: unreadable or negative %s", call, amountField)
 	}
-	if over, err := above(amount.Decimal(), t.Max); err != nil || over {
+	over, err := above(amount.Decimal(), t.Max)
+	if err != nil {
+		return refused(refusedBadAmount, "%s: %s %s: %v", call, amountField, amount.Decimal(), err)
+	}
+	if over {
 		return refused(refusedOverAuthorized, "%s: %s %s is more than the authorized %s", call, amountField, amount.Decimal(), t.Max)
 	}
 	return nil
@@ -131,9 +149,10 @@ func (r *Relay) checkStart(nodeID string, fields map[string]json.RawMessage) *re
 		TerminalIdType nayax.Int64
 		Amount         nayax.Amount
 	}
-	body, _ := json.Marshal(fields)
-	if json.Unmarshal(body, &q) != nil {
-		return refused(refusedBadRequest, "TriggerTransaction: unreadable TerminalId, TerminalIdType or Amount")
+	for name, dst := range map[string]any{"TerminalId": &q.TerminalId, "TerminalIdType": &q.TerminalIdType, "Amount": &q.Amount} {
+		if raw, ok := fields[name]; ok && json.Unmarshal(raw, dst) != nil {
+			return refused(refusedBadRequest, "TriggerTransaction: unreadable %s", name)
+		}
 	}
 	var machine int64
 	var serial string
@@ -146,16 +165,32 @@ func (r *Relay) checkStart(nodeID string, fields map[string]json.RawMessage) *re
 	if owner, ok := r.routes.ownerOf(machine, serial); !ok || owner != nodeID {
 		return refused(refusedNotOwner, "TriggerTransaction for terminal %q, which P/terminals does not give to %s", q.TerminalId.S, nodeID)
 	}
+	if q.Amount.Valid && q.Amount.V < 0 {
+		return refused(refusedBadAmount, "TriggerTransaction for a negative amount")
+	}
 	if q.Amount.Valid {
-		if over, err := above(q.Amount.Decimal(), r.o.MaxStartAmount); err != nil || over {
+		over, err := above(q.Amount.Decimal(), r.o.MaxStartAmount)
+		if err != nil {
+			return refused(refusedBadAmount, "TriggerTransaction Amount %s: %v", q.Amount.Decimal(), err)
+		}
+		if over {
 			return refused(refusedOverMaxStart, "TriggerTransaction for %s, more than relay.max_start_amount %s", q.Amount.Decimal(), r.o.MaxStartAmount)
 		}
 	}
 	return nil
 }
 
-// above reports whether decimal a is greater than decimal limit, exactly.
+// decimalText is an amount the relay compares: digits, an optional
+// fraction and a small exponent. big.Rat would take "1e-999999" too, at
+// the cost of tens of milliseconds a request.
+var decimalText = regexp.MustCompile(`^[0-9]{1,15}(\.[0-9]{1,15})?([eE][-+]?[0-9]{1,2})?$`)
+
+// above reports whether decimal a is greater than decimal limit, exactly;
+// an error if either is not a plain non-negative decimal.
 func above(a, limit string) (bool, error) {
+	if !decimalText.MatchString(a) || !decimalText.MatchString(limit) {
+		return false, fmt.Errorf("not a plain decimal amount")
+	}
 	x, ok := new(big.Rat).SetString(a)
 	y, ok2 := new(big.Rat).SetString(limit)
 	if !ok || !ok2 {
