@@ -10,6 +10,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/mqtttest"
 	"github.com/sitelink/sitelink/daemon/nayaxsim"
 	"github.com/sitelink/sitelink/daemon/relay"
@@ -46,7 +47,7 @@ func TestStolenControllerOnShippedBroker(t *testing.T) {
 	// The relay as deployed: callback headers, the share group derived
 	// from the card key (never "default").
 	r := e.startRelayOpts("relay-1", 2*time.Second, nil, func(o *relay.Options) { o.Group = "" }, relay.Header{Name: authHeader, Value: authValue})
-	victim := e.startEdge("site-victim", t.TempDir())
+	victim := e.startEdgeWith("site-victim", t.TempDir(), func(c *config.Edge) { c.Policy.PlugTimeout = config.Duration(time.Second) })
 	waitRoute(t, r.url)
 	sim.SetRelay(r.url)
 	term := nayaxsim.Terminal{MachineID: machine, HwSerial: serial}
@@ -172,6 +173,15 @@ func TestStolenControllerOnShippedBroker(t *testing.T) {
 	got, _ := sim.Txn(vtx.NayaxTransactionID)
 	if got.State != nayaxsim.StateSettled || got.Settles != 1 || s.AmountMinor <= 0 {
 		t.Fatalf("victim's transaction %+v, session %+v", got, s)
+	}
+	// And a hold that gets no service is released: the cancel goes out.
+	tap6, err := sim.Tap(context.Background(), term, "6", "victim-card-2", 15)
+	if err != nil || tap6.Kind != "authorize" {
+		t.Fatalf("victim's second tap: %+v %v", tap6, err)
+	}
+	sessionOf(t, victim.api, tap6.Txn.SparkTransactionID, "cancelled")
+	if got, _ := sim.Txn(tap6.Txn.NayaxTransactionID); got.State != nayaxsim.StateCancelled || got.Cancels != 1 {
+		t.Fatalf("victim's second transaction %+v", got)
 	}
 	t.Logf("attack: 3 client ids, 9 share-group guesses, 1 claim, 1 registry write, 6 requests, 1 command; refused in metrics: %d requests, %d claims; victim settled %d minor units",
 		metricValue(t, r.url, "sitelink_relay_node_requests_refused_total"), metricValue(t, r.url, "sitelink_relay_claims_ignored_total"), s.AmountMinor)

@@ -186,3 +186,27 @@ func TestNodeEventRate(t *testing.T) {
 		t.Fatalf("the other site's event was not queued: last %s", last.msg.Topic())
 	}
 }
+
+// A relay does not start without callback headers unless told that it
+// takes callbacks from anyone; its maximum start must be a decimal.
+func TestNewRefusesUnauthenticated(t *testing.T) {
+	base := Options{ID: "r", Prefix: "p", CardKey: []byte("tickets test card key, 32+ bytes!!"), Link: link.Options{Broker: "tcp://127.0.0.1:1"}}
+	for _, tc := range []struct {
+		name string
+		edit func(*Options)
+		ok   bool
+	}{
+		{"no headers", func(*Options) {}, false},
+		{"headers", func(o *Options) { o.CallbackHeaders = []Header{{"X-A", "a"}} }, true},
+		{"insecure on purpose", func(o *Options) { o.InsecureAllowUnauthenticatedCallbacks = true }, true},
+		{"max start not a decimal", func(o *Options) { o.InsecureAllowUnauthenticatedCallbacks, o.MaxStartAmount = true, "1e999999" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			tc.edit(&o)
+			if _, err := New(o); (err == nil) != tc.ok {
+				t.Fatalf("New: %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
