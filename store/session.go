@@ -5,6 +5,14 @@ import (
 	"time"
 )
 
+// Origins of a session: how its transaction was started, which decides
+// the calls that settle or cancel it.
+const (
+	OriginRemote      = "remote"       // Remote Start: TriggerTransaction, then Settlement / CancelTransaction
+	OriginExternal    = "external"     // authorized on the terminal, TransactionCallback: ExternalSettlement / ExternalCancel
+	OriginDeviceStart = "device-start" // Device Start, TransactionNotify: Settlement / CancelTransaction
+)
+
 // State is a session's place in the lifecycle of DESIGN.md §2.
 type State string
 
@@ -37,7 +45,7 @@ type Session struct {
 	NayaxTransactionID int64  `json:"nayax_transaction_id,omitempty"`
 	Station            string `json:"station"`
 	State              State  `json:"state"`
-	Origin             string `json:"origin,omitempty"` // "remote" (Remote Start) or "external"
+	Origin             string `json:"origin,omitempty"` // OriginRemote, OriginExternal or OriginDeviceStart
 	MachineID          int64  `json:"machine_id,omitempty"`
 	HwSerial           string `json:"hw_serial,omitempty"`
 	SiteID             string `json:"site_id,omitempty"`         // JSON literal exactly as Nayax sent it

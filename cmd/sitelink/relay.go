@@ -122,6 +122,8 @@ func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 		MaxConnections: cfg.Relay.MaxConnections,
 		CardKey:        []byte(cardKey),
 		MaxStartAmount: cfg.Relay.MaxStartAmount,
+		TokenID:        cfg.Nayax.TokenID,
+		TokenSecret:    key,
 
 		InsecureAllowUnauthenticatedCallbacks: cfg.Relay.InsecureAllowUnauthenticatedCallbacks,
 	}

@@ -70,7 +70,7 @@ var (
 	// ErrNoTerminal: the terminal has neither hw_serial nor machine_id, so
 	// the request cannot name it.
 	ErrNoTerminal = errors.New("terminal has neither hw_serial nor machine_id")
-	// ErrUnknownOrigin: the session is neither "remote" nor "external", so
+	// ErrUnknownOrigin: the session is not "remote", "device-start" or "external", so
 	// the call (Settlement or ExternalSettlement…) cannot be chosen.
 	ErrUnknownOrigin = errors.New("unknown session origin")
 	// ErrUnknownFlow: the terminal's flow is neither pre-authorization nor
@@ -307,8 +307,9 @@ func CancellationType(flow string) int {
 }
 
 // SettlementRequest builds the settlement of session s for amount (from
-// Amount): Settlement for a Remote Start (origin "remote"), ExternalSettlement
-// for a transaction authorized on the terminal (origin "external"). The
+// Amount): Settlement for a Remote Start or a Device Start (origins
+// "remote", "device-start"), ExternalSettlement for a transaction
+// authorized on the terminal (origin "external"). The
 // body is exactly what the relay sends to Nayax plus a top-level "call"
 // member naming the call, which the relay strips. SiteId is echoed byte
 // for byte as the session stored it and left out when it has none (which
@@ -317,9 +318,9 @@ func CancellationType(flow string) int {
 // session's), must not exceed s.AuthorizedMinor.
 func SettlementRequest(s store.Session, t config.Terminal, amountMinor int64, dp int) (call string, body json.RawMessage, err error) {
 	switch s.Origin {
-	case "remote":
+	case store.OriginRemote, store.OriginDeviceStart:
 		call = nayax.CallSettlement
-	case "external":
+	case store.OriginExternal:
 		call = nayax.CallExternalSettlement
 	default:
 		return "", nil, fmt.Errorf("build settlement: %w %q", ErrUnknownOrigin, s.Origin)
@@ -373,9 +374,9 @@ func SettlementRequest(s store.Session, t config.Terminal, amountMinor int64, dp
 // carries a "call" member as SettlementRequest's does.
 func CancelRequest(s store.Session, t config.Terminal, k ReasonKind, dp int) (call string, body json.RawMessage, err error) {
 	switch s.Origin {
-	case "remote":
+	case store.OriginRemote, store.OriginDeviceStart:
 		call = nayax.CallCancelTransaction
-	case "external":
+	case store.OriginExternal:
 		call = nayax.CallExternalCancel
 	default:
 		return "", nil, fmt.Errorf("build cancel: %w %q", ErrUnknownOrigin, s.Origin)

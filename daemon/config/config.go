@@ -21,6 +21,16 @@ const (
 	FlowPreAuthorization = "pre-authorization" // card first, then the driver plugs in
 	FlowPreSelection     = "pre-selection"     // driver picks a station on the terminal first
 
+	// How a terminal starts and stops sessions (Terminal.Start, .Stop):
+	// the integrator starts (Remote Start: TriggerTransaction), or the
+	// consumer picks a station on the terminal and taps (Device Start:
+	// StartSession, InfoQuery, TransactionNotify); Nayax matches a stop
+	// card itself (StopCallback) or leaves that to us (StopNotify).
+	StartRemote  = "remote"
+	StartDevice  = "device"
+	StopCallback = "callback"
+	StopNotify   = "notify"
+
 	VehiclePresent = "present" // simulated vehicle plugged in at start
 	VehicleAbsent  = "absent"  // simulated connector empty at start
 )
@@ -76,7 +86,22 @@ type Terminal struct {
 	HwSerial  string   `yaml:"hw_serial"` // kept as written; leading zeros do not matter when matching
 	Flow      string   `yaml:"flow"`      // FlowPreAuthorization or FlowPreSelection
 	Stations  []string `yaml:"stations"`  // station numbers
+	// Start and Stop are the flows the terminal is set up for in Nayax's
+	// back office: StartRemote (default) or StartDevice, StopCallback
+	// (default) or StopNotify. Device Start is pre-authorization only.
+	Start string `yaml:"start"`
+	Stop  string `yaml:"stop"`
+	// PreauthAmount is what a Device Start pre-authorizes (InfoQuery's
+	// Amount), in the currency's units; 0: policy.start_amount.
+	PreauthAmount float64 `yaml:"preauth_amount"`
 }
+
+// DeviceStart reports whether the consumer starts at the terminal.
+func (t Terminal) DeviceStart() bool { return t.Start == StartDevice }
+
+// StopsByNotify reports whether Nayax sends StopNotify for a stop card
+// at this terminal.
+func (t Terminal) StopsByNotify() bool { return t.Stop == StopNotify }
 
 // Station is one charging point. Exactly the block that matches Driver is
 // set (Sim, GPIO or Modbus); Meter may accompany any of them.
@@ -130,6 +155,11 @@ type Policy struct {
 	// Nayax's callback beyond that before it is closed.
 	StartAmount    float64  `yaml:"start_amount"`
 	TriggerTimeout Duration `yaml:"trigger_timeout"`
+	// Reservation is how long an InfoQuery that found a station free
+	// keeps it for that transaction (so that two consumers cannot pay
+	// for one station): until its TransactionNotify, this time, or the
+	// station being used otherwise.
+	Reservation Duration `yaml:"reservation"`
 	// ResultTimeout is how long a settlement or cancel request waits for
 	// Nayax's answer (through the relay) before it is sent again.
 	ResultTimeout Duration `yaml:"result_timeout"`
@@ -145,7 +175,16 @@ type Tariff struct {
 	DecimalPlace int     `yaml:"decimal_place"` // minor-unit digits used by Nayax
 	PricePerKWh  float64 `yaml:"price_per_kwh"` // in Currency units
 	SessionFee   float64 `yaml:"session_fee"`   // added once per settled session
+	// PosDisplay is the text a Device Start terminal shows before the
+	// card (InfoQuery's PosDisplay: fields separated by ";"), with
+	// {station}, {price}, {currency} and {fee} filled in; empty:
+	// DefaultPosDisplay (and the fee when there is one). It must show
+	// {price}: the price per kWh before the session starts (EU AFIR).
+	PosDisplay string `yaml:"pos_display"`
 }
+
+// DefaultPosDisplay is Tariff.PosDisplay's default.
+const DefaultPosDisplay = ";Charging Station:{station};Price:{price} {currency}/kWh;"
 
 // Exact returns the tariff as a session records it when it starts
 // (store.Tariff): price and fee in millionths of the currency unit,
@@ -182,6 +221,7 @@ func Default() Edge {
 			BudgetStopAt:     98,
 			StartAmount:      20,
 			TriggerTimeout:   Duration(60 * time.Second),
+			Reservation:      Duration(90 * time.Second),
 			ResultTimeout:    Duration(90 * time.Second),
 			RetryMin:         Duration(5 * time.Second),
 			RetryMax:         Duration(10 * time.Minute),

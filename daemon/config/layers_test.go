@@ -522,8 +522,8 @@ tariff: {price_per_kwh: 0.39}
 			t.Errorf("settings[%d] = %s, want %s", i, settings[i].Key, k)
 		}
 	}
-	if last := settings[len(settings)-1].Key; last != "tariff.session_fee" {
-		t.Errorf("last setting %s, want tariff.session_fee", last)
+	if last := settings[len(settings)-1].Key; last != "tariff.pos_display" {
+		t.Errorf("last setting %s, want tariff.pos_display", last)
 	}
 
 	// Values as an operator reads them, and their sources.

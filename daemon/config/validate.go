@@ -225,6 +225,30 @@ func (e *Edge) validateTerminals(v *validator) {
 		if t.Flow != FlowPreAuthorization && t.Flow != FlowPreSelection {
 			v.add(p+".flow", "unknown flow %s (want %s or %s)", quote(t.Flow), FlowPreAuthorization, FlowPreSelection)
 		}
+		switch t.Start {
+		case "", StartRemote:
+		case StartDevice:
+			if t.Flow != FlowPreAuthorization {
+				v.add(p+".start", "Device Start is pre-authorization only; this terminal's flow is %s", quote(t.Flow))
+			}
+		default:
+			v.add(p+".start", "unknown start %s (want %s or %s)", quote(t.Start), StartRemote, StartDevice)
+		}
+		switch t.Stop {
+		case "", StopCallback, StopNotify:
+		default:
+			v.add(p+".stop", "unknown stop %s (want %s or %s)", quote(t.Stop), StopCallback, StopNotify)
+		}
+		switch {
+		case t.PreauthAmount < 0 || math.IsInf(t.PreauthAmount, 0) || math.IsNaN(t.PreauthAmount):
+			v.add(p+".preauth_amount", "must be > 0 (or 0 for policy.start_amount), got %s", fmtFloat(t.PreauthAmount))
+		case t.PreauthAmount > 0 && t.Start != StartDevice:
+			v.add(p+".preauth_amount", "only a Device Start terminal (start: %s) pre-authorizes an amount of its own; remote starts use policy.start_amount", StartDevice)
+		case t.PreauthAmount > 0:
+			if dp := e.Tariff.DecimalPlace; dp >= 0 && dp <= maxDecimals {
+				v.checkExact(p+".preauth_amount", t.PreauthAmount, dp, "tariff.decimal_place")
+			}
+		}
 		if len(t.Stations) == 0 {
 			v.add(p+".stations", "at least one station required")
 		}
@@ -336,6 +360,7 @@ func (e *Edge) validatePolicy(v *validator) {
 	if p.TriggerTimeout > 0 && (p.TriggerTimeout%Duration(time.Second) != 0 || p.TriggerTimeout > Duration(time.Hour)) {
 		v.add("policy.trigger_timeout", "must be whole seconds, at most 1h (Nayax's TransactionTimeout), got %s", quote(p.TriggerTimeout.String()))
 	}
+	v.checkPositive("policy.reservation", p.Reservation)
 	v.checkPositive("policy.result_timeout", p.ResultTimeout)
 	v.checkPositive("policy.retry_min", p.RetryMin)
 	v.checkPositive("policy.retry_max", p.RetryMax)
@@ -361,7 +386,30 @@ func (e *Edge) validateTariff(v *validator) {
 	}
 	v.checkExact("tariff.price_per_kwh", t.PricePerKWh, store.PriceDecimals, "millionths of the currency unit")
 	v.checkExact("tariff.session_fee", t.SessionFee, store.PriceDecimals, "millionths of the currency unit")
+	if f := t.PosDisplay; f != "" {
+		rest := f
+		for _, field := range PosDisplayFields {
+			rest = strings.ReplaceAll(rest, field, "")
+		}
+		switch {
+		case len(f) > maxPosDisplay:
+			v.add("tariff.pos_display", "longer than %d characters", maxPosDisplay)
+		case !strings.Contains(f, "{price}"):
+			v.add("tariff.pos_display", "must show {price}: the price per kWh before the session starts (EU AFIR)")
+		case strings.ContainsAny(rest, "{}"):
+			v.add("tariff.pos_display", "unknown field in %s: use %s", quote(f), strings.Join(PosDisplayFields, ", "))
+		case strings.ContainsFunc(f, unicode.IsControl):
+			v.add("tariff.pos_display", "no control characters")
+		}
+	}
 }
+
+// PosDisplayFields are the fields Tariff.PosDisplay may use.
+var PosDisplayFields = []string{"{station}", "{price}", "{currency}", "{fee}"}
+
+// maxPosDisplay bounds the terminal text; a terminal's screen shows a few
+// short lines.
+const maxPosDisplay = 200
 
 // checkExact refuses a non-negative amount or price that the ledger's
 // integers cannot hold exactly (store/money.go): more decimals than

@@ -97,7 +97,7 @@ func Run(ctx context.Context, o Options) error {
 	// that takes unauthenticated callbacks, on loopback.
 	rl, err := relay.New(relay.Options{ID: "demo-relay", Prefix: cfg.MQTT.TopicPrefix, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Nayax: client,
 		CardKey: cardKey, Logger: log.With("part", "relay"), Link: link.Options{Broker: b.URL(), BackoffMin: 200 * time.Millisecond},
-		InsecureAllowUnauthenticatedCallbacks: true})
+		InsecureAllowUnauthenticatedCallbacks: true, TokenID: so.TokenID, TokenSecret: so.TokenSecret})
 	if err != nil {
 		return err
 	}

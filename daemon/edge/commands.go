@@ -97,7 +97,10 @@ func (e *engine) handle(in inbound) {
 	switch {
 	case derr != nil:
 		body = declined(cmd, nayax.CodeValidation, "malformed command: "+derr.Error())
-	case cmd.Deadline != nil && now.After(*cmd.Deadline) && cmd.Type != wire.CommandStop:
+	case cmd.Deadline != nil && now.After(*cmd.Deadline) && cmd.Type == wire.CommandAuthorize && flowOf(cmd.Body) == wire.FlowDeviceStart:
+		// The relay told Nayax Declined: the hold is released, not served.
+		body, fx = e.lateDeviceStart(cmd, now)
+	case cmd.Deadline != nil && now.After(*cmd.Deadline) && cmd.Type != wire.CommandStop && cmd.Type != wire.CommandStopNotify:
 		// The sender gave up (the relay answered Nayax with 992): acting
 		// now would surprise everyone. Stops are exempt: stopping late is
 		// always safe.
@@ -227,6 +230,10 @@ func (e *engine) dispatch(cmd wire.Command, now time.Time) (wire.Answer, func(tx
 		return e.resultCommand(cmd, now)
 	case wire.CommandStart:
 		return e.startCommand(cmd, now)
+	case wire.CommandInfo:
+		return e.infoCommand(cmd, now)
+	case wire.CommandStopNotify:
+		return e.stopNotifyCommand(cmd, now)
 	case wire.CommandRebirth:
 		e.rebirth()
 		return approved(), nil
@@ -280,7 +287,7 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (wire.Answer, func(t
 	if err != nil {
 		return decodeFailure(cmd, err), nil
 	}
-	req := authRequest{dec, wire.TicketOf(cmd.Body)}
+	req := authRequest{dec, wire.TicketOf(cmd.Body), flowOf(cmd.Body)}
 	sparkID := req.SparkTransactionId.S
 	out := func(st nayax.Status) wire.Answer {
 		return wire.Answer{SparkTransactionId: sparkID, Status: sparkStatus(st)}
@@ -375,6 +382,21 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (wire.Answer, func(t
 		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: station %q is not served by this terminal", station))),
 			e.refuse(req, term, "", existingPtr(have, &existing), key, "station "+station+" is not served by this terminal", now)
 	}
+	deviceStart := req.flow == wire.FlowDeviceStart
+	if deviceStart {
+		// TransactionNotify: only on a Device Start terminal, and only
+		// on the station's reservation (two consumers cannot pay for
+		// one station); otherwise the hold is released at once.
+		why := ""
+		if !term.DeviceStart() {
+			why = "this terminal is not set up for Device Start (terminals[].start)"
+		} else if !have {
+			why = e.claimReservation(station, sparkID, now)
+		}
+		if why != "" {
+			return out(nayax.Declined(nayax.CodeValidation, why)), e.refuse(req, term, station, existingPtr(have, &existing), key, why, now)
+		}
+	}
 	hw, ok := e.stations.get(station)
 	if !ok {
 		return out(nayax.Declined(nayax.CodeValidation, fmt.Sprintf("ServiceStationNumber: unknown station %q", station))),
@@ -423,9 +445,15 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (wire.Answer, func(t
 		if sparkID == "" {
 			sparkID = newSparkID()
 		}
-		s = store.Session{SparkTransactionID: sparkID, Station: station, Origin: "external", CreatedAt: now.UTC()}
+		origin := store.OriginExternal
+		if deviceStart {
+			origin = store.OriginDeviceStart
+		}
+		s = store.Session{SparkTransactionID: sparkID, Station: station, Origin: origin, CreatedAt: now.UTC()}
 	}
 	fillAuthorization(&s, req, term, key, authorized)
+	// The station is this session's: whatever reservation it had ends.
+	delete(e.reserved, station)
 	s.MeterStartWh = r.EnergyWh
 	s.EnergyWh = 0
 
@@ -540,6 +568,7 @@ func fillAuthorization(s *store.Session, req authRequest, term config.Terminal, 
 type authRequest struct {
 	nayax.TransactionCallbackRequest
 	ticket json.RawMessage
+	flow   string // wire.FlowDeviceStart for a TransactionNotify, else ""
 }
 
 // refuse returns the transaction work that releases an authorization we
@@ -570,7 +599,11 @@ func (e *engine) refuse(req authRequest, term config.Terminal, station string, e
 			if id == "" {
 				id = newSparkID()
 			}
-			s = store.Session{SparkTransactionID: id, Station: station, Origin: "external", CreatedAt: now.UTC()}
+			origin := store.OriginExternal
+			if req.flow == wire.FlowDeviceStart {
+				origin = store.OriginDeviceStart
+			}
+			s = store.Session{SparkTransactionID: id, Station: station, Origin: origin, CreatedAt: now.UTC()}
 		}
 		fillAuthorization(&s, req, term, key, authorized)
 		// Nothing was delivered under an authorization we refuse: only

@@ -47,6 +47,9 @@ type engine struct {
 	// retryStop per session: when a contactor that would not open is
 	// tried again, and the backoff so far.
 	retryStop map[string]stopRetry
+	// reserved are the stations held for a Device Start between its
+	// InfoQuery and its TransactionNotify (device.go).
+	reserved reservations
 	// lastHealth is when the last health event was queued (health.go).
 	lastHealth time.Time
 	// pending are station changes of a new configuration that wait for
@@ -166,6 +169,7 @@ func newEngine(d engineDeps) *engine {
 		engineDeps:     d,
 		out:            queue.New[outbound](),
 		retryStop:      map[string]stopRetry{},
+		reserved:       reservations{},
 		seen:           map[string]hal.Reading{},
 		pending:        pendingChange{stations: map[string]bool{}, buses: map[string]bool{}},
 		lastCheckpoint: map[string]time.Time{},

@@ -54,7 +54,7 @@ func (e *engine) startSession(station string, amount string, now time.Time) (sto
 			return store.Session{}, fmt.Errorf("policy.start_amount: %w", err)
 		}
 	}
-	s := store.Session{SparkTransactionID: newSparkID(), Station: station, Origin: "remote", CreatedAt: now.UTC(),
+	s := store.Session{SparkTransactionID: newSparkID(), Station: station, Origin: store.OriginRemote, CreatedAt: now.UTC(),
 		MachineID: term.MachineID, HwSerial: term.HwSerial, AuthorizedMinor: minor, Tariff: &tariff}
 	call, body, err := billing.TriggerRequest(s.SparkTransactionID, term, minor, tariff.DecimalPlace, time.Duration(e.conf().Policy.TriggerTimeout))
 	if err != nil {

@@ -318,3 +318,60 @@ func outboundMandatory(v any) bool {
 	}
 	return false
 }
+
+// The Device Start and StopNotify decoders: what they accept has its
+// mandatory fields and survives a round trip; StopNotify's Forward never
+// carries Nayax's CardHash or the card UID.
+func FuzzDecodeDeviceCalls(f *testing.F) {
+	addSeeds(f,
+		`{"HwSerial":"0434334921100366","MachineId":71234996,"TokenId":116383,"Random":"123456789qwertyui"}`,
+		`{"HwSerial":"0434334921100366","MachineId":71234996,"SparkTransactionId":"12c7cec2-c690-4425-9a1f-db0db60e2d8c","ServiceStationNumber":"5","SiteId":2,"Amount":10}`,
+		`{"HwSerial":"0434334921100366","MachineId":71234996,"NayaxTransactionId":2004545072,"SparkTransactionId":"12c7cec2-c690-4425-9a1f-db0db60e2d8c","Amount":10,"CardLast4Digits":"1234","CardHash":"7f20","CardUid":"1","ServiceStationNumber":"5","SiteId":2,"MachineAuTime":"20240205194122328"}`,
+		`{"StopSiteId":4,"MachineId":71234996,"HwSerial":"0434334921100366","CardLast4Digits":"1234","CardHash":"7f20","CardUid":"1","ServiceStationNumber":"5"}`,
+		`{"Random":"short","TokenId":"x"}`,
+	)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if r, err := nayax.DecodeStartSession(b); err == nil {
+			if !r.TokenId.Valid || len(r.Random.S) != nayax.RandomLen || !(r.MachineId.Valid || has(r.HwSerial)) {
+				t.Fatalf("StartSession accepted %+v", r)
+			}
+			roundTrip(t, r, nayax.DecodeStartSession)
+		} else {
+			checkErr(t, err)
+		}
+		if r, err := nayax.DecodeInfoQuery(b); err == nil {
+			if !has(r.SparkTransactionId) || !(r.MachineId.Valid || has(r.HwSerial)) || (r.Amount.Valid && r.Amount.V < 0) {
+				t.Fatalf("InfoQuery accepted %+v", r)
+			}
+			roundTrip(t, r, nayax.DecodeInfoQuery)
+		} else {
+			checkErr(t, err)
+		}
+		if r, err := nayax.DecodeTransactionNotify(b); err == nil {
+			if !has(r.SparkTransactionId) || !r.NayaxTransactionId.Valid || r.NayaxTransactionId.V <= 0 || !r.Amount.Valid || r.Amount.V < 0 || !has(r.CardHash) {
+				t.Fatalf("TransactionNotify accepted %+v", r)
+			}
+			roundTrip(t, r, nayax.DecodeTransactionNotify)
+			if cb := r.Callback(); cb.AuthStatus == nil || !cb.AuthStatus.IsApproved() || cb.NayaxTransactionId != r.NayaxTransactionId {
+				t.Fatalf("Callback of %+v: %+v", r, cb)
+			}
+		} else {
+			checkErr(t, err)
+		}
+		if r, err := nayax.DecodeStopNotify(b); err == nil {
+			if !has(r.CardHash) || !(r.MachineId.Valid || has(r.HwSerial)) {
+				t.Fatalf("StopNotify accepted %+v", r)
+			}
+			roundTrip(t, r, nayax.DecodeStopNotify)
+			want := r
+			want.CardUid = nayax.Text{}
+			want.CardHash = keyed(r.CardHash)
+			if want.CardHash == r.CardHash {
+				t.Fatalf("Forward would carry Nayax's CardHash %q", r.CardHash.S)
+			}
+			forwardRoundTrip(t, r.Forward(testKey), want, nayax.DecodeStopNotify)
+		} else {
+			checkErr(t, err)
+		}
+	})
+}

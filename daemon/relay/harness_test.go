@@ -139,7 +139,7 @@ func (e *env) startRelayOpts(id string, budget time.Duration, edit func(*nayax.C
 	}
 	ro := relay.Options{
 		ID: id, Prefix: prefix, Group: "relays", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", AckBudget: budget,
-		CallbackHeaders: headers, InsecureAllowUnauthenticatedCallbacks: len(headers) == 0, Nayax: client, Logger: e.log.With("relay", id), CardKey: []byte(cardKey),
+		CallbackHeaders: headers, InsecureAllowUnauthenticatedCallbacks: len(headers) == 0, Nayax: client, TokenID: o.TokenID, TokenSecret: o.TokenSecret, Logger: e.log.With("relay", id), CardKey: []byte(cardKey),
 		Link: link.Options{BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond, ConnectTimeout: 3 * time.Second},
 	}
 	if e.shipped != nil {

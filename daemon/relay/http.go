@@ -61,6 +61,11 @@ func (r *Relay) Handler() http.Handler {
 		"/transactioncallback":    {"TransactionCallback", false, r.transactionCallback},
 		"/declinecallback":        {"DeclineCallback", false, r.declineCallback},
 		"/timeoutcallback":        {"TimeoutCallback", false, r.timeoutCallback},
+		"/startsession":           {"StartSession", false, r.startSession},
+		"/infoquery":              {"InfoQuery", false, r.infoQuery},
+		"/availabilitycheck":      {"AvailabilityCheck", false, r.infoQuery},
+		"/transactionnotify":      {"TransactionNotify", false, r.transactionNotify},
+		"/stopnotify":             {"StopNotify", false, r.stopNotify},
 		"/cortina/prepaid/cancel": {"Cortina Cancel", true, func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, false) }},
 		"/cortina/prepaid/void":   {"Cortina Void", true, func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, true) }},
 	}

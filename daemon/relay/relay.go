@@ -83,6 +83,11 @@ type Options struct {
 	// requests (guard.DefaultEvery when zero): they are counted in
 	// sitelink_relay_refused_total and never logged one by one.
 	RefusalLogEvery time.Duration
+	// TokenID and TokenSecret (the cipher key: the 32 rightmost
+	// characters of the Secret Token, nayax.CipherKey) answer Device
+	// Start's StartSession; without a secret StartSession is Declined.
+	TokenID     int32
+	TokenSecret []byte
 	// CardKey is the fleet secret (relay.card_key_file, at least
 	// nayax.MinCardKey bytes, the same on every replica) that keys
 	// Nayax's CardHash before it goes on MQTT. Required: New refuses to
@@ -509,9 +514,14 @@ func (r *Relay) onReply(_ *link.Conn, m paho.Message) {
 // deadline. It returns errOffline right after the PUBACK when the node is
 // known to be offline (the broker queues the command for it).
 func (r *Relay) send(ctx context.Context, n node, typ string, body json.RawMessage) (wire.Reply, error) {
+	return r.sendCommand(ctx, n, typ, body, nil)
+}
+
+// sendCommand is send with the command's deadline (nil: none).
+func (r *Relay) sendCommand(ctx context.Context, n node, typ string, body json.RawMessage, deadline *time.Time) (wire.Reply, error) {
 	id := newID()
 	topics := wire.Topics{Prefix: r.o.Prefix, Node: n.ID}
-	env, err := json.Marshal(wire.Command{ID: id, Type: typ, ReplyTo: topics.RelayReplies(r.o.ID), Body: body})
+	env, err := json.Marshal(wire.Command{ID: id, Type: typ, ReplyTo: topics.RelayReplies(r.o.ID), Deadline: deadline, Body: body})
 	if err != nil {
 		return wire.Reply{}, err
 	}

@@ -58,6 +58,22 @@ type Answer struct {
 	SparkTransactionId   string `json:"SparkTransactionId,omitempty"`
 	Status               Status `json:"Status"`
 	ServiceStationNumber string `json:"ServiceStationNumber,omitempty"`
+
+	// The answer to an `info` command (InfoQuery, AvailabilityCheck):
+	// the station's availability (1 free, 2 in session, 3 out of
+	// service), the text for the terminal, the amount to pre-authorize
+	// (a decimal in the currency's units). The relay builds Nayax's
+	// answer from them and the query.
+	ServiceStationAvailability int    `json:"ServiceStationAvailability,omitempty"`
+	PosDisplay                 string `json:"PosDisplay,omitempty"`
+	Amount                     string `json:"Amount,omitempty"`
+
+	// The answer to a `stop-notify` command: the session the card paid
+	// for, which the node then stops. SiteId is the JSON literal Nayax
+	// sent with the authorization.
+	NayaxTransactionId int64  `json:"NayaxTransactionId,omitempty"`
+	SiteId             string `json:"SiteId,omitempty"`
+	MachineAuTime      string `json:"MachineAuTime,omitempty"`
 }
 
 // Status is Nayax's Status object in either dialect: Spark's sets

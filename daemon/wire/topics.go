@@ -28,6 +28,17 @@ const (
 	CommandStart     = "start"     // remote start request from an app
 	CommandResult    = "result"    // Nayax's answer to one of our requests, echoing the event id
 	CommandRebirth   = "rebirth"   // republish state
+	// Device Start and Device Stop by StopNotify.
+	CommandInfo       = "info"        // body: InfoQuery / AvailabilityCheck JSON; answer: availability, PosDisplay, Amount (and a reservation)
+	CommandStopNotify = "stop-notify" // body: StopNotify JSON, CardHash keyed, no CardUid; answer: the matched session, which then stops
+)
+
+// AuthorizeFlow is the member of an `authorize` body that names the flow
+// the transaction came by when it is not a TransactionCallback:
+// FlowDeviceStart for a TransactionNotify.
+const (
+	AuthorizeFlow   = "flow"
+	FlowDeviceStart = "device-start"
 )
 
 // Event types (the last level of P/nodes/N/events/{type}).
