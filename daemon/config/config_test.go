@@ -86,7 +86,7 @@ func TestExampleFile(t *testing.T) {
 	want.Node.ID = "site-0042"
 	want.Terminals = []Terminal{{
 		MachineID: 71234996, HwSerial: "0434334921100366",
-		Flow: FlowPreAuthorization, Stations: []string{"5", "6"},
+		Flow: FlowPreAuthorization, Stations: []string{"5", "6"}, Start: StartRemote, Stop: StopCallback,
 	}}
 	want.Stations = []Station{
 		{Number: "5", Driver: DriverSim, Sim: &Sim{Vehicle: VehiclePresent, PowerKW: 7.4, TimeScale: 1}, MaxPowerKW: 22},
