@@ -18,6 +18,8 @@ const nayaxsimUsage = `usage:
   sitelink nayaxsim serve [-listen 127.0.0.1:8090] [-relay URL] [-integrator-id ID] [-callback-header Name=Value]
                           [-sign-key-file F] [-token-id N] [-token-secret-file F]
   sitelink nayaxsim tap -station N [-sim URL] [-machine-id ID] [-hw-serial S] [-card NAME] [-amount X]
+                        [-device-start] [-stop-notify] [-availability-check]
+  sitelink nayaxsim stop-tap -station N -card NAME [-sim URL] [-machine-id ID] [-hw-serial S] [-stop-notify]
   sitelink nayaxsim cortina-cancel -nayax-id ID [-void] [-sim URL]
   sitelink nayaxsim txns|requests [-call NAME] [-sim URL]
 `
@@ -85,7 +87,10 @@ func cmdNayaxsim(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		machine := fs.Int64("machine-id", 71234996, "terminal machine `id`")
 		serial := fs.String("hw-serial", "0434334921100366", "terminal HW `serial`")
 		card := fs.String("card", "alice", "card `name` (same name, same card hash)")
-		amount := fs.Float64("amount", 0, "authorized `amount` (default: the trigger's or 15)")
+		amount := fs.Float64("amount", 0, "authorized `amount` (default: the trigger's, the InfoQuery answer's, or 15); with -availability-check also the estimate")
+		deviceStart := fs.Bool("device-start", false, "the terminal uses Device Start: StartSession, InfoQuery, TransactionNotify (remembered for the terminal)")
+		stopNotify := fs.Bool("stop-notify", false, "a stop at the terminal is a StopNotify, not a StopCallback (remembered for the terminal)")
+		availCheck := fs.Bool("availability-check", false, "Device Start asks AvailabilityCheck with the estimated amount instead of InfoQuery (remembered for the terminal)")
 		if err := fs.Parse(args); err != nil {
 			return exitCode(2)
 		}
@@ -93,7 +98,26 @@ func cmdNayaxsim(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			fmt.Fprint(stderr, nayaxsimUsage)
 			return exitCode(2)
 		}
-		res, err := nayaxsim.Client(*simURL).Tap(ctx, nayaxsim.TapRequest{MachineID: *machine, HwSerial: *serial, Station: *station, Card: *card, Amount: *amount})
+		res, err := nayaxsim.Client(*simURL).Tap(ctx, nayaxsim.TapRequest{MachineID: *machine, HwSerial: *serial, Station: *station, Card: *card, Amount: *amount,
+			DeviceStart: *deviceStart, StopNotify: *stopNotify, AvailabilityCheck: *availCheck})
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, res)
+	case "stop-tap":
+		station := fs.String("station", "", "station `number`")
+		machine := fs.Int64("machine-id", 71234996, "terminal machine `id`")
+		serial := fs.String("hw-serial", "0434334921100366", "terminal HW `serial`")
+		card := fs.String("card", "", "card `name` (same name, same card hash)")
+		stopNotify := fs.Bool("stop-notify", false, "send StopNotify, not StopCallback (remembered for the terminal)")
+		if err := fs.Parse(args); err != nil {
+			return exitCode(2)
+		}
+		if *station == "" || *card == "" || fs.NArg() > 0 {
+			fmt.Fprint(stderr, nayaxsimUsage)
+			return exitCode(2)
+		}
+		res, err := nayaxsim.Client(*simURL).StopTap(ctx, nayaxsim.StopTapRequest{MachineID: *machine, HwSerial: *serial, Station: *station, Card: *card, StopNotify: *stopNotify})
 		if err != nil {
 			return err
 		}

@@ -28,26 +28,83 @@ const maxAnswer = 1 << 20
 
 // Kinds of TapResult.
 const (
+	// KindAuthorize: a transaction was authorized and the relay
+	// acknowledged it (TransactionCallback, or TransactionNotify answered
+	// Approved).
 	KindAuthorize = "authorize"
-	KindStop      = "stop"
+	// KindStop: a stop was sent (StopCallback or StopNotify), whatever
+	// the relay answered.
+	KindStop = "stop"
+	// KindRefused: Device Start ended at StartSession: its answer was not
+	// Approved, or its SparkTransactionId or Cipher did not hold up.
+	// Nothing else was sent.
+	KindRefused = "refused"
+	// KindUnavailable: Device Start ended at InfoQuery or
+	// AvailabilityCheck: ServiceStationAvailability was not 1 (available), or the answer
+	// was not Approved or not usable. No card was authorized.
+	KindUnavailable = "unavailable"
+	// KindDeclined: the relay did not approve the TransactionNotify. The
+	// transaction stays authorized at Nayax until the integrator cancels
+	// it (CancelTransaction); its station is free again.
+	KindDeclined = "declined"
 )
 
-// Terminal is a Nayax payment terminal: its machine id and HW serial.
-// Either may be zero; callbacks carry what is known.
+// Terminal is a Nayax payment terminal: its machine id and HW serial,
+// and how its integration is set up in Nayax's back office. Either id
+// may be zero; callbacks carry what is known.
 type Terminal struct {
 	MachineID int64  `json:"machine_id"`
 	HwSerial  string `json:"hw_serial"`
+	// DeviceStart: the consumer starts at the terminal (StartSession,
+	// InfoQuery, TransactionNotify) instead of the terminal sending a
+	// TransactionCallback.
+	DeviceStart bool `json:"device_start,omitempty"`
+	// StopNotify: a stop at this terminal is a StopNotify (Nayax leaves
+	// the matching to the integrator) instead of a StopCallback.
+	StopNotify bool `json:"stop_notify,omitempty"`
+	// AvailabilityCheck: Device Start asks AvailabilityCheck, with the
+	// estimated Amount, instead of InfoQuery.
+	AvailabilityCheck bool `json:"availability_check,omitempty"`
 }
 
-// TapResult is what a Tap did and what the relay answered.
+// TapResult is what a Tap or StopTap did and what the relay answered.
 type TapResult struct {
-	Kind       string          `json:"kind"` // authorize | stop
-	Txn        Txn             `json:"txn"`  // after the relay answered
+	Kind string `json:"kind"` // authorize | stop | refused | unavailable | declined
+	Txn  Txn    `json:"txn"`  // after the relay answered; zero when none was made or named
+	// HTTPStatus and Response are the relay's answer to the last call
+	// made.
 	HTTPStatus int             `json:"http_status"`
 	Response   json.RawMessage `json:"response,omitempty"`
-	// Elapsed is the relay's response time (Nayax wants a StopCallback
-	// acknowledged within 5 s).
+	// Elapsed is the relay's response time, the longest of Calls when a
+	// tap made several (Nayax wants every one answered within 5 s).
 	Elapsed time.Duration `json:"elapsed"`
+	// Calls are the calls made to the relay, in order.
+	Calls []TapCall `json:"calls,omitempty"`
+	// Reason says why a Device Start was refused or found the station
+	// unavailable, or what was wrong in an answer that Nayax would
+	// check (ids echoed, the session a StopNotify names).
+	Reason string `json:"reason,omitempty"`
+	// Availability, PosDisplay and InfoAmount are the InfoQuery or
+	// AvailabilityCheck answer's ServiceStationAvailability, PosDisplay
+	// and Amount (Device Start).
+	Availability int     `json:"availability,omitempty"`
+	PosDisplay   string  `json:"pos_display,omitempty"`
+	InfoAmount   float64 `json:"info_amount,omitempty"`
+}
+
+// TapCall is one call a tap made to the relay and its answer.
+type TapCall struct {
+	Call       string          `json:"call"`
+	HTTPStatus int             `json:"http_status"`
+	Response   json.RawMessage `json:"response,omitempty"`
+	Elapsed    time.Duration   `json:"elapsed"`
+}
+
+// add records a call's outcome in the result.
+func (r *TapResult) add(call string, res sent) {
+	r.Calls = append(r.Calls, TapCall{Call: call, HTTPStatus: res.status, Response: res.answer, Elapsed: res.elapsed})
+	r.HTTPStatus, r.Response = res.status, res.answer
+	r.Elapsed = max(r.Elapsed, res.elapsed)
 }
 
 // CallbackResult is the relay's answer to a DeclineCallback or
@@ -110,23 +167,34 @@ func luhnDigit(digits []byte) byte {
 // this name.
 func CardHash(name string) string { return fakeCard(name).hash }
 
-// Tap presents the card called card at a station of terminal t.
+// Tap presents the card called card at a station of terminal t. The
+// terminal's settings (DeviceStart, StopNotify, AvailabilityCheck) are
+// remembered: a setting given once, here or in Options.Terminals, stays
+// on for that terminal, so later taps may name it by an id alone.
 //
-// On a station with no open transaction it authorizes amount (see below)
-// and sends a TransactionCallback (Approved): for the oldest
-// TriggerTransaction pending on that terminal, with its
-// SparkTransactionId (Remote Start), or else as an external authorization
-// with a fresh SparkTransactionId. The transaction is registered before
-// the callback is sent, so the relay may settle or cancel it while
-// answering.
+// On a terminal without DeviceStart, on a station with no open
+// transaction, it authorizes amount (see below) and sends a
+// TransactionCallback (Approved): for the oldest TriggerTransaction
+// pending on that terminal, with its SparkTransactionId (Remote Start),
+// or else as an external authorization with a fresh SparkTransactionId.
+// The transaction is registered before the callback is sent, so the relay
+// may settle or cancel it while answering.
 //
 // On a station with an open transaction (authorized, acknowledged, not
-// stopped) it sends a StopCallback for that transaction with this card's
-// hash: another card than the one that authorized gives another hash,
-// which sitelink must decline. An approved stop closes the station.
+// stopped) it sends a stop for that transaction with this card (see
+// StopTap): another card than the one that authorized gives another
+// hash, which sitelink must decline. An approved stop closes the station.
 //
-// The amount authorized is the TriggerTransaction's Amount when it gave
-// one, else amount, else 15.
+// On a DeviceStart terminal with no TriggerTransaction pending, the card
+// decides: if it paid for a transaction still open at the site (on this
+// station first, then this terminal, then any), the tap stops it;
+// otherwise the tap runs Device Start (StartSession, InfoQuery or
+// AvailabilityCheck, TransactionNotify), authorizing the InfoQuery
+// answer's Amount, else amount, else 15. See TapResult's kinds for how it
+// ends.
+//
+// The amount authorized by a TransactionCallback is the
+// TriggerTransaction's Amount when it gave one, else amount, else 15.
 func (s *Sim) Tap(ctx context.Context, t Terminal, station, cardName string, amount float64) (TapResult, error) {
 	if t.MachineID == 0 && strings.TrimSpace(t.HwSerial) == "" {
 		return TapResult{}, ErrTerminal
@@ -139,20 +207,21 @@ func (s *Sim) Tap(ctx context.Context, t Terminal, station, cardName string, amo
 
 	s.mu.Lock()
 	t, ti := s.learn(t)
-	key := strconv.Itoa(ti) + "/" + station
-	if tx := s.openTxn(key); tx != nil {
-		body := stopBody(tx, t, station, c)
+	key := stationKey(ti, station)
+	deviceStart := t.DeviceStart && !s.hasPending(t)
+	var open *Txn
+	if deviceStart {
+		open = s.cardTxn(c.hash, ti, key)
+	} else {
+		open = s.openTxn(key)
+	}
+	if open != nil {
 		s.mu.Unlock()
-		res, err := s.send(ctx, CallStopCallback, "/api/StopCallback", body, nil)
-		s.mu.Lock()
-		if err == nil && acknowledged(res) && s.open[key] == tx.NayaxTransactionID {
-			tx.Stopped = true
-			delete(s.open, key)
-		}
-		out := res.tapResult(KindStop, *tx)
+		return s.stop(ctx, t, station, c, open)
+	}
+	if deviceStart {
 		s.mu.Unlock()
-		s.log.Info("nayaxsim tap", "kind", KindStop, "station", station, "nayax_transaction_id", out.Txn.NayaxTransactionID, "http_status", out.HTTPStatus)
-		return out, err
+		return s.deviceStart(ctx, t, key, station, c, amount)
 	}
 	tx := &Txn{
 		NayaxTransactionID: s.nextID,
@@ -163,6 +232,7 @@ func (s *Sim) Tap(ctx context.Context, t Terminal, station, cardName string, amo
 		HwSerial:           t.HwSerial,
 		Station:            station,
 		Amount:             amount,
+		Flow:               FlowExternal,
 		State:              StateAuthorized,
 		CardHash:           c.hash,
 		CardLast4:          c.last4,
@@ -170,7 +240,7 @@ func (s *Sim) Tap(ctx context.Context, t Terminal, station, cardName string, amo
 	}
 	s.nextID++
 	if p := s.takePending(t); p != nil {
-		tx.SparkTransactionID, tx.Remote = p.sparkID, true
+		tx.SparkTransactionID, tx.Remote, tx.Flow = p.sparkID, true, FlowRemoteStart
 		if p.amount > 0 {
 			tx.Amount = p.amount
 		}
@@ -191,7 +261,8 @@ func (s *Sim) Tap(ctx context.Context, t Terminal, station, cardName string, amo
 	} else if s.open[key] == tx.NayaxTransactionID {
 		delete(s.open, key)
 	}
-	out := res.tapResult(KindAuthorize, *tx)
+	out := TapResult{Kind: KindAuthorize, Txn: *tx}
+	out.add(CallTransactionCallback, res)
 	s.mu.Unlock()
 	s.log.Info("nayaxsim tap", "kind", KindAuthorize, "station", station, "remote", tx.Remote,
 		"nayax_transaction_id", tx.NayaxTransactionID, "spark_transaction_id", tx.SparkTransactionID, "http_status", out.HTTPStatus)
@@ -281,10 +352,6 @@ type sent struct {
 	elapsed time.Duration
 }
 
-func (r sent) tapResult(kind string, tx Txn) TapResult {
-	return TapResult{Kind: kind, Txn: tx, HTTPStatus: r.status, Response: r.answer, Elapsed: r.elapsed}
-}
-
 func (r sent) callbackResult(call, sparkID string) CallbackResult {
 	return CallbackResult{Call: call, SparkTransactionID: sparkID, HTTPStatus: r.status, Response: r.answer, Elapsed: r.elapsed}
 }
@@ -355,7 +422,8 @@ func acknowledged(r sent) bool {
 // learn completes t from the known terminals, or adds it, and returns its
 // index among them: stations are keyed by it, so a terminal named by its
 // machine id in one tap and by its serial in the next is still one
-// terminal. s.mu is held.
+// terminal. Settings are merged: one set in either stays set, for the
+// terminal and the returned t. s.mu is held.
 func (s *Sim) learn(t Terminal) (Terminal, int) {
 	for i, k := range s.terminals {
 		byMachine := t.MachineID != 0 && t.MachineID == k.MachineID
@@ -369,14 +437,23 @@ func (s *Sim) learn(t Terminal) (Terminal, int) {
 		if t.HwSerial == "" {
 			t.HwSerial = k.HwSerial
 		}
+		t.DeviceStart = t.DeviceStart || k.DeviceStart
+		t.StopNotify = t.StopNotify || k.StopNotify
+		t.AvailabilityCheck = t.AvailabilityCheck || k.AvailabilityCheck
 		if k.MachineID == 0 || k.HwSerial == "" {
 			s.terminals[i] = t
+		} else {
+			k.DeviceStart, k.StopNotify, k.AvailabilityCheck = t.DeviceStart, t.StopNotify, t.AvailabilityCheck
+			s.terminals[i] = k
 		}
 		return t, i
 	}
 	s.terminals = append(s.terminals, t)
 	return t, len(s.terminals) - 1
 }
+
+// stationKey names station of the terminal with index ti in s.open.
+func stationKey(ti int, station string) string { return strconv.Itoa(ti) + "/" + station }
 
 // openTxn returns the transaction open on a station. s.mu is held.
 func (s *Sim) openTxn(key string) *Txn {
@@ -390,6 +467,17 @@ func (s *Sim) openTxn(key string) *Txn {
 		return nil
 	}
 	return tx
+}
+
+// hasPending reports whether a trigger waits for a card on t. s.mu is
+// held.
+func (s *Sim) hasPending(t Terminal) bool {
+	for _, p := range s.pending {
+		if terminalIs(t, p.termID, p.termType) {
+			return true
+		}
+	}
+	return false
 }
 
 // takePending removes and returns the oldest trigger for t. s.mu is held.

@@ -17,6 +17,7 @@ import (
 // a running simulator. It lives under /_sim/ on the same server:
 //
 //	POST /_sim/tap             TapRequest → TapResult
+//	POST /_sim/stop-tap        StopTapRequest → TapResult
 //	POST /_sim/decline         {"spark_transaction_id","code"} → CallbackResult
 //	POST /_sim/timeout         {"spark_transaction_id"} → CallbackResult
 //	POST /_sim/cortina-cancel  {"nayax_transaction_id","void","card_number"} → {"http_status","response"}
@@ -30,13 +31,33 @@ import (
 // Errors answer 4xx/5xx with {"error": "..."}; a callback the relay
 // answered (whatever it answered) is a 200 carrying that answer.
 
-// TapRequest is the body of POST /_sim/tap.
+// TapRequest is the body of POST /_sim/tap. DeviceStart, StopNotify and
+// AvailabilityCheck set the terminal's settings (see Terminal); once set
+// they stay set for that terminal.
 type TapRequest struct {
-	MachineID int64   `json:"machine_id"`
-	HwSerial  string  `json:"hw_serial"`
-	Station   string  `json:"station"`
-	Card      string  `json:"card"`
-	Amount    float64 `json:"amount"`
+	MachineID         int64   `json:"machine_id"`
+	HwSerial          string  `json:"hw_serial"`
+	Station           string  `json:"station"`
+	Card              string  `json:"card"`
+	Amount            float64 `json:"amount"`
+	DeviceStart       bool    `json:"device_start,omitempty"`
+	StopNotify        bool    `json:"stop_notify,omitempty"`
+	AvailabilityCheck bool    `json:"availability_check,omitempty"`
+}
+
+func (r TapRequest) terminal() Terminal {
+	return Terminal{MachineID: r.MachineID, HwSerial: r.HwSerial, DeviceStart: r.DeviceStart,
+		StopNotify: r.StopNotify, AvailabilityCheck: r.AvailabilityCheck}
+}
+
+// StopTapRequest is the body of POST /_sim/stop-tap (see Sim.StopTap).
+// StopNotify sets the terminal's setting, which then stays set.
+type StopTapRequest struct {
+	MachineID  int64  `json:"machine_id"`
+	HwSerial   string `json:"hw_serial"`
+	Station    string `json:"station"`
+	Card       string `json:"card"`
+	StopNotify bool   `json:"stop_notify,omitempty"`
 }
 
 // FailRequest is the body of POST /_sim/fail: Failure with the call it
@@ -110,7 +131,14 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request, op string) {
 		if !decode(&req) {
 			return
 		}
-		res, err := s.Tap(r.Context(), Terminal{MachineID: req.MachineID, HwSerial: req.HwSerial}, req.Station, req.Card, req.Amount)
+		res, err := s.Tap(r.Context(), req.terminal(), req.Station, req.Card, req.Amount)
+		s.controlAnswer(w, res, err)
+	case "stop-tap":
+		var req StopTapRequest
+		if !decode(&req) {
+			return
+		}
+		res, err := s.StopTap(r.Context(), Terminal{MachineID: req.MachineID, HwSerial: req.HwSerial, StopNotify: req.StopNotify}, req.Station, req.Card)
 		s.controlAnswer(w, res, err)
 	case "decline":
 		var req sessionRequest
@@ -235,6 +263,13 @@ func ControlTap(ctx context.Context, simURL string, req TapRequest) (TapResult, 
 func (c *ControlClient) Tap(ctx context.Context, req TapRequest) (TapResult, error) {
 	var res TapResult
 	err := c.do(ctx, http.MethodPost, "tap", req, &res)
+	return res, err
+}
+
+// StopTap is Sim.StopTap through the control API.
+func (c *ControlClient) StopTap(ctx context.Context, req StopTapRequest) (TapResult, error) {
+	var res TapResult
+	err := c.do(ctx, http.MethodPost, "stop-tap", req, &res)
 	return res, err
 }
 

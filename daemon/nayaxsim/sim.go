@@ -63,6 +63,13 @@ const (
 	CallTimeoutCallback     = "TimeoutCallback"
 	CallCortinaCancel       = "CortinaCancel"
 	CallCortinaVoid         = "CortinaVoid"
+	// Device Start (Tap on a Terminal with DeviceStart) and StopNotify
+	// (a stop at a Terminal with StopNotify).
+	CallStartSession      = "StartSession"
+	CallInfoQuery         = "InfoQuery"
+	CallAvailabilityCheck = "AvailabilityCheck"
+	CallTransactionNotify = "TransactionNotify"
+	CallStopNotify        = "StopNotify"
 )
 
 var sparkCalls = []string{
@@ -396,7 +403,8 @@ func (s *Sim) Requests(call string) []Request {
 
 // Callbacks returns the callbacks sent for call ("" = all;
 // TransactionCallback, StopCallback, DeclineCallback, TimeoutCallback,
-// CortinaCancel, CortinaVoid), in order.
+// CortinaCancel, CortinaVoid, StartSession, InfoQuery, AvailabilityCheck,
+// TransactionNotify, StopNotify), in order.
 func (s *Sim) Callbacks(call string) []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -17,6 +17,21 @@ const (
 	StateCancelled  = "cancelled"
 )
 
+// Flows a transaction came from (Txn.Flow).
+const (
+	// FlowRemoteStart: a TriggerTransaction was pending when the card
+	// was tapped (TransactionCallback); ends with Settlement or
+	// CancelTransaction.
+	FlowRemoteStart = "remote-start"
+	// FlowExternal: authorized at the terminal with nothing pending
+	// (TransactionCallback); ends with ExternalSettlement or
+	// ExternalCancel.
+	FlowExternal = "external"
+	// FlowDeviceStart: StartSession, InfoQuery or AvailabilityCheck,
+	// then TransactionNotify; ends with Settlement or CancelTransaction.
+	FlowDeviceStart = "device-start"
+)
+
 // externalSettleWindow is how long after authorization ExternalSettlement
 // is accepted (Spark: within 48 hours).
 const externalSettleWindow = 48 * time.Hour
@@ -34,9 +49,14 @@ type Txn struct {
 	Amount        float64 `json:"amount"`
 	// Remote is a Remote Start (a TriggerTransaction was pending): it
 	// ends with Settlement or CancelTransaction. Otherwise the
-	// authorization was external and ends with ExternalSettlement or
-	// ExternalCancel.
-	Remote          bool    `json:"remote"`
+	// authorization was external or Device Start (see Flow).
+	Remote bool `json:"remote"`
+	// Flow is how the transaction began: FlowRemoteStart, FlowExternal
+	// or FlowDeviceStart. A Device Start transaction (Remote false) ends
+	// like a Remote Start one, with Settlement or CancelTransaction; an
+	// external one with ExternalSettlement or ExternalCancel. Register
+	// fills an empty Flow in from Remote.
+	Flow            string  `json:"flow"`
 	State           string  `json:"state"` // authorized | settled | cancelled
 	SettledAmount   float64 `json:"settled_amount"`
 	CancelledAmount float64 `json:"cancelled_amount"`
@@ -420,9 +440,11 @@ func (s *Sim) find(call, id string, m match) (*Txn, *problem) {
 	switch {
 	case t.SparkTransactionID != id:
 		return nil, fail(codeNotFound, "Transaction Not Found Or Old: SparkTransactionId does not belong to this NayaxTransactionId")
+	case external && t.Flow == FlowDeviceStart:
+		return nil, fail(codeNotFound, "Transaction Not Found Or Old: a Device Start transaction ends with Settlement or CancelTransaction")
 	case external && t.Remote:
 		return nil, fail(codeNotFound, "Transaction Not Found Or Old: a Remote Start transaction ends with Settlement or CancelTransaction")
-	case !external && !t.Remote:
+	case !external && !t.Remote && t.Flow != FlowDeviceStart:
 		return nil, fail(codeNotFound, "Transaction Not Found Or Old: an external authorization ends with ExternalSettlement or ExternalCancel")
 	case !sameTerminal(t, m.termID, m.termType):
 		return nil, fail(codeNotFound, "Transaction Not Found Or Old: TerminalId does not match the transaction")
@@ -609,7 +631,10 @@ func normSerial(s string) string {
 // simulator, for example the transaction of the spec's
 // TransactionCallback example that a test or the demo posts itself, so
 // the settlement or cancel that follows finds it. State defaults to
-// authorized; an existing transaction with the same id is replaced.
+// authorized and Flow to what Remote says; a FlowDeviceStart transaction
+// counts as having passed StartSession (its Settlement needs no
+// StartAuthentication). An existing transaction with the same id is
+// replaced.
 func (s *Sim) Register(t Txn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -618,6 +643,15 @@ func (s *Sim) Register(t Txn) {
 	}
 	if t.AuthorizedAt.IsZero() {
 		t.AuthorizedAt = s.o.Now()
+	}
+	if t.Flow == "" {
+		t.Flow = FlowExternal
+		if t.Remote {
+			t.Flow = FlowRemoteStart
+		}
+	}
+	if t.Flow == FlowDeviceStart {
+		s.authed[t.SparkTransactionID] = true
 	}
 	if _, ok := s.txns[t.NayaxTransactionID]; !ok {
 		s.order = append(s.order, t.NayaxTransactionID)
