@@ -288,7 +288,8 @@ func TestDemo(t *testing.T) {
 	if err := run([]string{"demo"}, &out, &errb); err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out.String(), errb.String())
 	}
-	for _, w := range []string{"POST", "/api/StopCallback", "authorized", "charging", "stopping -> stopped", `"Verdict":"Approved"`, `"state": "settled"`, `"state": "cancelled"`, "Cortina/PrePaid/Cancel", "ExternalCancel"} {
+	for _, w := range []string{"POST", "/api/StopCallback", "authorized", "charging", "stopping -> stopped", `"Verdict":"Approved"`, `"state": "settled"`, `"state": "cancelled"`, "Cortina/PrePaid/Cancel", "ExternalCancel",
+		"/api/StartSession", "/api/InfoQuery", "Price:0.39 EUR/kWh", "/api/TransactionNotify", "/api/StopNotify", "Nayax received Settlement", `"origin": "device-start"`} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("transcript lacks %q:\n%s", w, out.String())
 		}

@@ -16,6 +16,7 @@ const (
 	StopNoDraw           = "vehicle drew no energy within plug timeout"
 	StopUnplugged        = "vehicle unplugged"
 	StopCard             = "StopCallback (card presented)"
+	StopCardNotify       = "StopNotify (card presented)"
 	StopLocal            = "stopped locally"
 	StopFault            = "station fault"
 	StopContactorOpen    = "contactor opened outside a stop"
@@ -62,7 +63,7 @@ func KindOf(energyWh float64, stopReason string) ReasonKind {
 		{ReasonNoVehicle, []string{StopPlugTimeout, StopNoDraw}},
 		{ReasonStationFault, []string{StopFault, StopContactorFailed, StopContactorOpen, StopStartRefused}},
 		{ReasonUnplugged, []string{StopUnplugged}},
-		{ReasonUserStop, []string{StopCard, StopLocal}},
+		{ReasonUserStop, []string{StopCard, StopCardNotify, StopLocal}},
 	} {
 		for _, p := range k.prefixes {
 			if strings.HasPrefix(stopReason, p) {

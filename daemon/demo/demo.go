@@ -45,6 +45,10 @@ const Node = "demo-site"
 // terminal is the demo site's Nayax terminal.
 var terminal = nayaxsim.Terminal{MachineID: 71234996, HwSerial: "0434334921100366"}
 
+// deviceTerminal is the demo site's second terminal, set up for Device
+// Start and StopNotify: the consumer picks station 7 on it.
+var deviceTerminal = nayaxsim.Terminal{MachineID: 71234997, HwSerial: "0434334921100367", DeviceStart: true, StopNotify: true}
+
 // Run starts the whole chain in one process — an embedded broker, the
 // Nayax simulator, a relay and a site controller with two simulated
 // stations — then plays Nayax: a card authorized on station 5, a vehicle
@@ -221,6 +225,48 @@ func Run(ctx context.Context, o Options) error {
 		t.say("Nayax received ExternalCancel %s -> %s", compact(r.Body), compact(r.Answer))
 	}
 
+	t.step("Device Start at the second terminal: dora picks station 7 on its screen; Nayax calls StartSession, InfoQuery, then TransactionNotify")
+	tap, err = sim.Tap(ctx, deviceTerminal, "7", "dora", 25)
+	if err != nil {
+		return fmt.Errorf("device start: %w", err)
+	}
+	for _, c := range tap.Calls {
+		t.say("POST %s/api/%s -> HTTP %d %s", relayURL, c.Call, c.HTTPStatus, compact(c.Response))
+	}
+	if tap.Kind != nayaxsim.KindAuthorize {
+		return fmt.Errorf("Device Start: %s %s", tap.Kind, tap.Reason)
+	}
+	t.say("the terminal showed %q and pre-authorized %.2f (availability %d: free, now reserved for her)", tap.PosDisplay, tap.InfoAmount, tap.Availability)
+	if _, err := spy.await(ctx, 10*time.Second, 0, func(m msg) bool {
+		return m.topic == topics.Event(wire.EventSession) && bytes.Contains(m.payload, []byte(`"to":"charging"`)) && bytes.Contains(m.payload, []byte(tap.Txn.SparkTransactionID))
+	}); err != nil {
+		return fmt.Errorf("Device Start session did not start: %w", err)
+	}
+	select {
+	case <-time.After(o.Charge / 2):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	t.step("dora taps her card again: Nayax does not match it and sends StopNotify; the site finds her session by the card, answers with its ids, stops it and settles (Settlement)")
+	stopTap, err := sim.Tap(ctx, deviceTerminal, "7", "dora", 25)
+	if err != nil {
+		return fmt.Errorf("stop notify: %w", err)
+	}
+	for _, c := range stopTap.Calls {
+		t.say("POST %s/api/%s -> HTTP %d %s", relayURL, c.Call, c.HTTPStatus, compact(c.Response))
+	}
+	if stopTap.Kind != nayaxsim.KindStop || stopTap.Reason != "" {
+		return fmt.Errorf("StopNotify: %s %s", stopTap.Kind, stopTap.Reason)
+	}
+	if _, err := spy.await(ctx, 15*time.Second, 0, func(m msg) bool {
+		return m.topic == topics.Event(wire.EventSession) && bytes.Contains(m.payload, []byte(`"to":"settled"`)) && bytes.Contains(m.payload, []byte(tap.Txn.SparkTransactionID))
+	}); err != nil {
+		return fmt.Errorf("Device Start session was not settled: %w", err)
+	}
+	for _, r := range sim.Requests(nayax.CallSettlement) {
+		t.say("Nayax received Settlement %s -> %s", compact(r.Body), compact(r.Answer))
+	}
+
 	sessions, err := api.Sessions(3)
 	if err != nil {
 		return err
@@ -312,10 +358,15 @@ func Config(brokerURL, dir string) *config.Edge {
 	c.Node.APISocket = filepath.Join(dir, "api.sock")
 	c.MQTT.Broker = brokerURL
 	c.MQTT.ReconnectMin = config.Duration(200 * time.Millisecond)
-	c.Terminals = []config.Terminal{{MachineID: 71234996, HwSerial: "0434334921100366", Flow: "pre-authorization", Stations: []string{"5", "6"}}}
+	c.Terminals = []config.Terminal{
+		{MachineID: terminal.MachineID, HwSerial: terminal.HwSerial, Flow: config.FlowPreAuthorization, Stations: []string{"5", "6"}},
+		{MachineID: deviceTerminal.MachineID, HwSerial: deviceTerminal.HwSerial, Flow: config.FlowPreAuthorization, Stations: []string{"7"},
+			Start: config.StartDevice, Stop: config.StopNotify, PreauthAmount: 25},
+	}
 	c.Stations = []config.Station{
 		{Number: "5", Driver: "sim", Sim: &config.Sim{Vehicle: "present", PowerKW: 22, TimeScale: 60}},
 		{Number: "6", Driver: "sim", Sim: &config.Sim{Vehicle: "absent", PowerKW: 11, TimeScale: 60}},
+		{Number: "7", Driver: "sim", Sim: &config.Sim{Vehicle: "present", PowerKW: 22, TimeScale: 60}},
 	}
 	c.Tariff.PricePerKWh = 0.39
 	c.Policy.PlugTimeout = config.Duration(4 * time.Second) // short, for the demo

@@ -223,7 +223,7 @@ func (e *engine) stopNotifyCommand(cmd wire.Command, now time.Time) (wire.Answer
 	// Contactor first; the stop and its reply then commit together.
 	herr := e.openContactor(&s)
 	record := func(tx *store.Tx) error {
-		return e.recordStop(tx, &s, billing.StopCard, herr == nil, now)
+		return e.recordStop(tx, &s, billing.StopCardNotify, herr == nil, now)
 	}
 	if herr != nil {
 		return answer(nayax.Declined(nayax.CodeGeneral, "contactor did not confirm opening; station faulted")), record

@@ -280,3 +280,37 @@ func TestStopNotifyMatching(t *testing.T) {
 		t.Fatalf("StopNotify with an unknown card: %v", got)
 	}
 }
+
+// nayaxsim plays Device Start and StopNotify against the real chain: its
+// tap runs StartSession (checking the cipher), InfoQuery and
+// TransactionNotify; its second tap sends StopNotify, without ids.
+func TestNayaxsimDeviceStart(t *testing.T) {
+	e := newEnv(t)
+	r := e.startRelay("relay-1", budget)
+	site := e.deviceSite("site-sim", nil)
+	waitRoute(t, r.url)
+	e.sim.SetRelay(r.url)
+	term := nayaxsim.Terminal{MachineID: machine, HwSerial: serial, DeviceStart: true, StopNotify: true}
+	tap, err := e.sim.Tap(context.Background(), term, "5", "dora", 25)
+	if err != nil || tap.Kind != nayaxsim.KindAuthorize || tap.Availability != 1 || !strings.Contains(tap.PosDisplay, "Price:0.39 EUR/kWh") || tap.InfoAmount != 25 {
+		t.Fatalf("Device Start tap: %+v %v", tap, err)
+	}
+	for _, c := range tap.Calls {
+		if c.Elapsed > budget+time.Second {
+			t.Errorf("%s took %v", c.Call, c.Elapsed)
+		}
+	}
+	sessionOf(t, site.api, tap.Txn.SparkTransactionID, "charging")
+	waitFor(t, 10*time.Second, "energy worth a cent", func() bool {
+		sts, err := site.api.Stations()
+		return err == nil && len(sts) > 0 && sts[0].EnergyWh > 100
+	})
+	stop, err := e.sim.Tap(context.Background(), term, "5", "dora", 25)
+	if err != nil || stop.Kind != nayaxsim.KindStop || stop.Reason != "" {
+		t.Fatalf("StopNotify tap: %+v %v", stop, err)
+	}
+	sessionOf(t, site.api, tap.Txn.SparkTransactionID, "settled")
+	if nt, _ := e.sim.Txn(tap.Txn.NayaxTransactionID); nt.State != nayaxsim.StateSettled {
+		t.Fatalf("nayaxsim %+v", nt)
+	}
+}
