@@ -155,6 +155,17 @@ func TestDeviceStartAndStopNotify(t *testing.T) {
 	if got := e.infoQuery(r.url, e.startSession(r.url), "5"); got["ServiceStationAvailability"] != 2.0 {
 		t.Fatalf("InfoQuery for a station in session: %v", got)
 	}
+	// A TransactionNotify for the busy station (its terminal skipped the
+	// InfoQuery): Declined, its hold cancelled, the session untouched.
+	busy, ans := e.notify(r.url, e.startSession(r.url), "5", other)
+	if verdictOf(ans) != "Declined" {
+		t.Fatalf("TransactionNotify for a busy station: %v", ans)
+	}
+	waitFor(t, 10*time.Second, "the busy station's hold cancelled", func() bool {
+		nt, _ := e.sim.Txn(busy.NayaxTransactionID)
+		return nt.State == nayaxsim.StateCancelled
+	})
+	sessionOf(t, site.api, spark, "charging")
 
 	// Device Stop: another card stops nothing; the paying card stops
 	// it, and the answer names the session.
