@@ -120,6 +120,10 @@ type Station struct {
 	// as implausible instead of billed. 0 means DefaultMaxPowerKW; use
 	// PowerLimitKW to read it.
 	MaxPowerKW float64 `yaml:"max_power_kw"`
+	// PreauthAmount is what a Device Start of this station
+	// pre-authorizes, over its terminal's preauth_amount; 0: the
+	// terminal's.
+	PreauthAmount float64 `yaml:"preauth_amount"`
 }
 
 // PowerLimitKW returns MaxPowerKW, or DefaultMaxPowerKW when it is 0 (a

@@ -274,6 +274,21 @@ func (e *Edge) validateStations(v *validator) {
 	if len(e.Stations) == 0 {
 		v.add("stations", "at least one station required")
 	}
+	for i, s := range e.Stations {
+		p := fmt.Sprintf("stations[%d].preauth_amount", i)
+		term, _ := e.TerminalOf(s.Number)
+		switch {
+		case s.PreauthAmount == 0:
+		case s.PreauthAmount < 0 || math.IsInf(s.PreauthAmount, 0) || math.IsNaN(s.PreauthAmount):
+			v.add(p, "must be > 0 (or 0 for its terminal's), got %s", fmtFloat(s.PreauthAmount))
+		case !term.DeviceStart():
+			v.add(p, "only a station of a Device Start terminal (start: %s) pre-authorizes an amount of its own", StartDevice)
+		default:
+			if dp := e.Tariff.DecimalPlace; dp >= 0 && dp <= maxDecimals {
+				v.checkExact(p, s.PreauthAmount, dp, "tariff.decimal_place")
+			}
+		}
+	}
 	seen := map[string]bool{}
 	hw := e.newHWCheck()
 	for i, s := range e.Stations {

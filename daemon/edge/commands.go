@@ -100,7 +100,7 @@ func (e *engine) handle(in inbound) {
 	case cmd.Deadline != nil && now.After(*cmd.Deadline) && cmd.Type == wire.CommandAuthorize && flowOf(cmd.Body) == wire.FlowDeviceStart:
 		// The relay told Nayax Declined: the hold is released, not served.
 		body, fx = e.lateDeviceStart(cmd, now)
-	case cmd.Deadline != nil && now.After(*cmd.Deadline) && cmd.Type != wire.CommandStop && cmd.Type != wire.CommandStopNotify:
+	case cmd.Deadline != nil && now.After(*cmd.Deadline) && cmd.Type != wire.CommandStop:
 		// The sender gave up (the relay answered Nayax with 992): acting
 		// now would surprise everyone. Stops are exempt: stopping late is
 		// always safe.
@@ -353,6 +353,11 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (wire.Answer, func(t
 		if strings.HasPrefix(existing.StopReason, billing.StopContactorFailed) {
 			return out(nayax.Declined(nayax.CodeGeneral, fmt.Sprintf("station %s could not start: %s", existing.Station, existing.StopReason))), nil
 		}
+		if strings.HasPrefix(existing.StopReason, billing.StopStartRefused) {
+			// Refused the first time, and its hold is being released:
+			// the same answer again, never "service may start".
+			return out(nayax.Declined(nayax.CodeValidation, existing.StopReason)), nil
+		}
 		return out(nayax.Approved("No Errors")), nil
 	}
 
@@ -388,9 +393,16 @@ func (e *engine) authorize(cmd wire.Command, now time.Time) (wire.Answer, func(t
 		// on the station's reservation (two consumers cannot pay for
 		// one station); otherwise the hold is released at once.
 		why := ""
-		if !term.DeviceStart() {
+		switch {
+		case !term.DeviceStart():
 			why = "this terminal is not set up for Device Start (terminals[].start)"
-		} else if !have {
+		case cmd.Deadline != nil && cmd.Deadline.Sub(now) < e.contactorTimeout()+deviceStartMargin:
+			// Recording and closing the contactor may take up to the
+			// contactor timeout: an Approved after the relay's deadline
+			// would reach no one (Nayax was told Declined), and the
+			// station would charge on a refused transaction.
+			why = "too little of the relay's answer budget left to start the station"
+		case !have:
 			why = e.claimReservation(station, sparkID, now)
 		}
 		if why != "" {

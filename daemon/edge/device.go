@@ -70,10 +70,17 @@ func (e *engine) infoCommand(cmd wire.Command, now time.Time) (wire.Answer, func
 		a.PosDisplay = billing.PosDisplay(cfg.Tariff.PosDisplay, station, e.tariffNow())
 		return a, nil
 	}
+	// One station per transaction: a consumer who looks at another
+	// station gives up the first.
+	for st, res := range e.reserved {
+		if res.spark == req.SparkTransactionId.S && st != station {
+			delete(e.reserved, st)
+		}
+	}
 	e.reserved[station] = reservation{spark: req.SparkTransactionId.S, until: now.Add(cfg.Policy.Reservation.D())}
 	a := out(nayax.StationAvailable, nayax.Approved("No Errors"), "")
 	a.PosDisplay = billing.PosDisplay(cfg.Tariff.PosDisplay, station, e.tariffNow())
-	a.Amount = store.FormatFixed(e.preauthMinor(term), cfg.Tariff.DecimalPlace)
+	a.Amount = store.FormatFixed(e.preauthMinor(term, station), cfg.Tariff.DecimalPlace)
 	return a, nil
 }
 
@@ -114,12 +121,19 @@ func (e *engine) availability(station, spark string, now time.Time) (int, string
 // station's reservation and ends it: "" if the station is the
 // transaction's to take, else why not.
 func (e *engine) claimReservation(station, spark string, now time.Time) string {
+	// A reservation this transaction holds on another station (its
+	// InfoQuery named another) ends.
+	for st, res := range e.reserved {
+		if res.spark == spark && st != station {
+			delete(e.reserved, st)
+		}
+	}
 	res, held := e.reserved[station]
 	switch {
 	case !held:
-		// No InfoQuery reached this controller (a restart in between):
-		// the station is the transaction's if free, checked as for any
-		// authorization.
+		// No InfoQuery reached this controller for it (a restart in
+		// between): the station is the transaction's if free, checked
+		// as for any authorization.
 		return ""
 	case res.spark != spark && now.Before(res.until):
 		return "station " + station + " is reserved for another consumer"
@@ -131,11 +145,22 @@ func (e *engine) claimReservation(station, spark string, now time.Time) string {
 	return ""
 }
 
-// preauthMinor is what a Device Start at term pre-authorizes, in minor
-// units: the terminal's preauth_amount, else policy.start_amount.
-func (e *engine) preauthMinor(term config.Terminal) int64 {
+// deviceStartMargin is what a Device Start keeps of the relay's budget
+// beyond the contactor timeout, for the reply to travel back.
+const deviceStartMargin = 300 * time.Millisecond
+
+// preauthMinor is what a Device Start of station at term pre-authorizes,
+// in minor units: the station's preauth_amount, else the terminal's, else
+// policy.start_amount.
+func (e *engine) preauthMinor(term config.Terminal, station string) int64 {
 	cfg := e.conf()
-	amount := cmp.Or(term.PreauthAmount, cfg.Policy.StartAmount)
+	var own float64
+	for _, s := range cfg.Stations {
+		if s.Number == station {
+			own = s.PreauthAmount
+		}
+	}
+	amount := cmp.Or(own, term.PreauthAmount, cfg.Policy.StartAmount)
 	v, err := billing.ParseAmount(store.FloatDecimal(amount), cfg.Tariff.DecimalPlace)
 	if err != nil {
 		e.log.Error("BUG: pre-authorization amount not exact (Validate checks it)", "amount", amount, "err", err)
@@ -216,6 +241,11 @@ func (e *engine) stopNotifyCommand(cmd wire.Command, now time.Time) (wire.Answer
 		return declined(nayax.CodeValidation, fmt.Sprintf("%d ongoing sessions paid with this card: present it at the station's terminal", len(matches))), nil
 	}
 	s := matches[0]
+	if cmd.Deadline != nil && cmd.Deadline.Sub(now) < e.contactorTimeout()+deviceStartMargin {
+		// The relay answers Nayax Declined at its deadline: a stop
+		// confirmed after it would contradict what the consumer saw.
+		return declined(nayax.CodeTimeout, "too little of the relay's answer budget left to stop the station; nothing stopped"), nil
+	}
 	answer := func(st nayax.Status) wire.Answer {
 		return wire.Answer{Status: sparkStatus(st), SparkTransactionId: s.SparkTransactionID, ServiceStationNumber: s.Station,
 			NayaxTransactionId: s.NayaxTransactionID, SiteId: s.SiteID, MachineAuTime: s.MachineAuTime}

@@ -159,12 +159,13 @@ func (r TransactionNotifyRequest) Callback() TransactionCallbackRequest {
 
 // TransactionNotifyResponse answers TransactionNotify, the ids echoed.
 type TransactionNotifyResponse struct {
-	NayaxTransactionId int64   `json:"NayaxTransactionId,omitempty"`
-	SparkTransactionId string  `json:"SparkTransactionId,omitempty"`
-	HwSerial           string  `json:"HwSerial,omitempty"`
-	MachineId          int64   `json:"MachineId,omitempty"`
-	SiteId             Literal `json:"SiteId,omitzero"`
-	Status             Status  `json:"Status"`
+	NayaxTransactionId   int64   `json:"NayaxTransactionId,omitempty"`
+	SparkTransactionId   string  `json:"SparkTransactionId,omitempty"`
+	HwSerial             string  `json:"HwSerial,omitempty"`
+	MachineId            int64   `json:"MachineId,omitempty"`
+	SiteId               Literal `json:"SiteId,omitzero"`
+	ServiceStationNumber string  `json:"ServiceStationNumber,omitempty"`
+	Status               Status  `json:"Status"`
 }
 
 // StopNotifyRequest is a card presented to stop a session that Nayax did

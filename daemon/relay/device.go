@@ -74,12 +74,25 @@ func (r *Relay) infoQuery(ctx context.Context, body []byte) answer {
 	}
 	resp.ServiceStationNumber = cmpOr(a.ServiceStationNumber, resp.ServiceStationNumber)
 	resp.PosDisplay = a.PosDisplay
+	st := nayaxStatus(a.Status)
 	if a.Amount != "" {
-		if amt, err := nayax.NewAmountDecimal(a.Amount); err == nil && amt.V > 0 {
+		// The terminal holds this much of the consumer's money: no more
+		// than any remote start may ask (relay.max_start_amount), whatever
+		// a site's key says.
+		amt, err := nayax.NewAmountDecimal(a.Amount)
+		over, cerr := above(a.Amount, r.o.MaxStartAmount)
+		switch {
+		case err != nil || cerr != nil || amt.V <= 0:
+			resp.ServiceStationAvailability = nayax.StationOutOfService
+			st = nayax.Declined(nayax.CodeGeneral, "the site named no usable pre-authorization amount")
+		case over:
+			resp.ServiceStationAvailability = nayax.StationOutOfService
+			st = nayax.Declined(nayax.CodeGeneral, "pre-authorization amount above relay.max_start_amount")
+			r.refuseRequest(n.ID, wire.Result{Call: "InfoQuery"}, refused(refusedOverMaxStart, "InfoQuery Amount %s above relay.max_start_amount %s", a.Amount, r.o.MaxStartAmount))
+		default:
 			resp.Amount = amt
 		}
 	}
-	st := nayaxStatus(a.Status)
 	if resp.ServiceStationAvailability != nayax.StationAvailable && st.IsApproved() {
 		st = nayax.Declined(nayax.CodeGeneral, "station not available")
 	}
@@ -94,7 +107,7 @@ func (r *Relay) infoQuery(ctx context.Context, body []byte) answer {
 func (r *Relay) transactionNotify(ctx context.Context, body []byte) answer {
 	req, err := nayax.DecodeTransactionNotify(body)
 	resp := nayax.TransactionNotifyResponse{NayaxTransactionId: req.NayaxTransactionId.V, SparkTransactionId: req.SparkTransactionId.S,
-		HwSerial: req.HwSerial.S, MachineId: req.MachineId.V, SiteId: req.SiteId}
+		HwSerial: req.HwSerial.S, MachineId: req.MachineId.V, SiteId: req.SiteId, ServiceStationNumber: req.ServiceStationNumber.S}
 	out := func(st nayax.Status) answer {
 		resp.Status = st
 		return answer{resp, st.Verdict}
@@ -117,8 +130,9 @@ func (r *Relay) transactionNotify(ctx context.Context, body []byte) answer {
 }
 
 // stopNotify asks the node that owns the terminal to find and stop the
-// session the card paid for; its answer carries the session's ids. Like
-// a StopCallback's, a stop the site takes late is still carried out.
+// session the card paid for; its answer carries the session's ids. Sent
+// with a deadline: a site that takes it after the relay answered
+// Declined stops nothing (the consumer was told no, and taps again).
 func (r *Relay) stopNotify(ctx context.Context, body []byte) answer {
 	req, err := nayax.DecodeStopNotify(body)
 	resp := nayax.StopNotifyResponse{StopSiteId: req.StopSiteId, MachineId: req.MachineId.V, HwSerial: req.HwSerial.S}
@@ -133,9 +147,9 @@ func (r *Relay) stopNotify(ctx context.Context, body []byte) answer {
 	if !ok {
 		return out(nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal"))
 	}
-	rep, err := r.sendBy(ctx, n, wire.CommandStopNotify, req.Forward(r.cardKey), false)
+	rep, err := r.sendBy(ctx, n, wire.CommandStopNotify, req.Forward(r.cardKey), true)
 	if err != nil {
-		return out(nayax.Declined(nayax.CodeTimeout, offlineWhy(err)+"; stop queued"))
+		return out(nayax.Declined(nayax.CodeTimeout, offlineWhy(err)+"; nothing stopped"))
 	}
 	a := rep.Body
 	st := nayaxStatus(a.Status)
@@ -146,6 +160,12 @@ func (r *Relay) stopNotify(ctx context.Context, body []byte) answer {
 		}
 	}
 	return out(st)
+}
+
+// infoRefusal is InfoQuery's answer to a request refused before its
+// handler ran: out of service.
+func infoRefusal(st nayax.Status) answer {
+	return answer{nayax.InfoQueryResponse{ServiceStationAvailability: nayax.StationOutOfService, Status: st}, st.Verdict}
 }
 
 // sendBy is send with, when expire is set, the command's deadline at the

@@ -27,6 +27,9 @@ func (e *env) deviceSite(node string, edit func(*config.Edge)) *edgeProc {
 		c.Terminals[0].Start, c.Terminals[0].Stop = config.StartDevice, config.StopNotify
 		c.Terminals[0].PreauthAmount = 25
 		c.Policy.Reservation = config.Duration(30 * time.Second)
+		// A Device Start or StopNotify is served only with time to
+		// switch the contactor within the relay's budget.
+		c.Policy.ContactorTimeout = config.Duration(500 * time.Millisecond)
 		if edit != nil {
 			edit(c)
 		}
@@ -323,5 +326,22 @@ func TestNayaxsimDeviceStart(t *testing.T) {
 	sessionOf(t, site.api, tap.Txn.SparkTransactionID, "settled")
 	if nt, _ := e.sim.Txn(tap.Txn.NayaxTransactionID); nt.State != nayaxsim.StateSettled {
 		t.Fatalf("nayaxsim %+v", nt)
+	}
+}
+
+// A site cannot make a terminal hold more of a consumer's money than any
+// remote start may ask: the relay caps InfoQuery's Amount at
+// relay.max_start_amount (out of service beyond it, counted).
+func TestDeviceStartAmountCapped(t *testing.T) {
+	e := newEnv(t)
+	r := e.startRelay("relay-1", budget)
+	e.deviceSite("site-greedy", func(c *config.Edge) { c.Terminals[0].PreauthAmount = 300 })
+	waitRoute(t, r.url)
+	got := e.infoQuery(r.url, e.startSession(r.url), "5")
+	if got["ServiceStationAvailability"] != 3.0 || verdictOf(got) != "Declined" || got["Amount"] != nil {
+		t.Fatalf("InfoQuery with a pre-authorization over the cap: %v", got)
+	}
+	if n := metricValue(t, r.url, `sitelink_relay_node_requests_refused_total{reason="over_max_start"}`); n != 1 {
+		t.Fatalf("refusal counted %d times", n)
 	}
 }

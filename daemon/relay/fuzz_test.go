@@ -25,7 +25,8 @@ func FuzzCallbackHTTP(f *testing.F) {
 		f.Fatal(err)
 	}
 	h := r.Handler()
-	paths := []string{"/api/StopCallback", "/api/TransactionCallback", "/api/DeclineCallback", "/api/TimeoutCallback", "/Cortina/PrePaid/Cancel", "/Cortina/PrePaid/Void"}
+	paths := []string{"/api/StopCallback", "/api/TransactionCallback", "/api/DeclineCallback", "/api/TimeoutCallback", "/Cortina/PrePaid/Cancel", "/Cortina/PrePaid/Void",
+		"/api/StartSession", "/api/InfoQuery", "/api/AvailabilityCheck", "/api/TransactionNotify", "/api/StopNotify"}
 	for _, name := range seeds.Names() {
 		for i := range paths {
 			f.Add(uint8(i), seeds.Get(name))

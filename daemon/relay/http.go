@@ -26,6 +26,20 @@ type endpoint struct {
 	name    string
 	cortina bool
 	handle  func(ctx context.Context, body []byte) answer
+	// shape, if set, is the endpoint's own answer to a request refused
+	// before its handler ran (too large, not JSON, over the rate): the
+	// Device Start calls answer in their schemas, e.g. InfoQuery with
+	// ServiceStationAvailability 3.
+	shape func(nayax.Status) answer
+}
+
+// refused is the endpoint's answer to a request refused for err before
+// its handler ran.
+func (ep endpoint) refused(err error) answer {
+	if ep.shape != nil {
+		return ep.shape(nayax.DeclineFor(err))
+	}
+	return refusal(ep.cortina, err, "", "")
 }
 
 // answer is what the relay writes back to Nayax, with its verdict taken
@@ -56,18 +70,21 @@ func nodeAnswer(a wire.Answer) answer { return answer{a, a.Status.Verdict} }
 // MetricsHandler on their own listener). Every request counts against its
 // source's rate first; every refusal is counted, never logged one by one.
 func (r *Relay) Handler() http.Handler {
+	startShape := func(st nayax.Status) answer { return answer{nayax.StartSessionResponse{Status: st}, st.Verdict} }
+	notifyShape := func(st nayax.Status) answer { return answer{nayax.TransactionNotifyResponse{Status: st}, st.Verdict} }
+	stopShape := func(st nayax.Status) answer { return answer{nayax.StopNotifyResponse{Status: st}, st.Verdict} }
 	eps := map[string]endpoint{
-		"/stopcallback":           {"StopCallback", false, r.stopCallback},
-		"/transactioncallback":    {"TransactionCallback", false, r.transactionCallback},
-		"/declinecallback":        {"DeclineCallback", false, r.declineCallback},
-		"/timeoutcallback":        {"TimeoutCallback", false, r.timeoutCallback},
-		"/startsession":           {"StartSession", false, r.startSession},
-		"/infoquery":              {"InfoQuery", false, r.infoQuery},
-		"/availabilitycheck":      {"AvailabilityCheck", false, r.infoQuery},
-		"/transactionnotify":      {"TransactionNotify", false, r.transactionNotify},
-		"/stopnotify":             {"StopNotify", false, r.stopNotify},
-		"/cortina/prepaid/cancel": {"Cortina Cancel", true, func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, false) }},
-		"/cortina/prepaid/void":   {"Cortina Void", true, func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, true) }},
+		"/stopcallback":           {name: "StopCallback", handle: r.stopCallback},
+		"/transactioncallback":    {name: "TransactionCallback", handle: r.transactionCallback},
+		"/declinecallback":        {name: "DeclineCallback", handle: r.declineCallback},
+		"/timeoutcallback":        {name: "TimeoutCallback", handle: r.timeoutCallback},
+		"/startsession":           {name: "StartSession", handle: r.startSession, shape: startShape},
+		"/infoquery":              {name: "InfoQuery", handle: r.infoQuery, shape: infoRefusal},
+		"/availabilitycheck":      {name: "AvailabilityCheck", handle: r.infoQuery, shape: infoRefusal},
+		"/transactionnotify":      {name: "TransactionNotify", handle: r.transactionNotify, shape: notifyShape},
+		"/stopnotify":             {name: "StopNotify", handle: r.stopNotify, shape: stopShape},
+		"/cortina/prepaid/cancel": {name: "Cortina Cancel", cortina: true, handle: func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, false) }},
+		"/cortina/prepaid/void":   {name: "Cortina Void", cortina: true, handle: func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, true) }},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()
@@ -85,8 +102,11 @@ func (r *Relay) Handler() http.Handler {
 			// ever be over the limit, its log says why.
 			const msg = "relay: too many requests from this source; retry later"
 			out := sparkAnswer(nayax.Declined(nayax.CodeTimeout, msg), "", "")
-			if ep.cortina {
+			switch {
+			case ep.cortina:
 				out = cortinaAnswer(nayax.CortinaDeclined(nayax.CortinaTimeout, msg))
+			case ep.shape != nil:
+				out = ep.shape(nayax.Declined(nayax.CodeTimeout, msg))
 			}
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			w.WriteHeader(http.StatusTooManyRequests)
@@ -118,13 +138,13 @@ func (r *Relay) Handler() http.Handler {
 		switch {
 		case err != nil:
 			r.refuse(reasonUnreadable)
-			out = refusal(ep.cortina, errors.New("could not read the body"), "", "")
+			out = ep.refused(errors.New("could not read the body"))
 		case len(body) > nayax.MaxBody:
 			r.refuse(reasonTooLarge)
-			out = refusal(ep.cortina, fmt.Errorf("body larger than %d bytes", nayax.MaxBody), "", "")
+			out = ep.refused(fmt.Errorf("body larger than %d bytes", nayax.MaxBody))
 		case !jsonContent(req.Header.Get("Content-Type")):
 			r.refuse(reasonContentType)
-			out = refusal(ep.cortina, errors.New("content type must be application/json"), "", "")
+			out = ep.refused(errors.New("content type must be application/json"))
 		default:
 			ctx, cancel := context.WithTimeout(req.Context(), r.o.AckBudget)
 			out = ep.handle(ctx, body)
