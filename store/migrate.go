@@ -22,14 +22,45 @@ const DefaultLegacyDecimalPlace = 2
 // as the older sitelink wrote it. It returns the number of sessions
 // rewritten.
 func migrate(tx *bolt.Tx, from uint64, legacyDP int) (int, error) {
-	if from != schemaFloatMoney {
+	var n int
+	switch from {
+	case schemaFloatMoney:
+		var err error
+		if n, err = migrateFloatMoney(tx, legacyDP); err != nil {
+			return 0, fmt.Errorf("migrate schema %d to %d: %w", from, SchemaVersion, err)
+		}
+		fallthrough
+	case schemaIntegerMoney:
+		if err := migrateCounts(tx); err != nil {
+			return 0, fmt.Errorf("migrate schema %d to %d: %w", from, SchemaVersion, err)
+		}
+	default:
 		return 0, fmt.Errorf("no migration from schema %d to %d", from, SchemaVersion)
 	}
-	n, err := migrateFloatMoney(tx, legacyDP)
-	if err != nil {
-		return 0, fmt.Errorf("migrate schema %d to %d: %w", from, SchemaVersion, err)
-	}
 	return n, nil
+}
+
+// schemaIntegerMoney is the schema before the sessions were counted by
+// state (every count was a scan of the ledger).
+const schemaIntegerMoney = 2
+
+// migrateCounts counts the sessions by state once, for PutSession to keep
+// up to date from then on.
+func migrateCounts(tx *bolt.Tx) error {
+	counts, err := scanCounts(tx)
+	if err != nil {
+		return err
+	}
+	b, err := tx.CreateBucketIfNotExists(bucketSessionCounts)
+	if err != nil {
+		return err
+	}
+	for st, n := range counts {
+		if err := putU64(b, []byte(st), uint64(n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // floatMoney is what schema 1 stored about money, each number as the

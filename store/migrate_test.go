@@ -123,8 +123,8 @@ func TestMigrateFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(log.String(), "store migrated"); n != 1 || !strings.Contains(log.String(), "from=1 to=2 sessions=7") {
-		t.Errorf("log has %d migration lines, want one with from=1 to=2 sessions=7:\n%s", n, log.String())
+	if n := strings.Count(log.String(), "store migrated"); n != 1 || !strings.Contains(log.String(), "from=1 to=3 sessions=7") {
+		t.Errorf("log has %d migration lines, want one with from=1 to=3 sessions=7:\n%s", n, log.String())
 	}
 	got := map[string]store.Session{}
 	view(t, s, func(tx *store.Tx) error {
@@ -292,7 +292,7 @@ func TestMigrateFailsUntouched(t *testing.T) {
 				_ = s.Close()
 				t.Fatal("opened a ledger whose migration must fail")
 			}
-			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "migrate schema 1 to 2") {
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "migrate schema 1 to 3") {
 				t.Errorf("error %q does not say %q and what failed", err, tc.want)
 			}
 			if fileHash(t, path) != before {

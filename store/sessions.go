@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -203,15 +204,15 @@ func (tx *Tx) PutSession(s *Session) error {
 	if s.CreatedAt.IsZero() {
 		s.CreatedAt = time.Now()
 	}
-	var bs [5]*bolt.Bucket
-	for i, name := range [][]byte{bucketSessions, bucketSessionNayax, bucketSessionStation, bucketSessionTime, bucketSessionOpen} {
+	var bs [6]*bolt.Bucket
+	for i, name := range [][]byte{bucketSessions, bucketSessionNayax, bucketSessionStation, bucketSessionTime, bucketSessionOpen, bucketSessionCounts} {
 		b, err := tx.bucket(name)
 		if err != nil {
 			return fmt.Errorf("put session %q: %w", id, err)
 		}
 		bs[i] = b
 	}
-	sessions, byNayax, byStation, byTime, open := bs[0], bs[1], bs[2], bs[3], bs[4]
+	sessions, byNayax, byStation, byTime, open, counts := bs[0], bs[1], bs[2], bs[3], bs[4], bs[5]
 
 	// Check everything before the first write so that an error leaves
 	// the transaction untouched even if the caller goes on using it.
@@ -268,6 +269,17 @@ func (tx *Tx) PutSession(s *Session) error {
 	}
 	if err := sessions.Put([]byte(id), val); err != nil {
 		return fmt.Errorf("put session %q: %w", id, err)
+	}
+	var was State
+	if old != nil {
+		was = old.State
+	}
+	// A corrupt record's state is unknown: its count stays where it was
+	// (off by one until the ledger is scanned again; it was never right).
+	if !corruptOld {
+		if err := addCount(counts, was, s.State); err != nil {
+			return fmt.Errorf("put session %q: %w", id, err)
+		}
 	}
 	if !samePlace {
 		if err := byStation.Put(stationKey(s.Station, s.CreatedAt, id), nil); err != nil {
@@ -339,23 +351,24 @@ func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
 	return nil
 }
 
-// Counts returns the number of sessions in each state, for status and
-// metrics. It scans every session.
+// Counts returns the number of sessions in each state, for status,
+// metrics and the health event. PutSession keeps the counts as sessions
+// change, so this reads one entry per state: what it costs does not grow
+// with the ledger's history.
 func (s *Store) Counts() (map[State]int, error) {
 	counts := make(map[State]int)
 	err := s.View(func(tx *Tx) error {
-		b, err := tx.bucket(bucketSessions)
+		b, err := tx.bucket(bucketSessionCounts)
 		if err != nil {
 			return err
 		}
 		return b.ForEach(func(k, v []byte) error {
-			var st struct {
-				State State `json:"state"`
+			if len(v) != 8 {
+				return fmt.Errorf("session count %q: %w: bad length %d", k, errCorrupt, len(v))
 			}
-			if err := json.Unmarshal(v, &st); err != nil {
-				return fmt.Errorf("session %q: %w: %w", k, errCorrupt, err)
+			if n := binary.BigEndian.Uint64(v); n > 0 {
+				counts[State(k)] = int(n)
 			}
-			counts[st.State]++
 			return nil
 		})
 	})
@@ -363,4 +376,38 @@ func (s *Store) Counts() (map[State]int, error) {
 		return nil, fmt.Errorf("count sessions: %w", err)
 	}
 	return counts, nil
+}
+
+// scanCounts counts the sessions by state the slow way, reading every
+// record: for the migration that starts the counts, and for tests.
+func scanCounts(tx *bolt.Tx) (map[State]int, error) {
+	counts := make(map[State]int)
+	b := tx.Bucket(bucketSessions)
+	if b == nil {
+		return counts, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var st struct {
+			State State `json:"state"`
+		}
+		if err := json.Unmarshal(v, &st); err != nil {
+			return fmt.Errorf("session %q: %w: %w", k, errCorrupt, err)
+		}
+		counts[st.State]++
+		return nil
+	})
+	return counts, err
+}
+
+// addCount moves one session into state to (from from, "" for a new one).
+func addCount(b *bolt.Bucket, from, to State) error {
+	if from == to {
+		return nil
+	}
+	if from != "" {
+		if err := addU64(b, []byte(from), -1); err != nil {
+			return err
+		}
+	}
+	return addU64(b, []byte(to), 1)
 }

@@ -47,8 +47,9 @@ var (
 
 // SchemaVersion is the on-disk layout version this package writes. A file
 // with a higher version is refused with ErrSchemaTooNew; one with a lower
-// version is migrated by Open (migrate.go). 2: money as integers.
-const SchemaVersion = 2
+// version is migrated by Open (migrate.go). 2: money as integers. 3:
+// sessions counted by state as they change (bucketSessionCounts).
+const SchemaVersion = 3
 
 // Defaults for Options fields left zero.
 const (
@@ -66,6 +67,7 @@ var (
 	bucketSessionStation = []byte("session_station") // u16 len, station, time key, spark id -> nil
 	bucketSessionTime    = []byte("session_time")    // time key, spark id -> nil
 	bucketSessionOpen    = []byte("session_open")    // spark id -> state NUL station (non-final sessions)
+	bucketSessionCounts  = []byte("session_counts")  // state -> u64 BE sessions in it, kept by PutSession
 	bucketOutbox         = []byte("outbox")          // u64 BE seq -> outbox record
 	bucketInbox          = []byte("inbox")           // command id -> inbox record
 	bucketInboxTime      = []byte("inbox_time")      // time key, command id -> nil
@@ -74,7 +76,7 @@ var (
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketSessionNayax, bucketSessionStation,
-		bucketSessionTime, bucketSessionOpen, bucketOutbox, bucketInbox, bucketInboxTime,
+		bucketSessionTime, bucketSessionOpen, bucketSessionCounts, bucketOutbox, bucketInbox, bucketInboxTime,
 		bucketConfig, bucketConfigHistory,
 	}
 

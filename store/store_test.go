@@ -788,16 +788,15 @@ func TestClosed(t *testing.T) {
 
 func TestCorruptSession(t *testing.T) {
 	tests := []struct {
-		name      string
-		val       []byte
-		countsErr bool // Counts decodes only the state
+		name string
+		val  []byte
 	}{
-		{"empty", []byte{}, true},
-		{"truncated json", []byte(`{"spark_transaction_id":"bad","sta`), true},
-		{"null", []byte("null"), false},
-		{"binary", []byte{0, 0xff, 0xfe, 1}, true},
-		{"wrong types", []byte(`{"spark_transaction_id":"bad","nayax_transaction_id":"x"}`), false},
-		{"no id", []byte(`{"station":"bay-1"}`), false},
+		{"empty", []byte{}},
+		{"truncated json", []byte(`{"spark_transaction_id":"bad","sta`)},
+		{"null", []byte("null")},
+		{"binary", []byte{0, 0xff, 0xfe, 1}},
+		{"wrong types", []byte(`{"spark_transaction_id":"bad","nayax_transaction_id":"x"}`)},
+		{"no id", []byte(`{"station":"bay-1"}`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -830,8 +829,10 @@ func TestCorruptSession(t *testing.T) {
 				}
 				return nil
 			})
-			if _, err := s.Counts(); (err != nil) != tt.countsErr {
-				t.Errorf("Counts err = %v, want error: %v", err, tt.countsErr)
+			// Counts reads the counts PutSession keeps, never a record:
+			// a damaged record does not stop status, metrics or health.
+			if _, err := s.Counts(); err != nil {
+				t.Errorf("Counts err = %v", err)
 			}
 			// Overwriting the damaged record repairs it and its indexes.
 			put(t, s, sess("bad", "bay-3", store.Settled, t0.Add(time.Hour), 0))
