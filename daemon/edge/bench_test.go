@@ -183,3 +183,36 @@ func BenchmarkStopPath(b *testing.B) {
 	b.ReportMetric(float64(floor.Microseconds())/float64(b.N), "bare-echo-µs/op")
 	b.ReportMetric(stop.Seconds()/floor.Seconds(), "ratio-to-bare")
 }
+
+// BenchmarkHealthEvent: the engine goroutine's health report at a ledger
+// of n finished sessions. It must not grow with n: the goroutine that
+// builds it is the one that answers stops.
+func BenchmarkHealthEvent(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			r := newRig(b, nil)
+			t0 := time.Now().Add(-time.Hour)
+			for i := 0; i < n; i += 2000 {
+				err := r.st.Update(func(tx *store.Tx) error {
+					for j := i; j < i+2000 && j < n; j++ {
+						s := store.Session{SparkTransactionID: fmt.Sprintf("old-%d", j), Station: "5", State: store.Settled, CreatedAt: t0.Add(time.Duration(j) * time.Millisecond)}
+						if err := tx.PutSession(&s); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for range b.N {
+				h, err := r.e.health()
+				if err != nil || h.SessionsByState[store.Settled] != n {
+					b.Fatalf("health %+v: %v", h.SessionsByState, err)
+				}
+			}
+		})
+	}
+}

@@ -28,7 +28,7 @@ import (
 // engine.handle exactly as paho would hand them over; replies are taken
 // from the replier's queue.
 type rig struct {
-	t    *testing.T
+	t    testing.TB
 	e    *engine
 	st   *store.Store
 	sims map[string]*sim.Station
@@ -36,7 +36,7 @@ type rig struct {
 	n    int
 }
 
-func newRig(t *testing.T, edit func(*config.Edge)) *rig {
+func newRig(t testing.TB, edit func(*config.Edge)) *rig {
 	t.Helper()
 	return newRigAt(t, t.TempDir(), edit, nil)
 }
@@ -44,7 +44,7 @@ func newRig(t *testing.T, edit func(*config.Edge)) *rig {
 // newRigAt is newRig on the ledger in dir (a restart when dir was used
 // before), with wrap, if set, standing between each simulator and the
 // engine.
-func newRigAt(t *testing.T, dir string, edit func(*config.Edge), wrap func(hal.Station) hal.Station) *rig {
+func newRigAt(t testing.TB, dir string, edit func(*config.Edge), wrap func(hal.Station) hal.Station) *rig {
 	t.Helper()
 	cfg := testConfig(t, "tcp://127.0.0.1:1", dir) // never dialled
 	cfg.Policy.ContactorTimeout = config.Duration(200 * time.Millisecond)
