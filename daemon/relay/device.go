@@ -34,7 +34,7 @@ func (r *Relay) startSession(_ context.Context, body []byte) answer {
 		return out(nayax.Declined(nayax.CodeAuthFailed, "unknown TokenId"))
 	}
 	if _, ok := r.routes.lookup(req.MachineId.V, req.HwSerial.S); !ok {
-		return out(nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal"))
+		return out(unknownMachine())
 	}
 	spark := newID()
 	cipher, err := nayax.Cipher(spark, req.Random.S, time.Now(), r.o.TokenSecret)
@@ -61,7 +61,7 @@ func (r *Relay) infoQuery(ctx context.Context, body []byte) answer {
 	}
 	n, ok := r.routes.lookup(req.MachineId.V, req.HwSerial.S)
 	if !ok {
-		return out(nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal"))
+		return out(unknownMachine())
 	}
 	rep, err := r.sendBy(ctx, n, wire.CommandInfo, req.Forward(r.cardKey), true)
 	if err != nil {
@@ -117,7 +117,7 @@ func (r *Relay) transactionNotify(ctx context.Context, body []byte) answer {
 	}
 	n, ok := r.routes.lookup(req.MachineId.V, req.HwSerial.S)
 	if !ok {
-		return out(nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal"))
+		return out(unknownMachine())
 	}
 	cb := req.Callback()
 	fwd := withField(cb.Forward(r.cardKey), wire.AuthorizeFlow, wire.FlowDeviceStart)
@@ -145,7 +145,7 @@ func (r *Relay) stopNotify(ctx context.Context, body []byte) answer {
 	}
 	n, ok := r.routes.lookup(req.MachineId.V, req.HwSerial.S)
 	if !ok {
-		return out(nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal"))
+		return out(unknownMachine())
 	}
 	rep, err := r.sendBy(ctx, n, wire.CommandStopNotify, req.Forward(r.cardKey), true)
 	if err != nil {

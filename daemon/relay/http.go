@@ -196,6 +196,12 @@ func refusal(cortina bool, err error, sparkID, station string) answer {
 	return sparkAnswer(nayax.DeclineFor(err), sparkID, station)
 }
 
+// unknownMachine is the answer to a call for a terminal the registry
+// (P/terminals) gives to no site controller.
+func unknownMachine() nayax.Status {
+	return nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal")
+}
+
 // stopCallback: the edge decides (it owns the session); the relay only
 // finds it and keeps within Nayax's 5 s.
 func (r *Relay) stopCallback(ctx context.Context, body []byte) answer {
@@ -208,7 +214,7 @@ func (r *Relay) stopCallback(ctx context.Context, body []byte) answer {
 	}
 	n, ok := r.routes.lookup(req.MachineId.V, req.HwSerial.S)
 	if !ok {
-		return out(nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal"))
+		return out(unknownMachine())
 	}
 	rep, err := r.send(ctx, n, wire.CommandStop, req.Forward(r.cardKey))
 	switch {
@@ -231,7 +237,7 @@ func (r *Relay) acknowledge(ctx context.Context, typ, sparkID string, machineID 
 	out := func(st nayax.Status) answer { return sparkAnswer(st, sparkID, "") }
 	n, ok := r.routes.lookup(machineID, hwSerial)
 	if !ok {
-		return out(nayax.Declined(nayax.CodeUnknownMachine, "unknown machine: no site controller serves this terminal"))
+		return out(unknownMachine())
 	}
 	rep, err := r.send(ctx, n, typ, fwd(n))
 	switch {
