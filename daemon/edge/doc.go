@@ -54,6 +54,16 @@
 // `needs-reconciliation`. An authorization the site refuses (station
 // busy, faulted, unknown, or a Remote Start already closed) is released
 // with a cancel the same way. Local start, stop and self-test: local.go.
+// Each session keeps the relay's ticket for its transaction and sends it
+// with its settlement or cancel; a request the relay refuses (no ticket,
+// not this node's) goes to `needs-reconciliation`, never retried.
+//
+// Device Start and StopNotify (device.go): an `info` command answers a
+// station's availability and reserves a free one, in memory, for its
+// transaction; the `authorize` that follows (flow device-start) is served
+// on that reservation or refused and released. `stop-notify` finds the
+// one session the card paid for. Both act only with time left before the
+// relay's deadline to switch the contactor.
 //
 // Configuration (fleet.go, reconfig.go): the running configuration is the
 // local file with the fleet's group and node desired configs merged over
