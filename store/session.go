@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -112,6 +114,34 @@ type Request struct {
 	// Answered lists the events whose result was taken: the first result
 	// for an event counts, a later copy (a relay's retry) is ignored.
 	Answered []string `json:"answered,omitempty"`
+}
+
+// clone returns a copy of s that shares no memory with it.
+func (s *Session) clone() Session {
+	c := *s
+	c.Ticket = bytes.Clone(s.Ticket)
+	if s.Request != nil {
+		r := *s.Request
+		r.Body = bytes.Clone(r.Body)
+		r.EventIDs = slices.Clone(r.EventIDs)
+		r.Answered = slices.Clone(r.Answered)
+		c.Request = &r
+	}
+	if s.LastAnswer != nil {
+		a := *s.LastAnswer
+		c.LastAnswer = &a
+	}
+	c.Answers = slices.Clone(s.Answers)
+	if s.Payment != nil {
+		p := *s.Payment
+		c.Payment = &p
+	}
+	c.History = slices.Clone(s.History)
+	if s.Tariff != nil {
+		t := *s.Tariff
+		c.Tariff = &t
+	}
+	return c
 }
 
 // MaxAnswers bounds Session.Answers.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // maxKeyPart bounds ids and station names so that every index key stays
@@ -17,6 +18,9 @@ const maxKeyPart = 1024
 
 // Session returns the session with this SparkTransactionID, or ErrNotFound.
 func (tx *Tx) Session(sparkID string) (Session, error) {
+	if p, ok := tx.pending[sparkID]; ok {
+		return p.clone(), nil
+	}
 	b, err := tx.bucket(bucketSessions)
 	if err != nil {
 		return Session{}, fmt.Errorf("get session %q: %w", sparkID, err)
@@ -39,15 +43,14 @@ func getSession(b *bolt.Bucket, sparkID string) (Session, error) {
 // SessionByNayax returns the session bound to a Nayax transaction id, or
 // ErrNotFound.
 func (tx *Tx) SessionByNayax(nayaxID int64) (Session, error) {
-	idx, err := tx.bucket(bucketSessionNayax)
+	id, err := tx.nayaxOwner(nayaxID)
 	if err != nil {
 		return Session{}, fmt.Errorf("session by nayax id %d: %w", nayaxID, err)
 	}
-	id := idx.Get(nayaxKey(nayaxID))
-	if id == nil {
+	if id == "" {
 		return Session{}, fmt.Errorf("session by nayax id %d: %w", nayaxID, ErrNotFound)
 	}
-	return tx.Session(string(id))
+	return tx.Session(id)
 }
 
 // ActiveSession returns the session holding the station (one in an
@@ -92,6 +95,9 @@ func (tx *Tx) OpenSessions() ([]Session, error) {
 }
 
 func (tx *Tx) openSessions(match func(State, string) bool) ([]Session, error) {
+	if err := tx.flush(); err != nil {
+		return nil, err
+	}
 	open, err := tx.bucket(bucketSessionOpen)
 	if err != nil {
 		return nil, err
@@ -128,6 +134,9 @@ func sortNewestFirst(ss []Session) {
 
 // SessionsByStation returns the station's sessions, newest first.
 func (tx *Tx) SessionsByStation(station string) ([]Session, error) {
+	if err := tx.flush(); err != nil {
+		return nil, err
+	}
 	idx, err := tx.bucket(bucketSessionStation)
 	if err != nil {
 		return nil, fmt.Errorf("sessions of %q: %w", station, err)
@@ -157,6 +166,9 @@ func (tx *Tx) SessionsByStation(station string) ([]Session, error) {
 // Sessions calls fn for each session, newest first by CreatedAt, until fn
 // returns false or limit sessions were visited (limit <= 0: all).
 func (tx *Tx) Sessions(limit int, fn func(Session) bool) error {
+	if err := tx.flush(); err != nil {
+		return err
+	}
 	idx, err := tx.bucket(bucketSessionTime)
 	if err != nil {
 		return fmt.Errorf("list sessions: %w", err)
@@ -193,6 +205,13 @@ func (tx *Tx) Sessions(limit int, fn func(Session) bool) error {
 // sorts where it belongs. It fails with ErrInvalid without a
 // SparkTransactionID or Station, and with ErrConflict when the Nayax id
 // belongs to another session. On error nothing has been written.
+//
+// The record is staged in the transaction and written once, when the
+// transaction commits (or before any query that reads the indexes): a
+// stop moves its session through three or four states in one
+// transaction, and only the last one needs encoding, decoding its
+// predecessor and index maintenance. Session sees a staged session at
+// once. The store keeps its own copy, so s may be changed afterwards.
 func (tx *Tx) PutSession(s *Session) error {
 	if s == nil || s.SparkTransactionID == "" || s.Station == "" {
 		return fmt.Errorf("put session: spark transaction id and station are required: %w", ErrInvalid)
@@ -201,9 +220,64 @@ func (tx *Tx) PutSession(s *Session) error {
 	if len(s.Station) > maxKeyPart || len(id) > maxKeyPart {
 		return fmt.Errorf("put session %q: id or station too long: %w", id, ErrInvalid)
 	}
+	if !tx.tx.Writable() {
+		return fmt.Errorf("put session %q: %w", id, berrors.ErrTxNotWritable)
+	}
 	if s.CreatedAt.IsZero() {
 		s.CreatedAt = time.Now()
 	}
+	if s.NayaxTransactionID != 0 {
+		if owner, err := tx.nayaxOwner(s.NayaxTransactionID); err != nil {
+			return fmt.Errorf("put session %q: %w", id, err)
+		} else if owner != "" && owner != id {
+			return fmt.Errorf("put session %q: nayax transaction id %d belongs to session %q: %w",
+				id, s.NayaxTransactionID, owner, ErrConflict)
+		}
+	}
+	if tx.pending == nil {
+		tx.pending = map[string]*Session{}
+	}
+	if _, ok := tx.pending[id]; !ok {
+		tx.pendingOrder = append(tx.pendingOrder, id)
+	}
+	c := s.clone()
+	tx.pending[id] = &c
+	return nil
+}
+
+// nayaxOwner is the session that holds a Nayax transaction id, staged or
+// stored, or "".
+func (tx *Tx) nayaxOwner(nayaxID int64) (string, error) {
+	for _, id := range tx.pendingOrder {
+		if tx.pending[id].NayaxTransactionID == nayaxID {
+			return id, nil
+		}
+	}
+	idx, err := tx.bucket(bucketSessionNayax)
+	if err != nil {
+		return "", err
+	}
+	owner := string(idx.Get(nayaxKey(nayaxID)))
+	if p, ok := tx.pending[owner]; ok && p.NayaxTransactionID != nayaxID {
+		return "", nil // the stored owner has moved on to another id
+	}
+	return owner, nil
+}
+
+// flush writes the staged sessions, in the order they were first put.
+func (tx *Tx) flush() error {
+	for _, id := range tx.pendingOrder {
+		if err := tx.writeSession(tx.pending[id]); err != nil {
+			return err
+		}
+	}
+	tx.pending, tx.pendingOrder = nil, nil
+	return nil
+}
+
+// writeSession stores s and its index entries: PutSession's write.
+func (tx *Tx) writeSession(s *Session) error {
+	id := s.SparkTransactionID
 	var bs [6]*bolt.Bucket
 	for i, name := range [][]byte{bucketSessions, bucketSessionNayax, bucketSessionStation, bucketSessionTime, bucketSessionOpen, bucketSessionCounts} {
 		b, err := tx.bucket(name)

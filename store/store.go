@@ -283,7 +283,11 @@ func (s *Store) Update(fn func(*Tx) error) error {
 		return ErrClosed
 	}
 	return s.mapErr(s.db.Update(func(btx *bolt.Tx) error {
-		return fn(&Tx{tx: btx, s: s})
+		tx := &Tx{tx: btx, s: s}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.flush()
 	}))
 }
 
@@ -310,6 +314,10 @@ func (s *Store) mapErr(err error) error {
 type Tx struct {
 	tx *bolt.Tx
 	s  *Store
+	// pending are the sessions PutSession staged, written by flush at
+	// commit or before a query that reads the session indexes.
+	pending      map[string]*Session
+	pendingOrder []string
 }
 
 func (tx *Tx) bucket(name []byte) (*bolt.Bucket, error) {
