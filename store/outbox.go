@@ -102,7 +102,11 @@ func (s *Store) outboxScan(after uint64, max int, withPayload bool) ([]OutboxEnt
 			if len(k) != 8 {
 				return fmt.Errorf("outbox key of %d bytes: %w", len(k), errCorrupt)
 			}
-			e, err := decodeOutbox(binary.BigEndian.Uint64(k), v, withPayload)
+			seq := binary.BigEndian.Uint64(k)
+			if s.acked.has(seq) {
+				continue
+			}
+			e, err := decodeOutbox(seq, v, withPayload)
 			if err != nil {
 				return err
 			}
@@ -120,35 +124,37 @@ func (s *Store) OutboxDelete(seqs ...uint64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	err := s.Update(func(tx *Tx) error {
-		ob, err := tx.bucket(bucketOutbox)
-		if err != nil {
-			return err
-		}
-		meta, err := tx.bucket(bucketMeta)
-		if err != nil {
-			return err
-		}
-		n := 0
-		for _, seq := range seqs {
-			k := seqKey(seq)
-			if ob.Get(k) == nil {
-				continue
-			}
-			if err := ob.Delete(k); err != nil {
-				return err
-			}
-			n++
-		}
-		if n == 0 {
-			return nil
-		}
-		return addU64(meta, metaOutboxLen, -n)
-	})
+	err := s.Update(func(tx *Tx) error { return tx.outboxDelete(seqs) })
 	if err != nil {
 		return fmt.Errorf("outbox delete: %w", err)
 	}
 	return nil
+}
+
+func (tx *Tx) outboxDelete(seqs []uint64) error {
+	ob, err := tx.bucket(bucketOutbox)
+	if err != nil {
+		return err
+	}
+	meta, err := tx.bucket(bucketMeta)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, seq := range seqs {
+		k := seqKey(seq)
+		if ob.Get(k) == nil {
+			continue
+		}
+		if err := ob.Delete(k); err != nil {
+			return err
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	return addU64(meta, metaOutboxLen, -n)
 }
 
 // OutboxAttempted adds one to the Attempts of each given entry in one
@@ -188,7 +194,8 @@ func (s *Store) OutboxAttempted(seqs ...uint64) error {
 }
 
 // OutboxLen returns the number of entries waiting, from a counter kept in
-// step by Enqueue and OutboxDelete (O(1)).
+// step by Enqueue and OutboxDelete (O(1)), less those acknowledged and
+// not deleted yet (OutboxAcked).
 func (s *Store) OutboxLen() (int, error) {
 	var n uint64
 	err := s.View(func(tx *Tx) error {
@@ -202,7 +209,10 @@ func (s *Store) OutboxLen() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("outbox len: %w", err)
 	}
-	return int(n), nil
+	// An acknowledged entry counts until it is deleted; the counter and
+	// the set are read at different instants, so the difference is
+	// clamped (it can be short by the entries of a commit in progress).
+	return max(int(n)-s.acked.len(), 0), nil
 }
 
 // Queued reports whether the outbox still holds entry seq: the broker has
@@ -212,5 +222,5 @@ func (tx *Tx) Queued(seq uint64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return ob.Get(seqKey(seq)) != nil, nil
+	return ob.Get(seqKey(seq)) != nil && !tx.s.acked.has(seq), nil
 }

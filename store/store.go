@@ -136,6 +136,7 @@ type Store struct {
 	opts   Options
 	log    *slog.Logger
 	closed atomic.Bool
+	acked  acked // acknowledged outbox entries not deleted yet
 }
 
 // Open opens (creating if needed) the store file at path. A new file gets
@@ -262,6 +263,12 @@ func initSchema(tx *bolt.Tx, legacyDP int) (res schemaInit, err error) {
 
 // Close releases the file and its lock. Calling it again returns nil.
 func (s *Store) Close() error {
+	if s.closed.Load() {
+		return nil
+	}
+	if err := s.FlushAcked(); err != nil {
+		s.log.Warn("outbox: acknowledged entries not deleted; they are published again", "err", err)
+	}
 	if s.closed.Swap(true) {
 		return nil
 	}
@@ -282,13 +289,23 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	return s.mapErr(s.db.Update(func(btx *bolt.Tx) error {
+	var deleted []uint64
+	err := s.db.Update(func(btx *bolt.Tx) error {
 		tx := &Tx{tx: btx, s: s}
 		if err := fn(tx); err != nil {
 			return err
 		}
-		return tx.flush()
-	}))
+		if err := tx.flush(); err != nil {
+			return err
+		}
+		var err error
+		deleted, err = tx.deleteAcked()
+		return err
+	})
+	if err == nil {
+		s.acked.forget(deleted)
+	}
+	return s.mapErr(err)
 }
 
 // View runs fn in a read-only transaction, a consistent snapshot that does

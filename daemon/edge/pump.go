@@ -15,9 +15,19 @@ import (
 )
 
 // pumpWindow is how many events may await their PUBACK at once. A window,
-// not one-at-a-time, is what lets the drain run at broker speed; deletes
-// are batched so a full window costs one fsync.
+// not one-at-a-time, is what lets the drain run at broker speed.
 const pumpWindow = 256
+
+// Acknowledged events are deleted by the ledger's next write transaction
+// (store.OutboxAcked), so a command's events cost no commit of their own.
+// When none comes within ackFlushDelay, or ackFlushBatch acknowledgements
+// have piled up (a drain after an outage), the pump commits the deletes
+// itself: bounded work for whichever transaction carries them, and at
+// most ackFlushDelay of events published again after a crash.
+const (
+	ackFlushDelay = time.Second
+	ackFlushBatch = 4 * pumpWindow
+)
 
 // pump publishes the outbox in order: read a batch after the cursor,
 // publish, and delete entries from the head as their PUBACKs arrive. On a
@@ -95,8 +105,21 @@ func (p *pump) drain(ctx context.Context, conn *link.Conn) error {
 		flight  []inflight
 		acked   []uint64
 		pending []store.OutboxEntry
+		flushT  = time.NewTimer(time.Hour)
+		flushC  <-chan time.Time // non-nil while acknowledged entries await their delete
 	)
+	flushT.Stop()
+	flushAcked := func() error {
+		flushC = nil
+		return p.st.FlushAcked()
+	}
 	defer func() {
+		flushT.Stop()
+		if flushC != nil {
+			if err := p.st.FlushAcked(); err != nil {
+				p.log.Warn("outbox: delete acknowledged entries", "err", err)
+			}
+		}
 		if len(flight) > 0 {
 			seqs := make([]uint64, len(flight))
 			for i, f := range flight {
@@ -123,6 +146,11 @@ func (p *pump) drain(ctx context.Context, conn *link.Conn) error {
 			select {
 			case <-p.wake:
 				continue
+			case <-flushC:
+				if err := flushAcked(); err != nil {
+					return err
+				}
+				continue
 			case <-conn.Done():
 				return nil
 			case <-ctx.Done():
@@ -134,6 +162,12 @@ func (p *pump) drain(ctx context.Context, conn *link.Conn) error {
 		select {
 		case <-flight[0].tok.Done():
 			timer.Stop()
+		case <-flushC:
+			timer.Stop()
+			if err := flushAcked(); err != nil {
+				return err
+			}
+			continue
 		case <-conn.Done():
 			timer.Stop()
 			return nil
@@ -161,10 +195,17 @@ func (p *pump) drain(ctx context.Context, conn *link.Conn) error {
 		}
 	done:
 		if len(acked) > 0 {
-			if err := p.st.OutboxDelete(acked...); err != nil {
-				return err
-			}
+			p.st.OutboxAcked(acked...)
 			p.published.Add(uint64(len(acked)))
+			switch {
+			case p.st.AckedPending() >= ackFlushBatch:
+				if err := flushAcked(); err != nil {
+					return err
+				}
+			case flushC == nil:
+				flushT.Reset(ackFlushDelay)
+				flushC = flushT.C
+			}
 		}
 	}
 }
