@@ -82,8 +82,10 @@ func ledgerStats(db *bolt.DB, tx *bolt.Tx, path string) (LedgerStats, error) {
 	return l, nil
 }
 
-// compactDue reports whether l passes the Options' compaction threshold.
-func (o Options) compactDue(l LedgerStats) bool {
+// CompactDue reports whether a file with these stats passes the
+// compaction threshold (CompactFreePercent, CompactMinBytes): what Open
+// would compact.
+func (o Options) CompactDue(l LedgerStats) bool {
 	return o.CompactFreePercent > 0 && l.FileBytes >= o.CompactMinBytes &&
 		l.FreePercent() >= float64(o.CompactFreePercent)
 }
@@ -112,7 +114,7 @@ func (s *Store) compactIfDue() error {
 	if err != nil {
 		return fmt.Errorf("ledger stats: %w", err)
 	}
-	if !s.opts.compactDue(l) {
+	if !s.opts.CompactDue(l) {
 		return nil
 	}
 	start := time.Now()
