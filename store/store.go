@@ -224,6 +224,7 @@ func openBolt(path string, o Options) (*bolt.DB, error) {
 			// written on every commit: smaller commits.
 			NoFreelistSync: true,
 			NoSync:         o.NoSync,
+			MmapFlags:      mmapFlags,
 		})
 		if err != nil {
 			if errors.Is(err, berrors.ErrTimeout) {
