@@ -350,7 +350,7 @@ func (s *Store) recoverArchive() error {
 	case size > off:
 		// Its sessions are still in the ledger: drop the lines.
 		s.log.Info("archive: dropping the lines of a batch a crash interrupted; its sessions are in the ledger", "file", path, "bytes", size-off)
-		if err := truncateSync(path, off); err != nil {
+		if err := truncateSync(path, off, !s.opts.NoSync); err != nil {
 			return fmt.Errorf("archive: %w", err)
 		}
 	}
@@ -367,7 +367,7 @@ func (s *Store) recoverArchive() error {
 	return nil
 }
 
-func truncateSync(path string, size int64) error {
+func truncateSync(path string, size int64, sync bool) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -375,6 +375,9 @@ func truncateSync(path string, size int64) error {
 	defer f.Close()
 	if err := f.Truncate(size); err != nil {
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	return f.Sync()
 }
@@ -387,7 +390,7 @@ func (s *Store) writeArchive(path string, off int64, batch []moving) error {
 		if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
 			return err
 		}
-		if err := syncDir(filepath.Dir(dir)); err != nil {
+		if err := s.syncDir(filepath.Dir(dir)); err != nil {
 			return err
 		}
 	}
@@ -428,13 +431,23 @@ func (s *Store) writeArchive(path string, off int64, batch []moving) error {
 		return err
 	}
 	hook("archive-written")
-	if err := f.Sync(); err != nil {
-		return err
+	if !s.opts.NoSync {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	if isNew {
-		return syncDir(dir)
+		return s.syncDir(dir)
 	}
 	return nil
+}
+
+// syncDir is syncDir unless Options.NoSync.
+func (s *Store) syncDir(dir string) error {
+	if s.opts.NoSync {
+		return nil
+	}
+	return syncDir(dir)
 }
 
 // archiveMark is meta's archive_mark: the month file (7 bytes) and its

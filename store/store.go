@@ -104,8 +104,9 @@ type Options struct {
 	InboxMax int
 	// InboxTTL is how long a handled command is remembered. Default 72h.
 	InboxTTL time.Duration
-	// NoSync skips fsync on commit. For tests and benchmarks only: with it a
-	// power loss can lose or corrupt committed sessions.
+	// NoSync skips fsync on commit, and on the archive's files. For tests
+	// and benchmarks only: with it a power loss can lose or corrupt
+	// committed sessions.
 	NoSync bool
 	// Logger receives open/close and pruning messages; nil discards them.
 	Logger *slog.Logger
