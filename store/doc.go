@@ -16,13 +16,16 @@
 // # Buckets
 //
 //	meta             schema_version, epoch, outbox_seq (last seq handed out),
-//	                 outbox_len and inbox_len (counters), card_key
+//	                 outbox_len and inbox_len (counters), card_key,
+//	                 archive_mark (month and file size before the batch
+//	                 being archived), archived and compactions (counters)
 //	sessions         SparkTransactionID -> Session as JSON
 //	session_nayax    NayaxTransactionID (8 bytes, big-endian) -> SparkTransactionID
 //	session_station  len(station) | station | created | SparkTransactionID -> empty
 //	session_time     created | SparkTransactionID -> empty
 //	session_open     SparkTransactionID -> state NUL station, for sessions not
 //	                 yet settled, cancelled, declined or closed
+//	session_counts   state -> sessions in it (8 bytes, big-endian)
 //	outbox           seq (8 bytes, big-endian) -> compact binary record
 //	inbox            command id -> compact binary record
 //	inbox_time       at | command id -> empty
@@ -65,6 +68,36 @@
 // lifecycle section is generated from the table (`go generate ./store`)
 // and a test fails when the two differ.
 //
+// # Retention, the archive and compaction
+//
+// Archive (retention.go) moves the sessions whose money is final
+// (settled, cancelled, declined, closed; never needs-reconciliation, never
+// one with a pending request) and that have not changed since a cutoff
+// out of the ledger into the archive: a directory (Options.ArchiveDir,
+// by default "archive" next to the file) of JSON Lines files, one per
+// UTC month of creation, sessions-2026-09.jsonl, each line one Session
+// exactly as the ledger held it. A batch (at most MaxArchiveBatch
+// sessions of one month) is picked in a read transaction; a small Update
+// records the month file's size (archive_mark); the lines are written at
+// that size and fsynced; one Update then deletes the sessions whose
+// records are still what was written (indexes and counts included) and
+// the mark. A crash before that commit leaves the sessions in the ledger,
+// and Open cuts the file back to the marked size; after it, they are
+// archived. So a session is in the ledger or in the archive, once. The
+// only write transaction of any size deletes up to a batch of records
+// and decodes nothing; Archive pauses between batches, so years of
+// backlog never hold the engine up for long. ArchivedSessions reads the
+// files back without the ledger's lock: they are plain files, appended
+// to only.
+//
+// bbolt reuses the pages freed by deletions but never shrinks the file.
+// With Options.CompactFreePercent set, Open compacts a file whose free
+// space passes that share (compact.go): bbolt.Compact into
+// sitelink.db.compact, fdatasync, rename over the ledger, sync the
+// directory, reopen. A crash before the rename leaves the old file whole
+// and the next Open deletes the copy; after it, the new one is whole.
+// LedgerStats gives the file's size and free space and the counters.
+//
 // # Caveats
 //
 //   - One process at a time: bbolt locks the file, and a second Open waits
@@ -88,4 +121,19 @@
 //     damaged; keep the file on a filesystem that honours fsync.
 //   - Outbox timestamps are stored as Unix nanoseconds, so they cover the
 //     years 1678 to 2262.
+//   - An archived session has left every index, its Nayax transaction id
+//     included: a replayed TransactionCallback for it would no longer be
+//     recognised as one, and a Cortina Cancel for it is answered as for an
+//     unknown transaction. Nayax replays and cancels within hours or days;
+//     keep the retention far longer (the daemon refuses less than 7 days).
+//   - Archive files are appended to by the process that holds the ledger,
+//     and a month's file grows again when a session of that month is
+//     resolved late. Copy them freely; do not edit, shorten or move the
+//     current months' files while the daemon runs. For a moment, and
+//     after a crash until the ledger is opened again, the last batch's
+//     lines can be in the file while its sessions are still in the
+//     ledger.
+//   - A compaction needs free disk space for the live part of the file,
+//     happens only at Open (the daemon's start), and a failed one (a full
+//     disk) leaves the file as it was.
 package store

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -86,6 +87,10 @@ var (
 	metaOutboxLen = []byte("outbox_len")     // u64 BE, entries in bucketOutbox
 	metaInboxLen  = []byte("inbox_len")      // u64 BE, entries in bucketInbox
 	metaCardKey   = []byte("card_key")       // 32 random bytes
+
+	metaArchiveMark = []byte("archive_mark") // month, u64 BE size of its file before the batch being moved (retention.go)
+	metaArchived    = []byte("archived")     // u64 BE, sessions ever moved to the archive
+	metaCompactions = []byte("compactions")  // u64 BE, times the file was compacted
 )
 
 const cardKeyLen = 32
@@ -99,8 +104,9 @@ type Options struct {
 	InboxMax int
 	// InboxTTL is how long a handled command is remembered. Default 72h.
 	InboxTTL time.Duration
-	// NoSync skips fsync on commit. For tests and benchmarks only: with it a
-	// power loss can lose or corrupt committed sessions.
+	// NoSync skips fsync on commit, and on the archive's files. For tests
+	// and benchmarks only: with it a power loss can lose or corrupt
+	// committed sessions.
 	NoSync bool
 	// Logger receives open/close and pruning messages; nil discards them.
 	Logger *slog.Logger
@@ -109,6 +115,15 @@ type Options struct {
 	// releases priced them with the configured tariff): the daemon passes
 	// tariff.decimal_place. nil means DefaultLegacyDecimalPlace.
 	LegacyDecimalPlace *int
+	// ArchiveDir is where Archive writes the sessions it moves out of
+	// the ledger. Default: "archive" in the ledger file's directory.
+	ArchiveDir string
+	// CompactFreePercent makes Open compact the file (compact.go) when
+	// at least this percentage of it is free space and it is at least
+	// CompactMinBytes large: bbolt reuses freed pages but never gives
+	// them back to the filesystem. 0 never compacts.
+	CompactFreePercent int
+	CompactMinBytes    int64
 }
 
 func (o Options) withDefaults() Options {
@@ -127,6 +142,14 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// withArchiveDir fills ArchiveDir's default for the file at path.
+func (o Options) withArchiveDir(path string) Options {
+	if o.ArchiveDir == "" {
+		o.ArchiveDir = filepath.Join(filepath.Dir(path), "archive")
+	}
+	return o
+}
+
 // Store is the daemon's durable ledger: sessions, the event outbox, the
 // command inbox and a few counters, all in one bbolt file. It is safe for
 // concurrent use; bbolt serialises writers.
@@ -137,6 +160,8 @@ type Store struct {
 	log    *slog.Logger
 	closed atomic.Bool
 	acked  acked // acknowledged outbox entries not deleted yet
+
+	archiveMu sync.Mutex // one Archive at a time
 }
 
 // Open opens (creating if needed) the store file at path. A new file gets
@@ -148,23 +173,14 @@ func Open(path string, o Options) (*Store, error) {
 	if path == "" {
 		return nil, fmt.Errorf("open store: empty path: %w", ErrInvalid)
 	}
+	o = o.withArchiveDir(path)
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      o.LockTimeout,
-		FreelistType: bolt.FreelistMapType,
-		// The freelist is rebuilt by a scan at open instead of being
-		// written on every commit: smaller commits, and our files are small.
-		NoFreelistSync: true,
-		NoSync:         o.NoSync,
-	})
+	removeStaleCompact(path, o.Logger)
+	db, err := openBolt(path, o)
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("open store: %s is locked after %s; another sitelink may be running: %w",
-				path, o.LockTimeout, ErrLocked)
-		}
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, err
 	}
 	s := &Store{db: db, path: path, opts: o, log: o.Logger}
 	var res schemaInit
@@ -180,8 +196,54 @@ func Open(path string, o Options) (*Store, error) {
 	if res.migratedFrom != 0 {
 		s.log.Info("store migrated", "path", path, "from", res.migratedFrom, "to", SchemaVersion, "sessions", res.migrated)
 	}
+	if err := s.recoverArchive(); err != nil {
+		// Archive tries again before it moves anything.
+		s.log.Warn("archive: cannot undo a batch a crash interrupted", "err", err)
+	}
+	if o.CompactFreePercent > 0 {
+		if err := s.compactIfDue(); err != nil {
+			if s.db != nil {
+				_ = s.db.Close()
+			}
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+	}
 	s.log.Info("store opened", "path", path, "schema", SchemaVersion, "created", res.created)
 	return s, nil
+}
+
+// openBolt opens the bbolt file with the store's options. bbolt opens
+// the file, then waits for its lock: if another process compacted the
+// ledger meanwhile, the lock it got is that of the old, replaced file,
+// so the file is opened again.
+func openBolt(path string, o Options) (*bolt.DB, error) {
+	for attempt := 0; ; attempt++ {
+		before, statErr := os.Stat(path)
+		db, err := bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:      o.LockTimeout,
+			FreelistType: bolt.FreelistMapType,
+			// The freelist is rebuilt by a scan at open instead of being
+			// written on every commit: smaller commits.
+			NoFreelistSync: true,
+			NoSync:         o.NoSync,
+			MmapFlags:      mmapFlags,
+		})
+		if err != nil {
+			if errors.Is(err, berrors.ErrTimeout) {
+				return nil, fmt.Errorf("open store: %s is locked after %s; another sitelink may be running: %w",
+					path, o.LockTimeout, ErrLocked)
+			}
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+		after, err := os.Stat(path)
+		if statErr != nil || err == nil && os.SameFile(before, after) {
+			return db, nil
+		}
+		_ = db.Close()
+		if attempt == 2 {
+			return nil, fmt.Errorf("open store %s: the file was replaced while opening it", path)
+		}
+	}
 }
 
 func (o Options) legacyDecimalPlace() int {

@@ -30,6 +30,9 @@ Usage:
   sitelink status   [-json]            daemon status (link, epoch, outbox)
   sitelink stations [-json]            stations: contactor, CP state, energy, faults
   sitelink sessions [-json] [-n N]     sessions, newest first
+  sitelink sessions -archive [-since DAY] [-until DAY] [-json] [-n N]
+                                       sessions moved out of the ledger (storage.retention),
+                                       read from data_dir/archive (no daemon needed)
   sitelink outbox   [-json] [-n N]     events waiting for the broker
   sitelink start -station N [-amount X] Remote Start: the terminal asks for a card
   sitelink stop -station N             stop a station's session from the site

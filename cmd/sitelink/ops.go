@@ -43,10 +43,23 @@ func socketFlags(fs interface {
 func cmdQuery(what string, args []string, stdout, stderr io.Writer) error {
 	fs := flags(what, stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
-	n := fs.Int("n", 50, "at most `N` rows (sessions, outbox)")
+	n := fs.Int("n", 50, "at most `N` rows (sessions, outbox; with -archive, 0 is all)")
+	var arch archiveFlags
+	if what == "sessions" {
+		arch = addArchiveFlags(fs)
+	}
 	socket := socketFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
+	}
+	if arch.on != nil {
+		if *arch.on {
+			return listArchive(arch, fs.Lookup("config").Value.String(), *n, *asJSON, stdout, stderr)
+		}
+		if *arch.since != "" || *arch.until != "" || *arch.dir != "" {
+			fmt.Fprintln(stderr, "sitelink sessions: -since, -until and -archive-dir read the archive: add -archive")
+			return exitCode(2)
+		}
 	}
 	path, err := socket()
 	if err != nil {
@@ -89,11 +102,7 @@ func cmdQuery(what string, args []string, stdout, stderr io.Writer) error {
 				s.PowerW/1000, s.EnergyWh/1000, dash(s.Fault), dash(s.Session))
 		}
 	case []localapi.Session:
-		fmt.Fprintln(tw, "SPARK TRANSACTION\tNAYAX ID\tSTATION\tSTATE\tENERGY Wh\tAUTHORIZED\tAMOUNT\tNAYAX\tREASON\tUPDATED")
-		for _, s := range x {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\n", s.SparkTransactionID, nayaxID(s.NayaxTransactionID),
-				s.Station, s.State, s.EnergyWh, money(s.AuthorizedMinor, s), money(s.AmountMinor, s), nayaxState(s), dash(s.StopReason), s.UpdatedAt.Local().Format(time.DateTime))
-		}
+		printSessions(tw, x)
 	case []localapi.OutboxEntry:
 		fmt.Fprintln(tw, "SEQ\tID\tTYPE\tSTATUS\tATTEMPTS\tAGE\tSESSION")
 		for _, e := range x {
@@ -174,6 +183,15 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s config)\n", args[1], kind)
 	return nil
+}
+
+// printSessions writes the sessions table of `sitelink sessions`.
+func printSessions(tw io.Writer, ss []localapi.Session) {
+	fmt.Fprintln(tw, "SPARK TRANSACTION\tNAYAX ID\tSTATION\tSTATE\tENERGY Wh\tAUTHORIZED\tAMOUNT\tNAYAX\tREASON\tUPDATED")
+	for _, s := range ss {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\n", s.SparkTransactionID, nayaxID(s.NayaxTransactionID),
+			s.Station, s.State, s.EnergyWh, money(s.AuthorizedMinor, s), money(s.AmountMinor, s), nayaxState(s), dash(s.StopReason), s.UpdatedAt.Local().Format(time.DateTime))
+	}
 }
 
 // nayaxState summarizes the money side: the pending request or the last

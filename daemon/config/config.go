@@ -39,6 +39,7 @@ const (
 type Edge struct {
 	Node      Node       `yaml:"node"`
 	MQTT      MQTT       `yaml:"mqtt"`
+	Storage   Storage    `yaml:"storage"`
 	Terminals []Terminal `yaml:"terminals"`
 	Buses     []Bus      `yaml:"buses"` // serial buses, named by meters and modbus stations
 	Stations  []Station  `yaml:"stations"`
@@ -69,6 +70,34 @@ type MQTT struct {
 	ReconnectMin   Duration `yaml:"reconnect_min"`   // first back-off after a lost link
 	ReconnectMax   Duration `yaml:"reconnect_max"`   // back-off ceiling
 }
+
+// Storage is what the controller keeps on its disk: how long finished
+// sessions stay in the ledger, and when the ledger file is compacted. It
+// is read when the ledger opens, before the fleet's configuration, so
+// only the local file sets it.
+type Storage struct {
+	// Retention is how long a session whose money is final (settled,
+	// cancelled, declined, closed) stays in the ledger after its last
+	// change, before it moves to the archive under data_dir/archive.
+	// Sessions awaiting reconciliation never move. 0 keeps every session
+	// in the ledger.
+	Retention Duration `yaml:"retention"`
+	// CompactFreePercent: at start, the ledger file is compacted when at
+	// least this percentage of it is free space and it is at least
+	// CompactMinMB megabytes (MiB) large. 0 never compacts.
+	CompactFreePercent int `yaml:"compact_free_percent"`
+	CompactMinMB       int `yaml:"compact_min_mb"`
+}
+
+// Limits of the storage section.
+const (
+	// MinRetention keeps a session long after Nayax's late callbacks
+	// (ExternalSettlement's 48 h, a settlement's retries over 24 h, a
+	// Cortina Cancel after a settlement) could still name it.
+	MinRetention = 7 * 24 * time.Hour
+	// DefaultRetention is three months: a quarter's reconciliation.
+	DefaultRetention = 90 * 24 * time.Hour
+)
 
 // TLS holds the files for a TLS connection to the broker.
 type TLS struct {
@@ -217,6 +246,11 @@ func Default() Edge {
 			APISocket: "/run/sitelink/api.sock",
 		},
 		MQTT: defaultMQTT(),
+		Storage: Storage{
+			Retention:          Duration(DefaultRetention),
+			CompactFreePercent: 50,
+			CompactMinMB:       32,
+		},
 		Policy: Policy{
 			PlugTimeout:      Duration(120 * time.Second),
 			MinEnergyWh:      10,
@@ -408,4 +442,19 @@ func (t Terminal) HasStation(number string) bool {
 // DBPath is the bbolt ledger's file inside the data directory.
 func (e *Edge) DBPath() string {
 	return filepath.Join(e.Node.DataDir, "sitelink.db")
+}
+
+// ArchiveDir is where sessions go when they leave the ledger
+// (storage.retention): one JSON Lines file per month.
+func (e *Edge) ArchiveDir() string {
+	return filepath.Join(e.Node.DataDir, "archive")
+}
+
+// StoreOptions returns o with the ledger options this configuration
+// sets: the archive directory and the compaction threshold.
+func (e *Edge) StoreOptions(o store.Options) store.Options {
+	o.ArchiveDir = e.ArchiveDir()
+	o.CompactFreePercent = e.Storage.CompactFreePercent
+	o.CompactMinBytes = int64(e.Storage.CompactMinMB) << 20
+	return o
 }

@@ -71,7 +71,12 @@
 //     with what Nayax itself sends. A header value given inline is a
 //     secret in the file; prefer value_file.
 //   - A Duration must carry a unit ("120s"); a bare number other than 0 is
-//     refused rather than guessed.
+//     refused rather than guessed. Whole days are written "90d" (Go's
+//     own notation has no days); `config show` prints them in hours.
+//   - storage (retention, compaction) is set only in the local file: the
+//     ledger opens, and may be compacted, before the fleet's layers are
+//     read from it. A retention change by SIGHUP applies at the next
+//     hourly pass; compaction settings at the next start.
 //   - A gpio station must have a meter, and a modbus station a meter or
 //     modbus.energy: a session is billed by its energy, and a station
 //     without a reading would give energy away.

@@ -3,6 +3,8 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,11 +26,19 @@ var (
 // String returns the duration in Go notation, e.g. "2m0s".
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// parseDuration parses Go duration text. A bare number other than 0 is
-// refused with a hint: "120" might mean seconds to the writer, and guessing
-// wrong would turn a two-minute timeout into 120 ns.
+// parseDuration parses Go duration text, or a whole number of days ("90d",
+// for retention periods). A bare number other than 0 is refused with a
+// hint: "120" might mean seconds to the writer, and guessing wrong would
+// turn a two-minute timeout into 120 ns.
 func parseDuration(s string) (Duration, error) {
 	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" && strings.Trim(days, "0123456789") == "" {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n > maxDays {
+			return 0, fmt.Errorf("invalid duration %s: at most %dd", quote(s), maxDays)
+		}
+		return Duration(time.Duration(n) * 24 * time.Hour), nil
+	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		if isBareNumber(s) {
@@ -38,6 +48,9 @@ func parseDuration(s string) (Duration, error) {
 	}
 	return Duration(d), nil
 }
+
+// maxDays is the most days a Duration holds (about 290 years).
+const maxDays = int64(math.MaxInt64 / int64(24*time.Hour))
 
 func isBareNumber(s string) bool {
 	if s == "" {

@@ -85,6 +85,7 @@ var networkOnlyFile = map[string]string{
 	"mqtt.tls":           "holds credentials",
 	"mqtt.topic_prefix":  "names the topics the fleet config itself arrives on",
 	"mqtt.group":         "chooses which group config applies",
+	"storage":            "is this controller's disk, read when the ledger opens",
 }
 
 // Provenance maps key paths (as in Problems) to the source that set them.
@@ -334,7 +335,7 @@ type Change struct {
 	MQTT     bool     // the link must reconnect with new settings
 	Restart  []string // keys that differ and only take effect on a restart
 	Stations []string // stations added, removed or redefined (incl. their bus)
-	Other    bool     // terminals, policy, tariff
+	Other    bool     // terminals, policy, tariff, storage
 }
 
 // None reports whether nothing changed.
@@ -363,7 +364,8 @@ func Diff(old, new *Edge) Change {
 		}
 	}
 	c.Other = !reflect.DeepEqual(old.Terminals, new.Terminals) ||
-		!reflect.DeepEqual(old.Policy, new.Policy) || !reflect.DeepEqual(old.Tariff, new.Tariff)
+		!reflect.DeepEqual(old.Policy, new.Policy) || !reflect.DeepEqual(old.Tariff, new.Tariff) ||
+		!reflect.DeepEqual(old.Storage, new.Storage) // retention applies at its next pass; compaction at the next start
 	busChanged := func(name string) bool {
 		a, okA := old.Bus(name)
 		b, okB := new.Bus(name)

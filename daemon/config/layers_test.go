@@ -376,6 +376,7 @@ func TestParseLayersFileOnly(t *testing.T) {
 		{`{"mqtt":{"tls":{}}}`, "mqtt.tls"},
 		{`{"mqtt":{"topic_prefix":"sitelink/v1"}}`, "mqtt.topic_prefix"},
 		{`{"mqtt":{"group":"g2"}}`, "mqtt.group"},
+		{`{"storage":{"retention":"30d"}}`, "storage"},
 	}
 	for _, tt := range tests {
 		for _, layer := range []string{SourceGroup, SourceNode} {
@@ -636,6 +637,7 @@ func TestDiff(t *testing.T) {
 		{"contactor timeout", func(e *Edge) { e.Policy.ContactorTimeout = Duration(3 * time.Second) }, Change{Stations: []string{"2", "3"}, Other: true}},
 		{"plug timeout", func(e *Edge) { e.Policy.PlugTimeout = Duration(time.Minute) }, Change{Other: true}},
 		{"tariff", func(e *Edge) { e.Tariff.PricePerKWh = 0.45 }, Change{Other: true}},
+		{"storage retention", func(e *Edge) { e.Storage.Retention = Duration(30 * 24 * time.Hour) }, Change{Other: true}},
 		{"terminal flow", func(e *Edge) { e.Terminals[0].Flow = FlowPreSelection }, Change{Other: true}},
 		{"add station", func(e *Edge) {
 			sim := DefaultSim()

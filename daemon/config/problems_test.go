@@ -64,6 +64,18 @@ func TestProblems(t *testing.T) {
 		{"relative data_dir and empty socket", "node: {id: n1, data_dir: data, api_socket: \"\"}\nstations: [{number: \"1\"}]\n", []string{`node.data_dir: must be an absolute path, got "data"`, "node.api_socket: required"}},
 		{"socket path too long", "node: {id: n1, api_socket: /" + strings.Repeat("s", 107) + "}\nstations: [{number: \"1\"}]\n", []string{"node.api_socket: too long for a unix socket (108 bytes, at most 107)"}},
 
+		// storage
+		{"retention 90d", minimal + "storage: {retention: 90d}\n", nil},
+		{"retention 0 keeps all", minimal + "storage: {retention: 0}\n", nil},
+		{"retention 7d", minimal + "storage: {retention: 168h}\n", nil},
+		{"retention too short", minimal + "storage: {retention: 2d}\n", []string{`storage.retention: must be at least 7d (Nayax's late callbacks must still find their session), or 0 to keep every session in the ledger, got "48h0m0s"`}},
+		{"retention negative", minimal + "storage: {retention: -1h}\n", []string{`storage.retention: must be at least 7d (Nayax's late callbacks must still find their session), or 0 to keep every session in the ledger, got "-1h0m0s"`}},
+		{"compact never", minimal + "storage: {compact_free_percent: 0, compact_min_mb: 0}\n", nil},
+		{"compact percent", minimal + "storage: {compact_free_percent: 95, compact_min_mb: -1}\n", []string{
+			"storage.compact_free_percent: must be 0 (never compact) or between 10 and 90, got 95",
+			"storage.compact_min_mb: must be >= 0, got -1",
+		}},
+
 		// mqtt
 		{"broker empty", minimal + "mqtt: {broker: \"\"}\n", []string{"mqtt.broker: required"}},
 		{"broker scheme", minimal + "mqtt: {broker: \"http://b:1883\"}\n", []string{`mqtt.broker: unsupported scheme in "http://b:1883" (want tcp, ssl, tls, mqtt, mqtts, ws or wss)`}},

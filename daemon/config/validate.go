@@ -50,6 +50,7 @@ func (e *Edge) Validate() Problems {
 	v := &validator{}
 	e.validateNode(v)
 	validateMQTT(v, e.MQTT)
+	e.validateStorage(v)
 	e.validateTerminals(v)
 	e.validateBuses(v)
 	e.validateStations(v)
@@ -354,6 +355,19 @@ func validateSim(v *validator, p string, s Sim) {
 	}
 	if !(s.TimeScale >= 1 && s.TimeScale <= maxTimeScale) {
 		v.add(p+".time_scale", "must be between 1 and %d, got %s", maxTimeScale, fmtFloat(s.TimeScale))
+	}
+}
+
+func (e *Edge) validateStorage(v *validator) {
+	s := e.Storage
+	if r := s.Retention; r != 0 && r < Duration(MinRetention) {
+		v.add("storage.retention", "must be at least 7d (Nayax's late callbacks must still find their session), or 0 to keep every session in the ledger, got %s", quote(r.String()))
+	}
+	if p := s.CompactFreePercent; p != 0 && (p < 10 || p > 90) {
+		v.add("storage.compact_free_percent", "must be 0 (never compact) or between 10 and 90, got %d", p)
+	}
+	if s.CompactMinMB < 0 {
+		v.add("storage.compact_min_mb", "must be >= 0, got %d", s.CompactMinMB)
 	}
 }
 

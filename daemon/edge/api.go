@@ -194,18 +194,7 @@ func (b backend) Sessions(limit int) ([]localapi.Session, error) {
 	var out []localapi.Session
 	err := b.st.View(func(tx *store.Tx) error {
 		return tx.Sessions(limit, func(s store.Session) bool {
-			answers := make([]localapi.Answer, 0, len(s.Answers))
-			for _, a := range s.Answers {
-				answers = append(answers, localapi.Answer(a))
-			}
-			out = append(out, localapi.Session{
-				Answers:            answers,
-				SparkTransactionID: s.SparkTransactionID, NayaxTransactionID: s.NayaxTransactionID,
-				Station: s.Station, State: string(s.State), Origin: s.Origin, EnergyWh: s.EnergyWh, StopReason: s.StopReason,
-				CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Request: requestView(s.Request), LastAnswer: (*localapi.Answer)(s.LastAnswer),
-				Payment: (*localapi.PaymentRecord)(s.Payment),
-			})
-			setMoney(&out[len(out)-1], s, b.cfg.Load().Tariff)
+			out = append(out, SessionView(s, b.cfg.Load().Tariff))
 			return true
 		})
 	})
@@ -213,6 +202,25 @@ func (b backend) Sessions(limit int) ([]localapi.Session, error) {
 		out = []localapi.Session{}
 	}
 	return out, err
+}
+
+// SessionView is a ledger session as the local API shows it (`sitelink
+// sessions`), also for sessions read back from the archive. conf prices a
+// session recorded before sessions kept their tariff.
+func SessionView(s store.Session, conf config.Tariff) localapi.Session {
+	answers := make([]localapi.Answer, 0, len(s.Answers))
+	for _, a := range s.Answers {
+		answers = append(answers, localapi.Answer(a))
+	}
+	v := localapi.Session{
+		Answers:            answers,
+		SparkTransactionID: s.SparkTransactionID, NayaxTransactionID: s.NayaxTransactionID,
+		Station: s.Station, State: string(s.State), Origin: s.Origin, EnergyWh: s.EnergyWh, StopReason: s.StopReason,
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Request: requestView(s.Request), LastAnswer: (*localapi.Answer)(s.LastAnswer),
+		Payment: (*localapi.PaymentRecord)(s.Payment),
+	}
+	setMoney(&v, s, conf)
+	return v
 }
 
 // setMoney fills a session view's money from the ledger's minor units:

@@ -16,6 +16,8 @@
 //	pump          the outbox, published in order (pump.go)
 //	engine        every session transition, on one goroutine (engine.go)
 //	backend       the local API, answered from the owners above (api.go)
+//	retention     moves finished sessions past storage.retention to the
+//	              archive, hourly, on its own goroutine (retention.go)
 //
 // Who calls whom: paho handlers, station watchers, gpio buttons and the
 // local API never call the engine; they push into queues made before it
@@ -74,6 +76,13 @@
 // bbolt, then report it on config/reported. Stations whose definition
 // changed wait until no session holds them, then are rebuilt on the
 // engine goroutine; a session keeps the tariff it started with.
+//
+// Retention (retention.go, store.Archive) never runs on the engine
+// goroutine: it reads its batches in read transactions and takes them out
+// of the ledger in one short write transaction per batch (a few
+// milliseconds), so a backlog of years costs the engine at most one such
+// wait per command. The ledger is compacted only when it is opened, at
+// start, if storage.compact_free_percent says so.
 //
 // The engine's decisions are tested without a broker (engine_test.go: a
 // real ledger, simulated stations, commands handed to engine.handle and

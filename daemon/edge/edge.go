@@ -103,7 +103,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		dp := d.cfg.Load().Tariff.DecimalPlace
 		so.LegacyDecimalPlace = &dp
 	}
-	st, err := store.Open(d.cfg.Load().DBPath(), so)
+	st, err := store.Open(d.cfg.Load().DBPath(), d.cfg.Load().StoreOptions(so))
 	if err != nil {
 		return err
 	}
@@ -202,6 +202,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	spawn(func() { eng.replier(runCtx) })
 	spawn(func() { noops.Run(runCtx) })
 	spawn(func() { refused.Run(runCtx) })
+	spawn(func() { (&retention{log: d.log, st: st, cfg: &d.cfg, now: time.Now}).run(runCtx) })
 	engDone := make(chan struct{})
 	go func() { defer close(engDone); eng.run(runCtx) }()
 	spawn(func() { api.serve(runCtx) })

@@ -67,6 +67,15 @@ func (b backend) Metrics(w io.Writer) error {
 		s.Set("sitelink_cortina_cancels_refused_total", help, metrics.Counter, float64(c.amount.Load()), "mismatch", mismatchAmount)
 	}
 
+	l, err := b.st.LedgerStats()
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	s.Gauge("sitelink_ledger_bytes", "Size of the ledger file (sitelink.db).", float64(l.FileBytes))
+	s.Gauge("sitelink_ledger_free_bytes", "Free space inside the ledger file: reused by new records, given back to the disk only by a compaction at start.", float64(l.FreeBytes))
+	s.Set("sitelink_sessions_archived_total", "Sessions moved from the ledger to the archive (storage.retention), over the ledger's life.", metrics.Counter, float64(l.Archived))
+	s.Set("sitelink_ledger_compactions_total", "Times the ledger file was compacted at start, over its life.", metrics.Counter, float64(l.Compactions))
+
 	counts, err := b.st.Counts()
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
