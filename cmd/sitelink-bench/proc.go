@@ -88,6 +88,7 @@ func procBuild(dir, pkg string, release bool) (string, error) {
 // procNotify is a fake service manager's notify socket.
 type procNotify struct {
 	Path string
+	own  string // a directory of its own, when dir's path was too long
 	conn *net.UnixConn
 	msgs chan procMsg
 }
@@ -99,19 +100,19 @@ type procMsg struct {
 
 func procListenNotify(dir string) (*procNotify, error) {
 	// A unix socket path must stay under ~108 bytes.
-	path := filepath.Join(dir, "notify")
+	path, own := filepath.Join(dir, "notify"), ""
 	if len(path) > 100 {
 		d, err := os.MkdirTemp("", "sb")
 		if err != nil {
 			return nil, err
 		}
-		path = filepath.Join(d, "notify")
+		path, own = filepath.Join(d, "notify"), d
 	}
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		return nil, err
 	}
-	n := &procNotify{Path: path, conn: conn, msgs: make(chan procMsg, 256)}
+	n := &procNotify{Path: path, own: own, conn: conn, msgs: make(chan procMsg, 256)}
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -159,7 +160,13 @@ func (n *procNotify) await(line string, timeout time.Duration) (time.Time, error
 	}
 }
 
-func (n *procNotify) Close() { _ = n.conn.Close(); _ = os.Remove(n.Path) }
+func (n *procNotify) Close() {
+	_ = n.conn.Close()
+	_ = os.Remove(n.Path)
+	if n.own != "" {
+		_ = os.RemoveAll(n.own)
+	}
+}
 
 // proc is a started process and its log.
 type proc struct {
