@@ -3,6 +3,9 @@
 #   make build   static binaries for amd64, arm64 and armv7 into dist/
 #   make deb     dist/sitelink_<version>_<arch>.deb for amd64, arm64, armhf
 #   make clean   remove dist/
+#   make bench   the project's benchmark, full run (minutes): every figure
+#                against its floor measured in the same run, as the
+#                README's Performance table (cmd/sitelink-bench)
 #
 # The packages are checked by .ci/deb-test (part of the test command).
 #
@@ -43,7 +46,7 @@ deb_arch_arm := armhf
 BINS := $(foreach a,$(ARCHES),$(DIST)/sitelink-linux-$(a))
 DEBS := $(foreach a,$(ARCHES),$(DIST)/sitelink_$(DEB_VERSION)_$(deb_arch_$(a)).deb)
 
-.PHONY: build deb clean deb-version FORCE
+.PHONY: build deb clean deb-version bench FORCE
 .DEFAULT_GOAL := build
 
 build: $(BINS)
@@ -52,6 +55,12 @@ deb: $(DEBS)
 
 clean:
 	rm -rf $(DIST)
+
+# Not part of the tests: CI runs its short version (`go test
+# ./cmd/sitelink-bench`), which checks that the table is produced.
+# BENCHFLAGS adds flags, e.g. `make bench BENCHFLAGS='-only stop,drain'`.
+bench:
+	$(GO) run ./cmd/sitelink-bench -format markdown $(BENCHFLAGS)
 
 # The package version `make deb` would use (for scripts: `make -s deb-version`).
 deb-version:
