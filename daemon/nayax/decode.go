@@ -108,30 +108,113 @@ func decodeObjectLimit(b []byte, fields []field, limit int) *DecodeError {
 	if len(b) == 0 || b[0] != '{' {
 		return &DecodeError{Code: CodeValidation, Reason: reasonMalformed}
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if _, err := dec.Token(); err != nil { // '{'
-		return &DecodeError{Code: CodeValidation, Reason: reasonMalformed}
-	}
+	// b is one valid JSON object: its members are walked in place, each
+	// value handed to its field as the bytes Nayax sent (no copy, no
+	// token stream: this runs for every callback the relay answers). The
+	// fields' UnmarshalJSON keep no reference to them.
 	var first *DecodeError
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return &DecodeError{Code: CodeValidation, Reason: reasonMalformed}
+	for i := 1; ; {
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] == '}' {
+			return first
 		}
-		key, _ := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return &DecodeError{Code: CodeValidation, Reason: reasonMalformed}
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
 		}
-		f := lookup(fields, key)
+		keyEnd := stringEnd(b, i)
+		key := b[i:keyEnd]
+		i = skipSpace(b, skipSpace(b, keyEnd)+1) // past ':'
+		end := valueEnd(b, i)
+		if i >= len(b) || end <= i {
+			return &DecodeError{Code: CodeValidation, Reason: reasonMalformed} // not reached: b is valid
+		}
+		value := b[i:end]
+		i = end
+		f := lookupKey(fields, key)
 		if f == nil {
 			continue
 		}
-		if err := f.dst.UnmarshalJSON(raw); err != nil && first == nil {
+		if err := f.dst.UnmarshalJSON(value); err != nil && first == nil {
 			first = fieldError(f.name, err)
 		}
 	}
-	return first
+}
+
+// The scanners below walk JSON that json.Valid accepted; on anything else
+// they stop at the end of b rather than run past it.
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string starting at b[i] ('"').
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return len(b)
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = stringEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	j := i // a number, true, false or null: up to the next delimiter
+	for ; j < len(b); j++ {
+		switch b[j] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			return j
+		}
+	}
+	return j
+}
+
+// lookupKey finds the field a member's key (as written, quotes
+// included) names. A plain key is compared as it is; one with escapes or
+// beyond ASCII is decoded first, as encoding/json decodes it.
+func lookupKey(fields []field, raw []byte) *field {
+	if len(raw) < 2 {
+		return nil
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c == '\\' || c >= 0x80 {
+			var key string
+			if json.Unmarshal(raw, &key) != nil {
+				return nil
+			}
+			return lookup(fields, key)
+		}
+	}
+	return lookup(fields, string(inner))
 }
 
 func lookup(fields []field, key string) *field {

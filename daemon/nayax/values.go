@@ -142,7 +142,27 @@ func (t Text) MarshalJSON() ([]byte, error) {
 	if !t.Valid {
 		return null, nil
 	}
+	if plainASCII([]byte(t.S), true) {
+		// The bytes json.Marshal writes for it, without its machinery.
+		b := make([]byte, 0, len(t.S)+2)
+		return append(append(append(b, '"'), t.S...), '"'), nil
+	}
 	return json.Marshal(t.S)
+}
+
+// plainASCII reports whether s is printable ASCII that a JSON string
+// holds as it is: no quote, no backslash, no control character and,
+// with html, none of <, > and & (which json.Marshal escapes).
+func plainASCII(s []byte, html bool) bool {
+	for _, c := range s {
+		switch {
+		case c < 0x20 || c >= 0x7f || c == '"' || c == '\\':
+			return false
+		case html && (c == '<' || c == '>' || c == '&'):
+			return false
+		}
+	}
+	return true
 }
 
 // UnmarshalJSON accepts a JSON string, number, boolean or null.
@@ -312,6 +332,9 @@ func (l *Literal) UnmarshalJSON(b []byte) error {
 }
 
 func unquote(b []byte) (string, error) {
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && plainASCII(b[1:len(b)-1], false) {
+		return string(b[1 : len(b)-1]), nil // what json.Unmarshal gives, without its machinery
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return "", errBadJSONToken
