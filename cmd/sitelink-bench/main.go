@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -39,7 +40,7 @@ func main() {
 	only := flag.String("only", "", "comma-separated groups to run (default all)")
 	format := flag.String("format", "text", "text, markdown or json")
 	flag.Parse()
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if err := run(ctx, *short, *only, *format); err != nil {
 		fmt.Fprintln(os.Stderr, "sitelink-bench:", err)
