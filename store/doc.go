@@ -40,9 +40,15 @@
 // number from meta, never from the bucket, so numbers are never reused
 // even after the outbox was emptied: the event id "<node>-<seq>" stays a
 // valid idempotency key for consumers forever. A drain reads a batch with
-// OutboxAfter and deletes what the broker acknowledged with OutboxDelete,
-// one commit per batch rather than per event, because a commit costs about
-// a quarter of a millisecond of fsync.
+// OutboxAfter and hands what the broker acknowledged to OutboxAcked: those
+// entries read as gone at once and are deleted by the next Update, whoever
+// makes it (acked.go), or by FlushAcked when none comes, because every
+// commit costs an fsync and a command's events should not cost one of
+// their own. A crash in between publishes them again (at-least-once).
+//
+// PutSession stages the session in the transaction and writes it once at
+// commit: a stop takes its session through three or four states in one
+// Update, and only the last needs encoding and index maintenance.
 //
 // Card data never reaches the file: sessions hold an HMAC of the card hash
 // keyed with CardKey, a random key created with the file.
