@@ -77,7 +77,8 @@
 // # Retention, the archive and compaction
 //
 // Archive (retention.go) moves the sessions whose money is final
-// (settled, cancelled, declined, closed; never needs-reconciliation, never
+// (settled, cancelled, declined, closed, reconciled by an operator; never
+// needs-reconciliation until an operator resolves it, never
 // one with a pending request) and that have not changed since a cutoff
 // out of the ledger into the archive: a directory (Options.ArchiveDir,
 // by default "archive" next to the file) of JSON Lines files, one per

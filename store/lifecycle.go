@@ -19,7 +19,7 @@ type Edge struct {
 
 // lifecycle is the one table of DESIGN.md §2's lifecycle as the engine
 // runs it, with what the project added: interrupted sessions (shutdown,
-// crash), needs-reconciliation, Cortina Cancel at any point, and the
+// crash), needs-reconciliation and the operator's resolution of it, Cortina Cancel at any point, and the
 // release of an authorization the site refuses (a new session, a Remote
 // Start whose station faulted meanwhile, or a declined or closed one
 // that Nayax authorized late). Each pair
@@ -70,6 +70,8 @@ var lifecycle = []Edge{
 
 	{Closed, Cancelling, "late Approved TransactionCallback: release the hold"},
 	{Closed, NeedsReconciliation, "the same, but the cancel cannot be built"},
+
+	{NeedsReconciliation, Reconciled, "an operator resolved it (`sitelink resolve`, `resolve` command), with a note"},
 }
 
 // stateInfo is what the engine and the ledger's indexes need to know of a
@@ -97,6 +99,7 @@ var states = []struct {
 	{Declined, stateInfo{final: true}},
 	{Closed, stateInfo{final: true}},
 	{NeedsReconciliation, stateInfo{final: true}},
+	{Reconciled, stateInfo{final: true}},
 }
 
 var (

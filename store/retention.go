@@ -78,12 +78,13 @@ type ArchiveResult struct {
 
 // Archivable reports whether a session may leave the ledger for the
 // archive when nothing about it changed since before cutoff: its money
-// is final (settled, cancelled, declined or closed) and it waits for
-// nothing. A session in needs-reconciliation stays until it is
-// resolved, as does every session not in a final state.
+// is final (settled, cancelled, declined, closed, or reconciled by an
+// operator) and it waits for nothing. A session in needs-reconciliation
+// stays until an operator resolves it, as does every session not in a
+// final state.
 func Archivable(s *Session, cutoff time.Time) bool {
 	switch s.State {
-	case Settled, Cancelled, Declined, Closed:
+	case Settled, Cancelled, Declined, Closed, Reconciled:
 	default:
 		return false
 	}

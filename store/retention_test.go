@@ -34,6 +34,8 @@ func TestArchivable(t *testing.T) {
 		{Cancelled, old, false, true},
 		{Declined, old, false, true},
 		{Closed, old, false, true},
+		{Reconciled, old, false, true}, // resolved by an operator: final
+		{Reconciled, recent, false, false},
 		{Settled, recent, false, false},
 		{Settled, cutoff, false, false}, // changed at the cutoff: not before it
 		{Settled, old, true, false},     // waits for an answer, whatever its state says
@@ -83,7 +85,7 @@ func retentionFixture() (sessions []Session, archived map[string]bool) {
 		sessions = append(sessions, s)
 		archived[s.SparkTransactionID] = move
 	}
-	final := []State{Settled, Cancelled, Declined, Closed}
+	final := []State{Settled, Cancelled, Declined, Closed, Reconciled}
 	start := time.Date(2026, 1, 20, 8, 0, 0, 0, time.UTC)
 	for i := range 40 {
 		created := start.Add(time.Duration(i) * 2 * 24 * time.Hour) // Jan 20 .. Apr 7

@@ -37,6 +37,12 @@ const (
 	// no retry can fix (or the retry budget ran out); an operator must
 	// look. Final for the engine.
 	NeedsReconciliation State = "needs-reconciliation"
+	// Reconciled: an operator looked at a session in
+	// needs-reconciliation, settled the matter with Nayax or the customer,
+	// and said so (`sitelink resolve`, the resolve command), with a note
+	// kept in its history. Its money is final: it may leave the ledger
+	// with the other final sessions (retention).
+	Reconciled State = "reconciled"
 )
 
 // Session is one charging session: one station, one Nayax transaction.

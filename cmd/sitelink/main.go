@@ -36,6 +36,7 @@ Usage:
   sitelink outbox   [-json] [-n N]     events waiting for the broker
   sitelink start -station N [-amount X] Remote Start: the terminal asks for a card
   sitelink stop -station N             stop a station's session from the site
+  sitelink resolve -note TEXT ID       close a needs-reconciliation session you settled by hand
   sitelink hw lines|pin|meter|selftest for the technician commissioning a site
   sitelink sim -station N plug|unplug|fault|clear|power KW|start
                                        drive a simulated station
@@ -97,6 +98,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdStart(rest, stdout, stderr)
 	case "stop":
 		return cmdStop(rest, stdout, stderr)
+	case "resolve":
+		return cmdResolve(rest, stdout, stderr)
 	case "hw":
 		return cmdHW(ctx, rest, stdout, stderr)
 	case "fleet":

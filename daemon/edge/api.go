@@ -14,6 +14,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/guard"
 	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/localapi"
+	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/store"
 )
 
@@ -284,6 +285,25 @@ func (b backend) Stop(ctx context.Context, station string) error {
 		return fmt.Errorf("%w: %v", localapi.ErrBadRequest, serr)
 	}
 	return nil
+}
+
+func (b backend) Resolve(ctx context.Context, r localapi.ResolveRequest) (localapi.Session, error) {
+	var s store.Session
+	var serr error
+	var tariff config.Tariff
+	if err := b.exec(ctx, func(e *engine) {
+		s, serr = e.resolve(wire.Resolve{SparkTransactionId: r.SparkTransactionID, Note: r.Note, By: r.By}, time.Now())
+		tariff = e.conf().Tariff
+	}); err != nil {
+		return localapi.Session{}, err
+	}
+	if errors.Is(serr, errNoResolve) {
+		return localapi.Session{}, fmt.Errorf("%w: %v", localapi.ErrBadRequest, serr)
+	}
+	if serr != nil {
+		return localapi.Session{}, serr
+	}
+	return SessionView(s, tariff), nil
 }
 
 func (b backend) SelfTest(ctx context.Context, station string) (string, error) {

@@ -234,6 +234,8 @@ func (e *engine) dispatch(cmd wire.Command, now time.Time) (wire.Answer, func(tx
 		return e.infoCommand(cmd, now)
 	case wire.CommandStopNotify:
 		return e.stopNotifyCommand(cmd, now)
+	case wire.CommandResolve:
+		return e.resolveCommand(cmd, now)
 	case wire.CommandRebirth:
 		e.rebirth()
 		return approved(), nil

@@ -59,7 +59,7 @@ const (
 
 var noopReasons = []string{
 	wire.CommandAuthorize, wire.CommandStop, wire.CommandCancel, wire.CommandDecline, wire.CommandTimeout,
-	wire.CommandStart, wire.CommandResult, wire.CommandRebirth, wire.CommandInfo, wire.CommandStopNotify, noopReplay, noopOther,
+	wire.CommandStart, wire.CommandResult, wire.CommandRebirth, wire.CommandInfo, wire.CommandStopNotify, wire.CommandResolve, noopReplay, noopOther,
 }
 
 // noopReason is the label of a command type.

@@ -157,6 +157,10 @@ type Backend interface {
 	Start(context.Context, StartRequest) (StartResult, error)
 	Stop(ctx context.Context, station string) error
 	SelfTest(ctx context.Context, station string) (string, error)
+	// Resolve closes a needs-reconciliation session after an operator
+	// settled it by hand (POST /v1/resolve); it returns the session as
+	// it is afterwards.
+	Resolve(context.Context, ResolveRequest) (Session, error)
 	// Metrics writes the Prometheus text exposition (GET /metrics).
 	Metrics(w io.Writer) error
 	// Config is the effective configuration and where each value came
@@ -186,6 +190,13 @@ type Setting struct {
 // StationRequest names a station (POST /v1/stop, /v1/selftest).
 type StationRequest struct {
 	Station string `json:"station"`
+}
+
+// ResolveRequest is the body of POST /v1/resolve (`sitelink resolve`).
+type ResolveRequest struct {
+	SparkTransactionID string `json:"spark_transaction_id"`
+	Note               string `json:"note"`
+	By                 string `json:"by,omitempty"`
 }
 
 // SelfTestResult is the answer of POST /v1/selftest.
@@ -269,6 +280,20 @@ func Handler(b Backend) http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(SelfTestResult{Report: rep})
+	})
+	mux.HandleFunc("POST /v1/resolve", func(w http.ResponseWriter, r *http.Request) {
+		var req ResolveRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+			writeErr(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+			return
+		}
+		s, err := b.Resolve(r.Context(), req)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s)
 	})
 	mux.HandleFunc("POST /v1/sim", func(w http.ResponseWriter, r *http.Request) {
 		var req SimRequest
@@ -406,6 +431,12 @@ func (c *Client) SelfTest(station string) (string, error) {
 	var res SelfTestResult
 	err := c.do("POST", "/v1/selftest", StationRequest{Station: station}, &res)
 	return res.Report, err
+}
+
+// Resolve closes a needs-reconciliation session with the operator's note.
+func (c *Client) Resolve(r ResolveRequest) (s Session, err error) {
+	err = c.do("POST", "/v1/resolve", r, &s)
+	return
 }
 
 // Sim drives a simulated station.

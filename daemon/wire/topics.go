@@ -28,6 +28,7 @@ const (
 	CommandStart     = "start"     // remote start request from an app
 	CommandResult    = "result"    // Nayax's answer to one of our requests, echoing the event id
 	CommandRebirth   = "rebirth"   // republish state
+	CommandResolve   = "resolve"   // body: Resolve JSON; an operator closes a needs-reconciliation session
 	// Device Start and Device Stop by StopNotify.
 	CommandInfo       = "info"        // body: InfoQuery / AvailabilityCheck JSON; answer: availability, PosDisplay, Amount (and a reservation)
 	CommandStopNotify = "stop-notify" // body: StopNotify JSON, CardHash keyed, no CardUid; answer: the matched session, which then stops
