@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sitelink/sitelink/daemon/localapi"
+	"github.com/sitelink/sitelink/daemon/metrics/metricstest"
 	"github.com/sitelink/sitelink/daemon/mqtttest"
 )
 
@@ -488,10 +489,12 @@ func TestMetricsListen(t *testing.T) {
 					continue
 				}
 				samples++
-				if !strings.HasPrefix(l, "sitelink_") {
-					t.Errorf("sample without the sitelink_ prefix: %q", l)
+				// The daemon's own, and the process's (process_, go_).
+				if !strings.HasPrefix(l, "sitelink_") && !strings.HasPrefix(l, "process_") && !strings.HasPrefix(l, "go_") {
+					t.Errorf("sample without the sitelink_, process_ or go_ prefix: %q", l)
 				}
 			}
+			metricstest.Promtool(t, string(body))
 			for _, w := range []string{"sitelink_connected 1\n", `sitelink_station_contactor{station="5"} `, "# TYPE sitelink_outbox_depth gauge\n"} {
 				if !strings.Contains(string(body), w) {
 					t.Errorf("/metrics lacks %q", w)

@@ -14,6 +14,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/guard"
 	"github.com/sitelink/sitelink/daemon/link"
 	"github.com/sitelink/sitelink/daemon/localapi"
+	"github.com/sitelink/sitelink/daemon/metrics"
 	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/store"
 )
@@ -81,7 +82,7 @@ func listenAPI(node config.Node, b backend, t HTTPTimeouts, refused *guard.Refus
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+			w.Header().Set("Content-Type", metrics.ContentType)
 			if err := b.Metrics(w); err != nil {
 				log.Warn("metrics", "err", err)
 			}
@@ -140,6 +141,7 @@ type backend struct {
 	// and the metrics connections it turned away, for /metrics.
 	noops, refused *guard.Refusals
 	cortinaRefused *cortinaRefusals
+	timings        *metrics.Set // latencies the engine records
 }
 
 var _ localapi.Backend = backend{}

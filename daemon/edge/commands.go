@@ -24,10 +24,19 @@ import (
 // on the next connection and the inbox answers it again.
 const replyTimeout = 5 * time.Second
 
-// inbound is a command message and the connection it arrived on.
+// inbound is a command message, the connection it arrived on and when
+// (the start of sitelink_command_handling_seconds and
+// sitelink_command_answer_seconds).
 type inbound struct {
 	conn *link.Conn
 	msg  paho.Message
+	at   time.Time
+	typ  string // the command's type, once decoded
+}
+
+// newInbound stamps a command message with its arrival.
+func newInbound(c *link.Conn, m paho.Message) inbound {
+	return inbound{conn: c, msg: m, at: time.Now()}
 }
 
 // outbound is a reply to publish on the connection its command came on,
@@ -37,10 +46,21 @@ type outbound struct {
 	msg     paho.Message
 	topic   string
 	payload []byte
+	at      time.Time // the command's arrival
+	typ     string    // its type label
 }
 
+// Latencies of commands, by type: from the message's arrival at the
+// daemon to its reply handed to the publisher (the engine's work: queue,
+// dedupe, act, ledger commit), and to the broker's acknowledgement of
+// the reply (the whole answer at the edge; a StopCallback is type="stop").
+const (
+	mCommandHandling = "sitelink_command_handling_seconds"
+	mCommandAnswer   = "sitelink_command_answer_seconds"
+)
+
 // onCommand is the paho handler: queue and return, never block.
-func (e *engine) onCommand(c *link.Conn, m paho.Message) { e.cmds.Push(inbound{c, m}) }
+func (e *engine) onCommand(c *link.Conn, m paho.Message) { e.cmds.Push(newInbound(c, m)) }
 
 // handle processes one command message: decode, dedupe by id, act, commit
 // the reply with the effect, hand it to the replier, which acks the
@@ -50,8 +70,12 @@ func (e *engine) onCommand(c *link.Conn, m paho.Message) { e.cmds.Push(inbound{c
 func (e *engine) handle(in inbound) {
 	m := in.msg
 	now := time.Now()
+	if in.at.IsZero() {
+		in.at = now
+	}
 	_, _, typ, _ := wire.ParseNodeTopic(e.topics.Prefix, m.Topic())
 	cmd, derr := wire.DecodeCommand(m.Payload(), typ)
+	in.typ = cmd.Type
 	if cmd.ID == "" {
 		// Nothing to answer to: log (without the payload, it may hold
 		// anything) and drop.
@@ -174,7 +198,12 @@ func (e *engine) replyTopic(t string) string {
 // reply hands a reply to the replier goroutine; the engine never calls
 // into paho itself (a Publish can block on a congested connection).
 func (e *engine) reply(in inbound, topic string, payload []byte) {
-	e.out.Push(outbound{conn: in.conn, msg: in.msg, topic: topic, payload: payload})
+	// noopReason bounds the label to the known types (a topic can name
+	// anything).
+	typ := noopReason(in.typ)
+	e.timings.ObserveDuration(mCommandHandling, "Time from a command's arrival to its reply handed to the publisher (queue, dedupe, act, ledger commit), by type.",
+		time.Since(in.at), "type", typ)
+	e.out.Push(outbound{conn: in.conn, msg: in.msg, topic: topic, payload: payload, at: in.at, typ: typ})
 }
 
 // replier publishes replies in order on the connection their command came
@@ -208,6 +237,8 @@ func (e *engine) replier(ctx context.Context) {
 				continue
 			}
 			f.o.msg.Ack()
+			e.timings.ObserveDuration(mCommandAnswer, "Time from a command's arrival to the broker's acknowledgement of its reply, by type (type=\"stop\" is a StopCallback's answer at the edge).",
+				time.Since(f.o.at), "type", f.o.typ)
 		}
 		flight = flight[:0]
 	}

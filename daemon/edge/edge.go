@@ -15,6 +15,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/guard"
 	"github.com/sitelink/sitelink/daemon/link"
+	"github.com/sitelink/sitelink/daemon/metrics"
 	"github.com/sitelink/sitelink/daemon/queue"
 	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/hal"
@@ -168,11 +169,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	refused := guard.NewRefusals(d.log, slog.LevelWarn, "metrics connections refused", 0)
 	hb := newHeartbeat(d.o, func() string { return statusLine(lnk.Connected(), "", stations, st) }, time.Now())
 	cortinaRefused := &cortinaRefusals{}
+	timings := &metrics.Set{}
 	eng := newEngine(engineDeps{
 		log: d.log, st: st, stations: stations, cfg: &d.cfg, topics: d.topics,
 		cmds: cmds, calls: calls, changes: changes,
 		poke: pump.poke, connected: lnk.Connected, rebirth: rebirth,
-		waiting: waiting, beat: hb.beat, noops: noops, cortinaRefused: cortinaRefused,
+		waiting: waiting, beat: hb.beat, noops: noops, cortinaRefused: cortinaRefused, timings: timings,
 	})
 	if err := eng.reconcile(time.Now()); err != nil {
 		return fmt.Errorf("reconcile sessions: %w", err)
@@ -181,7 +183,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	api, err := listenAPI(d.cfg.Load().Node, backend{
 		st: st, stations: stations, cfg: &d.cfg, link: lnk, pres: pres, pump: pump,
 		fleet: d.fleet, exec: calls.do, version: d.o.Version, relays: relays,
-		noops: noops, refused: refused, cortinaRefused: cortinaRefused,
+		noops: noops, refused: refused, cortinaRefused: cortinaRefused, timings: timings,
 	}, d.o.MetricsTimeouts, refused, d.log)
 	if err != nil {
 		return err
@@ -265,7 +267,7 @@ func (d *Daemon) linkOptions(pres *presence, relays *relayWatch, cmds *queue.Que
 	}
 	o.Will = pres.will
 	o.Subs = map[string]link.Handler{
-		d.topics.Commands():      func(c *link.Conn, m paho.Message) { cmds.Push(inbound{c, m}) },
+		d.topics.Commands():      func(c *link.Conn, m paho.Message) { cmds.Push(newInbound(c, m)) },
 		d.topics.ConfigDesired(): d.fleet.handler(config.SourceNode),
 		wire.GroupConfigDesired(d.topics.Prefix, cfg.MQTT.Group): d.fleet.handler(config.SourceGroup),
 		d.topics.State():                pres.onState,

@@ -19,6 +19,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/billing"
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/guard"
+	"github.com/sitelink/sitelink/daemon/metrics"
 	"github.com/sitelink/sitelink/daemon/queue"
 	"github.com/sitelink/sitelink/daemon/retry"
 	"github.com/sitelink/sitelink/daemon/wire"
@@ -92,6 +93,9 @@ type engineDeps struct {
 	noops *guard.Refusals
 
 	cortinaRefused *cortinaRefusals // Cortina cancels refused (cancel.go), for the metrics
+	// timings holds the latency histograms the engine and the replier
+	// record (commands.go), for the metrics.
+	timings *metrics.Set
 }
 
 // calls carries work from other goroutines (local API, gpio buttons, the
@@ -163,6 +167,9 @@ func newEngine(d engineDeps) *engine {
 	}
 	if d.cortinaRefused == nil {
 		d.cortinaRefused = &cortinaRefusals{}
+	}
+	if d.timings == nil {
+		d.timings = &metrics.Set{}
 	}
 	return &engine{
 		recent:         newRecent(recentNoops),

@@ -22,7 +22,8 @@ const answerWindow = 100
 
 // Metrics renders the daemon's state as Prometheus text. It is computed
 // at scrape time from the store and the stations, so it costs nothing
-// between scrapes.
+// between scrapes; the latency histograms (b.timings) and the process_
+// and go_ metrics are written with it.
 func (b backend) Metrics(w io.Writer) error {
 	var s metrics.Set
 	s.Gauge("sitelink_build_info", "Always 1; the version is the label.", 1, "version", b.version)
@@ -92,8 +93,10 @@ func (b backend) Metrics(w io.Writer) error {
 		r := sts[n].Read()
 		s.Gauge("sitelink_station_contactor", "1 while the station's contactor is confirmed closed.", metrics.Bool(r.Contactor), "station", n)
 		s.Gauge("sitelink_station_fault", "1 while the station is faulted (meter, Modbus or driver error).", metrics.Bool(r.Fault != ""), "station", n)
-		s.Gauge("sitelink_station_energy_wh", "The station meter's imported energy register, Wh.", r.EnergyWh, "station", n)
-		s.Gauge("sitelink_station_power_w", "The station's instantaneous active power, W.", r.PowerW, "station", n)
+		// Base units: the meter's Wh register in joules (exact: ×3600),
+		// a counter since the register only grows.
+		s.Set("sitelink_station_energy_joules_total", "The station meter's imported energy register, in joules (Wh × 3600).", metrics.Counter, r.EnergyWh*3600, "station", n)
+		s.Gauge("sitelink_station_power_watts", "The station's instantaneous active power, in watts.", r.PowerW, "station", n)
 		for _, cp := range cpStates {
 			s.Gauge("sitelink_station_cp_state", "1 for the station's current IEC 61851 control pilot state.", metrics.Bool(r.CP == cp), "station", n, "state", string(cp))
 		}
@@ -121,6 +124,5 @@ func (b backend) Metrics(w io.Writer) error {
 			"When Nayax last gave this answer, among the recent sessions (unix seconds).",
 			float64(at.UnixMilli())/1e3, "call", k[0], "outcome", k[1], "code", k[2])
 	}
-	_, err = s.WriteTo(w)
-	return err
+	return metrics.Write(w, &s, b.timings)
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sitelink/sitelink/daemon/metrics/metricstest"
 )
 
 // sampleLine is one sample of the Prometheus text format as this daemon
@@ -39,7 +41,11 @@ func TestMetricsLocalAPI(t *testing.T) {
 		if !sampleLine.MatchString(l) {
 			t.Errorf("not a sample line: %q", l)
 		}
+		if labels, _, ok := strings.Cut(l, "}"); ok && strings.Contains(labels, " ") {
+			t.Errorf("a label value with a space: %q", l)
+		}
 	}
+	metricstest.Promtool(t, text)
 	has := map[string]bool{}
 	for _, l := range lines {
 		has[l] = true
@@ -53,14 +59,21 @@ func TestMetricsLocalAPI(t *testing.T) {
 		`sitelink_sessions{state="needs-reconciliation"} 0`,
 		`sitelink_station_contactor{station="5"} 1`,
 		`sitelink_station_contactor{station="6"} 0`,
-		`sitelink_station_cp_state{station="5",state="C"} 1`,
-		`sitelink_station_cp_state{station="5",state="A"} 0`,
+		`sitelink_station_cp_state{state="C",station="5"} 1`,
+		`sitelink_station_cp_state{state="A",station="5"} 0`,
 		`sitelink_station_fault{station="5"} 0`,
 		`sitelink_station_fault{station="6"} 1`,
 		"# TYPE sitelink_outbox_depth gauge",
 		"# TYPE sitelink_outbox_oldest_age_seconds gauge",
-		"# TYPE sitelink_station_energy_wh gauge",
-		"# TYPE sitelink_station_power_w gauge",
+		"# TYPE sitelink_station_energy_joules_total counter",
+		"# TYPE sitelink_station_power_watts gauge",
+		"# TYPE sitelink_command_handling_seconds histogram",
+		`sitelink_command_handling_seconds_count{type="authorize"} 1`,
+		`sitelink_command_handling_seconds_bucket{type="authorize",le="+Inf"} 1`,
+		"# TYPE sitelink_command_answer_seconds histogram",
+		`sitelink_command_answer_seconds_count{type="authorize"} 1`,
+		"# TYPE process_resident_memory_bytes gauge",
+		"# TYPE go_goroutines gauge",
 		"# TYPE sitelink_epoch gauge",
 		"# TYPE sitelink_commands_noop_total counter",
 		`sitelink_commands_noop_total{reason="stop"} 0`,

@@ -18,7 +18,23 @@ func ExampleSet() {
 	// # TYPE sitelink_connected gauge
 	// sitelink_connected 1
 	// # HELP sitelink_relay_request_seconds Time to answer a callback.
-	// # TYPE sitelink_relay_request_seconds summary
+	// # TYPE sitelink_relay_request_seconds histogram
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="0.0005"} 0
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="0.001"} 0
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="0.0025"} 0
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="0.005"} 0
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="0.01"} 0
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="0.025"} 0
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="0.05"} 0
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="0.1"} 0
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="0.25"} 1
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="0.5"} 1
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="1"} 1
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="2.5"} 1
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="5"} 1
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="10"} 1
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="30"} 1
+	// sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="+Inf"} 1
 	// sitelink_relay_request_seconds_sum{endpoint="StopCallback"} 0.12
 	// sitelink_relay_request_seconds_count{endpoint="StopCallback"} 1
 	// # HELP sitelink_relay_requests_total Callbacks served.

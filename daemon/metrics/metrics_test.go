@@ -2,12 +2,14 @@ package metrics_test
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sitelink/sitelink/daemon/metrics"
+	"github.com/sitelink/sitelink/daemon/metrics/metricstest"
 )
 
 func text(t *testing.T, s *metrics.Set) string {
@@ -46,19 +48,20 @@ func TestFormat(t *testing.T) {
 			s.Gauge("b", "", 2, "k", "a")
 			s.Gauge("a", "", 3)
 		}, "# TYPE a gauge\na 3\n# TYPE b gauge\nb{k=\"a\"} 2\nb{k=\"z\"} 1\n"},
-		{"summary is sum and count", func(s *metrics.Set) {
-			s.ObserveDuration("lat_seconds", "Latency.", 250*time.Millisecond, "call", "x")
-			s.ObserveDuration("lat_seconds", "Latency.", time.Second, "call", "x")
-		}, "# HELP lat_seconds Latency.\n# TYPE lat_seconds summary\nlat_seconds_sum{call=\"x\"} 1.25\nlat_seconds_count{call=\"x\"} 2\n"},
 		{"special values", func(s *metrics.Set) {
 			s.Gauge("v", "", math.Inf(1), "k", "1")
 			s.Gauge("v", "", math.Inf(-1), "k", "2")
 			s.Gauge("v", "", math.NaN(), "k", "3")
 			s.Gauge("v", "", 1e-7, "k", "4")
 		}, "# TYPE v gauge\nv{k=\"1\"} +Inf\nv{k=\"2\"} -Inf\nv{k=\"3\"} NaN\nv{k=\"4\"} 1e-07\n"},
-		{"several labels keep their order", func(s *metrics.Set) {
+		{"labels sorted by name", func(s *metrics.Set) {
 			s.Gauge("m", "", 1, "z", "1", "a", "2")
-		}, "# TYPE m gauge\nm{z=\"1\",a=\"2\"} 1\n"},
+		}, "# TYPE m gauge\nm{a=\"2\",z=\"1\"} 1\n"},
+		{"first non-empty help is kept", func(s *metrics.Set) {
+			s.Add("r_total", "", 0, "reason", "x")
+			s.Inc("r_total", "Refusals.", "reason", "y")
+			s.Inc("r_total", "", "reason", "y")
+		}, "# HELP r_total Refusals.\n# TYPE r_total counter\nr_total{reason=\"x\"} 0\nr_total{reason=\"y\"} 2\n"},
 		{"set replaces a counter read elsewhere", func(s *metrics.Set) {
 			s.Set("pub_total", "", metrics.Counter, 7)
 			s.Set("pub_total", "", metrics.Counter, 9)
@@ -109,6 +112,9 @@ func TestMisusePanics(t *testing.T) {
 		{"reserved label name", func(s *metrics.Set) { s.Gauge("m", "", 1, "__name__", "v") }},
 		{"odd labels", func(s *metrics.Set) { s.Gauge("m", "", 1, "a") }},
 		{"type clash", func(s *metrics.Set) { s.Gauge("m", "", 1); s.Inc("m", "") }},
+		{"label names clash", func(s *metrics.Set) { s.Gauge("m", "", 1, "a", "1"); s.Gauge("m", "", 1, "b", "1") }},
+		{"le on a histogram", func(s *metrics.Set) { s.Observe("h", "h", 1, "le", "1") }},
+		{"set of a histogram", func(s *metrics.Set) { s.Set("h", "h", metrics.Histogram, 1) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -138,8 +144,82 @@ func TestConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	want := "# TYPE d_seconds summary\nd_seconds_sum 400\nd_seconds_count 800\n# TYPE n_total counter\nn_total 800\n"
-	if got := text(t, &s); got != want {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
+	got := text(t, &s)
+	for _, want := range []string{"d_seconds_sum 400\n", "d_seconds_count 800\n", "d_seconds_bucket{le=\"0.5\"} 800\n", "n_total 800\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in\n%s", want, got)
+		}
+	}
+}
+
+// A latency is a histogram: cumulative buckets at DurationBuckets, +Inf,
+// sum and count, so that histogram_quantile gives a p99.
+func TestHistogram(t *testing.T) {
+	var s metrics.Set
+	for _, d := range []time.Duration{300 * time.Microsecond, 2 * time.Millisecond, 2 * time.Millisecond, 40 * time.Second} {
+		s.ObserveDuration("lat_seconds", "Latency.", d, "call", "x")
+	}
+	s.ObserveDuration("lat_seconds", "Latency.", time.Second, "call", "y")
+	got := text(t, &s)
+	want := []string{
+		"# HELP lat_seconds Latency.",
+		"# TYPE lat_seconds histogram",
+		`lat_seconds_bucket{call="x",le="0.0005"} 1`,
+		`lat_seconds_bucket{call="x",le="0.001"} 1`,
+		`lat_seconds_bucket{call="x",le="0.0025"} 3`,
+		`lat_seconds_bucket{call="x",le="30"} 3`,
+		`lat_seconds_bucket{call="x",le="+Inf"} 4`,
+		`lat_seconds_sum{call="x"} 40.0043`,
+		`lat_seconds_count{call="x"} 4`,
+		`lat_seconds_bucket{call="y",le="0.5"} 0`,
+		`lat_seconds_bucket{call="y",le="1"} 1`,
+		`lat_seconds_count{call="y"} 1`,
+	}
+	lines := strings.Split(got, "\n")
+	for _, w := range want {
+		if !slices.Contains(lines, w) {
+			t.Errorf("no line %q in\n%s", w, got)
+		}
+	}
+	if n := strings.Count(got, "lat_seconds_bucket{"); n != 2*(len(metrics.DurationBuckets)+1) {
+		t.Errorf("%d buckets, want %d", n, 2*(len(metrics.DurationBuckets)+1))
+	}
+}
+
+// Write serves the sets with the process's own metrics, in one sorted
+// exposition.
+func TestWriteAddsProcessMetrics(t *testing.T) {
+	var a, b metrics.Set
+	a.Gauge("sitelink_one", "One.", 1)
+	b.Inc("sitelink_two_total", "Two.")
+	var out strings.Builder
+	if err := metrics.Write(&out, &a, &b, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"\nsitelink_one 1\n", "\nsitelink_two_total 1\n",
+		"# TYPE process_resident_memory_bytes gauge\n", "# TYPE process_cpu_seconds_total counter\n",
+		"# TYPE process_open_fds gauge\n", "# TYPE go_goroutines gauge\n", "# TYPE go_memstats_heap_inuse_bytes gauge\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in\n%s", want, got)
+		}
+	}
+	var fams []string
+	for _, l := range strings.Split(got, "\n") {
+		if f, ok := strings.CutPrefix(l, "# TYPE "); ok {
+			fams = append(fams, strings.Fields(f)[0])
+		}
+	}
+	if !slices.IsSorted(fams) {
+		t.Errorf("families not sorted: %q", fams)
+	}
+	metricstest.Promtool(t, got)
+
+	// One family in two sets is an error, not a silent pick.
+	b.Gauge("sitelink_one", "One.", 2)
+	if err := metrics.Write(&strings.Builder{}, &a, &b); err == nil {
+		t.Error("a family in two sets written without error")
 	}
 }

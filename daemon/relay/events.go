@@ -346,7 +346,7 @@ func (r *Relay) callNayax(ctx context.Context, nodeID, typ string, ev wire.Event
 // that keeps trying cannot fill the log).
 func (r *Relay) refuseRequest(nodeID string, res wire.Result, no *refusedRequest) wire.Result {
 	res.Outcome, res.Error = wire.OutcomeRefused, "relay refused: "+no.why
-	r.metrics.Inc(mNodeRefused, "Site requests the relay refused to send to Nayax, by reason (a ticket missing or not this node's, another transaction, over the authorized or maximum amount, another node's terminal).", "reason", no.reason)
+	r.metrics.Inc(mNodeRefused, hNodeRefused, "reason", no.reason)
 	r.refusalLog.Do(func() {
 		r.log.Warn("refused a site's request; not sent to Nayax", "node", nodeID, "event", res.EventID, "call", res.Call, "reason", no.reason, "why", no.why)
 	})

@@ -83,8 +83,8 @@ func (r *Relay) Handler() http.Handler {
 		"/availabilitycheck":      {name: "AvailabilityCheck", handle: r.infoQuery, shape: infoRefusal},
 		"/transactionnotify":      {name: "TransactionNotify", handle: r.transactionNotify, shape: notifyShape},
 		"/stopnotify":             {name: "StopNotify", handle: r.stopNotify, shape: stopShape},
-		"/cortina/prepaid/cancel": {name: "Cortina Cancel", cortina: true, handle: func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, false) }},
-		"/cortina/prepaid/void":   {name: "Cortina Void", cortina: true, handle: func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, true) }},
+		"/cortina/prepaid/cancel": {name: "CortinaCancel", cortina: true, handle: func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, false) }},
+		"/cortina/prepaid/void":   {name: "CortinaVoid", cortina: true, handle: func(ctx context.Context, b []byte) answer { return r.cortina(ctx, b, true) }},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()

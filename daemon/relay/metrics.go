@@ -28,6 +28,11 @@ const (
 	mClaimsIgnored = "sitelink_relay_claims_ignored_total"
 	mNodeRefused   = "sitelink_relay_node_requests_refused_total"
 	mEventsDropped = "sitelink_relay_events_dropped_total"
+
+	// Their help, for the series written at 0 from the start (relay.go)
+	// as for the counts: promtool wants help on every family.
+	hClaimsIgnored = "Terminals a site controller's state claims that P/terminals gives to nobody or to another node, by reason; the claim is ignored."
+	hNodeRefused   = "Site requests the relay refused to send to Nayax, by reason (a ticket missing or not this node's, another transaction, over the authorized or maximum amount, another node's terminal)."
 )
 
 // Verdict labels of callbacks that got no Nayax verdict.
@@ -83,7 +88,8 @@ func verdictLabel(v string) string {
 	return verdictOther
 }
 
-// writeMetrics serves GET /metrics: the recorded counters plus the
+// writeMetrics serves GET /metrics: the recorded counters and latency
+// histograms (callbacks by endpoint, Nayax calls by call and outcome) plus the
 // connection state, read now into the same set so the output stays one
 // sorted exposition.
 func (r *Relay) writeMetrics(w http.ResponseWriter) {
@@ -105,5 +111,6 @@ func (r *Relay) writeMetrics(w http.ResponseWriter) {
 	}
 	r.metrics.Gauge("sitelink_relay_rate_sources", "Source addresses whose request rate the relay tracks.", float64(r.sources.Len()))
 	w.Header().Set("Content-Type", metrics.ContentType)
-	_, _ = r.metrics.WriteTo(w)
+	_ = metrics.Write(w, &r.metrics) // with the process_ and go_ metrics
+
 }

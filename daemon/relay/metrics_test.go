@@ -8,11 +8,22 @@ import (
 	"time"
 
 	"github.com/sitelink/sitelink/daemon/metrics"
+	"github.com/sitelink/sitelink/daemon/metrics/metricstest"
 	"github.com/sitelink/sitelink/daemon/nayax/seeds"
 	"github.com/sitelink/sitelink/daemon/relay"
 )
 
 func scrape(t *testing.T, url string) map[string]bool {
+	t.Helper()
+	lines := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSuffix(scrapeText(t, url), "\n"), "\n") {
+		lines[l] = true
+	}
+	return lines
+}
+
+// scrapeText is the relay's /metrics as served.
+func scrapeText(t *testing.T, url string) string {
 	t.Helper()
 	resp, err := http.Get(adminURL(t, url) + "/metrics")
 	if err != nil {
@@ -23,11 +34,7 @@ func scrape(t *testing.T, url string) map[string]bool {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != metrics.ContentType {
 		t.Fatalf("GET /metrics: HTTP %d, %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
-	lines := map[string]bool{}
-	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-		lines[l] = true
-	}
-	return lines
+	return string(b)
 }
 
 func requireLines(t *testing.T, got map[string]bool, want ...string) {
@@ -65,16 +72,28 @@ func TestRelayMetrics(t *testing.T) {
 	sessionOf(t, site.api, first.Txn.SparkTransactionID, "settled")
 	// The call is counted before its result goes to the site, so the
 	// settled session implies the count.
-	got := scrape(t, r.url)
+	text := scrapeText(t, r.url)
+	metricstest.Promtool(t, text)
+	got := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		got[l] = true
+		if labels, _, ok := strings.Cut(l, "}"); ok && !strings.HasPrefix(l, "#") && strings.Contains(labels, " ") {
+			t.Errorf("a label value with a space: %q", l)
+		}
+	}
 	requireLines(t, got,
 		"# TYPE sitelink_relay_requests_total counter",
 		`sitelink_relay_requests_total{endpoint="TransactionCallback",verdict="Approved"} 1`,
 		`sitelink_relay_requests_total{endpoint="StopCallback",verdict="Approved"} 1`,
-		"# TYPE sitelink_relay_request_seconds summary",
+		"# TYPE sitelink_relay_request_seconds histogram",
 		`sitelink_relay_request_seconds_count{endpoint="StopCallback"} 1`,
+		`sitelink_relay_request_seconds_bucket{endpoint="StopCallback",le="+Inf"} 1`,
 		`sitelink_relay_nayax_calls_total{call="ExternalSettlement",outcome="approved"} 1`,
-		"# TYPE sitelink_relay_nayax_call_seconds summary",
+		"# TYPE sitelink_relay_nayax_call_seconds histogram",
 		`sitelink_relay_nayax_call_seconds_count{call="ExternalSettlement",outcome="approved"} 1`,
+		`sitelink_relay_nayax_call_seconds_bucket{call="ExternalSettlement",outcome="approved",le="+Inf"} 1`,
+		"# TYPE process_resident_memory_bytes gauge",
+		"# TYPE go_goroutines gauge",
 		`sitelink_relay_nayax_attempts_total{call="ExternalSettlement"} 1`,
 		`sitelink_relay_connected{link="callbacks"} 1`,
 		`sitelink_relay_connected{link="events"} 1`,

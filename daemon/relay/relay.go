@@ -223,13 +223,13 @@ func New(o Options) (*Relay, error) {
 		nodeEvents: guard.NewSources(nodeEventRate, nodeEventBurst, 0),
 	}
 	for _, reason := range nodeRefusalReasons {
-		r.metrics.Add(mNodeRefused, "", 0, "reason", reason)
+		r.metrics.Add(mNodeRefused, hNodeRefused, 0, "reason", reason)
 	}
 	for _, reason := range []string{claimUnregistered, claimOtherOwner} {
-		r.metrics.Add(mClaimsIgnored, "", 0, "reason", reason)
+		r.metrics.Add(mClaimsIgnored, hClaimsIgnored, 0, "reason", reason)
 	}
 	r.routes.claim = func(reason string) {
-		r.metrics.Inc(mClaimsIgnored, "Terminals a site controller's state claims that P/terminals gives to nobody or to another node, by reason; the claim is ignored.", "reason", reason)
+		r.metrics.Inc(mClaimsIgnored, hClaimsIgnored, "reason", reason)
 	}
 	// Clean sessions: a replica that is down must not keep a share of the
 	// events queued for it (mosquitto keeps dealing shared messages to

@@ -284,6 +284,12 @@ func TestCortinaCancelStopsSessionAndDropsCardData(t *testing.T) {
 	if n := len(e.sim.Requests("ExternalCancel")); n != 0 {
 		t.Fatalf("%d ExternalCancel sent after a Cortina Cancel", n)
 	}
+	// Endpoint labels are words without spaces.
+	requireLines(t, scrape(t, r.url),
+		`sitelink_relay_requests_total{endpoint="CortinaCancel",verdict="Approved"} 1`,
+		`sitelink_relay_requests_total{endpoint="CortinaVoid",verdict="Approved"} 1`,
+		`sitelink_relay_request_seconds_count{endpoint="CortinaVoid"} 1`,
+	)
 }
 
 // Callback headers: Nayax's static custom headers must be present.
