@@ -222,11 +222,16 @@ type Bus struct {
 	attempts atomic.Uint64 // reopen attempts
 	failures atomic.Uint64 // reopen attempts that failed
 
-	mu        sync.Mutex // guards what follows, never held during I/O
-	port      port       // nil while missing, until reopened
-	lost      *PortError // why port is nil
-	reopening bool       // the reopen loop runs
-	closed    bool
+	// delay, if set, replaces the Reopen schedule (tests record it).
+	delay func(n int) time.Duration
+
+	mu         sync.Mutex // guards what follows, never held during I/O
+	port       port       // nil while missing, until reopened
+	lost       *PortError // why port is nil
+	reopening  bool       // the reopen loop runs
+	reopenedAt time.Time  // when the loop last opened the port
+	streak     int        // the attempt that did
+	closed     bool
 }
 
 // PortError is the error of a bus whose serial port is missing or failed:
@@ -528,18 +533,30 @@ func (b *Bus) lostLocked(pe *PortError) {
 	if b.reopening || b.closed || b.open == nil {
 		return
 	}
+	// A port that fails again soon after it was reopened (a flaky
+	// adapter, a device that opens but does not work) goes on backing
+	// off instead of starting over at Min.
+	start := 0
+	if !b.reopenedAt.IsZero() && time.Since(b.reopenedAt) < b.cfg.Reopen.Max {
+		start = b.streak + 1
+	}
 	b.reopening = true
 	b.reopens.Add(1)
-	go b.reopen()
+	go b.reopen(start)
 }
 
-// reopen tries to open the port on the Reopen schedule until it opens or
-// the Bus is closed. One runs per Bus at a time; it takes no line token,
-// so transactions keep failing fast while it waits.
-func (b *Bus) reopen() {
+// reopen tries to open the port on the Reopen schedule, from attempt
+// start, until it opens or the Bus is closed. One runs per Bus at a time;
+// it takes no line token, so transactions keep failing fast while it
+// waits.
+func (b *Bus) reopen(start int) {
 	defer b.reopens.Done()
-	for n := 0; ; n++ {
-		t := time.NewTimer(b.cfg.Reopen.Delay(n, rand.Float64()))
+	for n := start; ; n++ {
+		d := b.cfg.Reopen.Delay(n, rand.Float64())
+		if b.delay != nil {
+			d = b.delay(n)
+		}
+		t := time.NewTimer(d)
 		select {
 		case <-b.done:
 			t.Stop()
@@ -566,15 +583,16 @@ func (b *Bus) reopen() {
 			b.mu.Unlock()
 			if ok, suppressed := b.lim.allow(time.Now()); ok {
 				b.log.Warn("modbus port still unavailable; retrying", "port", b.cfg.Port, "err", err,
-					"attempts", n+1, "suppressed_lines", suppressed)
+					"attempts", n+1-start, "suppressed_lines", suppressed)
 			}
 			continue
 		}
 		b.port, b.lost, b.reopening = p, nil, false
+		b.reopenedAt, b.streak = time.Now(), n
 		b.mu.Unlock()
-		// Always logged: recovery is rare (the schedule bounds it) and
-		// an operator looks for it.
-		b.log.Info("modbus port reopened", "port", b.cfg.Port, "attempts", n+1)
+		// Always logged: recovery is rare (the schedule, which a flapping
+		// port does not reset, bounds it) and an operator looks for it.
+		b.log.Info("modbus port reopened", "port", b.cfg.Port, "attempts", n+1-start)
 		return
 	}
 }

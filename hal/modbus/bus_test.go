@@ -7,6 +7,8 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -373,6 +375,53 @@ func TestBusMechanics(t *testing.T) {
 		p2.reply(energy)
 		if _, err := b.ReadRegisters(ctx, 1, FuncReadInputRegisters, 0x0048, 2); err != nil {
 			t.Fatalf("after reopen: %v", err)
+		}
+	})
+
+	t.Run("a flapping port keeps backing off", func(t *testing.T) {
+		p := newMemPort()
+		b := newMemBus(t, p)
+		b.cfg.Reopen = Backoff{Min: time.Millisecond, Max: time.Hour}
+		var mu sync.Mutex
+		var waits []int // attempt numbers the loop waited for
+		b.delay = func(n int) time.Duration {
+			mu.Lock()
+			defer mu.Unlock()
+			waits = append(waits, n)
+			return time.Millisecond
+		}
+		opened := 0
+		b.open = func() (port, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			opened++
+			if opened == 1 {
+				return nil, errors.New("not yet")
+			}
+			q := newMemPort()
+			q.failed = errors.New("input/output error") // opens, then fails at once
+			return q, nil
+		}
+		p.failed = errors.New("input/output error")
+		for range 3 {
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				_, err := b.ReadRegisters(ctx, 1, FuncReadInputRegisters, 0x0048, 2)
+				if err != nil && strings.Contains(err.Error(), ": read: ") {
+					break // a port that was open failed
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no reopened port failed: %v", err)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		// Lost, one failed attempt, reopened (attempt 1); lost again soon
+		// after: attempt 2, then 3, never back to 0.
+		if want := []int{0, 1, 2}; !slices.Equal(waits[:3], want) {
+			t.Fatalf("attempts waited for %v, want %v first", waits, want)
 		}
 	})
 
