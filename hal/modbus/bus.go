@@ -246,6 +246,7 @@ type PortError struct {
 	Err error
 }
 
+// Error names the bus and its port first: the thing a technician checks.
 func (e *PortError) Error() string {
 	name := e.Port
 	if e.Bus != "" && e.Bus != e.Port {
@@ -257,6 +258,8 @@ func (e *PortError) Error() string {
 	return name + ": " + e.Err.Error()
 }
 
+// Unwrap returns the system's error (errors.Is(err, fs.ErrNotExist) for
+// a missing device node).
 func (e *PortError) Unwrap() error { return e.Err }
 
 // Is makes every PortError match ErrPortUnavailable.
