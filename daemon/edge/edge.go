@@ -19,6 +19,7 @@ import (
 	"github.com/sitelink/sitelink/daemon/queue"
 	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/hal"
+	"github.com/sitelink/sitelink/hal/modbus"
 	"github.com/sitelink/sitelink/store"
 )
 
@@ -51,6 +52,9 @@ type Options struct {
 	// MetricsTimeouts are node.metrics_listen's server timeouts; zero
 	// fields take DefaultMetricsTimeouts'.
 	MetricsTimeouts HTTPTimeouts
+	// BusReopen is the schedule on which a missing serial port is tried
+	// again; zero fields take modbus.DefaultBackoff's (tests shorten it).
+	BusReopen modbus.Backoff
 }
 
 // Daemon is the edge daemon. Run is its composition root: it builds each
@@ -134,6 +138,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Warn("station button", "station", n, "button", what, "err", err)
 		}
 	})
+	stations.reopen = d.o.BusReopen
 	if err := stations.open(d.cfg.Load()); err != nil {
 		calls.close()
 		return err

@@ -51,9 +51,15 @@ func (ss *stationSet) openGPIO(sc config.Station) (hal.Station, error) {
 	})
 }
 
+// openBus starts a bus. A port that is missing (a USB adapter not
+// enumerated yet) or goes away later is no error: the bus retries it on
+// its own goroutine, and meanwhile the stations on it are faulted by
+// their failing transactions ("rs485-1 (/dev/ttyUSB0): no such file or
+// directory") while every other station, MQTT and the API go on. Only a
+// bad bus configuration fails (Validate has caught it before).
 func (ss *stationSet) openBus(b config.Bus) (*modbus.Bus, error) {
-	return modbus.OpenBus(modbus.BusConfig{Name: b.Name, Port: b.Port, Baud: b.Baud, Parity: b.Parity,
-		StopBits: b.StopBits, DataBits: b.DataBits, Timeout: b.Timeout.D(), Gap: b.Gap.D()}, ss.log.With("bus", b.Name))
+	return modbus.StartBus(modbus.BusConfig{Name: b.Name, Port: b.Port, Baud: b.Baud, Parity: b.Parity,
+		StopBits: b.StopBits, DataBits: b.DataBits, Timeout: b.Timeout.D(), Gap: b.Gap.D(), Reopen: ss.reopen}, ss.log)
 }
 
 func register(r config.Register) modbus.Register {

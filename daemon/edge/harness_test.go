@@ -29,6 +29,8 @@ type site struct {
 	topics wire.Topics
 	api    *localapi.Client
 	cloud  *mqtttest.Recorder
+	// options, if set, adjusts the daemon's options before launch.
+	options func(*Options)
 
 	cancel context.CancelFunc
 	done   chan error
@@ -92,7 +94,11 @@ func (s *site) launch(log *slog.Logger) {
 		s.sims[sc.Number] = st
 		stations[sc.Number] = st
 	}
-	d, err := New(Options{Config: s.cfg, Version: "test", Stations: stations, Logger: log})
+	o := Options{Config: s.cfg, Version: "test", Stations: stations, Logger: log}
+	if s.options != nil {
+		s.options(&o)
+	}
+	d, err := New(o)
 	if err != nil {
 		s.t.Fatal(err)
 	}

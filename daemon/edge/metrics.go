@@ -102,6 +102,12 @@ func (b backend) Metrics(w io.Writer) error {
 		}
 	}
 
+	for _, bs := range b.stations.busStats() {
+		s.Gauge("sitelink_bus_up", "1 while the serial bus's port is open; 0 while it is missing (its stations are faulted) and being retried.", metrics.Bool(bs.Up), "bus", bs.name)
+		s.Set("sitelink_bus_reopen_attempts_total", "Attempts to open a missing serial port again, since the bus was opened.", metrics.Counter, float64(bs.ReopenAttempts), "bus", bs.name)
+		s.Set("sitelink_bus_reopen_failures_total", "Attempts to open a missing serial port again that failed, since the bus was opened.", metrics.Counter, float64(bs.ReopenFailures), "bus", bs.name)
+	}
+
 	// Sessions come newest first, but their answers need not: keep the
 	// latest per (call, outcome, code).
 	last := map[[3]string]time.Time{}

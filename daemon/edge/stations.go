@@ -33,6 +33,9 @@ type stationSet struct {
 	// button runs f on the engine for a gpio station's start or stop
 	// button and logs what it returns.
 	button func(station, what string, f func(*engine) error)
+	// reopen is the buses' schedule for a missing serial port (zero:
+	// modbus.DefaultBackoff); set before open.
+	reopen modbus.Backoff
 
 	mu        sync.RWMutex
 	stations  map[string]hal.Station
@@ -74,6 +77,23 @@ func (ss *stationSet) each(f func(n string, st hal.Station)) {
 	for _, n := range order {
 		f(n, sts[n])
 	}
+}
+
+// busStat is one serial bus's port figures.
+type busStat struct {
+	name string
+	modbus.BusStats
+}
+
+// busStats returns every open bus's port figures, by name.
+func (ss *stationSet) busStats() []busStat {
+	ss.mu.RLock()
+	defer ss.mu.RUnlock()
+	out := make([]busStat, 0, len(ss.buses))
+	for _, name := range slices.Sorted(maps.Keys(ss.buses)) {
+		out = append(out, busStat{name, ss.buses[name].Stats()})
+	}
+	return out
 }
 
 // count is how many stations the daemon drives.

@@ -2,11 +2,14 @@ package modbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.bug.st/serial"
@@ -48,6 +51,55 @@ type BusConfig struct {
 	// Gap is the silence kept between the end of one transaction and the
 	// start of the next; 0 means 3.5 character times, at least MinGap.
 	Gap time.Duration
+	// Reopen is the schedule of attempts to open the port again after it
+	// went missing; zero fields take DefaultBackoff's.
+	Reopen Backoff
+}
+
+// DefaultBackoff is the reopen schedule of a missing port: a USB adapter
+// re-enumerates within seconds, an unplugged one may be gone for hours,
+// and a port tried every 30 s costs nothing.
+var DefaultBackoff = Backoff{Min: time.Second, Max: 30 * time.Second, Jitter: 0.2}
+
+// Backoff is the schedule of a missing port's reopen attempts: Min after
+// the port was lost, doubling up to Max, each wait shortened by a random
+// share of up to Jitter of it so that buses lost together (a USB hub
+// unplugged) do not retry in step.
+type Backoff struct {
+	Min, Max time.Duration
+	// Jitter is the largest share of a wait cut off at random, 0 to 1.
+	Jitter float64
+}
+
+func (b Backoff) withDefaults() Backoff {
+	if b.Min <= 0 {
+		b.Min = DefaultBackoff.Min
+	}
+	if b.Max <= 0 {
+		b.Max = max(DefaultBackoff.Max, b.Min)
+	}
+	b.Max = max(b.Max, b.Min)
+	if b.Jitter <= 0 || b.Jitter > 1 {
+		b.Jitter = DefaultBackoff.Jitter
+	}
+	return b
+}
+
+// Delay is the wait before reopen attempt n (0 is the first after the
+// loss): Min·2ⁿ, at most Max, less r·Jitter of it; r is a random number
+// in [0, 1). The result is never above Max nor below (1−Jitter)·Min.
+// Zero fields take DefaultBackoff's.
+func (b Backoff) Delay(n int, r float64) time.Duration {
+	b = b.withDefaults()
+	d := b.Max
+	if n < 32 { // beyond, the doubling is past any Max anyway
+		d = min(b.Min<<max(n, 0), b.Max)
+		if d <= 0 { // overflowed
+			d = b.Max
+		}
+	}
+	r = min(max(r, 0), 1)
+	return d - time.Duration(float64(d)*b.Jitter*r)
 }
 
 // withDefaults fills the zero fields and checks the rest.
@@ -65,6 +117,7 @@ func (c BusConfig) withDefaults() (BusConfig, error) {
 		c.Parity = "N"
 	}
 	c.Parity = strings.ToUpper(c.Parity)
+	c.Reopen = c.Reopen.withDefaults()
 	if c.StopBits == 0 {
 		c.StopBits = 1
 	}
@@ -147,6 +200,12 @@ var _ Client = (*Bus)(nil)
 // one transaction at a time (a master may not talk over a pending
 // response) and keeps the inter-frame silence between them. It is safe for
 // concurrent use.
+//
+// A port that is missing, or fails (a USB adapter unplugged: EIO, ENXIO,
+// a hang-up), is closed and reopened by a goroutine of its own on the
+// BusConfig.Reopen schedule until it opens again; meanwhile every
+// transaction fails at once with a *PortError, which faults the devices
+// on this bus and no other.
 type Bus struct {
 	cfg  BusConfig
 	log  *slog.Logger
@@ -155,20 +214,67 @@ type Bus struct {
 
 	sem       chan struct{} // one token: the right to use the line
 	lastEnd   time.Time     // end of the last transaction; guarded by sem
-	lastOpen  time.Time     // last reopen attempt; guarded by sem
-	lostErr   error         // why the port is gone; guarded by sem
 	closeOnce sync.Once
 	closeErr  error
+	done      chan struct{}  // closed by Close: ends the reopen loop
+	reopens   sync.WaitGroup // the reopen loop, if running
 
-	mu     sync.Mutex // guards port and closed, never held during I/O
-	port   port       // nil after a port failure until reopened
-	closed bool
+	attempts atomic.Uint64 // reopen attempts
+	failures atomic.Uint64 // reopen attempts that failed
+
+	// delay, if set, replaces the Reopen schedule (tests record it).
+	delay func(n int) time.Duration
+
+	mu         sync.Mutex // guards what follows, never held during I/O
+	port       port       // nil while missing, until reopened
+	lost       *PortError // why port is nil
+	reopening  bool       // the reopen loop runs
+	reopenedAt time.Time  // when the loop last opened the port
+	streak     int        // the attempt that did
+	closed     bool
 }
 
-// OpenBus opens and configures the serial port. One Bus per port: every
-// Meter and Station on the line shares it. A nil log discards. If the port
-// fails later (a USB adapter unplugged), transactions fail and the Bus
-// reopens the port, at most once per second, until it works again.
+// PortError is the error of a bus whose serial port is missing or failed:
+// it names the bus and the port, e.g. "rs485-1 (/dev/ttyUSB0): no such
+// file or directory". It matches ErrPortUnavailable with errors.Is and
+// unwraps to the system's error.
+type PortError struct {
+	Bus, Port string
+	// Op is what failed on an open port ("read", "write", ...); empty
+	// when the port could not be opened.
+	Op  string
+	Err error
+}
+
+// Error names the bus and its port first: the thing a technician checks.
+func (e *PortError) Error() string {
+	name := e.Port
+	if e.Bus != "" && e.Bus != e.Port {
+		name = e.Bus + " (" + e.Port + ")"
+	}
+	if e.Op != "" {
+		return name + ": " + e.Op + ": " + e.Err.Error()
+	}
+	return name + ": " + e.Err.Error()
+}
+
+// Unwrap returns the system's error (errors.Is(err, fs.ErrNotExist) for
+// a missing device node).
+func (e *PortError) Unwrap() error { return e.Err }
+
+// Is makes every PortError match ErrPortUnavailable.
+func (e *PortError) Is(target error) bool { return target == ErrPortUnavailable }
+
+// errHangup stands for go.bug.st/serial's "Port has been closed" on a
+// read the Bus did not close: the device went away under an open port.
+var errHangup = errors.New("hang-up: the device went away")
+
+// OpenBus opens and configures the serial port, and fails if it cannot
+// (a *PortError naming the port): for one-off use such as a command-line
+// probe. The daemon uses StartBus. One Bus per port: every Meter and
+// Station on the line shares it. A nil log discards. If the port fails
+// later (a USB adapter unplugged), transactions fail and the Bus reopens
+// the port on the BusConfig.Reopen schedule until it works again.
 func OpenBus(c BusConfig, log *slog.Logger) (*Bus, error) {
 	c, err := c.withDefaults()
 	if err != nil {
@@ -177,13 +283,45 @@ func OpenBus(c BusConfig, log *slog.Logger) (*Bus, error) {
 	open := func() (port, error) { return serial.Open(c.Port, c.mode()) }
 	p, err := open()
 	if err != nil {
-		return nil, fmt.Errorf("open modbus bus %s: %w", c.Name, err)
+		return nil, fmt.Errorf("open modbus bus: %w", &PortError{Bus: c.Name, Port: c.Port, Err: err})
 	}
 	b := newBus(p, c, log)
 	b.open = open
+	b.logOpen()
+	return b, nil
+}
+
+// StartBus is OpenBus for a daemon: a port that cannot be opened now (a
+// USB adapter not enumerated yet, or unplugged) is no error. The Bus
+// starts without it, its transactions fail with a *PortError, and it
+// keeps trying to open the port on the BusConfig.Reopen schedule until
+// Close. Only a bad configuration is an error.
+func StartBus(c BusConfig, log *slog.Logger) (*Bus, error) {
+	c, err := c.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("open modbus bus: %w", err)
+	}
+	open := func() (port, error) { return serial.Open(c.Port, c.mode()) }
+	p, err := open()
+	b := newBus(p, c, log)
+	b.open = open
+	if err != nil {
+		b.port = nil
+		b.mu.Lock()
+		b.lostLocked(&PortError{Bus: c.Name, Port: c.Port, Err: err})
+		b.mu.Unlock()
+		b.log.Warn("modbus port unavailable; its devices are faulted until it opens", "port", c.Port, "err", err,
+			"retry_min", c.Reopen.Min, "retry_max", c.Reopen.Max)
+		return b, nil
+	}
+	b.logOpen()
+	return b, nil
+}
+
+func (b *Bus) logOpen() {
+	c := b.cfg
 	b.log.Info("modbus bus open", "port", c.Port, "baud", c.Baud, "parity", c.Parity,
 		"stop_bits", c.StopBits, "timeout", c.Timeout, "gap", c.Gap)
-	return b, nil
 }
 
 // newBus wraps an open port; c must have its defaults filled.
@@ -196,8 +334,31 @@ func newBus(p port, c BusConfig, log *slog.Logger) *Bus {
 		log:  log.With("bus", c.Name),
 		lim:  newLimiter(),
 		sem:  make(chan struct{}, 1),
+		done: make(chan struct{}),
 		port: p,
 	}
+}
+
+// BusStats are a bus's port figures for metrics.
+type BusStats struct {
+	// Up is true while the port is open.
+	Up bool
+	// ReopenAttempts counts the reopen loop's attempts to open the port
+	// again since the Bus was made; ReopenFailures those that failed.
+	ReopenAttempts, ReopenFailures uint64
+	// Err is why the port is missing while it is (a *PortError).
+	Err error
+}
+
+// Stats returns the port figures without touching the port.
+func (b *Bus) Stats() BusStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := BusStats{Up: b.port != nil && !b.closed, ReopenAttempts: b.attempts.Load(), ReopenFailures: b.failures.Load()}
+	if b.port == nil && b.lost != nil {
+		s.Err = b.lost
+	}
+	return s
 }
 
 // Name returns the bus name from the configuration.
@@ -216,9 +377,12 @@ func (b *Bus) Close() error {
 		p := b.port
 		b.port = nil
 		b.mu.Unlock()
+		close(b.done)
 		if p != nil {
 			b.closeErr = p.Close()
 		}
+		// At most one open call long: the loop waits on done otherwise.
+		b.reopens.Wait()
 		b.log.Info("modbus bus closed")
 	})
 	if b.closeErr != nil {
@@ -266,10 +430,14 @@ func (b *Bus) WriteRegister(ctx context.Context, unit byte, addr, value uint16) 
 // response data as DecodeResponse does. It waits for the line (or ctx),
 // keeps the inter-frame gap, discards stale input, sends the request and
 // reads until the response is complete or the timeout passes. Errors wrap
-// the request's description.
+// the request's description, except a *PortError: a missing port is the
+// bus's fault, not the request's, and is returned as it is.
 func (b *Bus) Transact(ctx context.Context, req Request) ([]byte, error) {
 	data, err := b.transact(ctx, req)
 	if err != nil {
+		if pe := (*PortError)(nil); errors.As(err, &pe) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%s on %s: %w", req, b.cfg.Name, err)
 	}
 	return data, nil
@@ -319,59 +487,117 @@ func (b *Bus) transact(ctx context.Context, req Request) ([]byte, error) {
 	return req.DecodeResponse(resp)
 }
 
-// usablePort returns the open port, reopening it after a failure. The
-// caller holds sem.
+// usablePort returns the open port, or why there is none: the reopen
+// loop, not a transaction, opens it again. The caller holds sem.
 func (b *Bus) usablePort() (port, error) {
 	b.mu.Lock()
-	p, closed := b.port, b.closed
-	b.mu.Unlock()
-	switch {
-	case closed:
-		return nil, ErrBusClosed
-	case p != nil:
-		return p, nil
-	case b.open == nil || time.Since(b.lastOpen) < time.Second:
-		return nil, fmt.Errorf("port unusable: %w", b.lostErr)
-	}
-	b.lastOpen = time.Now()
-	p, err := b.open()
-	if err != nil {
-		b.lostErr = err
-		return nil, fmt.Errorf("reopen port: %w", err)
-	}
-	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		_ = p.Close()
+	switch {
+	case b.closed:
 		return nil, ErrBusClosed
+	case b.port != nil:
+		return b.port, nil
+	case b.lost != nil:
+		return nil, b.lost
 	}
-	b.port = p
-	if ok, suppressed := b.lim.allow(time.Now()); ok {
-		b.log.Info("modbus port reopened", "suppressed_lines", suppressed)
-	}
-	return p, nil
+	return nil, &PortError{Bus: b.cfg.Name, Port: b.cfg.Port, Err: errors.New("not open")}
 }
 
 // fail handles an I/O error of port p: after Close it is ErrBusClosed;
-// otherwise the port is dropped so the next transaction reopens it. The
-// caller holds sem.
+// otherwise the port is closed and dropped, and the reopen loop started.
+// The caller holds sem.
 func (b *Bus) fail(p port, op string, err error) error {
+	if se := (*serial.PortError)(nil); errors.As(err, &se) && se.Code() == serial.PortClosed {
+		err = errHangup
+	}
+	pe := &PortError{Bus: b.cfg.Name, Port: b.cfg.Port, Op: op, Err: err}
 	b.mu.Lock()
 	closed := b.closed
 	if !closed && b.port == p {
 		b.port = nil
+		b.lostLocked(pe)
 	}
 	b.mu.Unlock()
 	if closed {
 		return fmt.Errorf("%s: %w", op, ErrBusClosed)
 	}
 	_ = p.Close()
-	b.lostErr = err
-	b.lastOpen = time.Now()
 	if ok, suppressed := b.lim.allow(time.Now()); ok {
-		b.log.Warn("modbus port failed; reopening it at most once a second", "op", op, "err", err, "suppressed_lines", suppressed)
+		b.log.Warn("modbus port failed; its devices are faulted until it is reopened", "op", op, "err", err,
+			"retry_min", b.cfg.Reopen.Min, "retry_max", b.cfg.Reopen.Max, "suppressed_lines", suppressed)
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	return pe
+}
+
+// lostLocked records why the port is gone and starts the reopen loop if
+// it is not running. The caller holds mu and has set port to nil.
+func (b *Bus) lostLocked(pe *PortError) {
+	b.lost = pe
+	if b.reopening || b.closed || b.open == nil {
+		return
+	}
+	// A port that fails again soon after it was reopened (a flaky
+	// adapter, a device that opens but does not work) goes on backing
+	// off instead of starting over at Min.
+	start := 0
+	if !b.reopenedAt.IsZero() && time.Since(b.reopenedAt) < b.cfg.Reopen.Max {
+		start = b.streak + 1
+	}
+	b.reopening = true
+	b.reopens.Add(1)
+	go b.reopen(start)
+}
+
+// reopen tries to open the port on the Reopen schedule, from attempt
+// start, until it opens or the Bus is closed. One runs per Bus at a time;
+// it takes no line token, so transactions keep failing fast while it
+// waits.
+func (b *Bus) reopen(start int) {
+	defer b.reopens.Done()
+	for n := start; ; n++ {
+		d := b.cfg.Reopen.Delay(n, rand.Float64())
+		if b.delay != nil {
+			d = b.delay(n)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-b.done:
+			t.Stop()
+			b.mu.Lock()
+			b.reopening = false
+			b.mu.Unlock()
+			return
+		case <-t.C:
+		}
+		b.attempts.Add(1)
+		p, err := b.open()
+		b.mu.Lock()
+		if b.closed {
+			b.reopening = false
+			b.mu.Unlock()
+			if err == nil {
+				_ = p.Close()
+			}
+			return
+		}
+		if err != nil {
+			b.failures.Add(1)
+			b.lost = &PortError{Bus: b.cfg.Name, Port: b.cfg.Port, Err: err}
+			b.mu.Unlock()
+			if ok, suppressed := b.lim.allow(time.Now()); ok {
+				b.log.Warn("modbus port still unavailable; retrying", "port", b.cfg.Port, "err", err,
+					"attempts", n+1-start, "suppressed_lines", suppressed)
+			}
+			continue
+		}
+		b.port, b.lost, b.reopening = p, nil, false
+		b.reopenedAt, b.streak = time.Now(), n
+		b.mu.Unlock()
+		// Always logged: recovery is rare (the schedule, which a flapping
+		// port does not reset, bounds it) and an operator looks for it.
+		b.log.Info("modbus port reopened", "port", b.cfg.Port, "attempts", n+1-start)
+		return
+	}
 }
 
 // waitGap keeps the line silent for Gap after the previous transaction.

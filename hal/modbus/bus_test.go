@@ -7,6 +7,8 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,8 +52,86 @@ func TestBusConfigDefaults(t *testing.T) {
 			t.Errorf("OpenBus(%+v) = %v, want ErrBadConfig", bad, err)
 		}
 	}
-	if _, err := OpenBus(BusConfig{Port: filepath.Join(t.TempDir(), "nonexistent")}, nil); err == nil {
-		t.Error("OpenBus of a missing device succeeded")
+	missing := filepath.Join(t.TempDir(), "nonexistent")
+	_, err := OpenBus(BusConfig{Name: "rs485-9", Port: missing}, nil)
+	if want := "open modbus bus: rs485-9 (" + missing + "): no such file or directory"; !errors.Is(err, ErrPortUnavailable) || err.Error() != want {
+		t.Errorf("OpenBus of a missing device = %v, want %q", err, want)
+	}
+}
+
+// A missing port is no error for StartBus: the bus starts, its
+// transactions fail at once naming the port, and it retries in the
+// background until Close.
+func TestStartBusMissingPort(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "ttyUSB0")
+	b, err := StartBus(BusConfig{Name: "rs485-1", Port: missing, Reopen: Backoff{Min: 5 * time.Millisecond, Max: 10 * time.Millisecond}}, nil)
+	if err != nil {
+		t.Fatalf("StartBus of a missing port: %v", err)
+	}
+	defer b.Close()
+	start := time.Now()
+	_, err = b.ReadRegisters(context.Background(), 1, FuncReadInputRegisters, 0x0048, 2)
+	if want := "rs485-1 (" + missing + "): no such file or directory"; !errors.Is(err, ErrPortUnavailable) || err.Error() != want {
+		t.Fatalf("read on a missing port = %v, want %q", err, want)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("read on a missing port took %v; it must fail at once", d)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Stats().ReopenFailures < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retries: %+v", b.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := b.Stats(); st.Up || st.Err == nil {
+		t.Fatalf("stats of a missing port: %+v", st)
+	}
+	if _, err := StartBus(BusConfig{Port: missing, Parity: "M"}, nil); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("StartBus of a bad config = %v, want ErrBadConfig", err)
+	}
+}
+
+// The reopen schedule: 1 s doubling to 30 s by default, jitter only ever
+// shortens a wait, and every wait stays within its bounds.
+func TestBackoffDelay(t *testing.T) {
+	tests := []struct {
+		name string
+		b    Backoff
+		n    int
+		r    float64
+		want time.Duration
+	}{
+		{"default first", Backoff{}, 0, 0, time.Second},
+		{"default doubles", Backoff{}, 1, 0, 2 * time.Second},
+		{"default fourth", Backoff{}, 4, 0, 16 * time.Second},
+		{"default capped", Backoff{}, 5, 0, 30 * time.Second},
+		{"default far out", Backoff{}, 1000, 0, 30 * time.Second},
+		{"default jitter at most 20%", Backoff{}, 0, 0.999999, 800*time.Millisecond + 200*time.Nanosecond},
+		{"half jitter", Backoff{}, 2, 0.5, 3600 * time.Millisecond},
+		{"custom", Backoff{Min: 50 * time.Millisecond, Max: 300 * time.Millisecond, Jitter: 0.5}, 3, 0, 300 * time.Millisecond},
+		{"custom jitter", Backoff{Min: 50 * time.Millisecond, Max: 300 * time.Millisecond, Jitter: 0.5}, 1, 1, 50 * time.Millisecond},
+		{"max below min", Backoff{Min: time.Second, Max: time.Millisecond}, 3, 0, time.Second},
+		{"negative attempt", Backoff{}, -1, 0, time.Second},
+		{"r out of range", Backoff{}, 0, 7, 800 * time.Millisecond},
+		{"huge min", Backoff{Min: time.Duration(1) << 61, Max: time.Duration(1) << 62}, 40, 0, time.Duration(1) << 62},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.b.Delay(tt.n, tt.r); (got - tt.want).Abs() > time.Microsecond {
+				t.Fatalf("Delay(%d, %v) = %v, want %v", tt.n, tt.r, got, tt.want)
+			}
+		})
+	}
+	// Whatever the draw, waits never exceed Max nor drop under (1-J)·Min.
+	b := DefaultBackoff
+	for n := range 40 {
+		for _, r := range []float64{0, 0.25, 0.5, 0.75, 0.9999} {
+			d := b.Delay(n, r)
+			if d > b.Max || d < time.Duration(float64(b.Min)*(1-b.Jitter)) {
+				t.Fatalf("Delay(%d, %v) = %v, outside [%v, %v]", n, r, d, time.Duration(float64(b.Min)*(1-b.Jitter)), b.Max)
+			}
+		}
 	}
 }
 
@@ -257,20 +337,112 @@ func TestBusMechanics(t *testing.T) {
 	t.Run("port failure reopens", func(t *testing.T) {
 		p1, p2 := newMemPort(), newMemPort()
 		b := newMemBus(t, p1)
+		b.cfg.Reopen = Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond, Jitter: 0.1}
+		var mu sync.Mutex
+		fail := errors.New("no such device")
 		opened := 0
-		b.open = func() (port, error) { opened++; return p2, nil }
-		p1.failed = errors.New("device unplugged")
-		if _, err := b.ReadRegisters(ctx, 1, FuncReadInputRegisters, 0x0048, 2); err == nil {
-			t.Fatal("read on a failed port succeeded")
+		b.open = func() (port, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			opened++
+			if opened < 3 {
+				return nil, fail // still unplugged
+			}
+			return p2, nil
 		}
-		// Within a second the port is not retried.
-		if _, err := b.ReadRegisters(ctx, 1, FuncReadInputRegisters, 0x0048, 2); err == nil || opened != 0 {
-			t.Fatalf("immediate retry: %v, %d opens", err, opened)
+		p1.failed = errors.New("input/output error")
+		_, err := b.ReadRegisters(ctx, 1, FuncReadInputRegisters, 0x0048, 2)
+		if !errors.Is(err, ErrPortUnavailable) || err.Error() != "mem: read: input/output error" {
+			t.Fatalf("read on a failed port = %v, want a PortError naming the port", err)
 		}
-		b.lastOpen = time.Now().Add(-2 * time.Second) // as if a second passed
+		if !p1.closed {
+			t.Fatal("the failed port was not closed")
+		}
+		// The loop, not the transaction, reopens: this one fails at once.
+		if _, err := b.ReadRegisters(ctx, 1, FuncReadInputRegisters, 0x0048, 2); !errors.Is(err, ErrPortUnavailable) {
+			t.Fatalf("read while the port is missing = %v", err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for !b.Stats().Up {
+			if time.Now().After(deadline) {
+				t.Fatalf("port not reopened: %+v", b.Stats())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if st := b.Stats(); st.ReopenAttempts != 3 || st.ReopenFailures != 2 || st.Err != nil {
+			t.Fatalf("stats after the reopen: %+v, want 3 attempts, 2 failures", st)
+		}
 		p2.reply(energy)
-		if _, err := b.ReadRegisters(ctx, 1, FuncReadInputRegisters, 0x0048, 2); err != nil || opened != 1 {
-			t.Fatalf("after reopen: %v, %d opens", err, opened)
+		if _, err := b.ReadRegisters(ctx, 1, FuncReadInputRegisters, 0x0048, 2); err != nil {
+			t.Fatalf("after reopen: %v", err)
+		}
+	})
+
+	t.Run("a flapping port keeps backing off", func(t *testing.T) {
+		p := newMemPort()
+		b := newMemBus(t, p)
+		b.cfg.Reopen = Backoff{Min: time.Millisecond, Max: time.Hour}
+		var mu sync.Mutex
+		var waits []int // attempt numbers the loop waited for
+		b.delay = func(n int) time.Duration {
+			mu.Lock()
+			defer mu.Unlock()
+			waits = append(waits, n)
+			return time.Millisecond
+		}
+		opened := 0
+		b.open = func() (port, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			opened++
+			if opened == 1 {
+				return nil, errors.New("not yet")
+			}
+			q := newMemPort()
+			q.failed = errors.New("input/output error") // opens, then fails at once
+			return q, nil
+		}
+		p.failed = errors.New("input/output error")
+		for range 3 {
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				_, err := b.ReadRegisters(ctx, 1, FuncReadInputRegisters, 0x0048, 2)
+				if err != nil && strings.Contains(err.Error(), ": read: ") {
+					break // a port that was open failed
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no reopened port failed: %v", err)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		// Lost, one failed attempt, reopened (attempt 1); lost again soon
+		// after: attempt 2, then 3, never back to 0.
+		if want := []int{0, 1, 2}; !slices.Equal(waits[:3], want) {
+			t.Fatalf("attempts waited for %v, want %v first", waits, want)
+		}
+	})
+
+	t.Run("close stops the reopen loop", func(t *testing.T) {
+		p := newMemPort()
+		b := newMemBus(t, p)
+		b.cfg.Reopen = Backoff{Min: time.Hour, Max: time.Hour}
+		b.open = func() (port, error) { return nil, errors.New("gone") }
+		p.failed = errors.New("input/output error")
+		if _, err := b.ReadRegisters(ctx, 1, FuncReadInputRegisters, 0x0048, 2); !errors.Is(err, ErrPortUnavailable) {
+			t.Fatalf("read on a failed port = %v", err)
+		}
+		done := make(chan struct{})
+		go func() { _ = b.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close waited for the reopen schedule")
+		}
+		if _, err := b.ReadRegisters(ctx, 1, FuncReadInputRegisters, 0x0048, 2); !errors.Is(err, ErrBusClosed) {
+			t.Fatalf("read after Close = %v, want ErrBusClosed", err)
 		}
 	})
 

@@ -12,7 +12,9 @@
 //   - A Bus owns one serial port (go.bug.st/serial) and is shared by every
 //     device on the line. It runs one transaction at a time: wait for the
 //     inter-frame gap, flush stale input, send, read until the response is
-//     complete or the timeout passes, check the CRC.
+//     complete or the timeout passes, check the CRC. StartBus (the
+//     daemon's) starts without a port that is missing; OpenBus (one-off
+//     tools) fails instead.
 //   - A Register says where a number is and how to decode it (int16 to
 //     uint64, float32, word order, scale). Profiles name the registers of
 //     common meters (Eastron SDM630, SDM120, SDM72, ABB B2x) or take them
@@ -37,8 +39,14 @@
 // Failures degrade, they never crash: a timeout, a CRC error or an
 // exception response faults the device (Reading.Err, or a station Fault
 // "modbus: ..."), is logged at most once a minute per device, and clears
-// by itself at the next good poll. A serial port that fails (a USB adapter
-// unplugged) is reopened, at most once a second.
+// by itself at the next good poll. A serial port that is missing or fails
+// (a USB adapter not enumerated yet, or unplugged: EIO, ENXIO, a hang-up)
+// is closed and reopened by a goroutine of the Bus on a back-off schedule
+// (DefaultBackoff: 1 s doubling to 30 s, with jitter) until it opens
+// again; meanwhile every transaction fails at once with a *PortError
+// naming the bus and the port ("rs485-1 (/dev/ttyUSB0): no such file or
+// directory"), which faults the devices on that bus and no other.
+// Bus.Stats counts the reopen attempts and failures.
 //
 // # Caveats
 //

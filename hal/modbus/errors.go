@@ -29,6 +29,9 @@ var (
 	ErrInvalidRequest = errors.New("invalid request")
 	// ErrBusClosed means the Bus was closed.
 	ErrBusClosed = errors.New("bus closed")
+	// ErrPortUnavailable is matched by every *PortError: the bus's serial
+	// port is missing or failed, and is being reopened.
+	ErrPortUnavailable = errors.New("serial port unavailable")
 	// ErrBadConfig means a configuration the driver cannot work with; the
 	// message says which field.
 	ErrBadConfig = errors.New("bad configuration")

@@ -3,7 +3,9 @@
 // slave that is not sitelink code (Debian's python3-pymodbus serving
 // hal/modbus/testdata/slave.py, run by Debian's /usr/bin/python3). The
 // test opens Rig.Port with hal/modbus like a USB RS-485 adapter and
-// changes the slave's registers through Rig.Do and its helpers.
+// changes the slave's registers through Rig.Do and its helpers. StartAt
+// puts the pty at a path of the test's choosing and Rig.Stop ends socat:
+// together they plug a USB adapter in late, unplug it and plug it again.
 //
 // The slave serves, at 19200 baud 8N1: unit 1 an SDM630-like meter
 // (float32 input registers, 0x0034 total power W, 0x0048 import kWh),

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -55,6 +56,7 @@ type Rig struct {
 	mu    sync.Mutex // one command at a time
 	stdin io.WriteCloser
 	lines chan string
+	stops []func() // socat's, the slave's: Stop
 }
 
 // Require skips t when socat or pymodbus is missing, or fails it when
@@ -88,12 +90,27 @@ func Require(t testing.TB) {
 // or fails t as Require does.
 func Start(t testing.TB) *Rig {
 	t.Helper()
+	return StartAt(t, "")
+}
+
+// StartAt is Start with the pty our side opens at the path port (a
+// symbolic link socat makes, which must not exist while it runs), so that
+// a test can open port before the rig exists (a USB adapter not plugged
+// in yet) or start a rig again on the same port after Stop. Empty port
+// means a fresh temporary path.
+func StartAt(t testing.TB, port string) *Rig {
+	t.Helper()
 	Require(t)
 	script, err := slavePath()
 	if err != nil {
 		missingScript(t, err)
 	}
-	a, b := PTYPair(t)
+	dir := t.TempDir()
+	if port == "" {
+		port = filepath.Join(dir, "a")
+	}
+	a, b := port, filepath.Join(dir, "b")
+	stopSocat := ptyPairAt(t, a, b)
 	cmd := exec.Command(pythonPath, script, b)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -103,8 +120,8 @@ func Start(t testing.TB) *Rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startProcess(t, cmd, "pymodbus slave")
-	r := &Rig{Port: a, t: t, stdin: stdin, lines: make(chan string, 16)}
+	_, stopSlave := startProcess(t, cmd, "pymodbus slave")
+	r := &Rig{Port: a, t: t, stdin: stdin, lines: make(chan string, 16), stops: []func(){stopSocat, stopSlave}}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -122,6 +139,21 @@ func Start(t testing.TB) *Rig {
 		t.Fatalf("pymodbus slave said %q, want ready", line)
 	}
 	return r
+}
+
+// Stop unplugs the adapter: socat ends (SIGTERM), so the pty our side has
+// open hangs up (reads and writes fail with EIO) and Port disappears;
+// then the slave ends. It returns once both have exited. The Rig's
+// commands fail afterwards; StartAt on the same Port plugs a new one in.
+func (r *Rig) Stop() {
+	r.t.Helper()
+	for _, stop := range r.stops {
+		stop()
+	}
+	_ = r.stdin.Close()
+	if _, err := os.Lstat(r.Port); err == nil {
+		r.t.Fatalf("%s still exists after socat exited", r.Port)
+	}
 }
 
 func missingScript(t testing.TB, err error) {
@@ -207,11 +239,19 @@ func PTYPair(t testing.TB) (a, b string) {
 	t.Helper()
 	dir := t.TempDir()
 	a, b = filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	ptyPairAt(t, a, b)
+	return a, b
+}
+
+// ptyPairAt runs socat with two linked ptys at a and b for t, and returns
+// what stops it early.
+func ptyPairAt(t testing.TB, a, b string) (stop func()) {
+	t.Helper()
 	cmd := exec.Command(socatPath, "-d", "-d",
 		"pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
-	log := startProcess(t, cmd, "socat")
+	log, stop := startProcess(t, cmd, "socat")
 	ready := make(chan struct{})
 	go func() {
 		// socat says this once both ptys exist; keep draining after.
@@ -230,12 +270,14 @@ func PTYPair(t testing.TB) (a, b string) {
 	case <-time.After(Wait):
 		t.Fatalf("socat did not set up the pty pair within %v", Wait)
 	}
-	return a, b
+	return stop
 }
 
 // startProcess starts cmd with its stderr collected, kills it in cleanup
-// and logs its stderr if the test failed.
-func startProcess(t testing.TB, cmd *exec.Cmd, name string) *syncBuffer {
+// and logs its stderr if the test failed. stop ends it earlier: SIGTERM
+// (socat removes its links), SIGKILL after Wait; it returns once the
+// process exited.
+func startProcess(t testing.TB, cmd *exec.Cmd, name string) (_ *syncBuffer, stop func()) {
 	t.Helper()
 	stderr := &syncBuffer{}
 	if cmd.Stderr == nil {
@@ -246,6 +288,16 @@ func startProcess(t testing.TB, cmd *exec.Cmd, name string) *syncBuffer {
 	}
 	waited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(waited) }()
+	stop = func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-waited:
+			return
+		case <-time.After(Wait):
+		}
+		_ = cmd.Process.Kill()
+		<-waited
+	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		select {
@@ -257,7 +309,7 @@ func startProcess(t testing.TB, cmd *exec.Cmd, name string) *syncBuffer {
 			t.Logf("%s stderr:\n%s", name, stderr.String())
 		}
 	})
-	return stderr
+	return stderr, stop
 }
 
 // slaveRel is slave.py relative to the module root.
