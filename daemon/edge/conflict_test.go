@@ -41,7 +41,7 @@ func TestNodeIDConflict(t *testing.T) {
 	// taken with the daemon stopped.
 	a.stop()
 	dirB := t.TempDir()
-	copyFile(t, a.cfg.DBPath(), filepath.Join(dirB, filepath.Base(a.cfg.DBPath())))
+	copyLedger(t, a.cfg.DBPath(), filepath.Join(dirB, filepath.Base(a.cfg.DBPath())))
 	logA, logB := newCountingLog(t, "A"), newCountingLog(t, "B")
 	a.launch(logA.logger)
 	b := &site{t: t, broker: a.broker, cfg: testConfig(t, a.broker.URL, dirB), topics: a.topics, cloud: a.cloud}
@@ -64,11 +64,11 @@ func TestNodeIDConflict(t *testing.T) {
 	const window = 6 * time.Second
 	e0 := map[string]int64{}
 	for name, s := range sites {
-		e0[name] = status(t, s).Epoch
+		e0[name] = conflictStatus(t, s).Epoch
 	}
 	time.Sleep(window)
 	for name, s := range sites {
-		st := status(t, s)
+		st := conflictStatus(t, s)
 		// Waits of at least 1 s (0.5 s for the very first): at most
 		// window/1s + 2 attempts; the fight makes 20 or more.
 		if n := st.Epoch - e0[name]; n > int64(window/time.Second)+2 {
@@ -106,7 +106,7 @@ func TestNodeIDConflict(t *testing.T) {
 		st, err := a.api.Status()
 		return err == nil && st.Connected && st.NodeIDConflict == nil
 	})
-	st := status(t, a)
+	st := conflictStatus(t, a)
 	if st.NodeIDConflicts != 1 {
 		t.Errorf("A: %d detections after the conflict, want 1", st.NodeIDConflicts)
 	}
@@ -117,30 +117,30 @@ func TestNodeIDConflict(t *testing.T) {
 	if !strings.Contains(m, "\nsitelink_node_id_conflict 0\n") {
 		t.Error("A: sitelink_node_id_conflict not 0 after the conflict")
 	}
-	waitFor(t, 10*time.Second, "A's outbox delivered", func() bool { return status(t, a).OutboxDepth == 0 })
+	waitFor(t, 10*time.Second, "A's outbox delivered", func() bool { return conflictStatus(t, a).OutboxDepth == 0 })
 	if n := logA.conflicts.Load(); n != 1 {
 		t.Errorf("A: %d node.id conflict error lines, want 1", n)
 	}
 	// And its retained state no longer claims one.
 	mark := a.cloud.Mark()
-	a.cloud.Publish(a.topics.Command(wire.CommandRebirth), mustJSON(t, wire.Command{ID: "rebirth-1", Type: wire.CommandRebirth}))
+	a.cloud.Publish(a.topics.Command(wire.CommandRebirth), conflictJSON(t, wire.Command{ID: "rebirth-1", Type: wire.CommandRebirth}))
 	a.cloud.Await(5*time.Second, mark, "a state without node_id_conflict", func(m mqtttest.Message) bool {
 		st, err := wire.DecodeState(m.Payload)
-		return err == nil && m.Topic == a.topics.State() && st.Online && !st.NodeIDConflict && st.Instance == status(t, a).Instance
+		return err == nil && m.Topic == a.topics.State() && st.Online && !st.NodeIDConflict && st.Instance == conflictStatus(t, a).Instance
 	})
 	// Stable now: no more attempts.
-	e := status(t, a).Epoch
-	time.Sleep(quietFor)
-	if got := status(t, a); got.Epoch != e || !got.Connected {
+	e := conflictStatus(t, a).Epoch
+	time.Sleep(conflictQuiet)
+	if got := conflictStatus(t, a); got.Epoch != e || !got.Connected {
 		t.Errorf("A after the conflict: epoch %d -> %d, connected %v; want one stable connection", e, got.Epoch, got.Connected)
 	}
 }
 
-// quietFor is how long TestNodeIDConflict watches for attempts that
+// conflictQuiet is how long TestNodeIDConflict watches for attempts that
 // should not happen.
-const quietFor = 500 * time.Millisecond
+const conflictQuiet = 500 * time.Millisecond
 
-func status(t *testing.T, s *site) localapi.Status {
+func conflictStatus(t *testing.T, s *site) localapi.Status {
 	t.Helper()
 	st, err := s.api.Status()
 	if err != nil {
@@ -149,7 +149,7 @@ func status(t *testing.T, s *site) localapi.Status {
 	return st
 }
 
-func mustJSON(t *testing.T, v any) []byte {
+func conflictJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -158,7 +158,7 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyLedger(t *testing.T, from, to string) {
 	t.Helper()
 	in, err := os.Open(from)
 	if err != nil {
