@@ -87,7 +87,11 @@ func cmdFleet(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintln(tw, "NODE\tONLINE\tEPOCH\tVERSION\tCONFIG\tG/N\tOUTBOX\tSTATIONS\tSINCE")
 	for _, id := range ids {
 		s := nodes[id]
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d/%d\t%d\t%s\t%s\n", id, map[bool]string{true: "yes", false: "no"}[s.Online], s.Epoch, s.Version,
+		online := map[bool]string{true: "yes", false: "no"}[s.Online]
+		if s.NodeIDConflict {
+			online += " (node.id conflict)" // two daemons under this id: README
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d/%d\t%d\t%s\t%s\n", id, online, s.Epoch, s.Version,
 			s.ConfigVersion, s.GroupConfigVersion, s.NodeConfigVersion, s.OutboxDepth,
 			strings.Join(s.Stations, ","), s.At.Local().Format(time.DateTime))
 	}

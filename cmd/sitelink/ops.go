@@ -95,6 +95,10 @@ func cmdQuery(what string, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(tw, "node\t%s\nversion\t%s\nconnected\t%s\nepoch\t%d\nstations\t%d\noutbox\t%d\npublished\t%d\n",
 			x.Node, x.Version, conn, x.Epoch, x.Stations, x.OutboxDepth, x.Published)
+		if cf := x.NodeIDConflict; cf != nil {
+			fmt.Fprintf(tw, "node.id conflict\tYES: another daemon (instance %s, version %s) uses node id %s since %s, last seen %s ago; reconnecting only every few minutes. Give one of them its own node.id (README: Two controllers with one node.id)\n",
+				dash(cf.OtherInstance), dash(cf.OtherVersion), x.Node, cf.Since.Local().Format(time.DateTime), time.Since(cf.LastSeen).Round(time.Second))
+		}
 	case []localapi.Station:
 		fmt.Fprintln(tw, "STATION\tDRIVER\tCP\tCONTACTOR\tPOWER kW\tENERGY kWh\tFAULT\tSESSION")
 		for _, s := range x {

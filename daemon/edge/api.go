@@ -151,15 +151,23 @@ func (b backend) Status() (localapi.Status, error) {
 	if err != nil {
 		return localapi.Status{}, err
 	}
-	return localapi.Status{
-		Node:        b.cfg.Load().Node.ID,
-		Connected:   b.link.Connected(),
-		Epoch:       b.pres.Epoch(),
-		OutboxDepth: n,
-		Version:     b.version,
-		Stations:    b.stations.count(),
-		Published:   b.pump.published.Load(),
-	}, nil
+	cf, conflicts := b.pres.Conflict()
+	s := localapi.Status{
+		Node:            b.cfg.Load().Node.ID,
+		Connected:       b.link.Connected(),
+		Epoch:           b.pres.Epoch(),
+		OutboxDepth:     n,
+		Version:         b.version,
+		Stations:        b.stations.count(),
+		Published:       b.pump.published.Load(),
+		Instance:        b.pres.instance,
+		NodeIDConflicts: conflicts,
+	}
+	if cf.Active {
+		s.NodeIDConflict = &localapi.NodeIDConflict{Since: cf.Since, LastSeen: cf.Last,
+			OtherInstance: cf.Other.Instance, OtherVersion: cf.Other.Version, OtherOnline: cf.Other.Online}
+	}
+	return s, nil
 }
 
 func (b backend) Config() (localapi.ConfigView, error) { return b.fleet.view(), nil }

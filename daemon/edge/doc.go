@@ -11,7 +11,8 @@
 //	fleet         the running configuration's layers (file, group, node);
 //	              decides desired configs and SIGHUP reloads (fleet.go)
 //	stationSet    the drivers, meters and serial buses (stations.go)
-//	presence      the connect epoch, birth and will (presence.go)
+//	presence      the connect epoch, birth and will, and a second daemon
+//	              under this node id (presence.go)
 //	link.Link     the MQTT connection
 //	pump          the outbox, published in order (pump.go)
 //	engine        every session transition, on one goroutine (engine.go)

@@ -148,7 +148,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// never came must not hold up its own station's Close.
 	defer calls.close()
 
-	pres := newPresence(d.topics, d.o.Version, &d.cfg, st, stations, d.fleet.versions)
+	pres := newPresence(d.topics, d.o.Version, &d.cfg, st, stations, d.fleet.versions, d.log)
 	relays := newRelayWatch(d.log, d.topics.Prefix, func() {
 		calls.q.Push(func(e *engine) { e.resendAwaiting(time.Now()) })
 	})
@@ -164,6 +164,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	lnk := link.New(lo)
+	pres.contested = lnk.Contested
 	pump = newPump(st, lnk, d.topics, d.log, d.cfg.Load().MQTT.ConnectTimeout.D())
 
 	rebirth := func() { pres.rebirth(lnk) }
@@ -271,6 +272,7 @@ func (d *Daemon) linkOptions(pres *presence, relays *relayWatch, cmds *queue.Que
 		}
 	}
 	o.Will = pres.will
+	o.ConflictMin, o.ConflictMax = conflictMin, conflictMax
 	o.Subs = map[string]link.Handler{
 		d.topics.Commands():      func(c *link.Conn, m paho.Message) { cmds.Push(newInbound(c, m)) },
 		d.topics.ConfigDesired(): d.fleet.handler(config.SourceNode),
@@ -289,7 +291,11 @@ func (d *Daemon) linkOptions(pres *presence, relays *relayWatch, cmds *queue.Que
 		return nil
 	}
 	o.OnDown = func(err error) {
-		d.status(statusLine(false, fmt.Sprintf("broker unreachable: %v", err), pres.stations, pres.st))
+		why := fmt.Sprintf("broker unreachable: %v", err)
+		if cf, _ := pres.Conflict(); cf.Active {
+			why = "node.id conflict: another daemon uses this node id; " + why
+		}
+		d.status(statusLine(false, why, pres.stations, pres.st))
 	}
 	return o, nil
 }

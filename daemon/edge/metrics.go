@@ -29,6 +29,9 @@ func (b backend) Metrics(w io.Writer) error {
 	s.Gauge("sitelink_build_info", "Always 1; the version is the label.", 1, "version", b.version)
 	s.Gauge("sitelink_connected", "1 while the MQTT link to the broker is up.", metrics.Bool(b.link.Connected()))
 	s.Gauge("sitelink_epoch", "Connect epoch of the current (or last) broker connection.", float64(b.pres.Epoch()))
+	cf, conflicts := b.pres.Conflict()
+	s.Gauge("sitelink_node_id_conflict", "1 while another daemon uses this node id (a cloned SD card): the two keep dropping each other off the broker, so the link reconnects only every few minutes.", metrics.Bool(cf.Active))
+	s.Set("sitelink_node_id_conflicts_total", "Conflicts over this node id (another daemon under it) detected since the daemon started.", metrics.Counter, float64(conflicts))
 
 	depth, err := b.st.OutboxLen()
 	if err != nil {

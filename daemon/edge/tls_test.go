@@ -255,7 +255,7 @@ func TestLinkOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), newRelayWatch(d.log, d.topics.Prefix, func() {}), queue.New[inbound](), nil)
+	o, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil, nil), newRelayWatch(d.log, d.topics.Prefix, func() {}), queue.New[inbound](), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func TestLinkOptions(t *testing.T) {
 	}
 	c.MQTT.PasswordFile = filepath.Join(t.TempDir(), "nope")
 	c.MQTT.Username = testNode
-	if _, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil), newRelayWatch(d.log, d.topics.Prefix, func() {}), queue.New[inbound](), nil); err == nil || !strings.Contains(err.Error(), "mqtt.password_file") {
+	if _, err := d.linkOptions(newPresence(d.topics, "test", &d.cfg, nil, nil, nil, nil), newRelayWatch(d.log, d.topics.Prefix, func() {}), queue.New[inbound](), nil); err == nil || !strings.Contains(err.Error(), "mqtt.password_file") {
 		t.Fatalf("err = %v, want one naming mqtt.password_file", err)
 	}
 }

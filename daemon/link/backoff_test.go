@@ -1,6 +1,7 @@
 package link
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -60,5 +61,42 @@ func TestBackoffDefaults(t *testing.T) {
 		if b.Min != tc.wantMin || b.Max != tc.wantMax {
 			t.Errorf("BackoffMin %v, BackoffMax %v: backoff %v..%v, want %v..%v", tc.min, tc.max, b.Min, b.Max, tc.wantMin, tc.wantMax)
 		}
+	}
+}
+
+// TestContestedHold: while contested every wait is at least the conflict
+// backoff's, growing from ConflictMin to ConflictMax; Contested(false)
+// gives the ordinary waits back, and a new conflict starts from
+// ConflictMin again.
+func TestContestedHold(t *testing.T) {
+	const m = time.Minute
+	l := New(Options{ConflictMin: 2 * m, ConflictMax: 8 * m})
+	within := func(step string, got, want time.Duration) {
+		t.Helper()
+		if got < want/2 || got > want {
+			t.Fatalf("%s: wait %v, want %v (±half)", step, got, want)
+		}
+	}
+	if got := l.hold(time.Second); got != time.Second {
+		t.Fatalf("uncontested: wait %v, want the ordinary 1s", got)
+	}
+	l.Contested(true)
+	l.Contested(true) // repeated evidence does not restart the count
+	for i, want := range []time.Duration{2 * m, 4 * m, 8 * m, 8 * m} {
+		within(fmt.Sprintf("conflict wait %d", i+1), l.hold(time.Second), want)
+	}
+	if got := l.hold(time.Hour); got != time.Hour {
+		t.Fatalf("contested with a longer ordinary wait: %v, want 1h", got)
+	}
+	l.Contested(false)
+	if got := l.hold(time.Second); got != time.Second {
+		t.Fatalf("after Contested(false): wait %v, want 1s", got)
+	}
+	l.Contested(true)
+	within("new conflict", l.hold(time.Second), 2*m)
+
+	d := New(Options{}).o
+	if d.ConflictMin != 2*m || d.ConflictMax != 15*m {
+		t.Fatalf("conflict backoff defaults %v..%v, want 2m0s..15m0s", d.ConflictMin, d.ConflictMax)
 	}
 }

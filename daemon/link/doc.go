@@ -9,10 +9,20 @@
 // BackoffMax; new settings start it afresh, and only a connection that
 // lived resets it (a broker that accepts and then kicks us is a failure).
 //
+// Contested is the owner's word that another client uses the same client
+// id (two daemons under one node id): the broker keeps one connection
+// per id and drops the older, so the two would take turns kicking each
+// other off every few seconds. While contested the waits come from a
+// second, slow backoff (ConflictMin to ConflictMax, minutes): the link
+// yields the broker instead of fighting for it.
+//
 // Reconfigure swaps the connection settings and drops the connection; the
 // next one is made at once with them (a backoff wait is cut short), and
 // WaitGen tells when it is up, so a caller can try new settings and
 // restore the old ones on failure.
+//
+// Shutdown waits for a connection being made (OnUp running) and says
+// the offline state on it, so that it never races the birth.
 //
 // Every Conn handed out, to OnUp or a handler, has its Done closed when
 // it is no longer the link's connection, whatever the reason.

@@ -44,6 +44,12 @@ type Options struct {
 	ConnectTimeout time.Duration
 	BackoffMin     time.Duration
 	BackoffMax     time.Duration
+	// ConflictMin and ConflictMax bound the waits between attempts while
+	// the owner says another client uses this client id (Contested): the
+	// broker keeps one of the two, so each attempt kicks the other off.
+	// Defaults 2 min and 15 min.
+	ConflictMin time.Duration
+	ConflictMax time.Duration
 	// Will is called before every connection attempt and returns the last
 	// will; the edge bumps its connect epoch there. May be nil.
 	Will func() (topic string, payload []byte, err error)
@@ -72,6 +78,16 @@ type Link struct {
 	stopped bool
 	gen     int64         // bumped by Reconfigure
 	kick    chan struct{} // closed by Reconfigure: stop waiting, connect now
+	// attempt is open while Run makes a connection (from CONNECT until
+	// it is installed as cur or dropped); handoff is set while Shutdown
+	// waits for it, so that Run installs it for Shutdown to close rather
+	// than dropping it without the offline state.
+	attempt chan struct{}
+	handoff bool
+	// contested is set by Contested; conflicts counts the waits made
+	// since, for the conflict backoff.
+	contested bool
+	conflicts int
 }
 
 // Why the link drops a connection of its own accord.
@@ -113,6 +129,12 @@ func (o Options) withDefaults() Options {
 	if o.BackoffMax < o.BackoffMin {
 		o.BackoffMax = max(60*time.Second, o.BackoffMin)
 	}
+	if o.ConflictMin <= 0 {
+		o.ConflictMin = 2 * time.Minute
+	}
+	if o.ConflictMax < o.ConflictMin {
+		o.ConflictMax = max(15*time.Minute, o.ConflictMin)
+	}
 	return o
 }
 
@@ -121,8 +143,9 @@ func (o Options) backoff() retry.Backoff {
 }
 
 // Reconfigure replaces the connection settings of n (broker, credentials,
-// TLS, timing; the client id, session, handlers and will stay) and drops
-// the current connection, so that the next one, made at once, uses them.
+// TLS, timing; the client id, session, handlers, will and conflict
+// backoff stay) and drops the current connection, so that the next one,
+// made at once, uses them.
 // It returns the settings generation to pass to WaitGen.
 func (l *Link) Reconfigure(n Options) int64 {
 	n = n.withDefaults()
@@ -224,9 +247,13 @@ func (l *Link) Run(ctx context.Context) error {
 			gen = g
 			p = pacer{b: o.backoff()} // new settings deserve a fresh start
 		}
+		l.mu.Lock()
+		l.attempt = make(chan struct{})
+		l.mu.Unlock()
 		c, err := l.connect(ctx, o, gen)
 		if err != nil {
-			wait := p.failed()
+			l.endAttempt()
+			wait := l.hold(p.failed())
 			l.log.Warn("mqtt connect failed", "broker", o.Broker, "err", err, "retry_in", wait.Round(time.Millisecond))
 			if o.OnDown != nil {
 				o.OnDown(err)
@@ -237,15 +264,19 @@ func (l *Link) Run(ctx context.Context) error {
 			continue
 		}
 		l.mu.Lock()
-		stopped, stale := l.stopped, l.gen != gen
+		stopped, stale := l.stopped && !l.handoff, l.gen != gen
 		if !stopped && !stale {
+			// Installed even after Shutdown began if Shutdown waits for
+			// it: it publishes the offline state on it and closes it.
 			l.cur = c
 			close(l.changed)
 			l.changed = make(chan struct{})
 		}
 		l.mu.Unlock()
+		l.endAttempt()
 		if stopped {
-			// Shutdown ran while this connection was being made.
+			// Shutdown ran while this connection was being made and
+			// no longer waits for it.
 			c.Abort(errStopped)
 			return nil
 		}
@@ -259,15 +290,20 @@ func (l *Link) Run(ctx context.Context) error {
 		select {
 		case <-c.done:
 			l.setConn(nil)
-			l.log.Warn("mqtt connection lost", "err", c.err)
 			c.client.Disconnect(0)
+			if l.isStopped() {
+				l.log.Info("mqtt disconnected", "reason", c.err)
+				if o.OnDown != nil {
+					o.OnDown(c.err)
+				}
+				return nil
+			}
+			wait := l.hold(p.lost(time.Since(up)))
+			l.log.Warn("mqtt connection lost", "err", c.err, "lived", time.Since(up).Round(time.Millisecond), "retry_in", wait.Round(time.Millisecond))
 			if o.OnDown != nil {
 				o.OnDown(c.err)
 			}
-			if l.isStopped() {
-				return nil
-			}
-			if !sleep(ctx, p.lost(time.Since(up)), kick) {
+			if !sleep(ctx, wait, kick) {
 				return nil
 			}
 		case <-ctx.Done():
@@ -282,6 +318,47 @@ func (l *Link) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// endAttempt closes the attempt channel: Shutdown stops waiting for it.
+func (l *Link) endAttempt() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.attempt != nil {
+		close(l.attempt)
+		l.attempt = nil
+	}
+}
+
+// Contested tells the link whether another client uses its client id
+// (the owner sees a second daemon under its node id, a cloned SD card).
+// A broker keeps one connection per client id and drops the older one,
+// so two clients that reconnect at once take turns kicking each other
+// off every few seconds, forever. While contested, every wait before a
+// new attempt is at least the conflict backoff's (ConflictMin to
+// ConflictMax, growing with each wait, jittered): minutes, so that the
+// other client keeps the broker meanwhile and the two do not fight. The
+// connection up now, if any, is kept. Contested(false) ends it and the
+// next conflict starts again from ConflictMin.
+func (l *Link) Contested(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if on != l.contested {
+		l.conflicts = 0
+	}
+	l.contested = on
+}
+
+// hold returns the wait before the next attempt: d, or while contested
+// the next wait of the conflict backoff if that is longer.
+func (l *Link) hold(d time.Duration) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.contested {
+		return d
+	}
+	l.conflicts++
+	return max(d, retry.Backoff{Min: l.o.ConflictMin, Max: l.o.ConflictMax}.Delay(l.conflicts))
 }
 
 func (l *Link) isStopped() bool {
@@ -374,12 +451,31 @@ func (l *Link) connect(ctx context.Context, lo Options, gen int64) (*Conn, error
 
 // Shutdown publishes a last retained message (the offline state: a clean
 // disconnect does not fire the broker's LWT) and disconnects. Call it
-// before cancelling Run's context.
+// before cancelling Run's context. A connection being made (CONNECT sent,
+// or OnUp running) is waited for, up to timeout, and then used: the
+// offline state must come after the birth, not race it. ErrDown means
+// there was no connection to say it on (the broker's will does).
 func (l *Link) Shutdown(topic string, payload []byte, timeout time.Duration) error {
 	l.mu.Lock()
 	l.stopped = true
+	a := l.attempt
+	l.handoff = a != nil
 	l.mu.Unlock()
-	c := l.Conn()
+	if a != nil {
+		t := time.NewTimer(timeout)
+		select {
+		case <-a:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	l.mu.Lock()
+	l.handoff = false
+	c := l.cur
+	if c != nil && c.Dead() {
+		c = nil
+	}
+	l.mu.Unlock()
 	l.setConn(nil)
 	if c == nil {
 		return ErrDown

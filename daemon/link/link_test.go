@@ -489,6 +489,45 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
+// TestShutdownDuringOnUp: Shutdown called while a connection is being
+// made (OnUp has the connection but has not returned, so the link does
+// not hand it out yet) waits for it and publishes the offline state on
+// it, after the birth, instead of failing with ErrDown. It was a flake
+// of TestShutdown: Shutdown right after OnUp got "mqtt: not connected".
+func TestShutdownDuringOnUp(t *testing.T) {
+	b := mqtttest.Start(t)
+	s := newSite(t)
+	o := s.options(b.URL)
+	release := make(chan struct{})
+	o.OnUp = func(c *link.Conn) error {
+		if err := c.PublishWait(context.Background(), "link/out/state", true, []byte("online")); err != nil {
+			return err
+		}
+		s.ups <- c
+		<-release
+		return nil
+	}
+	s.start(o)
+	c := s.up("connection")
+	// Widens the window the flake needed: Shutdown starts while OnUp
+	// still runs. The assertions hold whichever comes first.
+	time.AfterFunc(50*time.Millisecond, func() { close(release) })
+	if err := s.l.Shutdown("link/out/state", []byte("offline"), 5*time.Second); err != nil {
+		t.Fatalf("Shutdown while OnUp runs: %v", err)
+	}
+	closed(t, "connection after Shutdown", c)
+	r := mqtttest.Record(t, b.URL, "rec-"+clientID(t), "link/out/#")
+	r.Await(eventTimeout, 0, "retained offline state", func(m mqtttest.Message) bool {
+		return m.Topic == "link/out/state" && string(m.Payload) == "offline"
+	})
+	select {
+	case err := <-s.done:
+		s.done <- err
+	case <-time.After(eventTimeout):
+		t.Fatal("Run still running after Shutdown")
+	}
+}
+
 // TestShutdownWhileDown: without a connection there is nothing to
 // publish on; Shutdown says so and Run ends anyway.
 func TestShutdownWhileDown(t *testing.T) {

@@ -30,6 +30,22 @@ type Status struct {
 	Version     string `json:"version"`
 	Stations    int    `json:"stations"`
 	Published   uint64 `json:"published"`
+	// Instance is the random id this daemon drew at start and puts in
+	// its state messages; NodeIDConflict is set while another daemon
+	// uses this node's id (see README "Two controllers with one
+	// node.id"); NodeIDConflicts counts those detected since start.
+	Instance        string          `json:"instance,omitempty"`
+	NodeIDConflict  *NodeIDConflict `json:"node_id_conflict,omitempty"`
+	NodeIDConflicts int64           `json:"node_id_conflicts,omitempty"`
+}
+
+// NodeIDConflict is what a node knows of a second daemon under its id.
+type NodeIDConflict struct {
+	Since         time.Time `json:"since"`     // first sign of this episode
+	LastSeen      time.Time `json:"last_seen"` // latest sign
+	OtherInstance string    `json:"other_instance"`
+	OtherVersion  string    `json:"other_version"`
+	OtherOnline   bool      `json:"other_online"` // as its latest state said
 }
 
 // Station is one element of GET /v1/stations.

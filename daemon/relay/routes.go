@@ -22,6 +22,9 @@ type node struct {
 	Epoch    int64
 	At       time.Time
 	Machines []wire.Machine
+	// Conflict: its state says a second daemon uses this node id
+	// (wire.State.NodeIDConflict).
+	Conflict bool
 }
 
 // Reasons a node's claim to a terminal is ignored (metric labels).
@@ -192,7 +195,7 @@ func (r *routes) update(id string, st *wire.State) {
 		r.mu.Unlock()
 		return
 	}
-	r.nodes[id] = node{ID: id, Online: st.Online, Epoch: st.Epoch, At: st.At, Machines: st.Machines}
+	r.nodes[id] = node{ID: id, Online: st.Online, Epoch: st.Epoch, At: st.At, Machines: st.Machines, Conflict: st.NodeIDConflict}
 	var bad []string
 	for _, m := range st.Machines {
 		owner, ok := r.owner(m.MachineID, m.HwSerial)
@@ -248,6 +251,20 @@ func (r *routes) ownerOf(machineID int64, serial string) (string, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.owner(machineID, serial)
+}
+
+// conflicts returns the number of nodes whose state says a second
+// daemon uses their node id: their commands reach whichever of the two
+// holds the broker.
+func (r *routes) conflicts() (n int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, nd := range r.nodes {
+		if nd.Conflict {
+			n++
+		}
+	}
+	return n
 }
 
 // counts returns the number of nodes with a state and of registered

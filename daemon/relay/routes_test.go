@@ -123,6 +123,17 @@ func TestRoutes(t *testing.T) {
 	if nodes, _ := r.counts(); nodes != 1 {
 		t.Fatalf("forgotten node still counted: %d", nodes)
 	}
+	// A node whose state says two daemons use its id is counted while
+	// it says so.
+	for _, c := range []struct {
+		conflict bool
+		want     int
+	}{{true, 1}, {false, 0}} {
+		r.update("site-a", &wire.State{Online: true, At: t0, Instance: "9f86d081884c7d65", NodeIDConflict: c.conflict})
+		if got := r.conflicts(); got != c.want {
+			t.Fatalf("node_id_conflict %v: %d nodes in conflict, want %d", c.conflict, got, c.want)
+		}
+	}
 
 	// A removal is kept (a tombstone): an older entry arriving after it
 	// (a replica re-seeding what it held) is not applied, and the held

@@ -127,6 +127,18 @@ type State struct {
 	// the last applied of either).
 	GroupConfigVersion int64 `json:"group_config_version,omitempty"`
 	NodeConfigVersion  int64 `json:"node_config_version,omitempty"`
+	// Instance is a random id the daemon draws at every start (an
+	// extension; older nodes omit it). Everything else here, the node
+	// id, the epochs, the ledger, is copied with a cloned SD card, but
+	// two daemons running at once never share it: a node that sees a
+	// state with another instance on its own state topic, written after
+	// it started, knows a second daemon uses its node id.
+	Instance string `json:"instance,omitempty"`
+	// NodeIDConflict is true while the node sees such a second daemon
+	// (an extension): it then reconnects only every few minutes, so the
+	// broker, which keeps one connection per client id, is not the
+	// scene of a fight. Fix: give one of them another node.id.
+	NodeIDConflict bool `json:"node_id_conflict,omitempty"`
 }
 
 // MarshalJSON writes nil lists as [] so that consumers always see arrays.

@@ -395,7 +395,7 @@ func TestStateJSON(t *testing.T) {
 	}
 	s := wire.State{Online: true, Epoch: 8, Version: "1.0.0", ConfigVersion: 3,
 		Machines: []wire.Machine{{MachineID: 9223372036854775807, HwSerial: "0434334921100366"}},
-		Stations: []string{"1", "2"}, At: at}
+		Stations: []string{"1", "2"}, At: at, Instance: "9f86d081884c7d65", NodeIDConflict: true}
 	b, err = json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
@@ -403,6 +403,15 @@ func TestStateJSON(t *testing.T) {
 	back, err := wire.DecodeState(b)
 	if err != nil || !reflect.DeepEqual(back, s) {
 		t.Fatalf("DecodeState = %+v, %v; want %+v", back, err, s)
+	}
+	if !strings.Contains(string(b), `"instance":"9f86d081884c7d65","node_id_conflict":true`) {
+		t.Fatalf("Marshal = %s, want instance and node_id_conflict", b)
+	}
+	// A node of an older release sends neither: it decodes, with no
+	// instance and no conflict.
+	old, err := wire.DecodeState([]byte(want))
+	if err != nil || old.Instance != "" || old.NodeIDConflict {
+		t.Fatalf("DecodeState(older state) = %+v, %v", old, err)
 	}
 }
 
