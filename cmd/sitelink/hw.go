@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,9 @@ const hwUsage = `usage:
                                       drive a GPIO line directly; only with the daemon stopped
   sitelink hw meter -port DEV -unit N -profile P [-baud 9600] [-parity N] [-stop-bits 1] [-timeout 1s]
                                       read a Modbus energy meter once: energy and power
+  sitelink hw scan -port DEV [-baud 9600] [-parity N] [-stop-bits 1] [-units 1-247] [-timeout 300ms] [-json]
+                                      list the Modbus units that answer and guess their profiles
+                                      (a silent unit costs one timeout; the estimate is printed first)
 `
 
 // gpioChips is where the kernel's GPIO character devices appear.
@@ -105,6 +109,28 @@ func cmdHW(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return exitCode(2)
 		}
 		return hwMeter(ctx, c, *unit, *profile, stdout, stderr)
+	case "scan":
+		var c modbus.BusConfig
+		fs.StringVar(&c.Port, "port", "", "serial `device`, e.g. /dev/ttyUSB0")
+		fs.IntVar(&c.Baud, "baud", modbus.DefaultBaud, "bit rate")
+		fs.StringVar(&c.Parity, "parity", "N", "parity: N, E or O")
+		fs.IntVar(&c.StopBits, "stop-bits", 1, "stop bits: 1 or 2")
+		fs.DurationVar(&c.Timeout, "timeout", 300*time.Millisecond, "response timeout per request")
+		units := fs.String("units", "1-247", "unit `ranges` to ask, e.g. 1-10,20")
+		asJSON := fs.Bool("json", false, "print the result as JSON")
+		if err := fs.Parse(args); err != nil {
+			return exitCode(2)
+		}
+		if c.Port == "" || fs.NArg() != 0 {
+			fmt.Fprint(stderr, hwUsage)
+			return exitCode(2)
+		}
+		list, err := parseUnits(*units)
+		if err != nil {
+			fmt.Fprintf(stderr, "sitelink hw scan: -units %s: %v\n", *units, err)
+			return exitCode(2)
+		}
+		return hwScan(ctx, c, list, *asJSON, stdout, stderr)
 	}
 	fmt.Fprint(stderr, hwUsage)
 	return exitCode(2)
@@ -291,4 +317,123 @@ func num(v float64, prec int) string {
 		s = "0"
 	}
 	return s
+}
+
+// parseUnits reads unit ranges ("1-247", "1,2,5-9") into a sorted list
+// without duplicates.
+func parseUnits(s string) ([]byte, error) {
+	seen := map[int]bool{}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("%q is no unit number", part)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return nil, fmt.Errorf("%q is no unit range", part)
+			}
+		}
+		if a < 1 || b > modbus.MaxUnit || a > b {
+			return nil, fmt.Errorf("%q: want units in 1..%d, low to high", part, modbus.MaxUnit)
+		}
+		for u := a; u <= b; u++ {
+			seen[u] = true
+		}
+	}
+	var out []byte
+	for u := 1; u <= modbus.MaxUnit; u++ {
+		if seen[u] {
+			out = append(out, byte(u))
+		}
+	}
+	return out, nil
+}
+
+// scanUnit is one line of `hw scan -json`.
+type scanUnit struct {
+	Unit        int      `json:"unit"`
+	Meters      []string `json:"meters"`
+	Controllers []string `json:"controllers"`
+	Error       string   `json:"error,omitempty"`
+}
+
+func hwScan(ctx context.Context, c modbus.BusConfig, units []byte, asJSON bool, stdout, stderr io.Writer) error {
+	bus, err := modbus.OpenBus(c, nil)
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	bc := bus.Config()
+	// A silent unit costs the timeout, the request and the longest answer
+	// on the line (11 bits a character) and the gap; one that answers
+	// costs at most two timeouts more (see modbus.Scan).
+	perSilent := bc.Timeout + bc.Gap + time.Duration(8+9)*11*time.Second/time.Duration(bc.Baud)
+	fmt.Fprintf(stderr, "scanning %d units on %s at %d baud %d%s%d: about %v if none answers (%v timeout each); "+
+		"a unit that answers takes up to %d requests more, at most two of them timing out\n",
+		len(units), c.Port, bc.Baud, bc.DataBits, bc.Parity, bc.StopBits,
+		(time.Duration(len(units)) * perSilent).Round(100*time.Millisecond), bc.Timeout, modbus.ScanProbeRequests()-1)
+	found, err := modbus.Scan(ctx, bus, units, nil)
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", c.Port, err)
+	}
+	if asJSON {
+		out := make([]scanUnit, 0, len(found))
+		for _, r := range found {
+			u := scanUnit{Unit: int(r.Unit), Meters: r.Meters, Controllers: r.Controllers}
+			if u.Meters == nil {
+				u.Meters = []string{}
+			}
+			if u.Controllers == nil {
+				u.Controllers = []string{}
+			}
+			if r.Err != nil {
+				u.Error = r.Err.Error()
+			}
+			out = append(out, u)
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if len(found) == 0 {
+		fmt.Fprintf(stdout, "no unit answered on %s; check the wiring (A/B), baud rate and parity\n", c.Port)
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UNIT\tKIND\tPROFILES\tMODEL")
+	for _, r := range found {
+		switch {
+		case r.Err != nil:
+			fmt.Fprintf(tw, "%d\t-\t-\tgarbled answer (%v): check baud rate and parity, or two devices with this address\n", r.Unit, r.Err)
+		case len(r.Meters) > 0:
+			fmt.Fprintf(tw, "%d\tmeter\t%s\t%s\n", r.Unit, strings.Join(r.Meters, ", "), profileModels(r.Meters, false))
+		case len(r.Controllers) > 0:
+			fmt.Fprintf(tw, "%d\tcontroller\t%s\t%s\n", r.Unit, strings.Join(r.Controllers, ", "), profileModels(r.Controllers, true))
+		default:
+			fmt.Fprintf(tw, "%d\t-\t-\tanswers, but no built-in profile fits (use profile generic)\n", r.Unit)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d of %d units answered\n", len(found), len(units))
+	return nil
+}
+
+// profileModels names the devices of profiles: the same registers, any
+// of them reads the unit.
+func profileModels(names []string, controller bool) string {
+	models := make([]string, len(names))
+	for i, n := range names {
+		if controller {
+			p, _ := modbus.ControllerProfileByName(n)
+			models[i] = p.Model
+		} else {
+			p, _ := modbus.ProfileByName(n)
+			models[i] = p.Model
+		}
+	}
+	return strings.Join(models, " or ")
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,6 +76,8 @@ func TestHWUsage(t *testing.T) {
 		{name: "meter without port", args: []string{"meter", "-profile", "sdm630"}, code: 2, stderr: "usage:", noStdout: true},
 		{name: "meter with an unknown profile", args: []string{"meter", "-port", "/dev/null", "-profile", "nope"},
 			code: 2, stderr: "sdm630", noStdout: true},
+		{name: "scan without port", args: []string{"scan"}, code: 2, stderr: "usage:", noStdout: true},
+		{name: "scan with bad units", args: []string{"scan", "-port", "/dev/null", "-units", "0-300"}, code: 2, stderr: "-units 0-300", noStdout: true},
 		{name: "unknown subcommand", args: []string{"frobnicate"}, code: 2, stderr: "hw lines", noStdout: true},
 	}
 	for _, tt := range tests {
@@ -101,5 +105,68 @@ func TestHWLines(t *testing.T) {
 	if !strings.HasPrefix(out, "NAME") && !strings.Contains(out, "no GPIO chips on this host") &&
 		!strings.Contains(out, "no GPIO lines registered") {
 		t.Errorf("neither a table nor the note:\n%s", out)
+	}
+}
+
+func TestHWScan(t *testing.T) {
+	r := modbustest.Start(t)
+	// Unit 1 is an SDM630, unit 2 an ABB B23, unit 9 is silent.
+	scan := []string{"scan", "-port", r.Port, "-baud", "19200", "-units", "1-2,9", "-timeout", modbustest.BusTimeout.String()}
+
+	code, out, errs := runHW(t, scan...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errs)
+	}
+	t.Logf("stderr: %sstdout:\n%s", errs, out)
+	if !strings.Contains(errs, "scanning 3 units") || !strings.Contains(errs, "if none answers") {
+		t.Errorf("stderr does not say what the scan costs:\n%s", errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "UNIT") ||
+		!strings.HasPrefix(lines[1], "1 ") || !strings.Contains(lines[1], "sdm630") || !strings.Contains(lines[1], "meter") ||
+		!strings.HasPrefix(lines[2], "2 ") || !strings.Contains(lines[2], "abb-b2x") ||
+		lines[3] != "2 of 3 units answered" {
+		t.Errorf("table:\n%s", out)
+	}
+
+	// Without the silent unit: its timeout was tested above.
+	code, out, errs = runHW(t, "scan", "-port", r.Port, "-baud", "19200", "-units", "1-2", "-timeout", modbustest.BusTimeout.String(), "-json")
+	if code != 0 {
+		t.Fatalf("-json: exit %d: %s%s", code, out, errs)
+	}
+	var got []struct {
+		Unit        int      `json:"unit"`
+		Meters      []string `json:"meters"`
+		Controllers []string `json:"controllers"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("-json output: %v\n%s", err, out)
+	}
+	if len(got) != 2 || got[0].Unit != 1 || !slices.Contains(got[0].Meters, "sdm630") ||
+		got[1].Unit != 2 || !slices.Equal(got[1].Meters, []string{"abb-b2x"}) || len(got[1].Controllers) != 0 {
+		t.Errorf("-json: %+v", got)
+	}
+}
+
+func TestParseUnits(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []byte
+		err  bool
+	}{
+		{in: "1-3", want: []byte{1, 2, 3}},
+		{in: "5,1-2,2", want: []byte{1, 2, 5}},
+		{in: "247", want: []byte{247}},
+		{in: "0-3", err: true},
+		{in: "1-248", err: true},
+		{in: "3-1", err: true},
+		{in: "a", err: true},
+		{in: "1-b", err: true},
+	}
+	for _, tt := range tests {
+		got, err := parseUnits(tt.in)
+		if (err != nil) != tt.err || !slices.Equal(got, tt.want) {
+			t.Errorf("parseUnits(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.err)
+		}
 	}
 }

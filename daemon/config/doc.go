@@ -30,8 +30,11 @@
 // gpio block (a contactor output, optional feedback, vehicle, charging,
 // fault and button inputs, each a line by name with active_low and
 // debounce), driver modbus a modbus block (a charge controller's state
-// register and enable coil or register), and either takes a meter (a
-// Modbus energy meter by profile, or by registers with profile generic).
+// register and enable coil or register, or a controller profile such as
+// phoenix-ev-ser with max_current_a), and either takes a meter (a Modbus
+// energy meter by profile, e.g. profile: sdm72v2, or by registers with
+// profile generic). `sitelink hw scan` guesses the profiles of the units
+// on a bus.
 // Serial buses are declared once under buses and named by meters and
 // controllers. Validate checks that every block matches its driver, that
 // names refer to declared buses, that no GPIO line and no (bus, unit) pair
@@ -91,9 +94,11 @@
 //   - max_power_kw 0 means the default (22 kW), so that a Station built in
 //     code validates; read it with Station.PowerLimitKW. A sim station's
 //     power_kw must not exceed it.
-//   - The meter profiles' register maps belong to the Modbus driver; this
-//     package only checks the profile's name. A meter's energy or power
-//     block given with a named profile replaces that profile's register.
+//   - The meter and controller profiles' register maps belong to the
+//     Modbus driver; this package only checks the profile's name. A
+//     meter's energy or power block given with a named profile replaces
+//     that profile's register; a controller profile replaces state and
+//     enable, which must then not be given.
 //   - At most 200 problems are listed, and alias expansion is capped, so a
 //     hostile file cannot make the check run away.
 //   - Only one YAML document is allowed per file; a second one ("---") is

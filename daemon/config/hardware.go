@@ -20,6 +20,19 @@ const (
 	ProfileSDM72   = "sdm72"   // Eastron SDM72, three-phase
 	ProfileABBB2x  = "abb-b2x" // ABB B21, B23, B24
 	ProfileGeneric = "generic" // registers given in the configuration
+	// More built-in meter profiles (issue 16).
+	ProfileSDM72V2 = "sdm72v2"        // Eastron SDM72D-M V2, three-phase
+	ProfileSDM220  = "sdm220"         // Eastron SDM220, single-phase
+	ProfileSDM230  = "sdm230"         // Eastron SDM230, single-phase
+	ProfileDTSU666 = "dtsu666"        // Chint DTSU666, three-phase
+	ProfileEM24    = "em24"           // Carlo Gavazzi EM24-DIN AV
+	ProfileJanitza = "janitza-umg604" // Janitza UMG 604 (and UMG 96RM, 508, 509)
+	ProfilePAC2200 = "pac2200"        // Siemens SENTRON PAC2200
+
+	// Controller profiles: built-in register maps of charge controllers
+	// (state, enable, current limit) for Modbus.Profile.
+	ControllerPhoenixEVSer = "phoenix-ev-ser" // Phoenix Contact EV-CC / EV-SER
+	ControllerBenderCC613  = "bender-cc613"   // Bender CC612 / CC613
 
 	FunctionHolding = 3 // Modbus function "read holding registers"
 	FunctionInput   = 4 // Modbus function "read input registers"
@@ -30,6 +43,7 @@ const (
 	TypeUint32  = "uint32"
 	TypeFloat32 = "float32" // IEEE 754 single precision over two registers
 	TypeUint64  = "uint64"
+	TypeFloat64 = "float64" // IEEE 754 double precision over four registers
 
 	WordOrderBig    = "big"    // most significant register first (Modbus convention)
 	WordOrderLittle = "little" // least significant register first
@@ -39,6 +53,8 @@ const (
 	// EncodingASCII: the state register holds the letter itself, its
 	// character code ('A' = 65) in one byte of the register.
 	EncodingASCII = "ascii"
+	// EncodingIndex1: the state register holds 1..6 for A..F (Bender).
+	EncodingIndex1 = "index1"
 
 	PullUp   = "up"   // internal pull-up on an input
 	PullDown = "down" // internal pull-down on an input
@@ -123,11 +139,20 @@ type Enable struct {
 // Modbus is a station controller on a bus that reports the IEC 61851 state
 // in a register and takes its enable through a coil or register.
 type Modbus struct {
-	Bus      string   `yaml:"bus"`      // a declared bus
-	Unit     int      `yaml:"unit"`     // Modbus unit (slave) id, 1 to 247
-	State    Register `yaml:"state"`    // IEC 61851 state A..F; function required
-	Enable   Enable   `yaml:"enable"`   // switches charging on and off
-	Interval Duration `yaml:"interval"` // how often the state is polled
+	Bus  string `yaml:"bus"`  // a declared bus
+	Unit int    `yaml:"unit"` // Modbus unit (slave) id, 1 to 247
+	// Profile names a built-in controller (ControllerPhoenixEVSer, ...)
+	// whose state, enable and current limit registers are used; State and
+	// Enable are then not given. Empty: State and Enable say where.
+	Profile string `yaml:"profile"`
+	// MaxCurrentA is the charging current limit in amperes (6 to 80)
+	// written to a profile's current limit register at start; 0 leaves
+	// the controller's own setting. Required with ControllerBenderCC613,
+	// whose current limit is its enable.
+	MaxCurrentA int      `yaml:"max_current_a"`
+	State       Register `yaml:"state"`    // IEC 61851 state A..F; function required without a profile
+	Enable      Enable   `yaml:"enable"`   // switches charging on and off
+	Interval    Duration `yaml:"interval"` // how often the state is polled
 	// Energy and Power are the controller's own meter, if it has one.
 	// A Station.Meter takes precedence over them.
 	Energy *Register `yaml:"energy"`

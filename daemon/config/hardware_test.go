@@ -321,8 +321,8 @@ func TestHardwareProblems(t *testing.T) {
 		{"same unit on two buses", hw(bus+bus2, gpio1+"  - {number: \"2\", driver: gpio, gpio: {contactor: {pin: GPIO18}}, meter: {bus: b2, unit: 1, profile: sdm630}}\n"), nil},
 
 		// meters
-		{"meter profile missing", hw(bus, meterWith("bus: b1, unit: 1")), []string{"stations[0].meter.profile: required (sdm630, sdm120, sdm72, abb-b2x or generic)"}},
-		{"meter profile unknown", hw(bus, meterWith("bus: b1, unit: 1, profile: SDM630")), []string{`stations[0].meter.profile: unknown profile "SDM630" (want sdm630, sdm120, sdm72, abb-b2x or generic)`}},
+		{"meter profile missing", hw(bus, meterWith("bus: b1, unit: 1")), []string{"stations[0].meter.profile: required (sdm630, sdm120, sdm72, abb-b2x, sdm72v2, sdm220, sdm230, dtsu666, em24, janitza-umg604, pac2200 or generic)"}},
+		{"meter profile unknown", hw(bus, meterWith("bus: b1, unit: 1, profile: SDM630")), []string{`stations[0].meter.profile: unknown profile "SDM630" (want sdm630, sdm120, sdm72, abb-b2x, sdm72v2, sdm220, sdm230, dtsu666, em24, janitza-umg604, pac2200 or generic)`}},
 		{"every profile known", hw(bus, meterWith("bus: b1, unit: 1, profile: abb-b2x")+"  - {number: \"4\", meter: {bus: b1, unit: 2, profile: sdm72}}\n"), nil},
 		{"generic without energy", hw(bus, meterWith("bus: b1, unit: 1, profile: generic, power: {address: 0x34}")), []string{"stations[0].meter.energy: required with profile generic"}},
 		{"named profile with a register override", hw(bus, meterWith("bus: b1, unit: 1, profile: sdm630, energy: {address: 0x0156, scale: 1000}")), nil},
@@ -332,7 +332,7 @@ func TestHardwareProblems(t *testing.T) {
 		// registers
 		{"energy register", hw(bus, meterWith("bus: b1, unit: 1, profile: generic, energy: {function: 6, type: float, word_order: middle, scale: 0, encoding: index}")), []string{
 			"stations[0].meter.energy.function: must be 3 (holding registers) or 4 (input registers), got 6",
-			`stations[0].meter.energy.type: unknown type "float" (want int16, uint16, int32, uint32, float32 or uint64)`,
+			`stations[0].meter.energy.type: unknown type "float" (want int16, uint16, int32, uint32, float32, uint64 or float64)`,
 			`stations[0].meter.energy.word_order: unknown word_order "middle" (want big or little)`,
 			"stations[0].meter.energy.scale: must be > 0, got 0",
 			"stations[0].meter.energy.encoding: only used on the state register",
@@ -342,14 +342,23 @@ func TestHardwareProblems(t *testing.T) {
 		{"register function as text", hw(bus, meterWith("bus: b1, unit: 1, profile: generic, energy: {function: input}")), []string{`stations[0].meter.energy.function: expected an integer, got "input"`}},
 		{"modbus own registers checked", hw(bus, "  - {number: \"2\", driver: modbus, modbus: {bus: b1, unit: 10, state: {function: 4}, energy: {function: 2}, power: {type: bool}}}\n"), []string{
 			"stations[0].modbus.energy.function: must be 3 (holding registers) or 4 (input registers), got 2",
-			`stations[0].modbus.power.type: unknown type "bool" (want int16, uint16, int32, uint32, float32 or uint64)`,
+			`stations[0].modbus.power.type: unknown type "bool" (want int16, uint16, int32, uint32, float32, uint64 or float64)`,
 		}},
 		{"state function missing", hw(bus, stateWith("address: 0x10")), []string{"stations[0].modbus.state.function: required: 3 (holding registers) or 4 (input registers)"}},
 		{"state function wrong", hw(bus, stateWith("function: 1")), []string{"stations[0].modbus.state.function: must be 3 (holding registers) or 4 (input registers), got 1"}},
 		{"state float", hw(bus, stateWith("function: 4, type: float32")), []string{"stations[0].modbus.state.type: float32 cannot hold a state; use an integer type such as uint16"}},
-		{"state unknown type", hw(bus, stateWith("function: 4, type: char")), []string{`stations[0].modbus.state.type: unknown type "char" (want int16, uint16, int32, uint32, float32 or uint64)`}},
-		{"state encoding", hw(bus, stateWith("function: 4, encoding: bcd")), []string{`stations[0].modbus.state.encoding: unknown encoding "bcd" (want index or ascii)`}},
-		{"state encoding empty", hw(bus, stateWith("function: 4, encoding: \"\"")), []string{`stations[0].modbus.state.encoding: unknown encoding "" (want index or ascii)`}},
+		{"state unknown type", hw(bus, stateWith("function: 4, type: char")), []string{`stations[0].modbus.state.type: unknown type "char" (want int16, uint16, int32, uint32, float32, uint64 or float64)`}},
+		{"controller profile", hw(bus, "  - {number: \"2\", driver: modbus, modbus: {bus: b1, unit: 10, profile: phoenix-ev-ser, max_current_a: 16}, meter: {bus: b1, unit: 2, profile: sdm72v2}}\n"), nil},
+		{"controller profile unknown", hw(bus, "  - {number: \"2\", driver: modbus, modbus: {bus: b1, unit: 10, profile: wallbe}, meter: {bus: b1, unit: 2, profile: sdm120}}\n"),
+			[]string{`stations[0].modbus.profile: unknown controller profile "wallbe" (want phoenix-ev-ser or bender-cc613, or none with state and enable given)`}},
+		{"controller profile with state and enable", hw(bus, "  - {number: \"2\", driver: modbus, modbus: {bus: b1, unit: 10, profile: phoenix-ev-ser, state: {function: 4}, enable: {address: 3}}, meter: {bus: b1, unit: 2, profile: sdm120}}\n"),
+			[]string{"stations[0].modbus.state: set by profile phoenix-ev-ser: remove it, or the profile", "stations[0].modbus.enable: set by profile phoenix-ev-ser: remove it, or the profile"}},
+		{"bender needs a max current", hw(bus, "  - {number: \"2\", driver: modbus, modbus: {bus: b1, unit: 10, profile: bender-cc613}, meter: {bus: b1, unit: 2, profile: pac2200}}\n"),
+			[]string{"stations[0].modbus.max_current_a: required with profile bender-cc613: its current limit is its enable"}},
+		{"max current out of range", hw(bus, "  - {number: \"2\", driver: modbus, modbus: {bus: b1, unit: 10, profile: bender-cc613, max_current_a: 100}, meter: {bus: b1, unit: 2, profile: em24}}\n"),
+			[]string{"stations[0].modbus.max_current_a: must be between 6 and 80, got 100"}},
+		{"state encoding", hw(bus, stateWith("function: 4, encoding: bcd")), []string{`stations[0].modbus.state.encoding: unknown encoding "bcd" (want index, index1 or ascii)`}},
+		{"state encoding empty", hw(bus, stateWith("function: 4, encoding: \"\"")), []string{`stations[0].modbus.state.encoding: unknown encoding "" (want index, index1 or ascii)`}},
 		{"state ascii", hw(bus, stateWith("function: 3, address: 100, type: uint16, encoding: ascii")), nil},
 		{"modbus interval", hw(bus, "  - {number: \"2\", driver: modbus, modbus: {bus: b1, unit: 10, state: {function: 4}, interval: -1s}, meter: {bus: b1, unit: 2, profile: sdm120}}\n"), []string{`stations[0].modbus.interval: must be > 0, got "-1s"`}},
 		{"enable unknown key", hw(bus, "  - {number: \"2\", driver: modbus, modbus: {bus: b1, unit: 10, state: {function: 4}, enable: {register: 1}}, meter: {bus: b1, unit: 2, profile: sdm120}}\n"), []string{"stations[0].modbus.enable.register: unknown key"}},
@@ -512,7 +521,7 @@ func TestValidateHardwareProgrammatic(t *testing.T) {
 		"stations[1].modbus.power.scale: must be > 0, got NaN",
 		`stations[2].gpio.feedback_timeout: must be > 0, got "0s"`,
 		`stations[2].meter.unit: unit 1 on bus "rs485-1" already used by stations[0].meter`,
-		"stations[2].meter.profile: required (sdm630, sdm120, sdm72, abb-b2x or generic)",
+		"stations[2].meter.profile: required (sdm630, sdm120, sdm72, abb-b2x, sdm72v2, sdm220, sdm230, dtsu666, em24, janitza-umg604, pac2200 or generic)",
 		`stations[2].meter.interval: must be > 0, got "0s"`,
 	}
 	if !slices.Equal(got, want) {

@@ -18,9 +18,11 @@ const (
 )
 
 var (
-	bauds         = []int{1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}
-	profiles      = []string{ProfileSDM630, ProfileSDM120, ProfileSDM72, ProfileABBB2x, ProfileGeneric}
-	registerTypes = []string{TypeInt16, TypeUint16, TypeInt32, TypeUint32, TypeFloat32, TypeUint64}
+	bauds    = []int{1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}
+	profiles = []string{ProfileSDM630, ProfileSDM120, ProfileSDM72, ProfileABBB2x,
+		ProfileSDM72V2, ProfileSDM220, ProfileSDM230, ProfileDTSU666, ProfileEM24, ProfileJanitza, ProfilePAC2200, ProfileGeneric}
+	controllerProfiles = []string{ControllerPhoenixEVSer, ControllerBenderCC613}
+	registerTypes      = []string{TypeInt16, TypeUint16, TypeInt32, TypeUint32, TypeFloat32, TypeUint64, TypeFloat64}
 )
 
 // orList renders a list for a message: "a, b or c".
@@ -226,9 +228,33 @@ func (h *hwCheck) busUnit(v *validator, p, bus string, unit int) {
 	}
 }
 
+// Limits of Modbus.MaxCurrentA: what IEC 61851 can signal.
+const (
+	minCurrentA = 6
+	maxCurrentA = 80
+)
+
 func (h *hwCheck) modbus(v *validator, p string, m *Modbus) {
 	h.busUnit(v, p, m.Bus, m.Unit)
-	checkRegister(v, p+".state", m.State, true)
+	if m.MaxCurrentA != 0 && (m.MaxCurrentA < minCurrentA || m.MaxCurrentA > maxCurrentA) {
+		v.add(p+".max_current_a", "must be between %d and %d, got %d", minCurrentA, maxCurrentA, m.MaxCurrentA)
+	}
+	switch {
+	case m.Profile == "":
+		checkRegister(v, p+".state", m.State, true)
+	case !slices.Contains(controllerProfiles, m.Profile):
+		v.add(p+".profile", "unknown controller profile %s (want %s, or none with state and enable given)", quote(m.Profile), orList(controllerProfiles))
+	default:
+		if m.State.Function != 0 {
+			v.add(p+".state", "set by profile %s: remove it, or the profile", m.Profile)
+		}
+		if m.Enable != (Enable{}) {
+			v.add(p+".enable", "set by profile %s: remove it, or the profile", m.Profile)
+		}
+		if m.Profile == ControllerBenderCC613 && m.MaxCurrentA == 0 {
+			v.add(p+".max_current_a", "required with profile %s: its current limit is its enable", m.Profile)
+		}
+	}
 	v.checkPositive(p+".interval", m.Interval)
 	if m.Energy != nil {
 		checkRegister(v, p+".energy", *m.Energy, false)
@@ -275,8 +301,8 @@ func checkRegister(v *validator, p string, r Register, state bool) {
 		v.add(p+".word_order", "unknown word_order %s (want big or little)", quote(r.WordOrder))
 	}
 	if state {
-		if r.Encoding != EncodingIndex && r.Encoding != EncodingASCII {
-			v.add(p+".encoding", "unknown encoding %s (want index or ascii)", quote(r.Encoding))
+		if r.Encoding != EncodingIndex && r.Encoding != EncodingIndex1 && r.Encoding != EncodingASCII {
+			v.add(p+".encoding", "unknown encoding %s (want index, index1 or ascii)", quote(r.Encoding))
 		}
 		if typeOK && r.Type == TypeFloat32 {
 			v.add(p+".type", "float32 cannot hold a state; use an integer type such as uint16")

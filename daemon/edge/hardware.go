@@ -95,11 +95,14 @@ func (ss *stationSet) newMeter(sc config.Station) (*modbus.Meter, error) {
 // openModbus builds a charge controller station on its bus.
 func (ss *stationSet) openModbus(cfg *config.Edge, sc config.Station) (hal.Station, error) {
 	mb := sc.Modbus
+	m := modbus.ControllerMap{State: register(mb.State), StateEncoding: mb.State.Encoding,
+		Enable: modbus.Enable{Coil: mb.Enable.Coil, Address: mb.Enable.Address}}
+	if p, ok := modbus.ControllerProfileByName(mb.Profile); ok {
+		m = p.Map // validated: state and enable are not given with a profile
+	}
+	m.Energy, m.Power = registerPtr(mb.Energy), registerPtr(mb.Power)
 	c := modbus.ControllerConfig{
-		Number: sc.Number, Bus: ss.buses[mb.Bus], Unit: byte(mb.Unit),
-		Map: modbus.ControllerMap{State: register(mb.State), StateEncoding: mb.State.Encoding,
-			Enable: modbus.Enable{Coil: mb.Enable.Coil, Address: mb.Enable.Address},
-			Energy: registerPtr(mb.Energy), Power: registerPtr(mb.Power)},
+		Number: sc.Number, Bus: ss.buses[mb.Bus], Unit: byte(mb.Unit), Map: m, MaxCurrentA: mb.MaxCurrentA,
 		Interval: mb.Interval.D(), ConfirmTimeout: cfg.Policy.ContactorTimeout.D(), MaxPowerKW: sc.PowerLimitKW(),
 		Logger: ss.log.With("station", sc.Number),
 	}

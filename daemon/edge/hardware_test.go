@@ -166,3 +166,38 @@ func TestModbusControllerStation(t *testing.T) {
 	}
 	s.waitEnded("5b2f9f0e-4f7c-4a5e-9a35-0c6f1d2e3a4b")
 }
+
+// A controller named by profile: the daemon takes its registers from the
+// driver's profile and writes the configured current limit at start.
+func TestModbusControllerProfile(t *testing.T) {
+	rig := modbustest.Start(t)
+	b := mqtttest.Start(t)
+	s := &site{t: t, broker: b, cfg: testConfig(t, b.URL, t.TempDir())}
+	s.cfg.Buses = []config.Bus{{Name: "rs485-1", Port: rig.Port, Baud: modbustest.Baud, Parity: "N", StopBits: 1, DataBits: 8,
+		Timeout: config.Duration(modbustest.BusTimeout), Gap: config.Duration(5 * time.Millisecond)}}
+	s.cfg.Terminals[0].Stations = append(s.cfg.Terminals[0].Stations, "9")
+	// Units 20 and 13 of the rig: a Phoenix EV-SER and an SDM72D-M V2.
+	s.cfg.Stations = append(s.cfg.Stations, config.Station{Number: "9", Driver: "modbus",
+		Modbus: &config.Modbus{Bus: "rs485-1", Unit: 20, Profile: "phoenix-ev-ser", MaxCurrentA: 13,
+			State: config.DefaultStateRegister(), Interval: config.Duration(200 * time.Millisecond)},
+		Meter: &config.Meter{Bus: "rs485-1", Unit: 13, Profile: "sdm72v2", Interval: config.Duration(200 * time.Millisecond)}})
+	if p := s.cfg.Validate(); len(p) > 0 {
+		t.Fatal(p)
+	}
+	rig.SetU16(20, "co", 20000, 1) // left enabled
+	s.topics = wire.Topics{Prefix: s.cfg.MQTT.TopicPrefix, Node: testNode}
+	s.start()
+	get := func(cmd string) string {
+		out, err := rig.Do(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := get("get 20 hr 22000 1"); got != "13" {
+		t.Errorf("current limit after start: %q, want 13", got)
+	}
+	if got := get("get 20 co 20000 1"); got != "0" {
+		t.Errorf("enable coil after start: %q, want 0", got)
+	}
+}

@@ -12,8 +12,16 @@ import (
 
 // Encodings of the controller's CP state register.
 const (
-	StateIndex = "index" // 0..5 mean A..F
-	StateASCII = "ascii" // the character 'A'..'F' in the low byte (or the high byte if the low one is 0)
+	StateIndex  = "index"  // 0..5 mean A..F
+	StateIndex1 = "index1" // 1..6 mean A..F (Bender)
+	StateASCII  = "ascii"  // the character 'A'..'F' in the low byte (or the high byte if the low one is 0)
+)
+
+// Limits of a charging current limit: IEC 61851-1 signals 6 A to 80 A
+// with the CP duty cycle.
+const (
+	MinCurrentA = 6
+	MaxCurrentA = 80
 )
 
 // Defaults of ControllerConfig.
@@ -27,8 +35,18 @@ const (
 // Enable is the controller output that allows charging: a coil (written
 // with function 0x05, read back with 0x01) or a holding register (written
 // 1 or 0 with 0x06, read back with 0x03; any non-zero value reads as on).
+// With Current the register is the controller's current limit, as on
+// controllers without an enable of their own: on writes
+// ControllerConfig.MaxCurrentA, off writes 0.
 type Enable struct {
 	Coil    bool
+	Current bool
+	Address uint16
+}
+
+// CurrentLimit is the holding register that takes the charging current
+// limit in whole amperes (written with 0x06, read back with 0x03).
+type CurrentLimit struct {
 	Address uint16
 }
 
@@ -37,10 +55,15 @@ type ControllerMap struct {
 	// State is the IEC 61851 CP state register (function 3 or 4,
 	// usually uint16).
 	State Register
-	// StateEncoding is StateIndex or StateASCII; empty means StateIndex.
+	// StateEncoding is StateIndex, StateIndex1 or StateASCII; empty
+	// means StateIndex.
 	StateEncoding string
 	// Enable is the output that lets the controller close its contactor.
 	Enable Enable
+	// MaxCurrent is the controller's current limit register, if it has
+	// one: OpenController writes ControllerConfig.MaxCurrentA to it, and
+	// SetMaxCurrent changes it.
+	MaxCurrent *CurrentLimit
 	// Energy is the controller's own energy register (scaled to Wh),
 	// if it has one and no separate meter is configured.
 	Energy *Register
@@ -69,6 +92,10 @@ type ControllerConfig struct {
 	// until the enable output shows the commanded position; 0 means
 	// DefaultConfirmTimeout.
 	ConfirmTimeout time.Duration
+	// MaxCurrentA is the charging current limit in amperes written to
+	// Map.MaxCurrent at start (0: leave the controller's own setting);
+	// MinCurrentA..MaxCurrentA. Required with Map.Enable.Current.
+	MaxCurrentA int
 	// MaxPowerKW and ToleranceWh configure the energy integrity check of
 	// Map.Energy, as in MeterConfig.
 	MaxPowerKW  float64
@@ -97,6 +124,7 @@ type Station struct {
 	cp        hal.CPState
 	contactor bool  // position last read back
 	target    bool  // commanded position
+	maxA      int   // current limit in A (ControllerConfig.MaxCurrentA, then SetMaxCurrent)
 	commsErr  error // controller did not answer properly
 	meterErr  error // the meter failed, or has no valid energy yet
 	energyWh  float64
@@ -134,12 +162,18 @@ func OpenController(c ControllerConfig) (*Station, error) {
 		cancel:  cancel,
 		done:    make(chan struct{}),
 		lim:     newLimiter(),
+		maxA:    c.MaxCurrentA,
 	}
 	if meter != nil && meter != c.Meter {
 		meter.lim = s.lim // the controller's own register: one device, one log budget
 	}
 	if err := s.SetContactor(ctx, false); err != nil {
 		s.log.Warn("modbus controller: enable output not confirmed off at start; retrying while polling", "err", err)
+	}
+	if c.MaxCurrentA > 0 && c.Map.MaxCurrent != nil && !c.Map.Enable.Current {
+		if err := s.SetMaxCurrent(ctx, c.MaxCurrentA); err != nil {
+			s.log.Warn("modbus controller: current limit not set at start", "err", err, "amps", c.MaxCurrentA)
+		}
 	}
 	_ = s.Poll(ctx)
 	go s.run(ctx)
@@ -157,8 +191,14 @@ func (c ControllerConfig) withDefaults() (ControllerConfig, *Meter, error) {
 		return c, nil, fmt.Errorf("%w: station %s: unit %d (want 1..%d)", ErrBadConfig, c.Number, c.Unit, MaxUnit)
 	case c.Interval < 0 || c.ConfirmTimeout < 0:
 		return c, nil, fmt.Errorf("%w: station %s: interval %v, confirm timeout %v", ErrBadConfig, c.Number, c.Interval, c.ConfirmTimeout)
-	case c.Map.StateEncoding != "" && c.Map.StateEncoding != StateIndex && c.Map.StateEncoding != StateASCII:
-		return c, nil, fmt.Errorf("%w: station %s: state encoding %q (want index or ascii)", ErrBadConfig, c.Number, c.Map.StateEncoding)
+	case c.Map.StateEncoding != "" && c.Map.StateEncoding != StateIndex && c.Map.StateEncoding != StateIndex1 && c.Map.StateEncoding != StateASCII:
+		return c, nil, fmt.Errorf("%w: station %s: state encoding %q (want index, index1 or ascii)", ErrBadConfig, c.Number, c.Map.StateEncoding)
+	case c.MaxCurrentA != 0 && (c.MaxCurrentA < MinCurrentA || c.MaxCurrentA > MaxCurrentA):
+		return c, nil, fmt.Errorf("%w: station %s: max current %d A (want %d..%d)", ErrBadConfig, c.Number, c.MaxCurrentA, MinCurrentA, MaxCurrentA)
+	case c.Map.Enable.Current && c.Map.Enable.Coil:
+		return c, nil, fmt.Errorf("%w: station %s: a current limit enable is a register, not a coil", ErrBadConfig, c.Number)
+	case c.Map.Enable.Current && c.MaxCurrentA == 0:
+		return c, nil, fmt.Errorf("%w: station %s: the enable is the current limit register: a max current is required", ErrBadConfig, c.Number)
 	case c.Map.Power != nil && c.Map.Energy == nil && c.Meter == nil:
 		return c, nil, fmt.Errorf("%w: station %s: a power register needs an energy register", ErrBadConfig, c.Number)
 	}
@@ -325,8 +365,58 @@ func (s *Station) writeEnable(ctx context.Context, on bool) error {
 	v := uint16(0)
 	if on {
 		v = 1
+		if e.Current {
+			s.mu.Lock()
+			v = uint16(s.maxA)
+			s.mu.Unlock()
+		}
 	}
 	return s.cfg.Bus.WriteRegister(ctx, s.cfg.Unit, e.Address, v)
+}
+
+// SetMaxCurrent changes the charging current limit to amps
+// (MinCurrentA..MaxCurrentA) and returns once a read-back shows it, within
+// ConfirmTimeout. Where the enable is the current limit register, the
+// limit is written now only while charging is enabled; otherwise the next
+// enable writes it.
+func (s *Station) SetMaxCurrent(ctx context.Context, amps int) error {
+	m := s.cfg.Map
+	switch {
+	case m.MaxCurrent == nil && !m.Enable.Current:
+		return fmt.Errorf("set max current: %w: station %s has no current limit register", ErrBadConfig, s.cfg.Number)
+	case amps < MinCurrentA || amps > MaxCurrentA:
+		return fmt.Errorf("set max current: %w: %d A (want %d..%d)", ErrBadConfig, amps, MinCurrentA, MaxCurrentA)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConfirmTimeout)
+	defer cancel()
+	select {
+	case s.io <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("set max current: %w: %w", hal.ErrNotConfirmed, ctx.Err())
+	}
+	defer func() { <-s.io }()
+	s.mu.Lock()
+	s.maxA = amps
+	target := s.target
+	s.mu.Unlock()
+	addr := m.Enable.Address
+	if m.MaxCurrent != nil {
+		addr = m.MaxCurrent.Address
+	}
+	if m.Enable.Current && addr == m.Enable.Address && !target {
+		return nil
+	}
+	if err := s.cfg.Bus.WriteRegister(ctx, s.cfg.Unit, addr, uint16(amps)); err != nil {
+		return fmt.Errorf("set max current %d A: %w: %w", amps, hal.ErrNotConfirmed, err)
+	}
+	w, err := s.cfg.Bus.ReadRegisters(ctx, s.cfg.Unit, FuncReadHoldingRegisters, addr, 1)
+	switch {
+	case err != nil:
+		return fmt.Errorf("set max current %d A: %w: %w", amps, hal.ErrNotConfirmed, err)
+	case int(w[0]) != amps:
+		return fmt.Errorf("set max current %d A: %w: register reads %d", amps, hal.ErrNotConfirmed, w[0])
+	}
+	return nil
 }
 
 func (s *Station) readEnable(ctx context.Context) (bool, error) {
@@ -361,12 +451,15 @@ func decodeState(v float64, encoding string) (hal.CPState, error) {
 		return hal.CPUnknown, fmt.Errorf("%w: %v", ErrUnknownState, v)
 	}
 	n := int(v)
-	if encoding == StateASCII {
+	switch encoding {
+	case StateASCII:
 		c := n & 0xFF
 		if c == 0 {
 			c = n >> 8
 		}
 		n = c - 'A'
+	case StateIndex1:
+		n--
 	}
 	if n < 0 || n >= len(states) {
 		return hal.CPUnknown, fmt.Errorf("%w: %v (%s encoding)", ErrUnknownState, v, encoding)

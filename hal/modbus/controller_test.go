@@ -3,6 +3,7 @@ package modbus
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +205,11 @@ func TestDecodeState(t *testing.T) {
 		{'G', StateASCII, hal.CPUnknown, true},
 		{0, StateASCII, hal.CPUnknown, true},
 		{'a', StateASCII, hal.CPUnknown, true},
+		{1, StateIndex1, hal.CPA, false},
+		{4, StateIndex1, hal.CPD, false},
+		{6, StateIndex1, hal.CPF, false},
+		{0, StateIndex1, hal.CPUnknown, true},
+		{7, StateIndex1, hal.CPUnknown, true},
 	}
 	for _, tt := range tests {
 		got, err := decodeState(tt.v, tt.encoding)
@@ -278,6 +284,10 @@ func TestOpenControllerInvalid(t *testing.T) {
 		{"bad encoding", func(c *ControllerConfig) { c.Map.StateEncoding = "bcd" }},
 		{"power without energy", func(c *ControllerConfig) { c.Map.Energy = nil }},
 		{"bad energy register", func(c *ControllerConfig) { c.Map.Energy = &Register{Function: 4, Type: "int128"} }},
+		{"max current below 6 A", func(c *ControllerConfig) { c.MaxCurrentA = 5 }},
+		{"max current above 80 A", func(c *ControllerConfig) { c.MaxCurrentA = 81 }},
+		{"current enable on a coil", func(c *ControllerConfig) { c.Map.Enable = Enable{Coil: true, Current: true}; c.MaxCurrentA = 16 }},
+		{"current enable without a max current", func(c *ControllerConfig) { c.Map.Enable = Enable{Current: true, Address: 7} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,6 +297,27 @@ func TestOpenControllerInvalid(t *testing.T) {
 				t.Fatalf("OpenController = %v, want ErrBadConfig", err)
 			}
 		})
+	}
+}
+
+func TestControllerProfiles(t *testing.T) {
+	if got, want := ControllerProfiles(), []string{"bender-cc613", "phoenix-ev-ser"}; !slices.Equal(got, want) {
+		t.Fatalf("ControllerProfiles() = %v, want %v", got, want)
+	}
+	for _, name := range ControllerProfiles() {
+		p, ok := ControllerProfileByName(strings.ToUpper(name))
+		if !ok || p.Name != name {
+			t.Fatalf("ControllerProfileByName(%q) = %+v, %v", strings.ToUpper(name), p, ok)
+		}
+		if err := p.Map.State.Validate(); err != nil {
+			t.Errorf("%s: state register: %v", name, err)
+		}
+		if p.Map.MaxCurrent == nil {
+			t.Errorf("%s: no current limit register", name)
+		}
+	}
+	if _, ok := ControllerProfileByName("sdm630"); ok {
+		t.Fatal("a meter profile is a controller profile")
 	}
 }
 

@@ -16,9 +16,12 @@
 //     daemon's) starts without a port that is missing; OpenBus (one-off
 //     tools) fails instead.
 //   - A Register says where a number is and how to decode it (int16 to
-//     uint64, float32, word order, scale). Profiles name the registers of
-//     common meters (Eastron SDM630, SDM120, SDM72, ABB B2x) or take them
-//     from configuration ("generic").
+//     uint64, float32, float64, word order, scale). Profiles name the
+//     registers of common meters (Eastron SDM630, SDM120, SDM220, SDM230,
+//     SDM72, SDM72 V2, ABB B2x, Chint DTSU666, Carlo Gavazzi EM24,
+//     Janitza UMG 604, Siemens PAC2200) or take them from configuration
+//     ("generic"); controller profiles name a charge controller's state,
+//     enable and current limit (Phoenix Contact EV-SER, Bender CC613).
 //   - A Meter polls one meter. Its energy only moves by plausible steps:
 //     a register that goes backwards, jumps beyond MaxPowerKW × elapsed,
 //     or drops like a replaced meter is flagged and not applied, so
@@ -26,8 +29,10 @@
 //     the meter until it answers again.
 //   - OpenController returns a Station (hal.Station) for a charge
 //     controller: the CP state from a register, an enable coil or
-//     register switched with read-back confirmation, energy from the
-//     controller or from a Meter.
+//     register switched with read-back confirmation, an optional current
+//     limit, energy from the controller or from a Meter.
+//   - Scan lists the units that answer on a bus and guesses their
+//     profiles from registers that tell the models apart.
 //
 // Wiring, in short:
 //
@@ -49,6 +54,12 @@
 // Bus.Stats counts the reopen attempts and failures.
 //
 // # Caveats
+//
+// Scan's guesses rest on which registers a unit answers and which it
+// refuses with an exception; a device that answers every address (with
+// zeros) matches more profiles than it should. Models with the same
+// registers (SDM630 and SDM72 V2; SDM120, SDM220 and SDM230) are all
+// listed, and any of them reads the meter correctly.
 //
 // The built-in Eastron profiles read "Total import kWh" (0x0048), not
 // "Total kWh" (0x0156), which adds exported energy: on a meter wired the

@@ -15,6 +15,9 @@ const (
 	TypeUint32  = "uint32"
 	TypeFloat32 = "float32"
 	TypeUint64  = "uint64"
+	// TypeFloat64 is an IEEE 754 double in four registers (Siemens PAC
+	// energy counters).
+	TypeFloat64 = "float64"
 )
 
 // Word orders: which 16-bit register holds the most significant word of a
@@ -55,7 +58,7 @@ func (r Register) Words() uint16 {
 		return 1
 	case TypeInt32, TypeUint32, TypeFloat32:
 		return 2
-	case TypeUint64:
+	case TypeUint64, TypeFloat64:
 		return 4
 	}
 	return 0
@@ -71,7 +74,7 @@ func (r Register) Validate() error {
 	case r.Function != FuncReadHoldingRegisters && r.Function != FuncReadInputRegisters:
 		return fmt.Errorf("%w: function %d (want 3 holding or 4 input)", ErrBadRegister, r.Function)
 	case r.Words() == 0:
-		return fmt.Errorf("%w: type %q (want int16, uint16, int32, uint32, float32 or uint64)", ErrBadRegister, r.Type)
+		return fmt.Errorf("%w: type %q (want int16, uint16, int32, uint32, float32, float64 or uint64)", ErrBadRegister, r.Type)
 	case r.WordOrder != "" && r.WordOrder != WordOrderBig && r.WordOrder != WordOrderLittle:
 		return fmt.Errorf("%w: word order %q (want big or little)", ErrBadRegister, r.WordOrder)
 	case math.IsNaN(r.Scale) || math.IsInf(r.Scale, 0):
@@ -138,6 +141,9 @@ func (r Register) Decode(words []uint16) (float64, error) {
 	case TypeUint64:
 		v = float64(u)
 		invalid = r.MaxIsInvalid && u == math.MaxUint64
+	case TypeFloat64:
+		v = math.Float64frombits(u)
+		invalid = math.IsNaN(v) || math.IsInf(v, 0)
 	}
 	if invalid {
 		return 0, fmt.Errorf("decode %s: %w: raw 0x%X", r, ErrInvalidValue, u)

@@ -31,6 +31,8 @@ func TestRegisterDecode(t *testing.T) {
 		{"float32 negative", reg(TypeFloat32, "", 1), []uint16{0xC000, 0x0000}, -2},
 		{"uint64 big", reg(TypeUint64, WordOrderBig, 1), []uint16{0x0000, 0x0001, 0x0000, 0x0002}, 1<<32 + 2},
 		{"uint64 little", reg(TypeUint64, WordOrderLittle, 1), []uint16{0x0002, 0x0000, 0x0001, 0x0000}, 1<<32 + 2},
+		{"float64 big", reg(TypeFloat64, WordOrderBig, 1), []uint16{0x4093, 0x4A00, 0, 0}, 1234.5},
+		{"float64 little", reg(TypeFloat64, WordOrderLittle, 1), []uint16{0, 0, 0x4A00, 0x4093}, 1234.5},
 		{"kWh to Wh", reg(TypeFloat32, "", 1000), []uint16{uint16(f32 >> 16), uint16(f32)}, 1234500},
 		{"abb 0.01 kWh", reg(TypeUint64, "", 10), []uint16{0, 0, 0x000F, 0x1206}, 9876540},
 		{"abb 0.01 W", reg(TypeInt32, "", 0.01), []uint16{0x000B, 0x4AA0}, 7400},
@@ -58,6 +60,7 @@ func TestRegisterDecodeErrors(t *testing.T) {
 	}{
 		{"float NaN", Register{Function: 4, Type: TypeFloat32}, []uint16{0x7FC0, 0}, ErrInvalidValue},
 		{"float +Inf", Register{Function: 4, Type: TypeFloat32}, []uint16{0x7F80, 0}, ErrInvalidValue},
+		{"float64 NaN", Register{Function: 4, Type: TypeFloat64}, []uint16{0x7FF8, 0, 0, 0}, ErrInvalidValue},
 		{"abb uint64 not available", Register{Function: 3, Type: TypeUint64, MaxIsInvalid: true}, []uint16{0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF}, ErrInvalidValue},
 		{"abb int32 not available", Register{Function: 3, Type: TypeInt32, MaxIsInvalid: true}, []uint16{0x7FFF, 0xFFFF}, ErrInvalidValue},
 		{"uint16 not available", Register{Function: 3, Type: TypeUint16, MaxIsInvalid: true}, []uint16{0xFFFF}, ErrInvalidValue},
@@ -80,7 +83,7 @@ func TestRegisterDecodeErrors(t *testing.T) {
 
 func TestRegisterWords(t *testing.T) {
 	for typ, want := range map[string]uint16{
-		TypeInt16: 1, TypeUint16: 1, TypeInt32: 2, TypeUint32: 2, TypeFloat32: 2, TypeUint64: 4, "bogus": 0,
+		TypeInt16: 1, TypeUint16: 1, TypeInt32: 2, TypeUint32: 2, TypeFloat32: 2, TypeUint64: 4, TypeFloat64: 4, "bogus": 0,
 	} {
 		if got := (Register{Type: typ}).Words(); got != want {
 			t.Errorf("Register{Type: %q}.Words() = %d, want %d", typ, got, want)
@@ -89,7 +92,8 @@ func TestRegisterWords(t *testing.T) {
 }
 
 func TestProfiles(t *testing.T) {
-	want := []string{"abb-b2x", "generic", "sdm120", "sdm630", "sdm72"}
+	want := []string{"abb-b2x", "dtsu666", "em24", "generic", "janitza-umg604", "pac2200",
+		"sdm120", "sdm220", "sdm230", "sdm630", "sdm72", "sdm72v2"}
 	if got := Profiles(); !slices.Equal(got, want) {
 		t.Fatalf("Profiles() = %v, want %v", got, want)
 	}
@@ -103,6 +107,13 @@ func TestProfiles(t *testing.T) {
 		{"SDM120", 0x0048, 0x000C, FuncReadInputRegisters, TypeFloat32},
 		{"sdm72", 0x0048, 0x0034, FuncReadInputRegisters, TypeFloat32},
 		{"abb-b2x", 0x5000, 0x5B14, FuncReadHoldingRegisters, TypeUint64},
+		{"sdm220", 0x0048, 0x000C, FuncReadInputRegisters, TypeFloat32},
+		{"sdm230", 0x0048, 0x000C, FuncReadInputRegisters, TypeFloat32},
+		{"sdm72v2", 0x0048, 0x0034, FuncReadInputRegisters, TypeFloat32},
+		{"dtsu666", 0x101E, 0x2012, FuncReadHoldingRegisters, TypeFloat32},
+		{"em24", 0x0042, 0x0028, FuncReadInputRegisters, TypeInt32},
+		{"janitza-umg604", 19068, 19026, FuncReadHoldingRegisters, TypeFloat32},
+		{"pac2200", 801, 65, FuncReadInputRegisters, TypeFloat64},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,7 +154,7 @@ func FuzzDecodeRegister(f *testing.F) {
 	f.Add(uint8(4), false, false, uint16(0x449A), uint16(0x5000), uint16(0), uint16(0))
 	f.Add(uint8(5), true, true, uint16(0xFFFF), uint16(0xFFFF), uint16(0xFFFF), uint16(0xFFFF))
 	f.Add(uint8(4), true, false, uint16(0x7FC0), uint16(0), uint16(0), uint16(0))
-	types := []string{TypeInt16, TypeUint16, TypeInt32, TypeUint32, TypeFloat32, TypeUint64}
+	types := []string{TypeInt16, TypeUint16, TypeInt32, TypeUint32, TypeFloat32, TypeUint64, TypeFloat64}
 	f.Fuzz(func(t *testing.T, typ uint8, little, maxInvalid bool, w0, w1, w2, w3 uint16) {
 		r := Register{Function: FuncReadInputRegisters, Type: types[int(typ)%len(types)], Scale: 1000, MaxIsInvalid: maxInvalid}
 		if little {

@@ -9,8 +9,9 @@
 //
 // The slave serves, at 19200 baud 8N1: unit 1 an SDM630-like meter
 // (float32 input registers, 0x0034 total power W, 0x0048 import kWh),
-// unit 2 an ABB B23-like meter, units 3 and 4 charge controllers; any
-// other unit never answers. See slave.py for the full map and commands.
+// unit 2 an ABB B23-like meter, units 3 and 4 charge controllers, units
+// 11 to 18 one meter per built-in profile and units 20 and 21 the Phoenix
+// and Bender controllers; any other unit never answers. See slave.py for the full map and commands.
 //
 // # Caveats
 //
