@@ -174,6 +174,11 @@ func (c *hostCheck) report(path string, err error) {
 	if c.elsewhere && isAccess(err) {
 		p.Warning = true
 	}
+	if c.ports && !c.elsewhere && errors.Is(err, fs.ErrPermission) {
+		// `config check` run by an operator: the daemon's user may well
+		// read what this one cannot.
+		p.Reason += " (run the check as root or as the daemon's user)"
+	}
 	c.probs = append(c.probs, p)
 }
 
@@ -220,8 +225,12 @@ func (c *hostCheck) edge(e *Edge) {
 			if b.Port == "" {
 				continue
 			}
-			if _, err := os.Stat(b.Port); err != nil {
-				c.report(fmt.Sprintf("buses[%d].port", i), fmt.Errorf("serial port %s: %w", b.Port, unwrapPath(err)))
+			key := fmt.Sprintf("buses[%d].port", i)
+			switch fi, err := os.Stat(ExpandPath(b.Port)); {
+			case err != nil:
+				c.report(key, fmt.Errorf("serial port %s: %w", b.Port, unwrapPath(err)))
+			case fi.Mode()&os.ModeCharDevice == 0:
+				c.report(key, fmt.Errorf("%s is not a serial device (a character device such as /dev/ttyUSB0)", b.Port))
 			}
 		}
 	}
