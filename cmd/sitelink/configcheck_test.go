@@ -214,3 +214,56 @@ func exitOf(err error) int {
 	}
 	return 0
 }
+
+// The examples agree with this build: `config check -elsewhere` finds
+// nothing but the files and ports they name that this machine lacks
+// (warnings, exit 0). The packaged template is refused, by the check and
+// by `sitelink run`, with the message saying what to set.
+func TestConfigCheckShipped(t *testing.T) {
+	examples, err := filepath.Glob("../../configs/*.yaml")
+	if err != nil || len(examples) < 5 {
+		t.Fatalf("configs: %v %v", examples, err)
+	}
+	for _, path := range examples {
+		if filepath.Base(path) == "sitelink.yaml" {
+			continue
+		}
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := exitOf(run([]string{"config", "check", "-elsewhere", "-json", path}, &out, &errb)); code != 0 {
+				t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+			}
+			var probs []checkedProblem
+			if err := json.Unmarshal(out.Bytes(), &probs); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range probs {
+				if p.Severity != "warning" || !strings.Contains(p.Problem, "no such file or directory") {
+					t.Errorf("%+v: want only warnings about files or ports missing here", p)
+				}
+			}
+		})
+	}
+
+	const template = "../../configs/sitelink.yaml"
+	for _, args := range [][]string{{"config", "check", template}, {"run", "-config", template}} {
+		var out, errb bytes.Buffer
+		err := run(args, &out, &errb)
+		if exitOf(err) != 1 {
+			t.Fatalf("%v: exit %d, want 1", args, exitOf(err))
+		}
+		all := errb.String()
+		if err != nil {
+			all += err.Error()
+		}
+		for _, w := range []string{
+			template + ": this is the packaged template, not yet edited: set the 9 values marked CHANGE-ME below",
+			template + ":26: node.id: not set yet",
+			template + ":80: tariff.price_per_kwh: not set yet",
+		} {
+			if !strings.Contains(all, w) {
+				t.Errorf("%v: output lacks %q:\n%s", args, w, all)
+			}
+		}
+	}
+}

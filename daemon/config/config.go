@@ -308,6 +308,20 @@ func ParseEdge(data []byte) (*Edge, error) {
 	return &e, nil
 }
 
+// Placeholder marks a value that the packaged template
+// (/etc/sitelink/sitelink.yaml, configs/sitelink.yaml) leaves for the
+// installer to set. A value holding it is refused wherever it appears, so
+// an unedited template never starts: it would run a site with somebody
+// else's node id, terminal and price.
+const Placeholder = "CHANGE-ME"
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // validated is a configuration that parseInto can check after decoding.
 type validated interface{ Validate() Problems }
 
@@ -327,6 +341,11 @@ func parseChecked(data []byte, cfg validated, complete func(), host func() Probl
 	d := newDecoder()
 	if p := d.decodeDocument(data, cfg); p != nil {
 		return Problems{*p}
+	}
+	if d.placeholders > 0 {
+		// Said once, first (a problem without a line sorts first), so
+		// that whoever starts an unedited template learns what it is.
+		d.add(Problem{Reason: fmt.Sprintf("this is the packaged template, not yet edited: set the %d %s marked %s below, then run `sitelink config check` on the file", d.placeholders, plural(d.placeholders, "value", "values"), Placeholder)})
 	}
 	if complete != nil {
 		complete()

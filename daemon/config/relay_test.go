@@ -72,6 +72,9 @@ func TestRelayExampleFile(t *testing.T) {
 	want.Nayax.TokenSecretFile = "/etc/sitelink/nayax-token.secret"
 	want.Relay.CardKeyFile = "/etc/sitelink/card.key"
 	want.Relay.CallbackHeaders = []CallbackHeader{{Name: "X-Sitelink-Auth", ValueFile: "/etc/sitelink/callback-auth.secret"}}
+	// configs/mosquitto.conf's cloud listener: client certificates.
+	want.MQTT.Broker = "ssl://mqtt.example.com:8884"
+	want.MQTT.TLS = TLS{CAFile: "/etc/sitelink/ca.crt", CertFile: "/etc/sitelink/relay.crt", KeyFile: "/etc/sitelink/relay.key"}
 	if !reflect.DeepEqual(*r, want) {
 		t.Errorf("relay example config:\n got %+v\nwant %+v", *r, want)
 	}
