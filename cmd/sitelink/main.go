@@ -46,7 +46,9 @@ Usage:
                                        who owns each terminal: the relay's only routes
   sitelink config show [-json]         the running daemon's effective config and where each value came
                                        from (default, file, group, node)
-  sitelink config check FILE           validate an edge or relay config; every problem with its key
+  sitelink config check [-elsewhere] [-json] FILE
+                                       check an edge or relay config and the files and ports it names,
+                                       as the daemon does at start: FILE:LINE: key: problem
   sitelink version                     print the version
 
 The operating commands find the daemon's socket from -socket PATH, else from

@@ -255,7 +255,7 @@ func TestConfigCheck(t *testing.T) {
 		code int
 		want []string
 	}{
-		{"example", "../../configs/edge.example.yaml", 0, []string{"ok"}},
+		{"template", "../../configs/sitelink.yaml", 1, []string{"packaged template", "sitelink.yaml:26: node.id: not set yet"}},
 		{"bad", bad, 1, []string{"node.id", "mqtt.brokr: unknown key", "stations[1].number: duplicate"}},
 		{"missing", filepath.Join(dir, "nope.yaml"), 1, []string{"nope.yaml"}},
 	}

@@ -5,17 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"periph.io/x/conn/v3/gpio/gpioreg"
-
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/localapi"
-	"github.com/sitelink/sitelink/hal/gpio"
 	"github.com/sitelink/sitelink/store"
 )
 
@@ -163,30 +159,11 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	if len(args) >= 1 && args[0] == "show" {
 		return cmdConfigShow(args[1:], stdout, stderr)
 	}
-	if len(args) != 2 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: sitelink config check FILE | sitelink config show [-json] [-socket PATH | -config FILE]")
-		return exitCode(2)
+	if len(args) >= 1 && args[0] == "check" {
+		return cmdConfigCheck(args[1:], stdout, stderr)
 	}
-	kind, err := config.CheckFile(args[1])
-	if err != nil {
-		if kind != "" {
-			fmt.Fprintf(stderr, "%s (%s config):\n%v\n", args[1], kind, err)
-		} else {
-			fmt.Fprintf(stderr, "%s:\n%v\n", args[1], err)
-		}
-		return exitCode(1)
-	}
-	if kind == config.KindEdge {
-		// On the site controller itself, the GPIO lines must exist too.
-		if p, checked := checkPins(args[1]); len(p) > 0 {
-			fmt.Fprintf(stderr, "%s (edge config, GPIO lines of this host):\n%v\n", args[1], p)
-			return exitCode(1)
-		} else if checked {
-			fmt.Fprintf(stdout, "%s: GPIO lines found on this host\n", args[1])
-		}
-	}
-	fmt.Fprintf(stdout, "%s: ok (%s config)\n", args[1], kind)
-	return nil
+	fmt.Fprintln(stderr, "usage: sitelink config check [-elsewhere] [-json] FILE | sitelink config show [-json] [-socket PATH | -config FILE]")
+	return exitCode(2)
 }
 
 // printSessions writes the sessions table of `sitelink sessions`.
@@ -234,24 +211,6 @@ func cmdStart(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "station %s: Remote Start requested, SparkTransactionId %s; present the card at the terminal\n", res.Station, res.SparkTransactionID)
 	return nil
-}
-
-// checkPins looks the config's GPIO lines up on this host, when it has
-// GPIO chips (a build machine has none: nothing to check there).
-func checkPins(path string) (config.Problems, bool) {
-	c, err := config.LoadEdge(path)
-	if err != nil {
-		return nil, false
-	}
-	uses := false
-	for _, s := range c.Stations {
-		uses = uses || s.GPIO != nil
-	}
-	chips, _ := filepath.Glob("/dev/gpiochip*")
-	if !uses || len(chips) == 0 || gpio.Init() != nil {
-		return nil, false
-	}
-	return c.CheckPins(func(name string) bool { return gpioreg.ByName(name) != nil }), true
 }
 
 func dash(s string) string {

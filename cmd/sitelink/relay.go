@@ -27,7 +27,7 @@ func cmdRelay(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.LoadRelay(*path)
+	cfg, err := config.LoadRelayChecked(*path) // and the files it names, as `config check`
 	if err != nil {
 		return fmt.Errorf("config %s:\n%w", *path, err)
 	}
@@ -70,37 +70,22 @@ func cmdRelay(ctx context.Context, args []string, stderr io.Writer) error {
 // from their files.
 func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 	var o relay.Options
-	signKey, err := config.ReadSecret(cfg.Nayax.SignKeyFile)
+	sec, err := cfg.Secrets()
 	if err != nil {
-		return o, fmt.Errorf("nayax.sign_key_file: %w", err)
-	}
-	secret, err := config.ReadSecret(cfg.Nayax.TokenSecretFile)
-	if err != nil {
-		return o, fmt.Errorf("nayax.token_secret_file: %w", err)
-	}
-	key, err := nayax.CipherKey(secret)
-	if err != nil {
-		return o, fmt.Errorf("nayax.token_secret_file: %w", err)
+		return o, err
 	}
 	client, err := nayax.NewClient(nayax.ClientConfig{
 		BaseURL:      cfg.Nayax.BaseURL,
 		IntegratorID: cfg.Nayax.IntegratorID,
-		SignKey:      signKey,
+		SignKey:      sec.SignKey,
 		TokenID:      cfg.Nayax.TokenID,
-		TokenSecret:  key,
+		TokenSecret:  sec.TokenSecret,
 		Timeout:      cfg.Nayax.Timeout.D(),
 		Attempts:     cfg.Nayax.Attempts,
 		Logger:       log.With("part", "nayax"),
 	})
 	if err != nil {
 		return o, fmt.Errorf("nayax: %w", err)
-	}
-	cardKey, err := config.ReadSecret(cfg.Relay.CardKeyFile)
-	if err != nil {
-		return o, fmt.Errorf("relay.card_key_file: %w", err)
-	}
-	if len(cardKey) < nayax.MinCardKey {
-		return o, fmt.Errorf("relay.card_key_file: %d bytes, want at least %d (e.g. head -c 32 /dev/urandom | base64)", len(cardKey), nayax.MinCardKey)
 	}
 	lo, err := cfg.MQTT.LinkOptions()
 	if err != nil {
@@ -120,10 +105,10 @@ func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 		RateLimit:      rate.Limit(cfg.Relay.RateLimit),
 		RateBurst:      cfg.Relay.RateBurst,
 		MaxConnections: cfg.Relay.MaxConnections,
-		CardKey:        []byte(cardKey),
+		CardKey:        sec.CardKey,
 		MaxStartAmount: cfg.Relay.MaxStartAmount,
 		TokenID:        cfg.Nayax.TokenID,
-		TokenSecret:    key,
+		TokenSecret:    sec.TokenSecret,
 
 		InsecureAllowUnauthenticatedCallbacks: cfg.Relay.InsecureAllowUnauthenticatedCallbacks,
 	}
@@ -131,20 +116,10 @@ func relayOptions(cfg *config.Relay, log *slog.Logger) (relay.Options, error) {
 		o.RateLimit = rate.Inf // the config's "no limit"; zero in Options is the default
 	}
 	for i, h := range cfg.Relay.CallbackHeaders {
-		v := h.Value
-		if h.ValueFile != "" {
-			if v, err = config.ReadSecret(h.ValueFile); err != nil {
-				return o, fmt.Errorf("relay.callback_headers[%d].value_file: %w", i, err)
-			}
-		}
-		o.CallbackHeaders = append(o.CallbackHeaders, relay.Header{Name: h.Name, Value: v})
+		o.CallbackHeaders = append(o.CallbackHeaders, relay.Header{Name: h.Name, Value: sec.Headers[i]})
 	}
-	if cfg.Relay.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.Relay.TLSCertFile, cfg.Relay.TLSKeyFile)
-		if err != nil {
-			return o, fmt.Errorf("relay.tls_cert_file: %w", err)
-		}
-		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if sec.TLS != nil {
+		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: sec.TLS}
 	}
 	return o, nil
 }

@@ -27,7 +27,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.LoadEdge(*path)
+	// The files the config names too, as `config check` does: a bad
+	// one is refused here, with the check's words, not half-way through.
+	cfg, err := config.LoadEdgeChecked(*path)
 	if err != nil {
 		return fmt.Errorf("config %s:\n%w", *path, err)
 	}

@@ -38,14 +38,93 @@ func Check(data []byte) (kind string, err error) {
 	return kind, err
 }
 
+// CheckOptions are what `sitelink config check` asks of CheckHost beyond
+// Check: the
+// files and devices the configuration names are always looked up; these
+// say how.
+type CheckOptions struct {
+	// Elsewhere says that the check runs on another machine than the
+	// target: a file or serial port that cannot be reached here (missing,
+	// or not permitted) is a warning instead of an error. What a file
+	// holds (a certificate, a key, a secret) is judged either way.
+	Elsewhere bool
+	// GPIOLine, when set, says whether this host has a GPIO line, and
+	// every line the configuration names is looked up (Edge.CheckPins).
+	// Nil: GPIO lines are not checked.
+	GPIOLine func(name string) bool
+}
+
 // CheckFile reads the file at path and runs Check on it. A read error is
-// wrapped, names the path and comes with an empty kind.
+// wrapped, names the path and comes with an empty kind; problems have
+// their File set. The files the configuration names are not read: see
+// CheckHost.
 func CheckFile(path string) (kind string, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("read config: %w", err)
 	}
-	return Check(data)
+	kind, err = Check(data)
+	if probs, ok := err.(Problems); ok {
+		return kind, probs.inFile(path)
+	}
+	return kind, err
+}
+
+// CheckHost checks the configuration file at path as Check does, and then
+// what it names on this host, as the daemon would find it when it starts:
+// the files (readable; secrets not empty; certificates, keys and CA files
+// parse and each key matches its certificate) and the buses' serial ports.
+// probs has every problem, warnings included, with File and Line set; it
+// is nil when there is none. err is set only when path cannot be read
+// (kind is then empty).
+func CheckHost(path string, o CheckOptions) (kind string, probs Problems, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("read config: %w", err)
+	}
+	c := &hostCheck{ports: true, elsewhere: o.Elsewhere, gpioLine: o.GPIOLine}
+	kind = detectKind(data)
+	if kind == KindRelay {
+		r := DefaultRelay()
+		probs = parseChecked(data, &r, nil, func() Problems { c.relay(&r); return c.probs })
+	} else {
+		e := Default()
+		probs = parseChecked(data, &e, e.fillSimDefaults, func() Problems { c.edge(&e); return c.probs })
+	}
+	return kind, probs.inFile(path), nil
+}
+
+// LoadEdgeChecked is LoadEdge and then the files the configuration names,
+// checked as `sitelink config check` (CheckHost) checks them: `sitelink run` refuses
+// to start on the same problems, worded the same. Serial ports are not
+// looked up: a missing adapter faults its stations, not the daemon.
+func LoadEdgeChecked(path string) (*Edge, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read edge config: %w", err)
+	}
+	e := Default()
+	c := &hostCheck{}
+	if probs := parseChecked(data, &e, e.fillSimDefaults, func() Problems { c.edge(&e); return c.probs }); probs != nil {
+		return nil, probs.inFile(path)
+	}
+	return &e, nil
+}
+
+// LoadRelayChecked is LoadRelay and then the files the configuration
+// names, checked as `sitelink config check` (CheckHost) checks them, for `sitelink
+// relay`'s start.
+func LoadRelayChecked(path string) (*Relay, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read relay config: %w", err)
+	}
+	r := DefaultRelay()
+	c := &hostCheck{}
+	if probs := parseChecked(data, &r, nil, func() Problems { c.relay(&r); return c.probs }); probs != nil {
+		return nil, probs.inFile(path)
+	}
+	return &r, nil
 }
 
 func detectKind(data []byte) string {

@@ -308,6 +308,20 @@ func ParseEdge(data []byte) (*Edge, error) {
 	return &e, nil
 }
 
+// Placeholder marks a value that the packaged template
+// (/etc/sitelink/sitelink.yaml, configs/sitelink.yaml) leaves for the
+// installer to set. A value holding it is refused wherever it appears, so
+// an unedited template never starts: it would run a site with somebody
+// else's node id, terminal and price.
+const Placeholder = "CHANGE-ME"
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // validated is a configuration that parseInto can check after decoding.
 type validated interface{ Validate() Problems }
 
@@ -316,9 +330,22 @@ type validated interface{ Validate() Problems }
 // cfg.Validate, and returns every problem found, or nil. It is the one
 // parsing path for every kind of configuration, so they all report alike.
 func parseInto(data []byte, cfg validated, complete func()) Problems {
+	return parseChecked(data, cfg, complete, nil)
+}
+
+// parseChecked is parseInto, then host (when not nil): the checks of the
+// files and devices the configuration names (hostCheck). Its problems get
+// their lines like Validate's; one on a key that already has a problem is
+// left out, as it judges a value that is wrong anyway.
+func parseChecked(data []byte, cfg validated, complete func(), host func() Problems) Problems {
 	d := newDecoder()
 	if p := d.decodeDocument(data, cfg); p != nil {
 		return Problems{*p}
+	}
+	if d.placeholders > 0 {
+		// Said once, first (a problem without a line sorts first), so
+		// that whoever starts an unedited template learns what it is.
+		d.add(Problem{Reason: fmt.Sprintf("this is the packaged template, not yet edited: set the %d %s marked %s below, then run `sitelink config check` on the file", d.placeholders, plural(d.placeholders, "value", "values"), Placeholder)})
 	}
 	if complete != nil {
 		complete()
@@ -337,18 +364,37 @@ func parseInto(data []byte, cfg validated, complete func()) Problems {
 		p.Line = d.lineFor(p.Path)
 		d.add(p)
 	}
+	if host != nil {
+		judged := map[string]bool{}
+		for _, p := range d.probs {
+			judged[p.Path] = true
+		}
+		for _, p := range host() {
+			if judged[p.Path] || d.isFailed(p.Path) {
+				continue
+			}
+			p.Line = d.lineFor(p.Path)
+			d.add(p)
+		}
+	}
 	return d.problems()
 }
 
 // LoadEdge reads and parses the file at path. A read error is wrapped with
 // the operation and carries the path; a configuration problem is returned as
-// ParseEdge's Problems, unwrapped, so that it prints one problem per line.
+// ParseEdge's Problems, unwrapped and with their File set, so that it
+// prints one "FILE:LINE: key: problem" per line. The files the
+// configuration names are not read: see LoadEdgeChecked.
 func LoadEdge(path string) (*Edge, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read edge config: %w", err)
 	}
-	return ParseEdge(data)
+	e, err := ParseEdge(data)
+	if probs, ok := err.(Problems); ok {
+		return nil, probs.inFile(path)
+	}
+	return e, err
 }
 
 func (e *Edge) fillSimDefaults() {

@@ -84,6 +84,9 @@ func TestExampleFile(t *testing.T) {
 	}
 	want := Default()
 	want.Node.ID = "site-0042"
+	// configs/mosquitto.conf's node listener: client certificates.
+	want.MQTT.Broker = "ssl://mqtt.example.com:8883"
+	want.MQTT.TLS = TLS{CAFile: "/etc/sitelink/ca.crt", CertFile: "/etc/sitelink/node.crt", KeyFile: "/etc/sitelink/node.key"}
 	want.Terminals = []Terminal{{
 		MachineID: 71234996, HwSerial: "0434334921100366",
 		Flow: FlowPreAuthorization, Stations: []string{"5", "6"}, Start: StartRemote, Stop: StopCallback,
@@ -476,5 +479,59 @@ func TestTariffExact(t *testing.T) {
 		if err != nil || got.PricePerKWhMicro != tt.wantPrice || got.SessionFeeMicro != tt.wantFee || got.Currency != "EUR" || got.DecimalPlace != 2 {
 			t.Errorf("Exact(%v, %v) = %+v, %v; want price %d fee %d", tt.price, tt.fee, got, err, tt.wantPrice, tt.wantFee)
 		}
+	}
+}
+
+// The packaged template (/etc/sitelink/sitelink.yaml) is refused until
+// every CHANGE-ME is set, saying so first and then naming each key; with
+// the values filled in it is a valid real-hardware site.
+func TestPackagedTemplate(t *testing.T) {
+	const path = "../../configs/sitelink.yaml"
+	_, err := LoadEdge(path)
+	var probs Problems
+	if !errors.As(err, &probs) || len(probs) == 0 {
+		t.Fatalf("LoadEdge(template) = %v, want Problems", err)
+	}
+	if p := probs[0]; p.Line != 0 || p.File != path || !strings.Contains(p.Reason, "packaged template, not yet edited") || !strings.Contains(p.Reason, "9 values marked CHANGE-ME") {
+		t.Errorf("first problem %q, want the template's summary", p)
+	}
+	var keys []string
+	for _, p := range probs[1:] {
+		if !strings.HasPrefix(p.Reason, "not set yet: ") || p.Line == 0 {
+			t.Errorf("problem %q: want only placeholders, with their lines", p)
+		}
+		keys = append(keys, p.Path)
+	}
+	want := []string{"node.id", "mqtt.broker", "terminals[0].machine_id", "terminals[0].hw_serial", "buses[0].port",
+		"stations[0].gpio.contactor.pin", "stations[0].meter.profile", "tariff.currency", "tariff.price_per_kwh"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("placeholders at %v, want %v", keys, want)
+	}
+
+	// Filled in, it is a site: one GPIO station billed by an SDM120.
+	fill := map[string]string{
+		"id": "site-0042", "broker": "mqtt.example.com", "machine_id": "71234001", "hw_serial": "0434334921100366",
+		"port": "usb-FTDI_USB-RS485-if00-port0", "contactor": "GPIO17", "meter": "sdm120", "currency": "EUR", "price_per_kwh": "0.39",
+	}
+	src := mustRead(t, path)
+	lines := strings.Split(src, "\n")
+	for i, l := range lines {
+		if !strings.Contains(l, Placeholder) || strings.HasPrefix(strings.TrimSpace(l), "#") {
+			continue
+		}
+		key := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "- "))
+		key, _, _ = strings.Cut(key, ":")
+		v, ok := fill[key]
+		if !ok {
+			t.Fatalf("no value for line %d: %s", i+1, l)
+		}
+		lines[i] = strings.Replace(l, Placeholder, v, 1)
+	}
+	e, err := ParseEdge([]byte(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatalf("filled-in template: %v", err)
+	}
+	if e.Node.ID != "site-0042" || e.Stations[0].Driver != DriverGPIO || e.Stations[0].Meter.Profile != ProfileSDM120 || e.MQTT.TLS.CertFile == "" {
+		t.Errorf("filled-in template: %+v", e)
 	}
 }

@@ -80,6 +80,8 @@ type decoder struct {
 	active   map[*yaml.Node]bool       // anchors being expanded, to stop cycles
 	fields   map[reflect.Type]fieldMap // cached yaml tag -> field index
 	blocks   map[string]bool           // paths decoded as a block of keys or null: not values
+	// placeholders counts the values still holding Placeholder.
+	placeholders int
 }
 
 type fieldMap map[string]int
@@ -284,6 +286,19 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if isNull(n) {
 		d.blocks[path] = true // sets nothing: not a value of this layer
+		return
+	}
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, Placeholder) {
+		// Before any type check: "expected an integer" would hide
+		// that the value was never filled in.
+		// A string keeps it, so that checks of other keys that depend
+		// on this one judge what the template means (an ssl:// broker
+		// with its tls block), not the default.
+		d.placeholders++
+		d.fail(path, n.Line, fmt.Sprintf("not set yet: %s is the template's placeholder", quote(n.Value)))
+		if v.Kind() == reflect.String {
+			v.SetString(n.Value)
+		}
 		return
 	}
 	if v.Type() == durationType {

@@ -42,8 +42,8 @@
 // Whether the GPIO lines exist is a property of the host, not of the file:
 // Edge.CheckPins checks that separately, on the target.
 //
-// ParseRelay works the same way. Check and CheckFile take either kind, for
-// `sitelink config check`: a top-level relay (or nayax) key makes a file a
+// ParseRelay works the same way. Check, CheckFile and CheckHost take
+// either kind, for `sitelink config check`: a top-level relay (or nayax) key makes a file a
 // relay configuration, anything else is checked as an edge configuration.
 //
 // Secrets (broker password, Nayax sign key and token secret, callback
@@ -60,8 +60,16 @@
 //
 //   - Validate checks values, not the machine: files named by
 //     password_file, tls.*, *_file and value_file are not opened, and
-//     data_dir need not exist yet. The daemons report those when they
-//     start; ReadSecret refuses a missing or empty secret file.
+//     data_dir need not exist yet. CheckHost (`sitelink config check`)
+//     and LoadEdgeChecked / LoadRelayChecked (the daemons' start) open
+//     them with the loaders the daemons use (files.go: ReadSecret,
+//     loadCAs, loadKeyPair), so the check and the start agree. Serial
+//     ports are looked up by CheckHost only: a missing adapter faults its
+//     stations, not the daemon. Every named file is opened through
+//     ExpandPath, the one place for a path expansion.
+//   - A value holding Placeholder ("CHANGE-ME") is refused wherever it
+//     appears: the packaged template (configs/sitelink.yaml) marks with
+//     it what only the site knows, so that it never starts unedited.
 //   - ReadSecret trims exactly one trailing newline ("\n" or "\r\n") and
 //     nothing else: a secret with deliberate surrounding spaces is kept,
 //     and a file saved with two trailing newlines keeps one.

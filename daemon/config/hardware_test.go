@@ -584,8 +584,8 @@ func TestHardwareExamples(t *testing.T) {
 			}); probs != nil {
 				t.Errorf("CheckPins on a Raspberry Pi: %v", probs)
 			}
-			if kind, err := CheckFile(path); kind != KindEdge || err != nil {
-				t.Errorf("CheckFile = %q, %v", kind, err)
+			if kind, err := Check([]byte(mustRead(t, path))); kind != KindEdge || err != nil {
+				t.Errorf("Check = %q, %v", kind, err)
 			}
 			out, err := yaml.Marshal(e)
 			if err != nil {

@@ -2,11 +2,9 @@ package config
 
 import (
 	"crypto/tls"
-	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"strings"
 
 	"github.com/sitelink/sitelink/daemon/link"
 )
@@ -27,11 +25,11 @@ func (m MQTT) LinkOptions() (link.Options, error) {
 		BackoffMax:     m.ReconnectMax.D(),
 	}
 	if m.PasswordFile != "" {
-		b, err := os.ReadFile(m.PasswordFile)
+		pw, err := ReadSecret(m.PasswordFile)
 		if err != nil {
 			return o, fmt.Errorf("mqtt.password_file: %w", err)
 		}
-		o.Password = strings.TrimRight(string(b), "\r\n")
+		o.Password = pw
 	}
 	tc, err := m.tlsConfig()
 	if err != nil {
@@ -65,22 +63,27 @@ func (m MQTT) tlsConfig() (*tls.Config, error) {
 		tc.ServerName = u.Hostname()
 	}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pool, err := loadCAs(t.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("mqtt.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt.tls.ca_file: no certificates in %s", t.CAFile)
 		}
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.tls.cert_file/key_file: %w", err)
+		cert, err := loadKeyPair(t.CertFile, t.KeyFile)
+		var kp *keyPairError
+		if errors.As(err, &kp) && kp.key {
+			return nil, fmt.Errorf("mqtt.tls.key_file: %w", err)
+		} else if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.cert_file: %w", err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
+}
+
+// usesTLS reports whether the broker URL has a TLS scheme.
+func (m MQTT) usesTLS() bool {
+	u, err := url.Parse(m.Broker)
+	return err == nil && brokerSchemes[u.Scheme]
 }

@@ -45,8 +45,8 @@ func TestLinkOptions(t *testing.T) {
 		{name: "ca and client cert", m: MQTT{Broker: "tls://127.0.0.1:8883", TLS: TLS{CAFile: f.CAFile, CertFile: f.ClientCert, KeyFile: f.ClientKey}},
 			tls: true, serverName: "127.0.0.1", roots: true, certs: 1},
 		{name: "missing ca file", m: MQTT{Broker: "ssl://b:8883", TLS: TLS{CAFile: missing}}, err: "mqtt.tls.ca_file"},
-		{name: "ca file without certificates", m: MQTT{Broker: "ssl://b:8883", TLS: TLS{CAFile: notPEM}}, err: "no certificates in"},
-		{name: "key does not match cert", m: MQTT{Broker: "wss://b:443", TLS: TLS{CertFile: f.ClientCert, KeyFile: f.ServerKey}}, err: "mqtt.tls.cert_file/key_file"},
+		{name: "ca file without certificates", m: MQTT{Broker: "ssl://b:8883", TLS: TLS{CAFile: notPEM}}, err: "no PEM certificates in"},
+		{name: "key does not match cert", m: MQTT{Broker: "wss://b:443", TLS: TLS{CertFile: f.ClientCert, KeyFile: f.ServerKey}}, err: "mqtt.tls.key_file"},
 		{name: "unparsable broker", m: MQTT{Broker: "ssl://b:8883/%zz"}, err: "mqtt.broker"},
 	}
 	for _, tc := range tests {

@@ -20,20 +20,34 @@ var (
 )
 
 // Problem is one thing wrong with a configuration: where (a key path such as
-// "stations[1].number" and, when known, the line in the file) and why.
+// "stations[1].number" and, when known, the file and the line in it) and why.
 type Problem struct {
+	File   string // the configuration file, when read from one; empty for a document in memory
 	Path   string // key path, e.g. "terminals[0].stations[1]"; empty for the whole file
 	Line   int    // 1-based line in the YAML file; 0 when unknown
 	Reason string // what is wrong, e.g. `unknown station "9"`
+	// Warning marks a problem that does not stop the daemon here: what
+	// only the target machine has (a serial port, a file) when the check
+	// runs elsewhere (`sitelink config check -elsewhere`).
+	Warning bool
 }
 
-// String renders the problem as "line N: path: reason"; the line prefix is
-// left out when the line is unknown, the path when the problem concerns the
-// whole file.
+// String renders the problem as a compiler would, "FILE:LINE: path:
+// reason" ("FILE:LINE: warning: path: reason" for a warning). Without a
+// file the position is "line N: "; the line is left out when unknown, the
+// path when the problem concerns the whole file.
 func (p Problem) String() string {
 	var b strings.Builder
-	if p.Line > 0 {
+	switch {
+	case p.File != "" && p.Line > 0:
+		fmt.Fprintf(&b, "%s:%d: ", p.File, p.Line)
+	case p.File != "":
+		fmt.Fprintf(&b, "%s: ", p.File)
+	case p.Line > 0:
 		fmt.Fprintf(&b, "line %d: ", p.Line)
+	}
+	if p.Warning {
+		b.WriteString("warning: ")
 	}
 	if p.Path != "" {
 		b.WriteString(p.Path)
@@ -59,3 +73,22 @@ func (p Problems) Error() string {
 
 // Is reports whether target is ErrInvalid.
 func (p Problems) Is(target error) bool { return target == ErrInvalid }
+
+// Errors returns the problems that are not warnings, or nil.
+func (p Problems) Errors() Problems {
+	var errs Problems
+	for _, pr := range p {
+		if !pr.Warning {
+			errs = append(errs, pr)
+		}
+	}
+	return errs
+}
+
+// inFile sets the file of every problem.
+func (p Problems) inFile(file string) Problems {
+	for i := range p {
+		p[i].File = file
+	}
+	return p
+}

@@ -133,11 +133,16 @@ func ParseRelay(data []byte) (*Relay, error) {
 
 // LoadRelay reads and parses the file at path. As with LoadEdge, a read
 // error is wrapped and names the path, and configuration problems come back
-// as Problems, unwrapped.
+// as Problems, unwrapped, with their File set. The files the configuration
+// names are not read: see LoadRelayChecked.
 func LoadRelay(path string) (*Relay, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read relay config: %w", err)
 	}
-	return ParseRelay(data)
+	r, err := ParseRelay(data)
+	if probs, ok := err.(Problems); ok {
+		return nil, probs.inFile(path)
+	}
+	return r, err
 }

@@ -72,6 +72,9 @@ func TestRelayExampleFile(t *testing.T) {
 	want.Nayax.TokenSecretFile = "/etc/sitelink/nayax-token.secret"
 	want.Relay.CardKeyFile = "/etc/sitelink/card.key"
 	want.Relay.CallbackHeaders = []CallbackHeader{{Name: "X-Sitelink-Auth", ValueFile: "/etc/sitelink/callback-auth.secret"}}
+	// configs/mosquitto.conf's cloud listener: client certificates.
+	want.MQTT.Broker = "ssl://mqtt.example.com:8884"
+	want.MQTT.TLS = TLS{CAFile: "/etc/sitelink/ca.crt", CertFile: "/etc/sitelink/relay.crt", KeyFile: "/etc/sitelink/relay.key"}
 	if !reflect.DeepEqual(*r, want) {
 		t.Errorf("relay example config:\n got %+v\nwant %+v", *r, want)
 	}
@@ -445,27 +448,27 @@ func mustRead(t *testing.T, path string) string {
 	return string(data)
 }
 
-func TestCheckFile(t *testing.T) {
+func TestCheckHost(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.yaml")
-	kind, err := CheckFile(missing)
-	if kind != "" || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
-		t.Errorf("missing file: %q, %v", kind, err)
+	kind, probs, err := CheckHost(missing, CheckOptions{})
+	if kind != "" || probs != nil || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing file: %q, %v, %v", kind, probs, err)
 	}
 	for _, tt := range []struct {
 		path, kind string
 	}{
-		{examplePath, KindEdge},
-		{relayExamplePath, KindRelay},
-		{writeFile(t, dir, "relay.yaml", minimalRelay), KindRelay},
+		{writeFile(t, dir, "edge.yaml", priced(minimal)), KindEdge},
+		{writeFile(t, dir, "relay.yaml", strings.ReplaceAll(minimalRelay, "_file: /", "_file: "+dir+"/")), KindRelay},
 	} {
-		if kind, err := CheckFile(tt.path); kind != tt.kind || err != nil {
-			t.Errorf("CheckFile(%s) = %q, %v; want %q, nil", tt.path, kind, err, tt.kind)
+		if kind, _, err := CheckHost(tt.path, CheckOptions{}); kind != tt.kind || err != nil {
+			t.Errorf("CheckHost(%s) = %q, %v; want %q, nil", tt.path, kind, err, tt.kind)
 		}
 	}
-	kind, err = CheckFile(writeFile(t, dir, "bad.yaml", minimalRelay+"mqtt: {brokr: x}\n"))
-	if kind != KindRelay || !errors.Is(err, ErrInvalid) || err.Error() != "line 3: mqtt.brokr: unknown key" {
-		t.Errorf("bad relay file: %q, %v", kind, err)
+	bad := writeFile(t, dir, "bad.yaml", minimalRelay+"mqtt: {brokr: x}\n")
+	kind, probs, err = CheckHost(bad, CheckOptions{})
+	if kind != KindRelay || err != nil || len(probs) == 0 || probs[len(probs)-1].String() != bad+":3: mqtt.brokr: unknown key" {
+		t.Errorf("bad relay file: %q, %v, %v", kind, probs, err)
 	}
 }
 

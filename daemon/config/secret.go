@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 )
 
@@ -23,7 +22,7 @@ func ReadSecret(path string) (string, error) {
 	if path == "" {
 		return "", errors.New("read secret: no file named")
 	}
-	f, err := os.Open(path)
+	f, err := openNamed(path)
 	if err != nil {
 		return "", fmt.Errorf("read secret: %w", err)
 	}
