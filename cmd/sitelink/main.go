@@ -13,7 +13,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+
+	"github.com/coreos/go-systemd/v22/journal"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -134,13 +137,88 @@ func catchHUP(ctx context.Context, stderr io.Writer) func() {
 	return func() { signal.Stop(hup) }
 }
 
-// newLogger writes structured text logs to w (journald adds timestamps).
+// newLogger writes structured text logs to w. When w is the process's
+// stderr and that is the journal's stream (JOURNAL_STREAM, as systemd sets
+// it for a service), each line starts with its sd-daemon(3) priority
+// ("<4>" for a warning), which journald takes as the entry's priority
+// (SyslogLevelPrefix=yes, the default), so `journalctl -p warning` finds
+// the warnings; the time is left out there, journald stamps every line.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	toJournal := false
+	if f, ok := w.(*os.File); ok && f == os.Stderr {
+		toJournal, _ = journal.StderrIsJournalStream()
+	}
+	return newLoggerTo(w, level, toJournal)
+}
+
+// newLoggerTo is newLogger with the journal's priority prefixes on or off.
+func newLoggerTo(w io.Writer, level string, prefixed bool) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("-log-level: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	if !prefixed {
+		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	}
+	pw := &prioWriter{w: w}
+	h := slog.NewTextHandler(pw, &slog.HandlerOptions{Level: l, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}})
+	return slog.New(journalHandler{Handler: h, pw: pw}), nil
+}
+
+// journalHandler gives each record's line its sd-daemon(3) priority prefix.
+type journalHandler struct {
+	slog.Handler // a TextHandler writing to pw
+	pw           *prioWriter
+}
+
+func (h journalHandler) Handle(ctx context.Context, r slog.Record) error {
+	// The text handler writes a record with one Write, during Handle:
+	// the prefix is set for that Write under the writer's lock.
+	h.pw.mu.Lock()
+	defer h.pw.mu.Unlock()
+	h.pw.prefix = priorityPrefix(r.Level)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h journalHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return journalHandler{Handler: h.Handler.WithAttrs(as), pw: h.pw}
+}
+
+func (h journalHandler) WithGroup(name string) slog.Handler {
+	return journalHandler{Handler: h.Handler.WithGroup(name), pw: h.pw}
+}
+
+// prioWriter writes each line with the prefix of the record being handled.
+type prioWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string
+}
+
+func (p *prioWriter) Write(b []byte) (int, error) {
+	if _, err := p.w.Write(append([]byte(p.prefix), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// priorityPrefix maps a slog level to syslog's priorities as sd-daemon(3)
+// prefixes: error 3, warning 4, info 6, debug 7.
+func priorityPrefix(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "<3>"
+	case l >= slog.LevelWarn:
+		return "<4>"
+	case l >= slog.LevelInfo:
+		return "<6>"
+	}
+	return "<7>"
 }
 
 // flags builds a FlagSet that reports errors instead of exiting.
