@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 
@@ -37,10 +38,11 @@ Usage:
                                        sessions moved out of the ledger (storage.retention),
                                        read from data_dir/archive (no daemon needed)
   sitelink outbox   [-json] [-n N]     events waiting for the broker
-  sitelink start -station N [-amount X] Remote Start: the terminal asks for a card
-  sitelink stop -station N             stop a station's session from the site
+  sitelink start -station N [-amount X] [-json]
+                                       Remote Start: the terminal asks for a card
+  sitelink stop -station N [-json]     stop a station's session from the site
   sitelink hw lines|pin|meter|selftest for the technician commissioning a site
-  sitelink sim -station N plug|unplug|fault|clear|power KW|start
+  sitelink sim -station N plug|unplug|fault|clear|power KW|start [-json]
                                        drive a simulated station
   sitelink fleet [-broker URL [-ca-file F -cert-file F -key-file F]|-config FILE] [-json]
                                        every node's presence from the retained states
@@ -49,10 +51,12 @@ Usage:
   sitelink config show [-json]         the running daemon's effective config and where each value came
                                        from (default, file, group, node)
   sitelink config check FILE           validate an edge or relay config; every problem with its key
-  sitelink version                     print the version
+  sitelink version [-json]             print the version
 
 The operating commands find the daemon's socket from -socket PATH, else from
--config FILE (node.api_socket), else /run/sitelink/api.sock.
+-config FILE (node.api_socket), else /run/sitelink/api.sock. Flags may come
+before or after an action word (sim -station 5 plug, sim plug -station 5);
+-json prints what a command reports as JSON, for scripts.
 `
 
 func main() {
@@ -107,8 +111,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "config":
 		return cmdConfig(rest, stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "sitelink", version)
-		return nil
+		return cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -116,6 +119,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "sitelink: unknown command %q\n\n%s", cmd, usage)
 		return exitCode(2)
 	}
+}
+
+// cmdVersion prints the version; -json for scripts (and fleet tooling).
+func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	fs := flags("version", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return exitCode(2)
+	}
+	if *asJSON {
+		return printJSON(stdout, map[string]string{"version": version, "go": runtime.Version()})
+	}
+	fmt.Fprintln(stdout, "sitelink", version)
+	return nil
 }
 
 // catchHUP keeps the relay alive on SIGHUP (whose default action would
