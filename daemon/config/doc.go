@@ -59,6 +59,11 @@
 //     password_file, tls.*, *_file and value_file are not opened, and
 //     data_dir need not exist yet. The daemons report those when they
 //     start; ReadSecret refuses a missing or empty secret file.
+//   - Every *_file key may start with $CREDENTIALS_DIRECTORY or
+//     ${CREDENTIALS_DIRECTORY} (systemd's LoadCredential=), expanded
+//     while decoding (expandCredentials, the one place); unset, the key
+//     gets a problem. No other variable is expanded: elsewhere a $ is
+//     part of the path.
 //   - ReadSecret trims exactly one trailing newline ("\n" or "\r\n") and
 //     nothing else: a secret with deliberate surrounding spaces is kept,
 //     and a file saved with two trailing newlines keeps one.
