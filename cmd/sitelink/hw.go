@@ -23,12 +23,12 @@ import (
 const hwUsage = `usage:
   sitelink hw selftest -station N     contactor on/off with feedback check, through the running daemon
                                       (refused while the station has a session)
-  sitelink hw lines                   list this host's GPIO lines: name, number, function, level, consumer
+  sitelink hw lines [-json]           list this host's GPIO lines: name, number, function, level, consumer
   sitelink hw pin -read NAME          print a GPIO line's level (inputs only: reading an output would
                                       reconfigure it)
   sitelink hw pin -set NAME high|low -force
                                       drive a GPIO line directly; only with the daemon stopped
-  sitelink hw meter -port DEV -unit N -profile P [-baud 9600] [-parity N] [-stop-bits 1] [-timeout 1s]
+  sitelink hw meter -port DEV -unit N -profile P [-baud 9600] [-parity N] [-stop-bits 1] [-timeout 1s] [-json]
                                       read a Modbus energy meter once: energy and power
   sitelink hw scan -port DEV [-baud 9600] [-parity N] [-stop-bits 1] [-units 1-247] [-timeout 300ms] [-json]
                                       list the Modbus units that answer and guess their profiles
@@ -68,6 +68,7 @@ func cmdHW(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, rep)
 		return nil
 	case "lines":
+		asJSON := fs.Bool("json", false, "print JSON")
 		if err := fs.Parse(args); err != nil {
 			return exitCode(2)
 		}
@@ -75,7 +76,7 @@ func cmdHW(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprint(stderr, hwUsage)
 			return exitCode(2)
 		}
-		return hwLines(stdout, stderr)
+		return hwLines(stdout, stderr, *asJSON)
 	case "pin":
 		read := fs.String("read", "", "print the level of line `NAME`")
 		set := fs.String("set", "", "drive line `NAME` to the level given after it (high or low)")
@@ -101,6 +102,7 @@ func cmdHW(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&c.Parity, "parity", "N", "parity: N, E or O")
 		fs.IntVar(&c.StopBits, "stop-bits", 1, "stop bits: 1 or 2")
 		fs.DurationVar(&c.Timeout, "timeout", time.Second, "response timeout")
+		asJSON := fs.Bool("json", false, "print JSON")
 		if err := fs.Parse(args); err != nil {
 			return exitCode(2)
 		}
@@ -108,7 +110,7 @@ func cmdHW(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprint(stderr, hwUsage)
 			return exitCode(2)
 		}
-		return hwMeter(ctx, c, *unit, *profile, stdout, stderr)
+		return hwMeter(ctx, c, *unit, *profile, *asJSON, stdout, stderr)
 	case "scan":
 		var c modbus.BusConfig
 		fs.StringVar(&c.Port, "port", "", "serial `device`, e.g. /dev/ttyUSB0")
@@ -171,14 +173,28 @@ func initGPIO(note io.Writer) (bool, error) {
 	return false, err
 }
 
-func hwLines(stdout, stderr io.Writer) error {
-	ok, err := initGPIO(stdout)
+func hwLines(stdout, stderr io.Writer, asJSON bool) error {
+	note := stdout
+	if asJSON {
+		note = stderr // stdout stays JSON
+	}
+	ok, err := initGPIO(note)
 	if !ok {
+		if asJSON && err == nil {
+			return printJSON(stdout, []lineJSON{})
+		}
 		return err
 	}
 	lines, err := halgpio.Lines()
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		out := make([]lineJSON, 0, len(lines))
+		for _, l := range lines {
+			out = append(out, lineJSON{l.Name, l.Number, l.Function, l.Level, l.Consumer, l.Use})
+		}
+		return printJSON(stdout, out)
 	}
 	if len(lines) == 0 {
 		fmt.Fprintln(stdout, "no GPIO lines registered")
@@ -190,6 +206,16 @@ func hwLines(stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", l.Name, l.Number, dash(l.Function), dash(l.Level), dash(l.Consumer), dash(l.Use))
 	}
 	return tw.Flush()
+}
+
+// lineJSON is a line of `hw lines -json`.
+type lineJSON struct {
+	Name     string `json:"name"`
+	Number   int    `json:"number"`
+	Function string `json:"function"`
+	Level    string `json:"level"`
+	Consumer string `json:"consumer"`
+	Use      string `json:"use"`
 }
 
 // findLine resolves name (a kernel name, an alias or a number) in gpioreg.
@@ -269,7 +295,7 @@ Stop the daemon first (systemctl stop sitelink); it must not be running.
 	return nil
 }
 
-func hwMeter(ctx context.Context, c modbus.BusConfig, unit int, profile string, stdout, stderr io.Writer) error {
+func hwMeter(ctx context.Context, c modbus.BusConfig, unit int, profile string, asJSON bool, stdout, stderr io.Writer) error {
 	p, ok := modbus.ProfileByName(profile)
 	if !ok {
 		fmt.Fprintf(stderr, "sitelink hw meter: unknown profile %q; known: %s\n", profile, strings.Join(modbus.Profiles(), ", "))
@@ -289,7 +315,9 @@ func hwMeter(ctx context.Context, c modbus.BusConfig, unit int, profile string, 
 		return err
 	}
 	r, err := m.ReadOnce(ctx)
-	fmt.Fprintf(stdout, "meter unit %d on %s, profile %s\n", unit, c.Port, profile)
+	if !asJSON {
+		fmt.Fprintf(stdout, "meter unit %d on %s, profile %s\n", unit, c.Port, profile)
+	}
 	if err != nil {
 		if errors.Is(err, modbus.ErrTimeout) {
 			fmt.Fprintf(stderr, "sitelink hw meter: timeout: unit %d did not answer within %v; check the wiring (A/B), the unit address, baud rate and parity\n", unit, c.Timeout)
@@ -297,6 +325,16 @@ func hwMeter(ctx context.Context, c modbus.BusConfig, unit int, profile string, 
 			fmt.Fprintf(stderr, "sitelink hw meter: read failed: %v\n", err)
 		}
 		return exitCode(1)
+	}
+	if asJSON {
+		return printJSON(stdout, struct {
+			Port     string  `json:"port"`
+			Unit     int     `json:"unit"`
+			Profile  string  `json:"profile"`
+			EnergyWh float64 `json:"energy_wh"`
+			PowerW   float64 `json:"power_w"`
+			Flag     string  `json:"flag,omitempty"`
+		}{c.Port, unit, profile, r.RawEnergyWh, r.PowerW, r.Flag})
 	}
 	fmt.Fprintf(stdout, "energy  %s kWh (%s Wh)\n", num(r.RawEnergyWh/1000, 3), num(r.RawEnergyWh, 0))
 	fmt.Fprintf(stdout, "power   %s W\n", num(r.PowerW, 1))

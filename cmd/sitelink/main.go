@@ -13,7 +13,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"sync"
 	"syscall"
+
+	"github.com/coreos/go-systemd/v22/journal"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -34,11 +38,12 @@ Usage:
                                        sessions moved out of the ledger (storage.retention),
                                        read from data_dir/archive (no daemon needed)
   sitelink outbox   [-json] [-n N]     events waiting for the broker
-  sitelink start -station N [-amount X] Remote Start: the terminal asks for a card
-  sitelink stop -station N             stop a station's session from the site
+  sitelink start -station N [-amount X] [-json]
+                                       Remote Start: the terminal asks for a card
+  sitelink stop -station N [-json]     stop a station's session from the site
   sitelink resolve -note TEXT ID       close a needs-reconciliation session you settled by hand
   sitelink hw lines|pin|meter|selftest for the technician commissioning a site
-  sitelink sim -station N plug|unplug|fault|clear|power KW|start
+  sitelink sim -station N plug|unplug|fault|clear|power KW|start [-json]
                                        drive a simulated station
   sitelink fleet [-broker URL [-ca-file F -cert-file F -key-file F]|-config FILE] [-json]
                                        every node's presence from the retained states
@@ -49,10 +54,12 @@ Usage:
   sitelink config check [-elsewhere] [-json] FILE
                                        check an edge or relay config and the files and ports it names,
                                        as the daemon does at start: FILE:LINE: key: problem
-  sitelink version                     print the version
+  sitelink version [-json]             print the version
 
 The operating commands find the daemon's socket from -socket PATH, else from
--config FILE (node.api_socket), else /run/sitelink/api.sock.
+-config FILE (node.api_socket), else /run/sitelink/api.sock. Flags may come
+before or after an action word (sim -station 5 plug, sim plug -station 5);
+-json prints what a command reports as JSON, for scripts.
 `
 
 func main() {
@@ -109,8 +116,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "config":
 		return cmdConfig(rest, stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "sitelink", version)
-		return nil
+		return cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -118,6 +124,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "sitelink: unknown command %q\n\n%s", cmd, usage)
 		return exitCode(2)
 	}
+}
+
+// cmdVersion prints the version; -json for scripts (and fleet tooling).
+func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	fs := flags("version", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return exitCode(2)
+	}
+	if *asJSON {
+		return printJSON(stdout, map[string]string{"version": version, "go": runtime.Version()})
+	}
+	fmt.Fprintln(stdout, "sitelink", version)
+	return nil
 }
 
 // catchHUP keeps the relay alive on SIGHUP (whose default action would
@@ -139,13 +159,88 @@ func catchHUP(ctx context.Context, stderr io.Writer) func() {
 	return func() { signal.Stop(hup) }
 }
 
-// newLogger writes structured text logs to w (journald adds timestamps).
+// newLogger writes structured text logs to w. When w is the process's
+// stderr and that is the journal's stream (JOURNAL_STREAM, as systemd sets
+// it for a service), each line starts with its sd-daemon(3) priority
+// ("<4>" for a warning), which journald takes as the entry's priority
+// (SyslogLevelPrefix=yes, the default), so `journalctl -p warning` finds
+// the warnings; the time is left out there, journald stamps every line.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	toJournal := false
+	if f, ok := w.(*os.File); ok && f == os.Stderr {
+		toJournal, _ = journal.StderrIsJournalStream()
+	}
+	return newLoggerTo(w, level, toJournal)
+}
+
+// newLoggerTo is newLogger with the journal's priority prefixes on or off.
+func newLoggerTo(w io.Writer, level string, prefixed bool) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("-log-level: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	if !prefixed {
+		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	}
+	pw := &prioWriter{w: w}
+	h := slog.NewTextHandler(pw, &slog.HandlerOptions{Level: l, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}})
+	return slog.New(journalHandler{Handler: h, pw: pw}), nil
+}
+
+// journalHandler gives each record's line its sd-daemon(3) priority prefix.
+type journalHandler struct {
+	slog.Handler // a TextHandler writing to pw
+	pw           *prioWriter
+}
+
+func (h journalHandler) Handle(ctx context.Context, r slog.Record) error {
+	// The text handler writes a record with one Write, during Handle:
+	// the prefix is set for that Write under the writer's lock.
+	h.pw.mu.Lock()
+	defer h.pw.mu.Unlock()
+	h.pw.prefix = priorityPrefix(r.Level)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h journalHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return journalHandler{Handler: h.Handler.WithAttrs(as), pw: h.pw}
+}
+
+func (h journalHandler) WithGroup(name string) slog.Handler {
+	return journalHandler{Handler: h.Handler.WithGroup(name), pw: h.pw}
+}
+
+// prioWriter writes each line with the prefix of the record being handled.
+type prioWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string
+}
+
+func (p *prioWriter) Write(b []byte) (int, error) {
+	if _, err := p.w.Write(append([]byte(p.prefix), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// priorityPrefix maps a slog level to syslog's priorities as sd-daemon(3)
+// prefixes: error 3, warning 4, info 6, debug 7.
+func priorityPrefix(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "<3>"
+	case l >= slog.LevelWarn:
+		return "<4>"
+	case l >= slog.LevelInfo:
+		return "<6>"
+	}
+	return "<7>"
 }
 
 // flags builds a FlagSet that reports errors instead of exiting.

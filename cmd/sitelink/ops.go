@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/localapi"
@@ -45,7 +47,10 @@ func cmdQuery(what string, args []string, stdout, stderr io.Writer) error {
 		arch = addArchiveFlags(fs)
 	}
 	socket := socketFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if pos, err := parseInterleaved(fs, args); err != nil {
+		return exitCode(2)
+	} else if len(pos) > 0 {
+		fmt.Fprintf(stderr, "sitelink %s: unexpected %q (flags only; see sitelink %s -h)\n", what, pos[0], what)
 		return exitCode(2)
 	}
 	if arch.on != nil {
@@ -77,9 +82,7 @@ func cmdQuery(what string, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return printJSON(stdout, v)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
@@ -116,17 +119,23 @@ func cmdQuery(what string, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+const simUsage = "usage: sitelink sim -station N plug|unplug|fault [-reason TEXT]|clear|power KW|start [-json]\n" +
+	"       (flags before or after the action)"
+
+// cmdSim drives a simulated station. Flags may come before or after the
+// action word: `sim -station 5 plug` and `sim plug -station 5` are one.
 func cmdSim(args []string, stdout, stderr io.Writer) error {
 	fs := flags("sim", stderr)
 	station := fs.String("station", "", "station `number`")
 	reason := fs.String("reason", "", "fault reason (fault)")
+	asJSON := fs.Bool("json", false, "print the request done as JSON")
 	socket := socketFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
 		return exitCode(2)
 	}
-	rest := fs.Args()
 	if *station == "" || len(rest) == 0 {
-		fmt.Fprintln(stderr, "usage: sitelink sim -station N plug|unplug|fault|clear|power KW")
+		fmt.Fprintln(stderr, simUsage)
 		return exitCode(2)
 	}
 	req := localapi.SimRequest{Station: *station, Action: rest[0], Reason: *reason}
@@ -136,12 +145,23 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 			return exitCode(2)
 		}
 		kw, err := strconv.ParseFloat(rest[1], 64)
-		if err != nil {
-			return fmt.Errorf("power %q: not a number of kW", rest[1])
+		if err != nil || math.IsNaN(kw) || math.IsInf(kw, 0) || kw < 0 {
+			// The upper bound is the station's (stations[].max_power_kw):
+			// the daemon refuses beyond it, with the range.
+			fmt.Fprintf(stderr, "sitelink sim: power %q: want a number of kW from 0 to the station's max_power_kw\n", rest[1])
+			return exitCode(2)
 		}
 		req.KW = kw
 	} else if len(rest) != 1 {
-		fmt.Fprintln(stderr, "usage: sitelink sim -station N plug|unplug|fault|clear|power KW")
+		fmt.Fprintln(stderr, simUsage)
+		return exitCode(2)
+	}
+	if *reason != "" && req.Action != "fault" {
+		fmt.Fprintln(stderr, "sitelink sim: -reason goes with fault")
+		return exitCode(2)
+	}
+	if n := utf8.RuneCountInString(*reason); n > localapi.MaxSimReason {
+		fmt.Fprintf(stderr, "sitelink sim: -reason: %d characters, at most %d\n", n, localapi.MaxSimReason)
 		return exitCode(2)
 	}
 	path, err := socket()
@@ -150,6 +170,9 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := localapi.NewClient(path).Sim(req); err != nil {
 		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, req)
 	}
 	fmt.Fprintf(stdout, "station %s: %s\n", req.Station, req.Action)
 	return nil
@@ -193,8 +216,12 @@ func cmdStart(args []string, stdout, stderr io.Writer) error {
 	fs := flags("start", stderr)
 	station := fs.String("station", "", "station `number`")
 	amount := fs.Float64("amount", 0, "amount to pre-authorize (default: policy.start_amount)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	socket := socketFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if pos, err := parseInterleaved(fs, args); err != nil {
+		return exitCode(2)
+	} else if len(pos) > 0 || math.IsNaN(*amount) || *amount < 0 {
+		fmt.Fprintln(stderr, "usage: sitelink start -station N [-amount X] [-json] (X: 0 or more; 0 is policy.start_amount)")
 		return exitCode(2)
 	}
 	if *station == "" {
@@ -208,6 +235,9 @@ func cmdStart(args []string, stdout, stderr io.Writer) error {
 	res, err := localapi.NewClient(path).Start(localapi.StartRequest{Station: *station, Amount: *amount})
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, res)
 	}
 	fmt.Fprintf(stdout, "station %s: Remote Start requested, SparkTransactionId %s; present the card at the terminal\n", res.Station, res.SparkTransactionID)
 	return nil
@@ -238,12 +268,14 @@ func nayaxID(id int64) string {
 func cmdStop(args []string, stdout, stderr io.Writer) error {
 	fs := flags("stop", stderr)
 	station := fs.String("station", "", "station `number`")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	socket := socketFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
 		return exitCode(2)
 	}
-	if *station == "" {
-		fmt.Fprintln(stderr, "usage: sitelink stop -station N")
+	if *station == "" || len(pos) > 0 {
+		fmt.Fprintln(stderr, "usage: sitelink stop -station N [-json]")
 		return exitCode(2)
 	}
 	path, err := socket()
@@ -252,6 +284,9 @@ func cmdStop(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := localapi.NewClient(path).Stop(*station); err != nil {
 		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, localapi.StationRequest{Station: *station})
 	}
 	fmt.Fprintf(stdout, "station %s: stopped; the session settles or cancels with Nayax\n", *station)
 	return nil
@@ -265,7 +300,10 @@ func cmdConfigShow(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	sock := fs.String("socket", "", "daemon API socket `path`")
 	file := fs.String("config", "", "edge config `file` (its socket is asked; without a daemon the file alone is shown)")
-	if err := fs.Parse(args); err != nil {
+	if pos, err := parseInterleaved(fs, args); err != nil {
+		return exitCode(2)
+	} else if len(pos) > 0 {
+		fmt.Fprintf(stderr, "sitelink config show: unexpected %q\n", pos[0])
 		return exitCode(2)
 	}
 	path := *sock
@@ -301,9 +339,7 @@ func cmdConfigShow(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return printJSON(stdout, v)
 	}
 	if fileErr != nil {
 		fmt.Fprintf(stdout, "# daemon not reachable (%v): the file alone, without the fleet's configuration\n", fileErr)

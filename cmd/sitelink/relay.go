@@ -40,6 +40,17 @@ func cmdRelay(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	wd := watchdogInterval(log)
+	// STOPPING=1 goes out before the relay starts draining.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	go func() {
+		select {
+		case <-ctx.Done():
+			_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+			stopRun()
+		case <-runCtx.Done():
+		}
+	}()
 	go func() {
 		select {
 		case <-r.Ready():
@@ -63,7 +74,7 @@ func cmdRelay(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 		}
 	}()
-	return r.Run(ctx)
+	return r.Run(runCtx)
 }
 
 // relayOptions turns a relay config into options, reading the secrets

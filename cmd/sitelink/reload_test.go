@@ -109,15 +109,42 @@ type liveDaemon struct {
 // startLive starts `sitelink run` on s and waits until it is connected.
 func startLive(t *testing.T, s *site) *liveDaemon {
 	t.Helper()
+	return startLiveEnv(t, s, false)
+}
+
+// startLiveEnv is startLive with env added to the daemon's environment;
+// with journal, its stderr is a pipe that JOURNAL_STREAM names, as
+// systemd's journal stream would be.
+func startLiveEnv(t *testing.T, s *site, journal bool, env ...string) *liveDaemon {
+	t.Helper()
 	p := &liveDaemon{log: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], "run", "-config", s.cfg, "-log-level", "debug")
-	p.cmd.Env = append(os.Environ(), "SITELINK_TEST_MAIN=1")
+	p.cmd.Env = append(append(os.Environ(), "SITELINK_TEST_MAIN=1", "JOURNAL_STREAM="), env...)
 	p.cmd.Stderr = p.log
+	var copied chan struct{}
+	if journal {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(w.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		p.cmd.Env = append(p.cmd.Env, fmt.Sprintf("JOURNAL_STREAM=%d:%d", st.Dev, st.Ino))
+		p.cmd.Stderr = w
+		copied = make(chan struct{})
+		go func() { defer close(copied); _, _ = io.Copy(p.log, r); r.Close() }()
+		defer w.Close() // the child holds its own copy
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()
+		if copied != nil {
+			<-copied // the whole log is read
+		}
 		close(p.done)
 	}()
 	t.Cleanup(func() {

@@ -38,34 +38,51 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	n := newNotifier()
 	d, err := edge.New(edge.Options{
 		Config:     cfg,
 		ConfigFile: *path,
 		Version:    version,
 		Logger:     log,
 		// A missing NOTIFY_SOCKET makes these no-ops.
-		Ready:            func() { _, _ = daemon.SdNotify(false, daemon.SdNotifyReady) },
-		Status:           func(s string) { _, _ = daemon.SdNotify(false, "STATUS="+s) },
+		Ready:            n.Ready,
+		Status:           n.Status,
 		Watchdog:         func() { _, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog) },
 		WatchdogInterval: watchdogInterval(log),
 	})
 	if err != nil {
 		return err
 	}
+	// The daemon runs on its own context, ended after STOPPING=1 is out:
+	// the manager hears of the shutdown before it begins.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	go func() {
+		select {
+		case <-ctx.Done():
+			n.Stopping()
+			stopRun()
+		case <-runCtx.Done():
+		}
+	}()
 	go func() {
 		for {
 			select {
 			case <-hup:
 				log.Info("SIGHUP: reloading the configuration", "file", *path)
-				rctx, cancel := context.WithTimeout(ctx, edge.DefaultConfigTrial+30*time.Second)
-				_ = d.Reload(rctx) // the daemon logs the outcome
+				announced := n.Reloading()
+				rctx, cancel := context.WithTimeout(runCtx, edge.DefaultConfigTrial+30*time.Second)
+				err := d.Reload(rctx) // the daemon logs the outcome
 				cancel()
-			case <-ctx.Done():
+				if announced && runCtx.Err() == nil {
+					n.Reloaded(err)
+				}
+			case <-runCtx.Done():
 				return
 			}
 		}
 	}()
-	return d.Run(ctx)
+	return d.Run(runCtx)
 }
 
 // watchdogInterval is systemd's WatchdogSec= as passed in WATCHDOG_USEC

@@ -1,14 +1,21 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/mqtttest"
@@ -50,14 +57,19 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 
 // `sitelink run` under a fake systemd: READY=1 once serving, a STATUS=
 // line with the link, stations and outbox, watchdog pings at half of
-// WATCHDOG_USEC, and a SIGHUP (ExecReload) that does not kill it.
+// WATCHDOG_USEC; a SIGHUP (ExecReload, or Type=notify-reload's signal)
+// is RELOADING=1 with MONOTONIC_USEC= then READY=1, a refused file also
+// puts the refusal in STATUS= (until a good reload), and SIGTERM sends
+// STOPPING=1. Its stderr is the journal's stream: every line carries its
+// priority prefix.
 func TestSystemdNotify(t *testing.T) {
 	b := mqtttest.Start(t)
-	cfg, socket := writeConfig(t, b.URL)
+	s := newSite(t, b.URL)
+	s.write(t, siteConf{})
 	path, msgs := notifySocket(t)
 	// WATCHDOG_PID is left unset: go-systemd then accepts the interval
 	// for whichever process reads it (the re-executed test binary).
-	p := startDaemon(t, cfg, socket, "NOTIFY_SOCKET="+path, "WATCHDOG_USEC=1000000", "WATCHDOG_PID=")
+	p := startLiveEnv(t, s, true, "NOTIFY_SOCKET="+path, "WATCHDOG_USEC=1000000", "WATCHDOG_PID=")
 
 	var ready, status bool
 	var pings int
@@ -78,10 +90,52 @@ func TestSystemdNotify(t *testing.T) {
 		}
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+	// next returns the next message that is not a watchdog ping or a
+	// periodic status line, and counts the pings.
+	next := func(what string) string {
+		t.Helper()
+		deadline := time.After(15 * time.Second)
+		for {
+			select {
+			case m := <-msgs:
+				switch {
+				case m == "WATCHDOG=1":
+					pings++
+				case strings.HasPrefix(m, "STATUS="):
+				default:
+					return m
+				}
+			case <-deadline:
+				t.Fatalf("no %s within 15s", what)
+			}
+		}
 	}
-	// Still alive and still pinging after the reload request.
+	reloading := regexp.MustCompile(`^RELOADING=1\nMONOTONIC_USEC=[1-9][0-9]*$`)
+	reloads := []struct {
+		name   string
+		conf   siteConf
+		status string // in the STATUS= that comes with READY=1
+		not    string // not in it
+	}{
+		{"good", siteConf{price: "0.45"}, "STATUS=connected, 1 station", "refused"},
+		{"bad", siteConf{price: "-1"}, "tariff.price_per_kwh", ""},
+		{"good again", siteConf{price: "0.46"}, "STATUS=connected", "refused"},
+	}
+	for _, r := range reloads {
+		s.write(t, r.conf)
+		p.signal(t, syscall.SIGHUP)
+		if m := next("RELOADING=1 (" + r.name + ")"); !reloading.MatchString(m) {
+			t.Fatalf("%s reload: first message %q, want RELOADING=1 with MONOTONIC_USEC", r.name, m)
+		}
+		m := next("READY=1 after the " + r.name + " reload")
+		if !strings.HasPrefix(m, "READY=1\nSTATUS=") || !strings.Contains(m, r.status) || (r.not != "" && strings.Contains(m, r.not)) {
+			t.Fatalf("%s reload: %q, want READY=1 and a STATUS= with %q", r.name, m, r.status)
+		}
+		if r.name == "bad" && !strings.Contains(m, "refused") {
+			t.Errorf("bad reload: STATUS does not say it was refused: %q", m)
+		}
+	}
+	// Still alive and still pinging after the reloads.
 	from := pings
 	deadline = time.After(10 * time.Second)
 	for pings < from+2 {
@@ -91,17 +145,126 @@ func TestSystemdNotify(t *testing.T) {
 				pings++
 			}
 		case <-deadline:
-			t.Fatal("no watchdog pings after SIGHUP")
+			t.Fatal("no watchdog pings after the reloads")
 		}
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	p.signal(t, syscall.SIGTERM)
+	if m := next("STOPPING=1"); m != "STOPPING=1" {
+		t.Fatalf("on SIGTERM: %q, want STOPPING=1", m)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit within 15s of SIGTERM")
+	}
+	if p.err != nil {
+		t.Fatalf("exit after SIGHUP, SIGTERM: %v", p.err)
+	}
+
+	// The journal's view: each line's priority from its level.
+	prio := map[string]string{"<7>": "level=DEBUG", "<6>": "level=INFO", "<4>": "level=WARN", "<3>": "level=ERROR"}
+	seen := map[string]bool{}
+	for l := range strings.Lines(p.log.String()) {
+		if len(l) < 3 || prio[l[:3]] == "" || !strings.HasPrefix(l[3:], prio[l[:3]]+" ") {
+			t.Errorf("log line without its priority prefix (or with a time journald adds itself): %q", l)
+			continue
+		}
+		seen[l[:3]] = true
+		if strings.Contains(l, "reload refused") && l[:3] != "<3>" {
+			t.Errorf("the refusal is not an error to the journal: %q", l)
+		}
+	}
+	for _, want := range []string{"<3>", "<6>"} {
+		if !seen[want] {
+			t.Errorf("no %s line in the log", want)
+		}
+	}
+}
+
+// Priorities by level, and the lines of a plain stderr left as they were.
+func TestLogPriority(t *testing.T) {
+	cases := []struct {
+		log    func(*slog.Logger)
+		prefix string
+	}{
+		{func(l *slog.Logger) { l.Debug("d") }, "<7>level=DEBUG msg=d"},
+		{func(l *slog.Logger) { l.Info("i", "k", "v") }, "<6>level=INFO msg=i k=v"},
+		{func(l *slog.Logger) { l.Warn("w") }, "<4>level=WARN msg=w"},
+		{func(l *slog.Logger) { l.Error("e") }, "<3>level=ERROR msg=e"},
+		{func(l *slog.Logger) { l.Log(context.Background(), slog.LevelError+4, "x") }, "<3>level=ERROR+4 msg=x"},
+		{func(l *slog.Logger) { l.With("part", "nayax").WithGroup("g").Warn("w", "a", 1) }, "<4>level=WARN msg=w part=nayax g.a=1"},
+	}
+	for _, c := range cases {
+		var buf strings.Builder
+		l, err := newLoggerTo(&buf, "debug", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.log(l)
+		if got := strings.TrimSuffix(buf.String(), "\n"); got != c.prefix {
+			t.Errorf("journal line %q, want %q", got, c.prefix)
+		}
+	}
+	var buf strings.Builder
+	l, _ := newLogger(&buf, "info")
+	l.Warn("w")
+	if !strings.HasPrefix(buf.String(), "time=") {
+		t.Errorf("plain log line %q: want the time first, no prefix", buf.String())
+	}
+	// stderr named by JOURNAL_STREAM is the journal; another stream is not.
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(os.Stderr.Fd()), &st); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGHUP, SIGTERM: %v", err)
+	for env, want := range map[string]bool{fmt.Sprintf("%d:%d", st.Dev, st.Ino): true, fmt.Sprintf("%d:%d", st.Dev, st.Ino+1): false, "": false} {
+		t.Setenv("JOURNAL_STREAM", env)
+		l, _ := newLogger(os.Stderr, "info")
+		if _, got := l.Handler().(journalHandler); got != want {
+			t.Errorf("JOURNAL_STREAM=%q: journal handler %v, want %v", env, got, want)
+		}
 	}
-	if log := p.log.String(); !strings.Contains(log, "configuration reloaded") {
-		t.Errorf("SIGHUP did not reload the file; log:\n%s", log)
+}
+
+// The notify messages, without a daemon: no reload is announced before
+// READY=1, a refusal stays in STATUS= until a reload succeeds.
+func TestNotifier(t *testing.T) {
+	var sent []string
+	n := &notifier{send: func(s string) { sent = append(sent, s) }}
+	if n.Reloading() {
+		t.Fatal("a reload announced before READY=1")
+	}
+	n.Ready()
+	n.Status("connected, 1 station, outbox 0")
+	if !n.Reloading() {
+		t.Fatal("a reload not announced after READY=1")
+	}
+	n.Reloaded(errors.New("reload /etc/sitelink/sitelink.yaml refused:\nsitelink.yaml:9: tariff.price_per_kwh: must not be negative"))
+	n.Status("connected, 1 station, outbox 2")
+	n.Reloading()
+	n.Reloaded(nil)
+	n.Stopping()
+	refusal := "reload /etc/sitelink/sitelink.yaml refused: sitelink.yaml:9: tariff.price_per_kwh: must not be negative (the running configuration stays)"
+	want := []string{
+		"READY=1",
+		"STATUS=connected, 1 station, outbox 0",
+		"RELOADING=1\nMONOTONIC_USEC=",
+		"READY=1\nSTATUS=connected, 1 station, outbox 0; " + refusal,
+		"STATUS=connected, 1 station, outbox 2; " + refusal,
+		"RELOADING=1\nMONOTONIC_USEC=",
+		"READY=1\nSTATUS=connected, 1 station, outbox 2",
+		"STOPPING=1",
+	}
+	if len(sent) != len(want) {
+		t.Fatalf("sent %q, want %q", sent, want)
+	}
+	for i := range want {
+		if sent[i] != want[i] && !(strings.HasSuffix(want[i], "=") && strings.HasPrefix(sent[i], want[i])) {
+			t.Errorf("message %d = %q, want %q", i, sent[i], want[i])
+		}
+	}
+	long := statusErr(errors.New(strings.Repeat("é", 300)))
+	if !utf8.ValidString(long) || len(long) > maxStatusErr+100 {
+		t.Errorf("a long refusal in STATUS=: %d bytes, valid UTF-8 %v", len(long), utf8.ValidString(long))
 	}
 }
 
@@ -169,6 +332,62 @@ func TestUnitLimits(t *testing.T) {
 			}
 			if n, err := strconv.Atoi(keys["LimitNOFILE"]); err != nil || n < tt.minFiles {
 				t.Errorf("LimitNOFILE=%q: want a bound of at least %d", keys["LimitNOFILE"], tt.minFiles)
+			}
+		})
+	}
+}
+
+// The edge is offline-first: it does not wait for the network, only for
+// a clock restored locally; the relay waits for both. Secrets come as
+// credentials from the credential store, by name (a missing one is
+// skipped), never from an absolute path that must exist.
+func TestUnitOrderingAndCredentials(t *testing.T) {
+	tests := []struct {
+		unit      string
+		after     []string
+		notWants  bool
+		credNames []string
+	}{
+		{"sitelink.service", []string{"time-set.target", "time-sync.target"}, true, []string{"mqtt-password", "mqtt-key"}},
+		{"sitelink-relay.service", []string{"network-online.target", "time-sync.target"}, false,
+			[]string{"nayax-sign-key", "nayax-token-secret", "card-key", "callback-auth", "tls-key", "mqtt-password", "mqtt-key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.unit, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("..", "..", "systemd", tt.unit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var after, wants []string
+			creds := map[string]string{}
+			for _, l := range strings.Split(string(data), "\n") {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok || strings.HasPrefix(l, "#") {
+					continue
+				}
+				switch k {
+				case "After":
+					after = append(after, strings.Fields(v)...)
+				case "Wants":
+					wants = append(wants, strings.Fields(v)...)
+				case "LoadCredential":
+					id, src, _ := strings.Cut(v, ":")
+					creds[id] = src
+				}
+			}
+			for _, a := range tt.after {
+				if !slices.Contains(after, a) {
+					t.Errorf("After= lacks %s: %v", a, after)
+				}
+			}
+			if tt.notWants && (slices.Contains(after, "network-online.target") || slices.Contains(wants, "network-online.target")) {
+				t.Errorf("the offline-first edge waits for network-online.target")
+			}
+			prefix := strings.TrimSuffix(tt.unit, ".service") + "."
+			for _, id := range tt.credNames {
+				if src, ok := creds[id]; !ok || src != prefix+id {
+					t.Errorf("LoadCredential=%s:%s missing (got %q)", id, prefix+id, src)
+				}
 			}
 		})
 	}

@@ -324,9 +324,18 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.String:
 		// Any scalar's literal text: an unquoted 0434334921100366 keeps
 		// its leading zero and `number: 5` becomes "5".
-		if d.scalar(n, path, "a string") {
-			v.SetString(n.Value)
+		if !d.scalar(n, path, "a string") {
+			return
 		}
+		val := n.Value
+		if strings.HasSuffix(path, "_file") {
+			var err error
+			if val, err = expandCredentials(val); err != nil {
+				d.fail(path, n.Line, err.Error())
+				return
+			}
+		}
+		v.SetString(val)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		d.decodeInt(n, v, path)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:

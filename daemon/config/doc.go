@@ -65,8 +65,13 @@
 //     them with the loaders the daemons use (files.go: ReadSecret,
 //     loadCAs, loadKeyPair), so the check and the start agree. Serial
 //     ports are looked up by CheckHost only: a missing adapter faults its
-//     stations, not the daemon. Every named file is opened through
-//     ExpandPath, the one place for a path expansion.
+//     stations, not the daemon.
+//   - Every *_file key may start with $CREDENTIALS_DIRECTORY or
+//     ${CREDENTIALS_DIRECTORY} (systemd's LoadCredential=), expanded
+//     while decoding (expandCredentials, the one place), so every later
+//     check and open sees the expanded path; unset, the key gets a
+//     problem. No other variable is expanded: elsewhere a $ is part of
+//     the path.
 //   - A value holding Placeholder ("CHANGE-ME") is refused wherever it
 //     appears: the packaged template (configs/sitelink.yaml) marks with
 //     it what only the site knows, so that it never starts unedited.

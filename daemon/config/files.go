@@ -22,15 +22,11 @@ import (
 // ca-certificates bundle is about 200 KiB, so a larger file is a wrong path.
 const maxPEMFile = 1 << 20
 
-// ExpandPath turns a path as written in a configuration into the path
-// opened. Every file a configuration names is opened through it (openNamed),
-// so that a later expansion (systemd's $CREDENTIALS_DIRECTORY) has one
-// place to hook into. Today it returns the path unchanged.
-func ExpandPath(path string) string { return path }
-
-// openNamed opens a file named by a configuration.
+// openNamed opens a file named by a configuration. The path is already
+// expanded: $CREDENTIALS_DIRECTORY is resolved while decoding
+// (expandCredentials), so the check and the daemon open the same file.
 func openNamed(path string) (*os.File, error) {
-	return os.Open(ExpandPath(path))
+	return os.Open(path)
 }
 
 // readNamed reads a file named by a configuration, refusing one larger
@@ -226,7 +222,7 @@ func (c *hostCheck) edge(e *Edge) {
 				continue
 			}
 			key := fmt.Sprintf("buses[%d].port", i)
-			switch fi, err := os.Stat(ExpandPath(b.Port)); {
+			switch fi, err := os.Stat(b.Port); {
 			case err != nil:
 				c.report(key, fmt.Errorf("serial port %s: %w", b.Port, unwrapPath(err)))
 			case fi.Mode()&os.ModeCharDevice == 0:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -42,4 +43,29 @@ func ReadSecret(path string) (string, error) {
 		return "", fmt.Errorf("read secret %s: %w", path, ErrEmptySecret)
 	}
 	return s, nil
+}
+
+// CredentialsDirectory is the variable systemd sets for a service with
+// LoadCredential= (systemd.exec(5)): the private directory holding them.
+const CredentialsDirectory = "CREDENTIALS_DIRECTORY"
+
+// expandCredentials expands a leading $CREDENTIALS_DIRECTORY or
+// ${CREDENTIALS_DIRECTORY} in a file key's value (every key ending in
+// _file), so that a config names the secrets systemd passes the service:
+// `password_file: ${CREDENTIALS_DIRECTORY}/mqtt-password`. Elsewhere a $
+// is a character of the path. The variable unset is an error: the file
+// would be looked up at the root.
+func expandCredentials(path string) (string, error) {
+	for _, v := range []string{"${" + CredentialsDirectory + "}", "$" + CredentialsDirectory} {
+		rest, ok := strings.CutPrefix(path, v)
+		if !ok || (rest != "" && rest[0] != '/') {
+			continue
+		}
+		dir := os.Getenv(CredentialsDirectory)
+		if dir == "" {
+			return "", errors.New("$" + CredentialsDirectory + " is not set (systemd sets it for a service with LoadCredential=)")
+		}
+		return strings.TrimSuffix(dir, "/") + rest, nil
+	}
+	return path, nil
 }

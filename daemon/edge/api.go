@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/guard"
@@ -359,10 +361,19 @@ func (b backend) Sim(r localapi.SimRequest) error {
 		if reason == "" {
 			reason = "simulated fault"
 		}
+		if n := utf8.RuneCountInString(reason); n > localapi.MaxSimReason || !utf8.ValidString(reason) {
+			return fmt.Errorf("%w: fault reason: %d characters, at most %d of valid UTF-8", localapi.ErrBadRequest, n, localapi.MaxSimReason)
+		}
 		s.Fault(reason)
 	case "clear":
 		s.Clear()
 	case "power":
+		// What the station could deliver: a simulated vehicle beyond it
+		// would only be metered as implausible.
+		limit := b.stations.definition(r.Station).PowerLimitKW()
+		if math.IsNaN(r.KW) || r.KW < 0 || r.KW > limit {
+			return fmt.Errorf("%w: power %v kW: station %s takes 0 to %v kW (stations[].max_power_kw)", localapi.ErrBadRequest, r.KW, r.Station, limit)
+		}
 		if err := s.SetPower(r.KW); err != nil {
 			return fmt.Errorf("%w: %v", localapi.ErrBadRequest, err)
 		}

@@ -100,6 +100,9 @@ func (e *engine) startCommand(cmd wire.Command, now time.Time) (wire.Answer, fun
 // button, `sitelink` on the controller): the same stop as a card's. It
 // runs on the engine.
 func (e *engine) stopStation(station string, now time.Time) error {
+	if _, ok := e.stations.get(station); !ok {
+		return fmt.Errorf("unknown station %q", station)
+	}
 	s, err := e.find(func(tx *store.Tx) (store.Session, error) { return tx.ActiveSession(station) })
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("station %s has no active session", station)

@@ -6,5 +6,6 @@
 // # Caveats
 //
 // The JSON field names are a contract (scripts and tests rely on them);
-// add fields, never rename.
+// add fields, never rename. A client that cannot reach the socket says
+// why: no permission (and the group to join), no socket, or no daemon.
 package localapi

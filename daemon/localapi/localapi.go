@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/sitelink/sitelink/daemon/metrics"
@@ -154,6 +156,10 @@ type OutboxEntry struct {
 	Status  string `json:"status"`
 	Session string `json:"session,omitempty"`
 }
+
+// MaxSimReason bounds a simulated fault's reason (SimRequest.Reason), in
+// characters.
+const MaxSimReason = 200
 
 // SimRequest is the body of POST /v1/sim.
 type SimRequest struct {
@@ -390,7 +396,7 @@ func (c *Client) do(method, path string, in, out any) error {
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("api %s: %w (is the daemon running?)", c.Socket, err)
+		return dialError(c.Socket, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -473,4 +479,45 @@ func (c *Client) Metrics() (string, error) {
 		return "", fmt.Errorf("api %s: metrics: %s: %s", c.Socket, resp.Status, bytes.TrimSpace(b))
 	}
 	return string(b), nil
+}
+
+// dialError says what a failure to reach the socket means: no permission
+// (the socket is the service's group's, mode 0660 in a 0750 directory),
+// no daemon, or something else.
+func dialError(socket string, err error) error {
+	switch {
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		g := socketGroup(socket)
+		return fmt.Errorf("api %s: permission denied: the socket is for group %s; join it (sudo usermod -aG %s $USER, then log in again) or use sudo", socket, g, g)
+	case errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("api %s: no such socket: is the daemon running? (systemctl status sitelink; else give -socket or -config)", socket)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("api %s: connection refused: the daemon is not running (systemctl status sitelink)", socket)
+	}
+	return fmt.Errorf("api %s: %w (is the daemon running?)", socket, err)
+}
+
+// ServiceGroup is the group of the daemon's socket under the shipped unit
+// (systemd/sitelink.service: Group=sitelink).
+const ServiceGroup = "sitelink"
+
+// socketGroup names the group owning the socket, or the directory holding
+// it when the socket itself cannot be looked at; ServiceGroup when
+// neither says.
+func socketGroup(socket string) string {
+	for _, p := range []string{socket, filepath.Dir(socket)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			break
+		}
+		if g, err := user.LookupGroupId(strconv.FormatUint(uint64(st.Gid), 10)); err == nil {
+			return g.Name
+		}
+		return strconv.FormatUint(uint64(st.Gid), 10)
+	}
+	return ServiceGroup
 }
