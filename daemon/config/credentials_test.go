@@ -72,7 +72,7 @@ func TestCredentialsDirectory(t *testing.T) {
 }
 
 // wantErr checks err against a case: none when key is set, else a line
-// `line N: want` (the commands put the file's name before it).
+// `FILE:N: want`.
 func wantErr(t *testing.T, err error, path, key, want string) error {
 	t.Helper()
 	if key != "" {
@@ -85,7 +85,7 @@ func wantErr(t *testing.T, err error, path, key, want string) error {
 		t.Fatalf("loaded; want %q", want)
 	}
 	for l := range strings.Lines(err.Error()) {
-		if strings.HasPrefix(l, "line ") && strings.Contains(l, ": "+want) {
+		if rest, ok := strings.CutPrefix(l, path+":"); ok && rest != "" && rest[0] >= '1' && rest[0] <= '9' && strings.Contains(rest, ": "+want) {
 			return err
 		}
 	}

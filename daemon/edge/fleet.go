@@ -370,7 +370,13 @@ func (f *fleet) reload(ctx context.Context) error {
 	f.mu.Lock()
 	fc := f.fc
 	f.mu.Unlock()
-	prov, err := f.apply(ctx, layers(file, fc.Group, fc.Node))
+	// The files the new file names (secrets, certificates) are checked as
+	// at start: a reload that names a missing key file would run until the
+	// next restart and then fail it, a restart loop far from the edit.
+	var prov config.Provenance
+	if _, err = config.LoadEdgeChecked(f.path); err == nil {
+		prov, err = f.apply(ctx, layers(file, fc.Group, fc.Node))
+	}
 	if errors.Is(err, errShutdown) {
 		return err
 	}

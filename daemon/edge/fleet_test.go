@@ -453,6 +453,7 @@ func TestReload(t *testing.T) {
 		{"bad value", "price_per_kwh: 0.52", "price_per_kwh: -2", "tariff.price_per_kwh: must be >= 0"},
 		{"node id", "id: " + testNode, "id: other-node", "node.id: cannot change while running"},
 		{"syntax", "stations:", "stations: [", "invalid YAML"},
+		{"missing secret file", "group: north,", "group: north, username: site, password_file: /nonexistent/mqtt-password,", "mqtt.password_file: "},
 	} {
 		cur, _ := os.ReadFile(f.file)
 		f.writeFile(strings.Replace(string(cur), c.from, c.to, 1))

@@ -126,8 +126,11 @@ func TestRetentionDaemon(t *testing.T) {
 	oldSessions(t, s.cfg.DBPath(), time.Now(), "settled-120", "declined-95", "needs-reconciliation-400", "settled-3")
 	s.start()
 
-	waitFor(t, 10*time.Second, "old sessions archived", func() bool {
-		return len(archivedIDs(t, filepath.Join(s.cfg.Node.DataDir, "archive"))) == 2
+	// The archive file is written (and synced) before the batch leaves the
+	// ledger, so wait for both: the ledger's delete commits just after.
+	waitFor(t, 10*time.Second, "old sessions archived and gone from the ledger", func() bool {
+		list, err := s.api.Sessions(100)
+		return err == nil && len(list) == 2 && len(archivedIDs(t, filepath.Join(s.cfg.Node.DataDir, "archive"))) == 2
 	})
 	if got, want := archivedIDs(t, s.cfg.ArchiveDir()), []string{"declined-95", "settled-120"}; !slices.Equal(got, want) {
 		t.Errorf("archived %v, want %v", got, want)
