@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -316,6 +317,21 @@ func waitRoute(t *testing.T, url string) {
 		b, _ := io.ReadAll(resp.Body)
 		return !strings.Contains(string(b), `"nodes":0`) && !strings.Contains(string(b), `"terminals":0`)
 	})
+}
+
+// relayHealth is the relay's /healthz document (numbers as float64).
+func relayHealth(t *testing.T, url string) map[string]any {
+	t.Helper()
+	resp, err := http.Get(adminURL(t, url) + "/healthz")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var h map[string]any
+	if json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&h) != nil {
+		return nil
+	}
+	return h
 }
 
 func session(t *testing.T, api *localapi.Client, state string) localapi.Session {

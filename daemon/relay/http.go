@@ -361,7 +361,7 @@ func (r *Relay) health(w http.ResponseWriter) {
 	nodes, terminals := r.routes.counts()
 	up := r.link.Connected() && r.evlink.Connected()
 	warm := r.routesReady()
-	st := map[string]any{"relay": r.o.ID, "connected": up, "routes_ready": warm, "nodes": nodes, "terminals": terminals, "at": time.Now().UTC()}
+	st := map[string]any{"relay": r.o.ID, "connected": up, "routes_ready": warm, "nodes": nodes, "nodes_online": r.routes.online(), "terminals": terminals, "at": time.Now().UTC()}
 	w.Header().Set("Content-Type", "application/json")
 	if !up || !warm {
 		w.WriteHeader(http.StatusServiceUnavailable)

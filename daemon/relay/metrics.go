@@ -98,6 +98,7 @@ func (r *Relay) writeMetrics(w http.ResponseWriter) {
 	r.metrics.Gauge("sitelink_relay_connected", up, metrics.Bool(r.evlink.Connected()), "link", "events")
 	nodes, terminals := r.routes.counts()
 	r.metrics.Gauge("sitelink_relay_nodes", "Site controllers whose retained state the relay holds.", float64(nodes))
+	r.metrics.Gauge("sitelink_relay_nodes_online", "Site controllers whose retained state says online: stops to the others are queued and answered 992.", float64(r.routes.online()))
 	r.metrics.Gauge("sitelink_relay_nodes_id_conflict", "Site controllers whose state says a second daemon uses their node id (a cloned SD card).", float64(r.routes.conflicts()))
 	r.metrics.Gauge("sitelink_relay_terminals", "Terminals P/terminals gives an owner: the routes of callbacks.", float64(terminals))
 	r.metrics.Gauge("sitelink_relay_results_unpublished", "Nayax answers waiting for a broker connection to reach their node.", float64(r.unpublished.Len()))

@@ -267,6 +267,19 @@ func (r *routes) conflicts() (n int) {
 	return n
 }
 
+// online returns the number of nodes whose last state says online: the
+// relay's own view, which decides whether a stop is sent or queued.
+func (r *routes) online() (n int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, nd := range r.nodes {
+		if nd.Online {
+			n++
+		}
+	}
+	return n
+}
+
 // counts returns the number of nodes with a state and of registered
 // terminals.
 func (r *routes) counts() (nodes, terminals int) {
