@@ -119,6 +119,12 @@ func fleetConnect(broker, prefix, cfgPath string, files config.TLS) (paho.Client
 		} else {
 			c, _ := config.LoadEdge(cfgPath)
 			m = c.MQTT
+			if m.Username != "" || m.TLS.CertFile != "" {
+				return nil, "", fmt.Errorf("%s is a site controller's config with the node's own broker identity: "+
+					"the broker would give this connection the node's client id, disconnect the daemon and discard its "+
+					"persistent session (stops queued for it with it); use -config RELAY.yaml, or -broker with a fleet "+
+					"operator's -cert-file/-key-file", cfgPath)
+			}
 		}
 		if lo, err = m.LinkOptions(); err != nil {
 			return nil, "", err

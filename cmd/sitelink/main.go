@@ -42,7 +42,7 @@ Usage:
                                        Remote Start: the terminal asks for a card
   sitelink stop -station N [-json]     stop a station's session from the site
   sitelink resolve -note TEXT ID       close a needs-reconciliation session you settled by hand
-  sitelink hw lines|pin|meter|selftest for the technician commissioning a site
+  sitelink hw lines|pin|meter|scan|selftest for the technician commissioning a site
   sitelink sim -station N plug|unplug|fault|clear|power KW|start [-json]
                                        drive a simulated station
   sitelink fleet [-broker URL [-ca-file F -cert-file F -key-file F]|-config FILE] [-json]

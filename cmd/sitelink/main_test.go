@@ -374,6 +374,18 @@ func TestFleet(t *testing.T) {
 	if out := fleet(); !strings.Contains(out, node) || !strings.Contains(out, " yes ") {
 		t.Fatalf("fleet while running:\n%s", out)
 	}
+	// An edge config carrying the node's identity is refused: on the
+	// shipped broker (use_username_as_clientid) it would take over the
+	// daemon's client id and discard its persistent session.
+	raw, _ := os.ReadFile(cfg)
+	withID := filepath.Join(t.TempDir(), "node.yaml")
+	if err := os.WriteFile(withID, []byte(strings.Replace(string(raw), "mqtt: {", "mqtt: {username: "+node+", ", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	if err := run([]string{"fleet", "-config", withID, "-wait", "500ms"}, &bytes.Buffer{}, &errb); err == nil || !strings.Contains(err.Error(), "node's own broker identity") {
+		t.Fatalf("fleet with the node's identity: %v", err)
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
