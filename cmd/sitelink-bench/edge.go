@@ -149,7 +149,7 @@ func (d *edgeDaemon) stop() {
 
 // quiet waits until the daemon's outbox is empty.
 func (d *edgeDaemon) quiet() error {
-	return edgeWait(10*time.Second, d.cfg.Node.ID+" outbox empty", func() (bool, error) {
+	return edgeWait(30*time.Second, d.cfg.Node.ID+" outbox empty", func() (bool, error) {
 		st, err := d.api.Status()
 		return err == nil && st.OutboxDepth == 0, nil
 	})
@@ -375,7 +375,7 @@ func (c *edgeCloud) charge(d *edgeDaemon, t edgeTxn) error {
 	if r.Body.Status.Verdict != "Approved" {
 		return fmt.Errorf("authorize %s: %s %s", t.spark, r.Body.Status.Verdict, r.Body.Status.ErrorDescription)
 	}
-	err = edgeWait(10*time.Second, t.spark+" charging", func() (bool, error) {
+	err = edgeWait(30*time.Second, t.spark+" charging", func() (bool, error) {
 		ss, err := d.api.Sessions(3)
 		if err != nil {
 			return false, nil
