@@ -150,6 +150,11 @@ func (r Register) Decode(words []uint16) (float64, error) {
 	}
 	if r.Scale != 0 {
 		v *= r.Scale
+		// A huge float64 (a garbled answer) scaled past the largest
+		// float64 is no reading either.
+		if math.IsInf(v, 0) {
+			return 0, fmt.Errorf("decode %s: %w: raw 0x%X scaled by %g overflows", r, ErrInvalidValue, u, r.Scale)
+		}
 	}
 	return v, nil
 }
