@@ -367,7 +367,12 @@ func objectBody(body any) (json.RawMessage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("marshal body: %w", err)
 		}
-		b = m
+		// Marshal's output is valid and compact already: checking and
+		// compacting it again cost every event two more passes.
+		if !isObject(m) {
+			return nil, fmt.Errorf("body is not a JSON object: %w", ErrMalformed)
+		}
+		return m, nil
 	}
 	if !json.Valid(b) || !isObject(b) {
 		return nil, fmt.Errorf("body is not a JSON object: %w", ErrMalformed)
