@@ -126,6 +126,7 @@ type Station struct {
 	target    bool  // commanded position
 	maxA      int   // current limit in A (ControllerConfig.MaxCurrentA, then SetMaxCurrent)
 	commsErr  error // controller did not answer properly
+	limitErr  error // the current limit register does not hold maxA (limitRegister)
 	meterErr  error // the meter failed, or has no valid energy yet
 	energyWh  float64
 	powerW    float64
@@ -170,11 +171,7 @@ func OpenController(c ControllerConfig) (*Station, error) {
 	if err := s.SetContactor(ctx, false); err != nil {
 		s.log.Warn("modbus controller: enable output not confirmed off at start; retrying while polling", "err", err)
 	}
-	if c.MaxCurrentA > 0 && c.Map.MaxCurrent != nil && !c.Map.Enable.Current {
-		if err := s.SetMaxCurrent(ctx, c.MaxCurrentA); err != nil {
-			s.log.Warn("modbus controller: current limit not set at start", "err", err, "amps", c.MaxCurrentA)
-		}
-	}
+	// The first poll writes the current limit (poll keeps it written).
 	_ = s.Poll(ctx)
 	go s.run(ctx)
 	return s, nil
@@ -261,6 +258,8 @@ func (s *Station) faultLocked() string {
 	switch {
 	case s.commsErr != nil:
 		return "modbus: " + s.commsErr.Error()
+	case s.limitErr != nil:
+		return "modbus: " + s.limitErr.Error()
 	case s.meterErr != nil:
 		return "modbus meter: " + s.meterErr.Error()
 	case s.cp == hal.CPE:
@@ -416,7 +415,45 @@ func (s *Station) SetMaxCurrent(ctx context.Context, amps int) error {
 	case int(w[0]) != amps:
 		return fmt.Errorf("set max current %d A: %w: register reads %d", amps, hal.ErrNotConfirmed, w[0])
 	}
+	s.update(func() { s.limitErr = nil })
 	return nil
+}
+
+// keepLimit makes the controller's own current limit register (a map's
+// MaxCurrent, where the enable is not the limit) hold the configured
+// limit: read on every poll, written again when it differs. A controller
+// that restarted forgets the limit and takes its default (often the
+// cable's or its own maximum, above what the circuit takes); so does one
+// that was absent when the daemon started. limitErr says why the limit is
+// not held (the station is faulted: no charging above the circuit's
+// rating); err is a failed transaction. The caller holds io.
+func (s *Station) keepLimit(ctx context.Context) (limitErr, err error) {
+	m := s.cfg.Map
+	s.mu.Lock()
+	amps := s.maxA
+	s.mu.Unlock()
+	if amps == 0 || m.MaxCurrent == nil || m.Enable.Current {
+		return nil, nil
+	}
+	addr := m.MaxCurrent.Address
+	w, err := s.cfg.Bus.ReadRegisters(ctx, s.cfg.Unit, FuncReadHoldingRegisters, addr, 1)
+	if err != nil {
+		return nil, err
+	}
+	if int(w[0]) == amps {
+		return nil, nil
+	}
+	s.logLimited(slog.LevelWarn, "modbus controller: current limit register differs (controller restarted?); writing it", "register", addr, "reads", w[0], "amps", amps)
+	if err := s.cfg.Bus.WriteRegister(ctx, s.cfg.Unit, addr, uint16(amps)); err != nil {
+		return nil, err
+	}
+	if w, err = s.cfg.Bus.ReadRegisters(ctx, s.cfg.Unit, FuncReadHoldingRegisters, addr, 1); err != nil {
+		return nil, err
+	}
+	if int(w[0]) != amps {
+		return fmt.Errorf("current limit register %d reads %d A after writing %d A", addr, w[0], amps), nil
+	}
+	return nil, nil
 }
 
 func (s *Station) readEnable(ctx context.Context) (bool, error) {
@@ -497,6 +534,10 @@ func (s *Station) poll(ctx context.Context) error {
 			on, err = s.readEnable(ctx)
 		}
 	}
+	var limitErr error
+	if err == nil {
+		limitErr, err = s.keepLimit(ctx)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.noteComms(err)
@@ -511,7 +552,7 @@ func (s *Station) poll(ctx context.Context) error {
 		}
 	}
 	s.update(func() {
-		s.cp, s.contactor, s.commsErr = cp, on, nil
+		s.cp, s.contactor, s.commsErr, s.limitErr = cp, on, nil, limitErr
 		s.at = s.cfg.Now()
 		if s.meter != nil {
 			switch {

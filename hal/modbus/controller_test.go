@@ -327,3 +327,72 @@ func drainChanges(st hal.Station) {
 	default:
 	}
 }
+
+// The controller's current limit register holds the configured limit
+// whenever the station may charge: written by the first poll that
+// reaches the controller (even one absent at start), written again when
+// the controller forgets it (a restart takes its default), and a
+// controller that will not keep it faults the station, so the contactor
+// never closes above the circuit's rating.
+func TestControllerKeepsCurrentLimit(t *testing.T) {
+	const limitReg, amps = 22000, 16
+	withLimit := func(c *ControllerConfig) {
+		c.MaxCurrentA = amps
+		c.Map.MaxCurrent = &CurrentLimit{Address: limitReg}
+	}
+	limit := func(dev *fakeDevice) uint16 {
+		dev.mu.Lock()
+		defer dev.mu.Unlock()
+		return dev.regs[regKey{fakeUnit, FuncReadHoldingRegisters, limitReg}]
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, dev *fakeDevice, st *Station)
+	}{
+		{"absent at start", func(t *testing.T, dev *fakeDevice, st *Station) {
+			dev.setErr(nil)
+			poll(t, st)
+			if got := limit(dev); got != amps {
+				t.Fatalf("limit register %d after the controller appeared, want %d", got, amps)
+			}
+		}},
+		{"controller restarted", func(t *testing.T, dev *fakeDevice, st *Station) {
+			dev.setErr(nil)
+			poll(t, st)
+			dev.set(fakeUnit, FuncReadHoldingRegisters, limitReg, 32) // its default after a restart
+			poll(t, st)
+			if got := limit(dev); got != amps {
+				t.Fatalf("limit register %d after a restart, want %d", got, amps)
+			}
+			if f := st.Read().Fault; f != "" {
+				t.Fatalf("fault %q after the limit was written again", f)
+			}
+		}},
+		{"limit does not stick", func(t *testing.T, dev *fakeDevice, st *Station) {
+			dev.setErr(nil)
+			dev.mu.Lock()
+			dev.stuck = true
+			dev.mu.Unlock()
+			poll(t, st)
+			if f := st.Read().Fault; !strings.Contains(f, "current limit register 22000 reads 32 A after writing 16 A") {
+				t.Fatalf("fault %q, want the limit named", f)
+			}
+			dev.set(fakeUnit, FuncReadHoldingRegisters, fakeState, stateB)
+			if err := st.SetContactor(ctx, true); !errors.Is(err, hal.ErrFaulted) {
+				t.Fatalf("SetContactor(true) without the limit = %v, want hal.ErrFaulted", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dev := newFakeController(t)
+			dev.set(fakeUnit, FuncReadHoldingRegisters, limitReg, 32)
+			dev.setErr(ErrTimeout) // not answering when the daemon starts
+			st := openFakeStation(t, dev, withLimit)
+			if got := limit(dev); got != 32 {
+				t.Fatalf("limit register %d while the controller was silent", got)
+			}
+			tc.run(t, dev, st)
+		})
+	}
+}
