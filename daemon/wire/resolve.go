@@ -49,26 +49,30 @@ func (r Resolve) Check() error {
 		return fmt.Errorf("Note: longer than %d characters", MaxResolveNote)
 	case !printable(r.Note):
 		return errors.New("Note: control characters or invalid UTF-8")
-	case longDigitRun(r.Note) || longDigitRun(r.By):
+	case longDigitRun(r.Note):
 		return errors.New("Note: a run of 12 or more digits looks like a card number; never write card data here")
+	case longDigitRun(r.By):
+		return errors.New("By: a run of 12 or more digits looks like a card number; never write card data here")
 	case utf8.RuneCountInString(r.By) > MaxResolveBy || !printable(r.By):
 		return fmt.Errorf("By: at most %d printable characters", MaxResolveBy)
 	}
 	return nil
 }
 
-// longDigitRun reports a run of 12 or more digits, spaces or dashes
-// between them allowed: the shape of a card number (PAN), which must not
-// reach the ledger, the logs or MQTT.
+// longDigitRun reports a run of 12 or more digits (any script's, full
+// width included) with separators between them allowed — spaces, dashes,
+// dots, slashes, underscores — the shapes a card number (PAN) is written
+// in, which must not reach the ledger, the logs or MQTT. Letters, colons
+// and commas end a run, so a date with a time ("2026-12-06 10:30") passes.
 func longDigitRun(s string) bool {
 	n := 0
 	for _, c := range s {
 		switch {
-		case c >= '0' && c <= '9':
+		case unicode.IsDigit(c):
 			if n++; n >= 12 {
 				return true
 			}
-		case c == ' ' || c == '-':
+		case unicode.IsSpace(c) || unicode.Is(unicode.Pd, c) || strings.ContainsRune("./_\u00b7\u2024\uff0e\uff0f\uff3f", c):
 		default:
 			n = 0
 		}
