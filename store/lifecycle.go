@@ -72,6 +72,7 @@ var lifecycle = []Edge{
 	{Closed, NeedsReconciliation, "the same, but the cancel cannot be built"},
 
 	{NeedsReconciliation, Reconciled, "an operator resolved it (`sitelink resolve`, `resolve` command), with a note"},
+	{Reconciled, NeedsReconciliation, "Cortina Cancel/Void after the operator's resolution: whatever was settled by hand, Nayax now calls it cancelled"},
 }
 
 // stateInfo is what the engine and the ledger's indexes need to know of a

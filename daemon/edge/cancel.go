@@ -66,6 +66,12 @@ func (e *engine) cancelCommand(cmd wire.Command, now time.Time) (wire.Answer, fu
 		return out(nayax.CortinaApproved("cancelled after settlement; flagged for reconciliation")), func(tx *store.Tx) error {
 			return e.transition(tx, &s, store.NeedsReconciliation, "cancelled after settlement ("+reason+"): money was taken for a transaction Nayax cancelled", now)
 		}
+	case s.State == store.Reconciled:
+		// An operator settled it by hand (maybe took the money); Nayax
+		// now calls it cancelled: the operator looks again.
+		return out(nayax.CortinaApproved("cancelled after it was resolved by hand; flagged for reconciliation")), func(tx *store.Tx) error {
+			return e.transition(tx, &s, store.NeedsReconciliation, "cancelled after it was resolved by hand ("+reason+"): check the resolution against Nayax", now)
+		}
 	case s.State.Final():
 		// Declined, closed, cancelled, in reconciliation: nothing left
 		// to abort.

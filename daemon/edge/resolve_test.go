@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,15 @@ func TestResolveCommand(t *testing.T) {
 	}
 	if !store.Archivable(&got, got.UpdatedAt.Add(time.Second)) {
 		t.Fatal("a reconciled session is not archivable")
+	}
+	// Nayax cancels it afterwards: whatever the operator settled by hand,
+	// a human looks again.
+	cancel := fmt.Sprintf(`{"BasicInfo":{"TransactionId":%q,"NayaxTransactionId":%d},"MachineInfo":{"Id":71234996}}`, id, got.NayaxTransactionID)
+	if ans := r.command("cancel", []byte(cancel)); ans["Status"].(map[string]any)["Verdict"] != "Approved" {
+		t.Fatalf("Cortina cancel of a reconciled session: %v", ans)
+	}
+	if again := r.session(); again.State != store.NeedsReconciliation || !strings.Contains(again.History[len(again.History)-1].Reason, "resolved by hand") {
+		t.Fatalf("after a Cortina cancel: %s %+v", again.State, again.History[len(again.History)-1])
 	}
 	// A session in another state is refused.
 	r2 := newRig(t, vehicleIf(false))
