@@ -106,7 +106,7 @@ func (r *Relay) handleEvent(ctx context.Context, d delivery) {
 	if res, ok := r.served.lookup(nodeID, ev.ID, request, time.Now()); ok {
 		// Answered before (by this replica or a peer): Nayax is not
 		// called again for the same request.
-		r.metrics.Inc(mServedFromMemory, "Request events answered from the memory of recent answers instead of calling Nayax again, by call.", "call", res.Call)
+		r.metrics.Inc(mServedFromMemory, "Request events answered from the memory of recent answers instead of calling Nayax again, by call.", "call", callLabel(res.Call))
 		r.publishResult(ctx, d.conn, nodeID, res)
 		m.Ack()
 		return

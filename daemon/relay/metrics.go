@@ -72,9 +72,21 @@ func (r *Relay) countRequest(endpoint, verdict string, d time.Duration) {
 // countCall records one outbound Nayax call (with its retries) made for a
 // site's request event.
 func (r *Relay) countCall(res wire.Result, d time.Duration) {
-	r.metrics.Inc(mNayaxCalls, "Outbound Nayax calls, by call and outcome.", "call", res.Call, "outcome", string(res.Outcome))
-	r.metrics.ObserveDuration(mNayaxTime, "Time an outbound Nayax call took, retries included, by call and outcome.", d, "call", res.Call, "outcome", string(res.Outcome))
-	r.metrics.Add(mNayaxAttempts, "HTTP attempts made for outbound Nayax calls, by call.", float64(res.Attempts), "call", res.Call)
+	call := callLabel(res.Call)
+	r.metrics.Inc(mNayaxCalls, "Outbound Nayax calls, by call and outcome.", "call", call, "outcome", string(res.Outcome))
+	r.metrics.ObserveDuration(mNayaxTime, "Time an outbound Nayax call took, retries included, by call and outcome.", d, "call", call, "outcome", string(res.Outcome))
+	r.metrics.Add(mNayaxAttempts, "HTTP attempts made for outbound Nayax calls, by call.", float64(res.Attempts), "call", call)
+}
+
+// callLabel is the call label of a result: a call the relay makes, or
+// "other". A result's call can come from a site's request (a refused one
+// keeps what the site wrote), so the label set must not follow it.
+func callLabel(call string) string {
+	switch call {
+	case nayax.CallTriggerTransaction, nayax.CallSettlement, nayax.CallExternalSettlement, nayax.CallCancelTransaction, nayax.CallExternalCancel:
+		return call
+	}
+	return "other"
 }
 
 // verdictLabel is the label of an answer's verdict. Only Nayax's two
