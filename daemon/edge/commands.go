@@ -244,10 +244,12 @@ func (e *engine) replier(ctx context.Context) {
 			}
 			flight = append(flight, sent{o, o.conn.Publish(o.topic, false, o.payload)})
 		}
+		// One deadline for the batch: on a stalled connection the batch,
+		// and the events held behind it, wait replyTimeout in all, not
+		// replyTimeout per reply.
+		wctx, cancel := context.WithTimeout(ctx, replyTimeout)
 		for _, f := range flight {
-			wctx, cancel := context.WithTimeout(ctx, replyTimeout)
 			err := f.o.conn.WaitToken(wctx, f.tok)
-			cancel()
 			if err != nil {
 				e.log.Warn("reply not acknowledged; the command stays unacked for redelivery", "topic", f.o.topic, "err", err)
 				continue
@@ -256,6 +258,7 @@ func (e *engine) replier(ctx context.Context) {
 			e.timings.ObserveDuration(mCommandAnswer, "Time from a command's arrival to the broker's acknowledgement of its reply, by type (type=\"stop\" is a StopCallback's answer at the edge).",
 				time.Since(f.o.at), "type", f.o.typ)
 		}
+		cancel()
 		flight = flight[:0]
 		if poke {
 			// Events committed with these replies: their turn now
