@@ -28,11 +28,11 @@ func socketFlags(fs interface {
 		case *sock != "":
 			return *sock, nil
 		case *cfg != "":
-			c, err := config.LoadEdge(*cfg)
+			path, err := config.EdgeAPISocket(*cfg)
 			if err != nil {
-				return "", fmt.Errorf("config %s:\n%w", *cfg, err)
+				return "", fmt.Errorf("config %s: %w", *cfg, err)
 			}
-			return c.Node.APISocket, nil
+			return path, nil
 		}
 		return localapi.DefaultSocket, nil
 	}

@@ -149,3 +149,27 @@ func detectKind(data []byte) string {
 	}
 	return KindEdge
 }
+
+// EdgeAPISocket reads only node.api_socket (or its default) from an edge
+// config file, for the operating commands (`sitelink status -config F`):
+// they need nothing else, and the file may name things only the service
+// can resolve (${CREDENTIALS_DIRECTORY}, files readable by its user), so
+// the rest is not checked here.
+func EdgeAPISocket(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var f struct {
+		Node struct {
+			APISocket string `yaml:"api_socket"`
+		} `yaml:"node"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if f.Node.APISocket == "" {
+		return Default().Node.APISocket, nil
+	}
+	return f.Node.APISocket, nil
+}

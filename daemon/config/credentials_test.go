@@ -92,3 +92,27 @@ func wantErr(t *testing.T, err error, path, key, want string) error {
 	t.Fatalf("error lacks %q on a FILE:LINE line:\n%v", want, err)
 	return err
 }
+
+// The operating commands find the socket in a file naming credentials
+// only the service can expand: they read node.api_socket alone.
+func TestEdgeAPISocket(t *testing.T) {
+	t.Setenv(CredentialsDirectory, "")
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, file, want string }{
+		{"named", "node: {id: a, api_socket: /run/x/api.sock}\nmqtt:\n  password_file: ${CREDENTIALS_DIRECTORY}/p\n", "/run/x/api.sock"},
+		{"default", "node: {id: a}\n", Default().Node.APISocket},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name+".yaml")
+			if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := EdgeAPISocket(path); err != nil || got != tc.want {
+				t.Fatalf("EdgeAPISocket = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := EdgeAPISocket(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Fatal("a missing file gave a socket")
+	}
+}
