@@ -47,7 +47,7 @@ func (r *Relay) onEvent(c *link.Conn, m paho.Message) {
 		reason = "queue_full"
 	}
 	if reason != "" {
-		r.metrics.Inc(mEventsDropped, "Request events dropped before any work, by reason (a node over its rate, the queue full); their nodes send them again.", "reason", reason)
+		r.metrics.Inc(mEventsDropped, hEventsDropped, "reason", reason)
 		m.Ack()
 		return
 	}
@@ -98,7 +98,8 @@ func (r *Relay) handleEvent(ctx context.Context, d delivery) {
 	nodeID, _, typ, ok := wire.ParseNodeTopic(r.o.Prefix, m.Topic())
 	ev, err := wire.DecodeEvent(m.Payload())
 	if !ok || err != nil {
-		r.log.Warn("dropping unreadable event", "topic", m.Topic(), "err", err)
+		r.metrics.Inc(mEventsDropped, hEventsDropped, "reason", "unreadable")
+		r.refusalLog.Do(func() { r.log.Warn("dropping unreadable event", "topic", m.Topic(), "err", err) })
 		m.Ack()
 		return
 	}

@@ -32,6 +32,7 @@ const (
 	// Their help, for the series written at 0 from the start (relay.go)
 	// as for the counts: promtool wants help on every family.
 	hClaimsIgnored = "Terminals a site controller's state claims that P/terminals gives to nobody or to another node, by reason; the claim is ignored."
+	hEventsDropped = "Request events dropped before any work, by reason (a node over its rate, the queue full, unreadable); a readable one is sent again by its node."
 	hNodeRefused   = "Site requests the relay refused to send to Nayax, by reason (a ticket missing or not this node's, another transaction, over the authorized or maximum amount, another node's terminal)."
 )
 
