@@ -143,6 +143,7 @@ type backend struct {
 	// and the metrics connections it turned away, for /metrics.
 	noops, refused *guard.Refusals
 	cortinaRefused *cortinaRefusals
+	answers        *lastAnswers // Nayax's last answers by kind, noted by the engine
 	timings        *metrics.Set // latencies the engine records
 }
 

@@ -175,12 +175,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	refused := guard.NewRefusals(d.log, slog.LevelWarn, "metrics connections refused", 0)
 	hb := newHeartbeat(d.o, func() string { return statusLine(lnk.Connected(), "", stations, st) }, time.Now())
 	cortinaRefused := &cortinaRefusals{}
+	answers := newLastAnswers()
+	if err := answers.seed(st); err != nil {
+		return fmt.Errorf("read recent answers: %w", err)
+	}
 	timings := &metrics.Set{}
 	eng := newEngine(engineDeps{
 		log: d.log, st: st, stations: stations, cfg: &d.cfg, topics: d.topics,
 		cmds: cmds, calls: calls, changes: changes,
 		poke: pump.poke, connected: lnk.Connected, rebirth: rebirth,
-		waiting: waiting, beat: hb.beat, noops: noops, cortinaRefused: cortinaRefused, timings: timings,
+		waiting: waiting, beat: hb.beat, noops: noops, cortinaRefused: cortinaRefused, timings: timings, answers: answers,
 	})
 	if err := eng.reconcile(time.Now()); err != nil {
 		return fmt.Errorf("reconcile sessions: %w", err)
@@ -189,7 +193,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	api, err := listenAPI(d.cfg.Load().Node, backend{
 		st: st, stations: stations, cfg: &d.cfg, link: lnk, pres: pres, pump: pump,
 		fleet: d.fleet, exec: calls.do, version: d.o.Version, relays: relays,
-		noops: noops, refused: refused, cortinaRefused: cortinaRefused, timings: timings,
+		noops: noops, refused: refused, cortinaRefused: cortinaRefused, timings: timings, answers: answers,
 	}, d.o.MetricsTimeouts, refused, d.log)
 	if err != nil {
 		return err

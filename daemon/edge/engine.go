@@ -93,6 +93,7 @@ type engineDeps struct {
 	noops *guard.Refusals
 
 	cortinaRefused *cortinaRefusals // Cortina cancels refused (cancel.go), for the metrics
+	answers        *lastAnswers     // Nayax's last answer of each kind (payments.go), for the metrics
 	// timings holds the latency histograms the engine and the replier
 	// record (commands.go), for the metrics.
 	timings *metrics.Set
@@ -164,6 +165,9 @@ func newEngine(d engineDeps) *engine {
 	}
 	if d.noops == nil {
 		d.noops = guard.NewRefusals(nil, 0, "", 0)
+	}
+	if d.answers == nil {
+		d.answers = newLastAnswers()
 	}
 	if d.cortinaRefused == nil {
 		d.cortinaRefused = &cortinaRefusals{}

@@ -3,7 +3,6 @@ package edge
 import (
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/sitelink/sitelink/daemon/guard"
@@ -15,10 +14,6 @@ import (
 // cpStates are the control pilot states written one-hot per station;
 // an unknown state leaves them all 0.
 var cpStates = []hal.CPState{hal.CPA, hal.CPB, hal.CPC, hal.CPD, hal.CPE, hal.CPF}
-
-// answerWindow is how many recent sessions the last-Nayax-answer gauges
-// look at: enough to see every call kind on a busy site, cheap to scan.
-const answerWindow = 100
 
 // Metrics renders the daemon's state as Prometheus text. It is computed
 // at scrape time from the store and the stations, so it costs nothing
@@ -111,27 +106,10 @@ func (b backend) Metrics(w io.Writer) error {
 		s.Set("sitelink_bus_reopen_failures_total", "Attempts to open a missing serial port again that failed, since the bus was opened.", metrics.Counter, float64(bs.ReopenFailures), "bus", bs.name)
 	}
 
-	// Sessions come newest first, but their answers need not: keep the
-	// latest per (call, outcome, code).
-	last := map[[3]string]time.Time{}
-	err = b.st.View(func(tx *store.Tx) error {
-		return tx.Sessions(answerWindow, func(ss store.Session) bool {
-			if a := ss.LastAnswer; a != nil && a.Call != "" {
-				k := [3]string{a.Call, a.Outcome, strconv.Itoa(a.Code)}
-				if a.At.After(last[k]) {
-					last[k] = a.At
-				}
-			}
-			return true
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	for k, at := range last {
+	b.answers.each(func(call, outcome, code string, at time.Time) {
 		s.Gauge("sitelink_nayax_last_answer_timestamp_seconds",
 			"When Nayax last gave this answer, among the recent sessions (unix seconds).",
-			float64(at.UnixMilli())/1e3, "call", k[0], "outcome", k[1], "code", k[2])
-	}
+			float64(at.UnixMilli())/1e3, "call", call, "outcome", outcome, "code", code)
+	})
 	return metrics.Write(w, &s, b.timings)
 }

@@ -331,6 +331,7 @@ func (e *engine) resultCommand(cmd wire.Command, now time.Time) (wire.Answer, fu
 	return ok, func(tx *store.Tx) error {
 		s.LastAnswer = ans
 		s.AddAnswer(*ans)
+		e.answers.note(ans)
 		s.Request.Answered = append(s.Request.Answered, r.EventID)
 		return e.applyResult(tx, &s, r, now)
 	}
