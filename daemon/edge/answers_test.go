@@ -56,7 +56,9 @@ func TestLastAnswersNotedAndSeeded(t *testing.T) {
 	}
 	kinds := func(l *lastAnswers) string {
 		var out string
-		l.each(func(call, outcome, code string, at time.Time) { out += call + "/" + outcome + "/" + code + "@" + at.String() + ";" })
+		l.each(func(call, outcome, code string, at time.Time) {
+			out += call + "/" + outcome + "/" + code + "@" + at.String() + ";"
+		})
 		return out
 	}
 	noted := kinds(r.e.answers)
