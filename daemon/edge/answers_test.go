@@ -2,6 +2,8 @@ package edge
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,11 +57,12 @@ func TestLastAnswersNotedAndSeeded(t *testing.T) {
 		t.Fatalf("session %s", got)
 	}
 	kinds := func(l *lastAnswers) string {
-		var out string
+		var out []string
 		l.each(func(call, outcome, code string, at time.Time) {
-			out += call + "/" + outcome + "/" + code + "@" + at.String() + ";"
+			out = append(out, call+"/"+outcome+"/"+code+"@"+at.String())
 		})
-		return out
+		slices.Sort(out)
+		return strings.Join(out, ";")
 	}
 	noted := kinds(r.e.answers)
 	if noted == "" {
