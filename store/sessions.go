@@ -25,7 +25,15 @@ func (tx *Tx) Session(sparkID string) (Session, error) {
 	if err != nil {
 		return Session{}, fmt.Errorf("get session %q: %w", sparkID, err)
 	}
-	return getSession(b, sparkID)
+	v := b.Get([]byte(sparkID))
+	if v == nil {
+		return Session{}, fmt.Errorf("session %q: %w", sparkID, ErrNotFound)
+	}
+	s, err := tx.s.memo.decode(v)
+	if err != nil {
+		return Session{}, fmt.Errorf("session %q: %w", sparkID, err)
+	}
+	return s, nil
 }
 
 func getSession(b *bolt.Bucket, sparkID string) (Session, error) {
@@ -303,7 +311,7 @@ func (tx *Tx) writeSession(s *Session) error {
 	var old *Session
 	corruptOld := false
 	if v := sessions.Get([]byte(id)); v != nil {
-		o, err := decodeSession(v)
+		o, err := tx.s.memo.decode(v)
 		if err != nil {
 			corruptOld = true
 			tx.s.log.Warn("replacing corrupt session record", "spark_transaction_id", id, "err", err)

@@ -160,6 +160,7 @@ type Store struct {
 	log    *slog.Logger
 	closed atomic.Bool
 	acked  acked // acknowledged outbox entries not deleted yet
+	memo   sessionMemo
 
 	archiveMu sync.Mutex // one Archive at a time
 }

@@ -288,11 +288,9 @@ func (e *engine) transition(tx *store.Tx, s *store.Session, to store.State, reas
 	if err := tx.PutSession(s); err != nil {
 		return err
 	}
-	pub, err := json.Marshal(publicSession(*s, e.sessionTariff(s)))
-	if err != nil {
-		return err
-	}
-	return e.emit(tx, wire.EventSession, wire.SessionEvent{From: string(from), To: string(to), Reason: reason, Session: pub}, now)
+	// The session is marshalled with its event, in one pass (wire.SessionEventOf).
+	ev := wire.SessionEventOf[eventSession]{From: string(from), To: string(to), Reason: reason, Session: publicSession(*s, e.sessionTariff(s))}
+	return e.emit(tx, wire.EventSession, ev, now)
 }
 
 // publicSession strips what must not leave the controller (card digest

@@ -44,6 +44,11 @@ func newRig(t testing.TB, edit func(*config.Edge)) *rig {
 // newRigAt is newRig on the ledger in dir (a restart when dir was used
 // before), with wrap, if set, standing between each simulator and the
 // engine.
+// rigNoSync makes the rigs' ledgers skip fsync: for a benchmark of the
+// engine's CPU alone (BenchmarkStopHandle/nosync), set and reset by it;
+// benchmarks run after every test, one at a time.
+var rigNoSync bool
+
 func newRigAt(t testing.TB, dir string, edit func(*config.Edge), wrap func(hal.Station) hal.Station) *rig {
 	t.Helper()
 	cfg := testConfig(t, "tcp://127.0.0.1:1", dir) // never dialled
@@ -54,7 +59,7 @@ func newRigAt(t testing.TB, dir string, edit func(*config.Edge), wrap func(hal.S
 			t.Fatalf("config invalid: %v", p)
 		}
 	}
-	st, err := store.Open(filepath.Join(dir, "sitelink.db"), store.Options{})
+	st, err := store.Open(filepath.Join(dir, "sitelink.db"), store.Options{NoSync: rigNoSync})
 	if err != nil {
 		t.Fatal(err)
 	}

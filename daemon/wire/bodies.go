@@ -85,6 +85,17 @@ type SessionEvent struct {
 	Session json.RawMessage `json:"session"`
 }
 
+// SessionEventOf is SessionEvent for its sender: the same JSON, byte for
+// byte, with the session (a value json.Marshal writes as an object)
+// marshalled in the same pass instead of on its own first and then
+// scanned again as a RawMessage. The stop path sends three.
+type SessionEventOf[S any] struct {
+	From    string `json:"from,omitempty"`
+	To      string `json:"to"`
+	Reason  string `json:"reason,omitempty"`
+	Session S      `json:"session"`
+}
+
 // StationEvent is the body of a `station` event: a station's state after
 // a change of CP state, contactor or fault.
 type StationEvent struct {

@@ -260,18 +260,24 @@ func EventPayload(node string, seq uint64, typ string, at time.Time, body any) (
 	if err := checkLevel("event type", typ); err != nil {
 		return nil, fmt.Errorf("event payload: %w", err)
 	}
-	raw, err := objectBody(body)
+	raw, marshalled, err := objectBody(body)
 	if err != nil {
 		return nil, fmt.Errorf("event payload: %w", err)
 	}
-	b, err := json.Marshal(Event{
+	ev := Event{
 		ID:   node + "-" + strconv.FormatUint(seq, 10),
 		Node: node,
 		Seq:  seq,
 		Type: typ,
 		At:   at.UTC(),
 		Body: raw,
-	})
+	}
+	var b []byte
+	if marshalled {
+		b, err = spliceBody(ev)
+	} else {
+		b, err = json.Marshal(ev)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("event payload: %w", err)
 	}
@@ -352,12 +358,14 @@ func decodeEnvelope(op string, payload []byte, v any) error {
 	return nil
 }
 
-// objectBody marshals body and checks that it is a JSON object.
-func objectBody(body any) (json.RawMessage, error) {
+// objectBody marshals body and checks that it is a JSON object;
+// marshalled says the bytes are json.Marshal's own output (body was not
+// JSON already).
+func objectBody(body any) (raw json.RawMessage, marshalled bool, err error) {
 	var b []byte
 	switch v := body.(type) {
 	case nil:
-		return json.RawMessage("{}"), nil
+		return json.RawMessage("{}"), false, nil
 	case json.RawMessage:
 		b = v
 	case []byte:
@@ -365,23 +373,47 @@ func objectBody(body any) (json.RawMessage, error) {
 	default:
 		m, err := json.Marshal(v)
 		if err != nil {
-			return nil, fmt.Errorf("marshal body: %w", err)
+			return nil, false, fmt.Errorf("marshal body: %w", err)
 		}
 		// Marshal's output is valid and compact already: checking and
 		// compacting it again cost every event two more passes.
 		if !isObject(m) {
-			return nil, fmt.Errorf("body is not a JSON object: %w", ErrMalformed)
+			return nil, false, fmt.Errorf("body is not a JSON object: %w", ErrMalformed)
 		}
-		return m, nil
+		return m, true, nil
 	}
 	if !json.Valid(b) || !isObject(b) {
-		return nil, fmt.Errorf("body is not a JSON object: %w", ErrMalformed)
+		return nil, false, fmt.Errorf("body is not a JSON object: %w", ErrMalformed)
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, b); err != nil {
-		return nil, fmt.Errorf("compact body: %w", err)
+		return nil, false, fmt.Errorf("compact body: %w", err)
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), false, nil
+}
+
+// spliceBody is json.Marshal(ev) for a Body that json.Marshal wrote: the
+// envelope is marshalled around an empty body and ev.Body put in its
+// place, byte for byte what Marshal gives (it writes a RawMessage
+// compact and HTML-escaped, which its own output is already), without
+// scanning and copying the body once more (an event's body is most of
+// it; the stop path writes four).
+func spliceBody(ev Event) ([]byte, error) {
+	body := ev.Body
+	ev.Body = json.RawMessage("{}")
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	const tail = `"body":{}}`
+	if !bytes.HasSuffix(b, []byte(tail)) { // Body is Event's last field
+		ev.Body = body
+		return json.Marshal(ev)
+	}
+	out := make([]byte, 0, len(b)-2+len(body))
+	out = append(out, b[:len(b)-3]...)
+	out = append(out, body...)
+	return append(out, '}'), nil
 }
 
 func checkBody(b json.RawMessage) error {

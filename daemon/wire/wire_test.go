@@ -453,3 +453,50 @@ func TestTerminalTopicsAndTickets(t *testing.T) {
 		}
 	}
 }
+
+// TestEventPayloadSameBytes: a marshalled body is put into the envelope
+// as it is, and a SessionEventOf marshals as SessionEvent does; both must
+// give byte for byte what marshalling the whole envelope (with the
+// session as a RawMessage) gives, whatever the strings hold.
+func TestEventPayloadSameBytes(t *testing.T) {
+	at := time.Date(2026, 12, 6, 20, 0, 0, 123456789, time.UTC)
+	tricky := []string{"", "plain", "<a href=\"x\">&amp;</a>", "\u2028\u2029", "\x00\x01\x1f\b\f\n\r\t", `"\/`, "é😀", "\xff\xfe invalid", "\u007f"}
+	type session struct {
+		ID      string            `json:"id"`
+		Reason  string            `json:"reason,omitempty"`
+		Amount  json.Number       `json:"amount"`
+		Raw     json.RawMessage   `json:"raw,omitempty"`
+		Nested  map[string]string `json:"nested"`
+		Numbers []float64         `json:"numbers"`
+	}
+	for i, s := range tricky {
+		sess := session{ID: s, Reason: s, Amount: "0.59", Raw: json.RawMessage(` { "k" : "<&>" } `), Nested: map[string]string{s: s, "b": "<"}, Numbers: []float64{0.1, 1e21, -0}}
+		pub, err := json.Marshal(sess)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := json.Marshal(wire.Event{ID: "n-" + itoa(uint64(i)), Node: "n", Seq: uint64(i), Type: wire.EventSession, At: at,
+			Body: mustMarshal(t, wire.SessionEvent{From: s, To: "stopping", Reason: s, Session: pub})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := wire.EventPayload("n", uint64(i), wire.EventSession, at, wire.SessionEventOf[session]{From: s, To: "stopping", Reason: s, Session: sess})
+		if err != nil || string(got) != string(old) {
+			t.Fatalf("%q: EventPayload = %s, %v\nwant           %s", s, got, err, old)
+		}
+		plain, err := wire.EventPayload("n", uint64(i), wire.EventSession, at, sess)
+		want, _ := json.Marshal(wire.Event{ID: "n-" + itoa(uint64(i)), Node: "n", Seq: uint64(i), Type: wire.EventSession, At: at, Body: pub})
+		if err != nil || string(plain) != string(want) {
+			t.Fatalf("%q: EventPayload = %s, %v\nwant           %s", s, plain, err, want)
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
