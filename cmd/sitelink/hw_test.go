@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -11,22 +9,10 @@ import (
 	"github.com/sitelink/sitelink/hal/modbus/modbustest"
 )
 
-// runHW runs `sitelink hw args...` in process and returns its exit code
-// (0 for nil, 1 for an error that is no exitCode) and output.
+// runHW runs `sitelink hw args...` in process (runCLI).
 func runHW(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	err := run(append([]string{"hw"}, args...), &out, &errb)
-	var ec exitCode
-	switch {
-	case err == nil:
-	case errors.As(err, &ec):
-		code = int(ec)
-	default:
-		code = 1
-		errb.WriteString(err.Error())
-	}
-	return code, out.String(), errb.String()
+	return runCLI(append([]string{"hw"}, args...)...)
 }
 
 func TestHWMeter(t *testing.T) {

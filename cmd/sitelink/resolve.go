@@ -21,16 +21,9 @@ func cmdResolve(args []string, stdout, stderr io.Writer) error {
 	by := fs.String("by", "", "who resolved it (default: $SUDO_USER or $USER on this controller)")
 	asJSON := fs.Bool("json", false, "print the session as JSON")
 	socket := socketFlags(fs)
-	var ids []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return exitCode(2)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		ids = append(ids, fs.Arg(0))
-		args = fs.Args()[1:]
+	ids, err := parseInterleaved(fs, args)
+	if err != nil {
+		return exitCode(2)
 	}
 	if len(ids) != 1 || strings.TrimSpace(*note) == "" {
 		fmt.Fprintln(stderr, "usage: sitelink resolve -note TEXT [-by NAME] [-json] SPARK_TRANSACTION_ID\n"+

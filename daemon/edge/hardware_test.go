@@ -115,11 +115,14 @@ func TestGPIOStation(t *testing.T) {
 // A Modbus charge controller station through the daemon: the enable coil
 // follows the session, the IEC 61851 state register drives it, and its
 // own energy register is the session's energy.
-func TestModbusControllerStation(t *testing.T) {
-	rig := modbustest.Start(t)
-	b := mqtttest.Start(t)
+// modbusSite is a daemon (not started) with the simulated stations 5 and
+// 6 and a Modbus charge controller, station 8 (unit 3 of the pymodbus
+// slave: holding 100 the CP state, coil 400 the enable, input 200/202
+// energy and power), on bus rs485-1 at port, polled every interval.
+func modbusSite(t *testing.T, b *mqtttest.Broker, port string, interval time.Duration) *site {
+	t.Helper()
 	s := &site{t: t, broker: b, cfg: testConfig(t, b.URL, t.TempDir())}
-	s.cfg.Buses = []config.Bus{{Name: "rs485-1", Port: rig.Port, Baud: modbustest.Baud, Parity: "N", StopBits: 1, DataBits: 8,
+	s.cfg.Buses = []config.Bus{{Name: "rs485-1", Port: port, Baud: modbustest.Baud, Parity: "N", StopBits: 1, DataBits: 8,
 		Timeout: config.Duration(modbustest.BusTimeout), Gap: config.Duration(5 * time.Millisecond)}}
 	s.cfg.Policy.ContactorTimeout = config.Duration(5 * time.Second)
 	s.cfg.Terminals[0].Stations = append(s.cfg.Terminals[0].Stations, "8")
@@ -127,7 +130,7 @@ func TestModbusControllerStation(t *testing.T) {
 		Bus: "rs485-1", Unit: 3,
 		State:    config.Register{Function: 3, Address: 100, Type: "uint16", WordOrder: "big", Scale: 1, Encoding: "index"},
 		Enable:   config.Enable{Coil: true, Address: 400},
-		Interval: config.Duration(200 * time.Millisecond),
+		Interval: config.Duration(interval),
 		Energy:   &config.Register{Function: 4, Address: 200, Type: "uint32", WordOrder: "big", Scale: 1},
 		Power:    &config.Register{Function: 4, Address: 202, Type: "int32", WordOrder: "big", Scale: 1},
 	}})
@@ -136,6 +139,13 @@ func TestModbusControllerStation(t *testing.T) {
 	}
 	s.topics = wire.Topics{Prefix: s.cfg.MQTT.TopicPrefix, Node: testNode}
 	s.cloud = mqtttest.Record(t, b.URL, "cloud-"+t.Name(), s.cfg.MQTT.TopicPrefix+"/#")
+	return s
+}
+
+func TestModbusControllerStation(t *testing.T) {
+	rig := modbustest.Start(t)
+	b := mqtttest.Start(t)
+	s := modbusSite(t, b, rig.Port, 200*time.Millisecond)
 	rig.SetU16(3, "hr", 100, 1) // B: a vehicle is plugged in
 	s.start()
 	coil := func() string {

@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sitelink/sitelink/daemon/config"
 	"github.com/sitelink/sitelink/daemon/mqtttest"
-	"github.com/sitelink/sitelink/daemon/wire"
 	"github.com/sitelink/sitelink/hal/modbus"
 	"github.com/sitelink/sitelink/hal/modbus/modbustest"
 )
@@ -22,27 +20,10 @@ import (
 func hotplugSite(t *testing.T, port string) *site {
 	t.Helper()
 	b := mqtttest.Start(t)
-	s := &site{t: t, broker: b, cfg: testConfig(t, b.URL, t.TempDir())}
+	s := modbusSite(t, b, port, 100*time.Millisecond)
 	s.options = func(o *Options) {
 		o.BusReopen = modbus.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond}
 	}
-	s.cfg.Buses = []config.Bus{{Name: "rs485-1", Port: port, Baud: modbustest.Baud, Parity: "N", StopBits: 1, DataBits: 8,
-		Timeout: config.Duration(modbustest.BusTimeout), Gap: config.Duration(5 * time.Millisecond)}}
-	s.cfg.Policy.ContactorTimeout = config.Duration(5 * time.Second)
-	s.cfg.Terminals[0].Stations = append(s.cfg.Terminals[0].Stations, "8")
-	s.cfg.Stations = append(s.cfg.Stations, config.Station{Number: "8", Driver: "modbus", Modbus: &config.Modbus{
-		Bus: "rs485-1", Unit: 3,
-		State:    config.Register{Function: 3, Address: 100, Type: "uint16", WordOrder: "big", Scale: 1, Encoding: "index"},
-		Enable:   config.Enable{Coil: true, Address: 400},
-		Interval: config.Duration(100 * time.Millisecond),
-		Energy:   &config.Register{Function: 4, Address: 200, Type: "uint32", WordOrder: "big", Scale: 1},
-		Power:    &config.Register{Function: 4, Address: 202, Type: "int32", WordOrder: "big", Scale: 1},
-	}})
-	if p := s.cfg.Validate(); len(p) > 0 {
-		t.Fatal(p)
-	}
-	s.topics = wire.Topics{Prefix: s.cfg.MQTT.TopicPrefix, Node: testNode}
-	s.cloud = mqtttest.Record(t, b.URL, "cloud-"+t.Name(), s.cfg.MQTT.TopicPrefix+"/#")
 	return s
 }
 

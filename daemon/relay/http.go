@@ -359,9 +359,10 @@ func (r *Relay) routesReady() bool {
 // every callback would be "unknown machine").
 func (r *Relay) health(w http.ResponseWriter) {
 	nodes, terminals := r.routes.counts()
+	online, _ := r.routes.nodeStates()
 	up := r.link.Connected() && r.evlink.Connected()
 	warm := r.routesReady()
-	st := map[string]any{"relay": r.o.ID, "connected": up, "routes_ready": warm, "nodes": nodes, "nodes_online": r.routes.online(), "terminals": terminals, "at": time.Now().UTC()}
+	st := map[string]any{"relay": r.o.ID, "connected": up, "routes_ready": warm, "nodes": nodes, "nodes_online": online, "terminals": terminals, "at": time.Now().UTC()}
 	w.Header().Set("Content-Type", "application/json")
 	if !up || !warm {
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -253,31 +253,22 @@ func (r *routes) ownerOf(machineID int64, serial string) (string, bool) {
 	return r.owner(machineID, serial)
 }
 
-// conflicts returns the number of nodes whose state says a second
-// daemon uses their node id: their commands reach whichever of the two
-// holds the broker.
-func (r *routes) conflicts() (n int) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, nd := range r.nodes {
-		if nd.Conflict {
-			n++
-		}
-	}
-	return n
-}
-
-// online returns the number of nodes whose last state says online: the
-// relay's own view, which decides whether a stop is sent or queued.
-func (r *routes) online() (n int) {
+// nodeStates returns how many nodes' last state says online (the relay's
+// own view, which decides whether a stop is sent or queued) and how many
+// say a second daemon uses their node id (their commands reach whichever
+// of the two holds the broker). One pass over the nodes, per scrape.
+func (r *routes) nodeStates() (online, conflicts int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for _, nd := range r.nodes {
 		if nd.Online {
-			n++
+			online++
+		}
+		if nd.Conflict {
+			conflicts++
 		}
 	}
-	return n
+	return online, conflicts
 }
 
 // counts returns the number of nodes with a state and of registered

@@ -130,9 +130,15 @@ func TestRoutes(t *testing.T) {
 		want     int
 	}{{true, 1}, {false, 0}} {
 		r.update("site-a", &wire.State{Online: true, At: t0, Instance: "9f86d081884c7d65", NodeIDConflict: c.conflict})
-		if got := r.conflicts(); got != c.want {
+		if _, got := r.nodeStates(); got != c.want {
 			t.Fatalf("node_id_conflict %v: %d nodes in conflict, want %d", c.conflict, got, c.want)
 		}
+	}
+	// Online is the node's own word, counted as it changes.
+	online, _ := r.nodeStates()
+	r.update("site-a", &wire.State{Online: false, At: t0.Add(time.Second), Instance: "9f86d081884c7d65"})
+	if got, _ := r.nodeStates(); online < 1 || got != online-1 {
+		t.Fatalf("online %d after site-a went offline, %d before", got, online)
 	}
 
 	// A removal is kept (a tombstone): an older entry arriving after it
