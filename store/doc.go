@@ -24,11 +24,17 @@
 //	session_station  len(station) | station | created | SparkTransactionID -> empty
 //	session_time     created | SparkTransactionID -> empty
 //	session_open     SparkTransactionID -> state NUL station, for sessions not
-//	                 yet settled, cancelled, declined or closed
+//	                 in a final state (State.Final)
 //	session_counts   state -> sessions in it (8 bytes, big-endian)
 //	outbox           seq (8 bytes, big-endian) -> compact binary record
 //	inbox            command id -> compact binary record
 //	inbox_time       at | command id -> empty
+//
+// A session record read again unchanged (a stop reads its session to
+// check it, again in the transaction that records it, and the write
+// compares its index entries) is decoded once: the store remembers the
+// last few records it decoded, by their exact bytes, and hands each
+// reader its own copy (memo.go).
 //
 // Integers are big-endian so that bbolt's byte order is numeric order;
 // "created" and "at" are 12-byte time keys (seconds with the sign bit

@@ -146,7 +146,8 @@ type Modbus struct {
 	// Enable are then not given. Empty: State and Enable say where.
 	Profile string `yaml:"profile"`
 	// MaxCurrentA is the charging current limit in amperes (6 to 80)
-	// written to a profile's current limit register at start; 0 leaves
+	// kept in a profile's current limit register (read every poll,
+	// written again when it differs); 0 leaves
 	// the controller's own setting. Required with ControllerBenderCC613,
 	// whose current limit is its enable.
 	MaxCurrentA int      `yaml:"max_current_a"`
