@@ -34,7 +34,9 @@
 // check it, again in the transaction that records it, and the write
 // compares its index entries) is decoded once: the store remembers the
 // last few records it decoded, by their exact bytes, and hands each
-// reader its own copy (memo.go).
+// reader its own copy (memo.go). The record of a session delivering
+// energy is decoded right after its commit, off the writer's goroutine,
+// so that the stop that ends it finds it decoded.
 //
 // Integers are big-endian so that bbolt's byte order is numeric order;
 // "created" and "at" are 12-byte time keys (seconds with the sign bit

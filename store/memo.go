@@ -6,8 +6,9 @@ import (
 )
 
 // memoSize is how many decoded session records the store remembers: the
-// sessions a site works on at once (one per station, a few settling).
-const memoSize = 8
+// sessions a site works on at once (one per station, a few settling), for
+// a site of up to 20 stations; about 5 KB each.
+const memoSize = 32
 
 // sessionMemo remembers the last few session records decoded, by their
 // stored bytes: a stop reads its session to check the StopCallback, reads
@@ -18,6 +19,11 @@ const memoSize = 8
 // stored bytes are exactly those that were decoded, so the answer is
 // always what decoding them would give; nothing is ever invalidated, a
 // changed record simply misses. Callers get their own copy (clone).
+//
+// The record of a session that is delivering energy is decoded as soon
+// as it is committed (Store.Update calls warm, off the caller's
+// goroutine): the stop that ends it then finds it here instead of
+// decoding it while the customer waits.
 type sessionMemo struct {
 	mu   sync.Mutex
 	ents [memoSize]memoEntry
@@ -44,10 +50,24 @@ func (m *sessionMemo) decode(v []byte) (Session, error) {
 	if err != nil {
 		return Session{}, err
 	}
-	kept := memoEntry{raw: bytes.Clone(v), s: s.clone()}
+	m.keep(memoEntry{raw: bytes.Clone(v), s: s.clone()})
+	return s, nil
+}
+
+func (m *sessionMemo) keep(e memoEntry) {
 	m.mu.Lock()
-	m.ents[m.next] = kept
+	m.ents[m.next] = e
 	m.next = (m.next + 1) % memoSize
 	m.mu.Unlock()
-	return s, nil
+}
+
+// warm decodes records just committed (each the caller's own copy, never
+// changed again) and keeps them; a record that does not decode is left to
+// its reader, which reports it.
+func (m *sessionMemo) warm(records [][]byte) {
+	for _, v := range records {
+		if s, err := decodeSession(v); err == nil {
+			m.keep(memoEntry{raw: v, s: s})
+		}
+	}
 }

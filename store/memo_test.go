@@ -1,6 +1,9 @@
 package store
 
 import (
+	"bytes"
+	"errors"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -49,6 +52,73 @@ func TestSessionMemo(t *testing.T) {
 		v, _ := encodeSession(&s)
 		if got, err := m.decode(v); err != nil || got.SparkTransactionID != s.SparkTransactionID {
 			t.Fatalf("record %d: %q, %v", i, got.SparkTransactionID, err)
+		}
+	}
+}
+
+// TestMemoWarmedAtCommit: the record of a session delivering energy is in
+// the memo soon after its commit, so the stop that reads it next does not
+// decode it; a rolled-back write and a stopped session's record are not
+// added.
+func TestMemoWarmedAtCommit(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "sitelink.db"), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)
+	put := func(state State, fail bool) []byte {
+		sess := Session{SparkTransactionID: "w-" + string(state), Station: "1", State: state, CreatedAt: now}
+		if fail {
+			sess.SparkTransactionID += "-rolled-back"
+		}
+		err := s.Update(func(tx *Tx) error {
+			if err := tx.PutSession(&sess); err != nil {
+				return err
+			}
+			if fail {
+				return errors.New("boom")
+			}
+			return nil
+		})
+		if err != nil != fail {
+			t.Fatalf("put %s: %v", state, err)
+		}
+		v, _ := encodeSession(&sess)
+		return v
+	}
+	held := func(v []byte) bool {
+		s.memo.mu.Lock()
+		defer s.memo.mu.Unlock()
+		for _, e := range s.memo.ents {
+			if bytes.Equal(e.raw, v) {
+				return true
+			}
+		}
+		return false
+	}
+	tests := []struct {
+		state State
+		fail  bool
+		want  bool
+	}{
+		{Charging, false, true},
+		{Authorized, false, true},
+		{Charging, true, false},
+		{Settling, false, false},
+		{Stopped, false, false},
+	}
+	for _, tt := range tests {
+		v := put(tt.state, tt.fail)
+		deadline := time.Now().Add(2 * time.Second)
+		for !held(v) && tt.want && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if !tt.want {
+			time.Sleep(20 * time.Millisecond) // time enough to have been added
+		}
+		if got := held(v); got != tt.want {
+			t.Errorf("%s (rolled back %v): in the memo %v, want %v", tt.state, tt.fail, got, tt.want)
 		}
 	}
 }

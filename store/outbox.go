@@ -15,23 +15,28 @@ import (
 // the id node + "-" + seq, then calls build(seq, id) for the complete MQTT
 // payload, which is stored as is so that every replay publishes the same
 // bytes. A build error is returned unchanged (wrapped) and nothing is
-// written.
+// written. The sequence and the outbox length are kept in tx and written
+// to meta once, at commit (flushOutbox): a stop queues four events, and
+// each used to rewrite both.
 func (tx *Tx) Enqueue(node, typ string, at time.Time, build func(seq uint64, id string) ([]byte, error)) (OutboxEntry, error) {
 	if node == "" || typ == "" || build == nil {
 		return OutboxEntry{}, fmt.Errorf("enqueue: node, type and build are required: %w", ErrInvalid)
-	}
-	meta, err := tx.bucket(bucketMeta)
-	if err != nil {
-		return OutboxEntry{}, fmt.Errorf("enqueue %s: %w", typ, err)
 	}
 	ob, err := tx.bucket(bucketOutbox)
 	if err != nil {
 		return OutboxEntry{}, fmt.Errorf("enqueue %s: %w", typ, err)
 	}
-	last, err := getU64(meta, metaOutboxSeq)
-	if err != nil {
-		return OutboxEntry{}, fmt.Errorf("enqueue %s: %w", typ, err)
+	if !tx.obLoaded {
+		meta, err := tx.bucket(bucketMeta)
+		if err != nil {
+			return OutboxEntry{}, fmt.Errorf("enqueue %s: %w", typ, err)
+		}
+		if tx.obSeq, err = getU64(meta, metaOutboxSeq); err != nil {
+			return OutboxEntry{}, fmt.Errorf("enqueue %s: %w", typ, err)
+		}
+		tx.obLoaded = true
 	}
+	last := tx.obSeq
 	if last == math.MaxUint64 {
 		return OutboxEntry{}, fmt.Errorf("enqueue %s: outbox sequence exhausted", typ)
 	}
@@ -51,13 +56,28 @@ func (tx *Tx) Enqueue(node, typ string, at time.Time, build func(seq uint64, id 
 	if err := ob.Put(seqKey(seq), val); err != nil {
 		return OutboxEntry{}, fmt.Errorf("enqueue %s %s: %w", typ, id, err)
 	}
-	if err := putU64(meta, metaOutboxSeq, seq); err != nil {
-		return OutboxEntry{}, fmt.Errorf("enqueue %s %s: %w", typ, id, err)
-	}
-	if err := addU64(meta, metaOutboxLen, 1); err != nil {
-		return OutboxEntry{}, fmt.Errorf("enqueue %s %s: %w", typ, id, err)
-	}
+	tx.obSeq = seq
+	tx.obAdded++
 	return e, nil
+}
+
+// flushOutbox writes the sequence and length that Enqueue kept in tx.
+func (tx *Tx) flushOutbox() error {
+	if tx.obAdded == 0 {
+		return nil
+	}
+	meta, err := tx.bucket(bucketMeta)
+	if err != nil {
+		return err
+	}
+	if err := putU64(meta, metaOutboxSeq, tx.obSeq); err != nil {
+		return fmt.Errorf("outbox sequence: %w", err)
+	}
+	if err := addU64(meta, metaOutboxLen, tx.obAdded); err != nil {
+		return fmt.Errorf("outbox length: %w", err)
+	}
+	tx.obAdded = 0
+	return nil
 }
 
 // OutboxAfter returns up to max entries with Seq > seq, oldest first,

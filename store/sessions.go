@@ -352,6 +352,9 @@ func (tx *Tx) writeSession(s *Session) error {
 	if err := sessions.Put([]byte(id), val); err != nil {
 		return fmt.Errorf("put session %q: %w", id, err)
 	}
+	if s.State.Active() {
+		tx.warm = append(tx.warm, val) // val is not used again: bbolt copies it at commit
+	}
 	var was State
 	if old != nil {
 		was = old.State

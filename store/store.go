@@ -353,12 +353,17 @@ func (s *Store) Update(fn func(*Tx) error) error {
 		return ErrClosed
 	}
 	var deleted []uint64
+	var warm [][]byte
 	err := s.db.Update(func(btx *bolt.Tx) error {
 		tx := &Tx{tx: btx, s: s}
+		defer func() { warm = tx.warm }()
 		if err := fn(tx); err != nil {
 			return err
 		}
 		if err := tx.flush(); err != nil {
+			return err
+		}
+		if err := tx.flushOutbox(); err != nil {
 			return err
 		}
 		var err error
@@ -367,6 +372,9 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	})
 	if err == nil {
 		s.acked.forget(deleted)
+		if len(warm) > 0 {
+			go s.memo.warm(warm)
+		}
 	}
 	return s.mapErr(err)
 }
@@ -398,6 +406,14 @@ type Tx struct {
 	// commit or before a query that reads the session indexes.
 	pending      map[string]*Session
 	pendingOrder []string
+	// The outbox's last sequence and the entries Enqueue added, written
+	// to meta by flushOutbox at commit.
+	obSeq    uint64
+	obLoaded bool
+	obAdded  int
+	// warm are the records of sessions delivering energy written in this
+	// transaction, for the memo once committed (memo.go).
+	warm [][]byte
 }
 
 func (tx *Tx) bucket(name []byte) (*bolt.Bucket, error) {

@@ -538,6 +538,49 @@ func TestOutboxSeqNeverReused(t *testing.T) {
 	}
 }
 
+// TestOutboxCountersAtCommit: Enqueue keeps the sequence and the length
+// in the transaction and writes them once at commit; a rolled-back
+// transaction leaves both as they were, and a delete in the same
+// transaction as new entries counts right.
+func TestOutboxCountersAtCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sitelink.db")
+	s := storetest.OpenPath(t, path)
+	enqueue(t, s, 3)
+	boom := errors.New("boom")
+	err := s.Update(func(tx *store.Tx) error {
+		for range 2 {
+			if _, err := tx.Enqueue("edge-1", "session", t0, func(seq uint64, id string) ([]byte, error) { return []byte("{}"), nil }); err != nil {
+				return err
+			}
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update = %v, want boom", err)
+	}
+	if n, _ := s.OutboxLen(); n != 3 {
+		t.Errorf("OutboxLen after a rollback = %d, want 3", n)
+	}
+	s.OutboxAcked(1, 2)
+	got := enqueue(t, s, 2) // deletes 1 and 2 in the same transaction
+	if got[0].Seq != 4 || got[1].Seq != 5 {
+		t.Errorf("seqs after a rollback = %d, %d; want 4, 5 (nothing was published)", got[0].Seq, got[1].Seq)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = storetest.OpenPath(t, path)
+	if n, _ := s.OutboxLen(); n != 3 {
+		t.Errorf("OutboxLen after reopen = %d, want 3 (3, 4, 5)", n)
+	}
+	if head, _ := s.OutboxHead(0); !reflect.DeepEqual(seqs(head), []uint64{3, 4, 5}) {
+		t.Errorf("head = %v, want [3 4 5]", seqs(head))
+	}
+	if got := enqueue(t, s, 1); got[0].Seq != 6 {
+		t.Errorf("next seq after reopen = %d, want 6", got[0].Seq)
+	}
+}
+
 func TestInbox(t *testing.T) {
 	now := time.Now()
 	tests := []struct {
