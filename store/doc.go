@@ -27,8 +27,7 @@
 //	                 in a final state (State.Final)
 //	session_counts   state -> sessions in it (8 bytes, big-endian)
 //	outbox           seq (8 bytes, big-endian) -> compact binary record
-//	inbox            command id -> compact binary record
-//	inbox_time       at | command id -> empty
+//	inbox            command id -> compact binary record (its time in it)
 //
 // A session record read again unchanged (a stop reads its session to
 // check it, again in the transaction that records it, and the write
@@ -54,6 +53,13 @@
 // commit costs an fsync and a command's events should not cost one of
 // their own. A crash in between publishes them again (at-least-once).
 //
+// The inbox is pruned oldest first, by Options.InboxTTL and
+// Options.InboxMax, at most 64 entries per PutInbox. Its time order is
+// kept in memory (inbox.go), built at Open from the records, which carry
+// their time: an index in the file cost each command two more pages to
+// write and sync. Enqueue keeps the outbox's sequence and length in the
+// transaction and writes them to meta once, at commit.
+//
 // PutSession stages the session in the transaction and writes it once at
 // commit: a stop takes its session through three or four states in one
 // Update, and only the last needs encoding and index maintenance.
@@ -70,7 +76,8 @@
 // (a record that does not decode, an amount the integers cannot hold
 // exactly) leaves the file byte for byte as it was. Schema 1 kept money as
 // float64 main units; testdata/ledger-v1.db is such a file, made by
-// testdata/gen_fixture.go with that release.
+// testdata/gen_fixture.go with that release. Schema 2 had no per-state
+// counts, schema 3 an inbox time index (bucket inbox_time).
 //
 // # Lifecycle
 //

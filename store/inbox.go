@@ -3,6 +3,9 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -12,6 +15,115 @@ import (
 // of commands after a long outage never turns one commit into a long
 // stall; each put removes more than it adds, so the inbox converges.
 const maxPrunePerPut = 64
+
+// inboxRef is one handled command in the store's memory: its id and the
+// time key of its record, oldest first, for pruning.
+type inboxRef struct {
+	at [timeKeyLen]byte
+	id string
+}
+
+// inboxQueue is the inbox in the order its entries are pruned. It lives in
+// memory, built from the inbox bucket at Open (InboxMax entries at most,
+// ~80 bytes each) and changed only by committed transactions under
+// Store.writeMu: a time index in the file cost every command two more
+// pages to write and sync (schema 3), most of them on the stop path. A
+// ref whose record was replaced or deleted since is stale; pruning skips
+// it. Entries are appended as they are put, so the queue is in time order
+// unless the clock was set back, when pruning is late, never early.
+type inboxQueue struct {
+	refs []inboxRef
+	head int // refs[:head] are pruned, kept until compacted away
+}
+
+// inboxIDs answers, without a transaction, whether the inbox may hold an
+// id: a count of the refs per hash of their id, a superset of what is
+// committed (a ref counts from its PutInbox, before the commit, until it
+// is pruned after one; a rolled-back put leaves its count, which only
+// costs a lookup). A command id never seen, the usual case, then costs no
+// read transaction on the engine's goroutine.
+type inboxIDs struct {
+	mu sync.Mutex
+	n  map[uint64]uint32
+}
+
+func inboxHash(id string) uint64 { return maphash.String(inboxSeed, id) }
+
+var inboxSeed = maphash.MakeSeed()
+
+func (s *inboxIDs) add(id string) {
+	s.mu.Lock()
+	if s.n == nil {
+		s.n = map[uint64]uint32{}
+	}
+	s.n[inboxHash(id)]++
+	s.mu.Unlock()
+}
+
+func (s *inboxIDs) drop(refs []inboxRef) {
+	s.mu.Lock()
+	for _, r := range refs {
+		h := inboxHash(r.id)
+		if s.n[h] <= 1 {
+			delete(s.n, h)
+		} else {
+			s.n[h]--
+		}
+	}
+	s.mu.Unlock()
+}
+
+// InboxMayHave reports whether the inbox may hold a command with this id:
+// false means Inbox would return ErrNotFound, so the lookup can be
+// skipped; true means look.
+func (s *Store) InboxMayHave(id string) bool {
+	s.inboxIDs.mu.Lock()
+	defer s.inboxIDs.mu.Unlock()
+	return s.inboxIDs.n[inboxHash(id)] > 0
+}
+
+func (q *inboxQueue) len() int            { return len(q.refs) - q.head }
+func (q *inboxQueue) at(i int) *inboxRef  { return &q.refs[q.head+i] }
+func (q *inboxQueue) push(rs ...inboxRef) { q.refs = append(q.refs, rs...) }
+func (q *inboxQueue) pop(n int) []inboxRef {
+	n = min(n, q.len())
+	popped := q.refs[q.head : q.head+n]
+	q.head += n
+	if q.head > 1024 && q.head > len(q.refs)/2 { // amortised O(1) per pop
+		popped = slices.Clone(popped)
+		q.refs = slices.Delete(q.refs, 0, q.head)
+		q.head = 0
+	}
+	return popped
+}
+
+// loadInbox builds the queue from the inbox bucket, oldest first.
+func (s *Store) loadInbox() error {
+	var refs []inboxRef
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketInbox)
+		if b == nil {
+			return fmt.Errorf("bucket %s missing", bucketInbox)
+		}
+		return b.ForEach(func(k, v []byte) error {
+			r := inboxRef{id: string(k)}
+			if len(v) >= inboxHeaderLen && v[0] == inboxFormat {
+				copy(r.at[:], v[1:])
+			} // else: a corrupt record, pruned first (its time is zero)
+			refs = append(refs, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("load inbox: %w", err)
+	}
+	slices.SortStableFunc(refs, func(a, b inboxRef) int { return bytes.Compare(a.at[:], b.at[:]) })
+	s.inbox = inboxQueue{refs: refs}
+	for _, r := range refs {
+		s.inboxIDs.add(r.id)
+	}
+	return nil
+}
 
 // Inbox returns the handled command with this id, or ErrNotFound. An
 // entry older than Options.InboxTTL counts as not found even if it has not
@@ -46,10 +158,6 @@ func (tx *Tx) PutInbox(e InboxEntry) error {
 	if err != nil {
 		return fmt.Errorf("put inbox %q: %w", e.ID, err)
 	}
-	idx, err := tx.bucket(bucketInboxTime)
-	if err != nil {
-		return fmt.Errorf("put inbox %q: %w", e.ID, err)
-	}
 	meta, err := tx.bucket(bucketMeta)
 	if err != nil {
 		return fmt.Errorf("put inbox %q: %w", e.ID, err)
@@ -59,84 +167,82 @@ func (tx *Tx) PutInbox(e InboxEntry) error {
 		return fmt.Errorf("put inbox %q: %w", e.ID, err)
 	}
 	key := []byte(e.ID)
-	if old := b.Get(key); old != nil {
-		if err := dropInboxTimeKey(idx, e.ID, old); err != nil {
+	if b.Get(key) == nil {
+		if err := addU64(meta, metaInboxLen, 1); err != nil {
 			return fmt.Errorf("put inbox %q: %w", e.ID, err)
 		}
-	} else if err := addU64(meta, metaInboxLen, 1); err != nil {
-		return fmt.Errorf("put inbox %q: %w", e.ID, err)
-	}
+	} // else replaced: the old record's ref is stale from now on
 	if err := b.Put(key, val); err != nil {
 		return fmt.Errorf("put inbox %q: %w", e.ID, err)
 	}
-	// The time index grows at its end (and is pruned from its start):
-	// full pages make a shallower tree, so fewer pages to write per put.
-	idx.FillPercent = 1.0
-	if err := idx.Put(timeIDKey(e.At, e.ID), nil); err != nil {
-		return fmt.Errorf("put inbox %q: %w", e.ID, err)
-	}
-	if err := tx.pruneInbox(b, idx, meta, time.Now()); err != nil {
+	var r inboxRef
+	copy(r.at[:], val[1:])
+	r.id = e.ID
+	tx.inboxAdded = append(tx.inboxAdded, r)
+	tx.s.inboxIDs.add(r.id)
+	if err := tx.pruneInbox(b, meta, time.Now()); err != nil {
 		return fmt.Errorf("put inbox %q: prune: %w", e.ID, err)
 	}
 	return nil
 }
 
-// dropInboxTimeKey removes the time-index entry of a record about to be
-// replaced; for a corrupt record it scans the index for the id.
-func dropInboxTimeKey(idx *bolt.Bucket, id string, old []byte) error {
-	if o, err := decodeInbox(id, old); err == nil {
-		return idx.Delete(timeIDKey(o.At, id))
+// inboxRefAt is the i-th oldest ref this transaction has not pruned yet:
+// the committed queue, then the refs the transaction added.
+func (tx *Tx) inboxRefAt(i int) (*inboxRef, bool) {
+	q := &tx.s.inbox
+	i += tx.inboxPruned
+	if i < q.len() {
+		return q.at(i), true
 	}
-	var dead [][]byte
-	c := idx.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if _, kid, err := splitTimeIDKey(k); err == nil && kid == id {
-			dead = append(dead, bytes.Clone(k))
-		}
+	i -= q.len()
+	if i < len(tx.inboxAdded) {
+		return &tx.inboxAdded[i], true
 	}
-	return deleteKeys(idx, dead)
+	return nil, false
 }
 
-func (tx *Tx) pruneInbox(b, idx, meta *bolt.Bucket, now time.Time) error {
+func (tx *Tx) pruneInbox(b, meta *bolt.Bucket, now time.Time) error {
 	n, err := getU64(meta, metaInboxLen)
 	if err != nil {
 		return err
 	}
 	cutoff := now.Add(-tx.s.opts.InboxTTL)
 	count, limit := int(n), tx.s.opts.InboxMax
-	var dead [][]byte
-	c := idx.Cursor()
-	for k, _ := c.First(); k != nil && len(dead) < maxPrunePerPut; k, _ = c.Next() {
-		t, _, err := splitTimeIDKey(k)
-		if err != nil {
-			return err
-		}
-		if !t.Before(cutoff) && count-len(dead) <= limit {
+	pruned, removed := 0, 0
+	for pruned < maxPrunePerPut {
+		r, ok := tx.inboxRefAt(0)
+		if !ok || !timeFromKey(r.at[:]).Before(cutoff) && count-removed <= limit {
 			break
 		}
-		dead = append(dead, bytes.Clone(k))
-	}
-	if len(dead) == 0 {
-		return nil
-	}
-	removed := 0
-	for _, k := range dead {
-		if err := idx.Delete(k); err != nil {
-			return err
-		}
-		id := k[timeKeyLen:]
-		v := b.Get(id)
+		tx.inboxPruned++
+		pruned++
+		v := b.Get([]byte(r.id))
 		if v == nil {
-			continue // a stale index entry: nothing to count
+			continue // a stale ref: nothing to count
 		}
-		if e, err := decodeInbox(string(id), v); err == nil && !e.At.Equal(timeFromKey(k)) {
-			continue // stale entry of a record since replaced: keep the record
+		if len(v) >= inboxHeaderLen && v[0] == inboxFormat && !bytes.Equal(v[1:1+timeKeyLen], r.at[:]) {
+			continue // the ref of a record since replaced: keep the record
 		}
-		if err := b.Delete(id); err != nil {
+		if err := b.Delete([]byte(r.id)); err != nil {
 			return err
 		}
 		removed++
 	}
+	if removed == 0 {
+		return nil
+	}
 	tx.s.log.Debug("inbox pruned", "removed", removed)
 	return addU64(meta, metaInboxLen, -removed)
+}
+
+// commitInbox applies a committed transaction's inbox changes to the
+// queue; the caller holds Store.writeMu.
+func (tx *Tx) commitInbox() {
+	q := &tx.s.inbox
+	fromQueue := min(tx.inboxPruned, q.len())
+	tx.s.inboxIDs.drop(q.pop(fromQueue))
+	// Refs it pruned beyond the queue were its own.
+	own := min(tx.inboxPruned-fromQueue, len(tx.inboxAdded))
+	tx.s.inboxIDs.drop(tx.inboxAdded[:own])
+	q.push(tx.inboxAdded[own:]...)
 }

@@ -34,6 +34,11 @@ func migrate(tx *bolt.Tx, from uint64, legacyDP int) (int, error) {
 		if err := migrateCounts(tx); err != nil {
 			return 0, fmt.Errorf("migrate schema %d to %d: %w", from, SchemaVersion, err)
 		}
+		fallthrough
+	case schemaInboxTimeIndex:
+		if err := migrateInboxTime(tx); err != nil {
+			return 0, fmt.Errorf("migrate schema %d to %d: %w", from, SchemaVersion, err)
+		}
 	default:
 		return 0, fmt.Errorf("no migration from schema %d to %d", from, SchemaVersion)
 	}
@@ -163,4 +168,17 @@ func legacyNumber(field string, raw json.RawMessage, places int) (int64, error) 
 		return 0, fmt.Errorf("%s %s at %d decimals: %w", field, raw, places, err)
 	}
 	return v, nil
+}
+
+// schemaInboxTimeIndex is the schema whose inbox had a time index in the
+// file (bucket inbox_time: time key | command id -> empty).
+const schemaInboxTimeIndex = 3
+
+// migrateInboxTime drops the inbox's time index: Open builds it in memory
+// from the inbox records, which carry their time.
+func migrateInboxTime(tx *bolt.Tx) error {
+	if tx.Bucket([]byte("inbox_time")) == nil {
+		return nil
+	}
+	return tx.DeleteBucket([]byte("inbox_time"))
 }

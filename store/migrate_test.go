@@ -111,7 +111,10 @@ func TestMigrateFixture(t *testing.T) {
 	if v := rawSchema(t, path); v != 1 {
 		t.Fatalf("fixture has schema %d, want 1", v)
 	}
-	untouched := rawBuckets(t, path, "outbox", "inbox", "inbox_time", "session_nayax", "session_station", "session_time", "session_open")
+	untouched := rawBuckets(t, path, "outbox", "inbox", "session_nayax", "session_station", "session_time", "session_open")
+	if n := rawKeyCounts(t, path)["inbox_time"]; n == 0 {
+		t.Fatal("fixture has no inbox time index to drop")
+	}
 	var cardKey []byte
 	rawView(t, path, func(tx *bolt.Tx) error {
 		cardKey = bytes.Clone(tx.Bucket([]byte("meta")).Get([]byte("card_key")))
@@ -123,8 +126,8 @@ func TestMigrateFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(log.String(), "store migrated"); n != 1 || !strings.Contains(log.String(), "from=1 to=3 sessions=7") {
-		t.Errorf("log has %d migration lines, want one with from=1 to=3 sessions=7:\n%s", n, log.String())
+	if n := strings.Count(log.String(), "store migrated"); n != 1 || !strings.Contains(log.String(), "from=1 to=4 sessions=7") {
+		t.Errorf("log has %d migration lines, want one with from=1 to=4 sessions=7:\n%s", n, log.String())
 	}
 	got := map[string]store.Session{}
 	view(t, s, func(tx *store.Tx) error {
@@ -190,7 +193,10 @@ func TestMigrateFixture(t *testing.T) {
 	if v := rawSchema(t, path); v != store.SchemaVersion {
 		t.Errorf("schema %d after migration, want %d", v, store.SchemaVersion)
 	}
-	after := rawBuckets(t, path, "outbox", "inbox", "inbox_time", "session_nayax", "session_station", "session_time", "session_open")
+	after := rawBuckets(t, path, "outbox", "inbox", "session_nayax", "session_station", "session_time", "session_open")
+	if _, ok := rawKeyCounts(t, path)["inbox_time"]; ok {
+		t.Error("the inbox time index of schema 3 is still in the file")
+	}
 	if len(after) != len(untouched) {
 		t.Errorf("indexes, outbox or inbox changed size: %d keys, was %d", len(after), len(untouched))
 	}
@@ -292,7 +298,7 @@ func TestMigrateFailsUntouched(t *testing.T) {
 				_ = s.Close()
 				t.Fatal("opened a ledger whose migration must fail")
 			}
-			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "migrate schema 1 to 3") {
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "migrate schema 1 to 4") {
 				t.Errorf("error %q does not say %q and what failed", err, tc.want)
 			}
 			if fileHash(t, path) != before {

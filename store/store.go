@@ -49,8 +49,9 @@ var (
 // SchemaVersion is the on-disk layout version this package writes. A file
 // with a higher version is refused with ErrSchemaTooNew; one with a lower
 // version is migrated by Open (migrate.go). 2: money as integers. 3:
-// sessions counted by state as they change (bucketSessionCounts).
-const SchemaVersion = 3
+// sessions counted by state as they change (bucketSessionCounts). 4: no
+// inbox time index in the file (the store keeps it in memory).
+const SchemaVersion = 4
 
 // Defaults for Options fields left zero.
 const (
@@ -71,13 +72,12 @@ var (
 	bucketSessionCounts  = []byte("session_counts")  // state -> u64 BE sessions in it, kept by PutSession
 	bucketOutbox         = []byte("outbox")          // u64 BE seq -> outbox record
 	bucketInbox          = []byte("inbox")           // command id -> inbox record
-	bucketInboxTime      = []byte("inbox_time")      // time key, command id -> nil
 	bucketConfig         = []byte("config")          // "applied" -> FleetConfig JSON
 	bucketConfigHistory  = []byte("config_history")  // u64 BE seq -> ConfigRecord JSON
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketSessionNayax, bucketSessionStation,
-		bucketSessionTime, bucketSessionOpen, bucketSessionCounts, bucketOutbox, bucketInbox, bucketInboxTime,
+		bucketSessionTime, bucketSessionOpen, bucketSessionCounts, bucketOutbox, bucketInbox,
 		bucketConfig, bucketConfigHistory,
 	}
 
@@ -162,6 +162,11 @@ type Store struct {
 	acked  acked // acknowledged outbox entries not deleted yet
 	memo   sessionMemo
 
+	writeMu sync.Mutex // held by Update through its commit and what follows it
+	inbox   inboxQueue // the inbox, oldest first (inbox.go); under writeMu
+
+	inboxIDs inboxIDs // which command ids the inbox may hold (inbox.go)
+
 	archiveMu sync.Mutex // one Archive at a time
 }
 
@@ -196,6 +201,10 @@ func Open(path string, o Options) (*Store, error) {
 	}
 	if res.migratedFrom != 0 {
 		s.log.Info("store migrated", "path", path, "from", res.migratedFrom, "to", SchemaVersion, "sessions", res.migrated)
+	}
+	if err := s.loadInbox(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	if err := s.recoverArchive(); err != nil {
 		// Archive tries again before it moves anything.
@@ -353,10 +362,12 @@ func (s *Store) Update(fn func(*Tx) error) error {
 		return ErrClosed
 	}
 	var deleted []uint64
-	var warm [][]byte
+	var done *Tx
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	err := s.db.Update(func(btx *bolt.Tx) error {
 		tx := &Tx{tx: btx, s: s}
-		defer func() { warm = tx.warm }()
+		done = tx
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -372,8 +383,9 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	})
 	if err == nil {
 		s.acked.forget(deleted)
-		if len(warm) > 0 {
-			go s.memo.warm(warm)
+		done.commitInbox()
+		if len(done.warm) > 0 {
+			go s.memo.warm(done.warm)
 		}
 	}
 	return s.mapErr(err)
@@ -414,6 +426,10 @@ type Tx struct {
 	// warm are the records of sessions delivering energy written in this
 	// transaction, for the memo once committed (memo.go).
 	warm [][]byte
+	// The inbox refs this transaction added, and how many of the oldest
+	// it pruned: applied to Store.inbox once committed (inbox.go).
+	inboxAdded  []inboxRef
+	inboxPruned int
 }
 
 func (tx *Tx) bucket(name []byte) (*bolt.Bucket, error) {

@@ -653,8 +653,8 @@ func TestInboxBounded(t *testing.T) {
 			return nil
 		})
 		_ = s.Close()
-		if c := rawKeyCounts(t, path); c["inbox"] != 10 || c["inbox_time"] != 10 {
-			t.Errorf("inbox %d, inbox_time %d keys; want 10", c["inbox"], c["inbox_time"])
+		if c := rawKeyCounts(t, path); c["inbox"] != 10 {
+			t.Errorf("inbox %d keys; want 10", c["inbox"])
 		}
 	})
 	t.Run("ttl prune is bounded per put", func(t *testing.T) {
@@ -676,18 +676,163 @@ func TestInboxBounded(t *testing.T) {
 		}
 		put()
 		_ = s.Close()
-		if c := rawKeyCounts(t, path); c["inbox"] != 200-64+1 || c["inbox_time"] != 200-64+1 {
-			t.Errorf("after one put: inbox %d, inbox_time %d keys; want %d", c["inbox"], c["inbox_time"], 200-64+1)
+		if c := rawKeyCounts(t, path); c["inbox"] != 200-64+1 {
+			t.Errorf("after one put: inbox %d keys; want %d", c["inbox"], 200-64+1)
 		}
 		s = storetest.OpenPath(t, path, store.Options{InboxTTL: 30 * time.Minute})
 		for i := 0; i < 3; i++ {
 			put()
 		}
 		_ = s.Close()
-		if c := rawKeyCounts(t, path); c["inbox"] != 1 || c["inbox_time"] != 1 {
-			t.Errorf("after four puts: inbox %d, inbox_time %d keys; want 1", c["inbox"], c["inbox_time"])
+		if c := rawKeyCounts(t, path); c["inbox"] != 1 {
+			t.Errorf("after four puts: inbox %d keys; want 1", c["inbox"])
 		}
 	})
+}
+
+// TestInboxOrder: the inbox's time order lives in memory (schema 4). It
+// is rebuilt from the records at Open, pruning takes the oldest first
+// within and across transactions, and the ref of a replaced record never
+// deletes the newer record.
+func TestInboxOrder(t *testing.T) {
+	now := time.Now()
+	put := func(t *testing.T, s *store.Store, es ...store.InboxEntry) {
+		t.Helper()
+		update(t, s, func(tx *store.Tx) error {
+			for _, e := range es {
+				if err := tx.PutInbox(e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	kept := func(t *testing.T, s *store.Store, ids ...string) map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		view(t, s, func(tx *store.Tx) error {
+			for _, id := range ids {
+				if e, err := tx.Inbox(id); err == nil {
+					out[id] = string(e.Reply)
+				}
+			}
+			return nil
+		})
+		return out
+	}
+	ids := func(prefix string, n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprint(prefix, i))
+		}
+		return out
+	}
+	t.Run("bounded within one transaction", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "sitelink.db")
+		s := storetest.OpenPath(t, path, store.Options{InboxMax: 10})
+		var es []store.InboxEntry
+		for i := range 30 {
+			es = append(es, store.InboxEntry{ID: fmt.Sprint("c", i), At: now.Add(time.Duration(i) * time.Millisecond)})
+		}
+		put(t, s, es...)
+		got := kept(t, s, ids("c", 30)...)
+		for i := range 30 {
+			if _, ok := got[fmt.Sprint("c", i)]; ok != (i >= 20) {
+				t.Errorf("c%d kept %v, want %v", i, ok, i >= 20)
+			}
+		}
+		put(t, s, store.InboxEntry{ID: "next", At: now.Add(time.Second)}) // the queue went on from there
+		got = kept(t, s, append(ids("c", 30), "next")...)
+		_, c20 := got["c20"]
+		_, next := got["next"]
+		if len(got) != 10 || c20 || !next {
+			t.Errorf("after one more put: kept %v, want c21..c29 and next", got)
+		}
+		_ = s.Close()
+		if c := rawKeyCounts(t, path); c["inbox"] != 10 {
+			t.Errorf("inbox %d keys, want 10", c["inbox"])
+		}
+	})
+	t.Run("rebuilt in time order at open", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "sitelink.db")
+		s := storetest.OpenPath(t, path)
+		for i := range 20 { // put newest first: only the records' times order them
+			put(t, s, store.InboxEntry{ID: fmt.Sprint("c", i), At: now.Add(-time.Duration(i) * time.Minute)})
+		}
+		_ = s.Close()
+		s = storetest.OpenPath(t, path, store.Options{InboxMax: 10})
+		put(t, s, store.InboxEntry{ID: "new", At: now.Add(time.Minute)})
+		got := kept(t, s, append(ids("c", 20), "new")...)
+		for i := range 20 {
+			if _, ok := got[fmt.Sprint("c", i)]; ok != (i < 9) {
+				t.Errorf("c%d kept %v, want %v (the 9 newest and the new one)", i, ok, i < 9)
+			}
+		}
+		if _, ok := got["new"]; !ok {
+			t.Error("the new entry was pruned")
+		}
+	})
+	t.Run("replaced record outlives its old ref", func(t *testing.T) {
+		s := storetest.OpenPath(t, filepath.Join(t.TempDir(), "sitelink.db"), store.Options{InboxTTL: time.Hour})
+		put(t, s, store.InboxEntry{ID: "c1", At: now.Add(-2 * time.Hour), Reply: []byte("old")})
+		put(t, s, store.InboxEntry{ID: "c1", At: now, Reply: []byte("new")})
+		put(t, s, store.InboxEntry{ID: "c2", At: now, Reply: []byte("two")})
+		if got := kept(t, s, "c1", "c2"); got["c1"] != "new" || got["c2"] != "two" {
+			t.Errorf("kept %v, want c1=new c2=two", got)
+		}
+	})
+}
+
+// TestMigrateInboxTimeIndex: a schema-3 file's inbox time index is
+// dropped, and its inbox still dedupes and is pruned oldest first.
+func TestMigrateInboxTimeIndex(t *testing.T) {
+	now := time.Now()
+	path := filepath.Join(t.TempDir(), "sitelink.db")
+	s := storetest.OpenPath(t, path)
+	for i := range 5 {
+		update(t, s, func(tx *store.Tx) error {
+			return tx.PutInbox(store.InboxEntry{ID: fmt.Sprint("c", i), Type: "stop", At: now.Add(time.Duration(i) * time.Second), Reply: []byte("r")})
+		})
+	}
+	_ = s.Close()
+	rawUpdate(t, path, func(tx *bolt.Tx) error { // as schema 3 left it
+		b, err := tx.CreateBucket([]byte("inbox_time"))
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte("some time key and id"), nil); err != nil {
+			return err
+		}
+		v := make([]byte, 8)
+		v[7] = 3
+		return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), v)
+	})
+	s = storetest.OpenPath(t, path, store.Options{InboxMax: 3})
+	view(t, s, func(tx *store.Tx) error {
+		if e, err := tx.Inbox("c4"); err != nil || string(e.Reply) != "r" {
+			t.Errorf("c4 after migration: %+v, %v", e, err)
+		}
+		return nil
+	})
+	update(t, s, func(tx *store.Tx) error {
+		return tx.PutInbox(store.InboxEntry{ID: "new", Type: "stop", At: now.Add(time.Minute), Reply: []byte("n")})
+	})
+	view(t, s, func(tx *store.Tx) error {
+		for id, want := range map[string]bool{"c0": false, "c1": false, "c2": false, "c3": true, "c4": true, "new": true} {
+			if _, err := tx.Inbox(id); (err == nil) != want {
+				t.Errorf("%s kept %v, want %v", id, err == nil, want)
+			}
+		}
+		return nil
+	})
+	_ = s.Close()
+	c := rawKeyCounts(t, path)
+	if _, ok := c["inbox_time"]; ok {
+		t.Error("inbox_time still in the file")
+	}
+	if v := rawSchema(t, path); v != 4 {
+		t.Errorf("schema %d, want 4", v)
+	}
 }
 
 func TestEpochPersists(t *testing.T) {
@@ -1014,4 +1159,39 @@ func TestConcurrentEnqueueDrain(t *testing.T) {
 	if n, err := s.OutboxLen(); err != nil || n != 0 {
 		t.Errorf("OutboxLen = %d, %v", n, err)
 	}
+}
+
+// TestInboxMayHave: every id the inbox holds, committed or in the
+// transaction that puts it, is "may have", across pruning and reopening;
+// ids pruned or never put are not.
+func TestInboxMayHave(t *testing.T) {
+	now := time.Now()
+	path := filepath.Join(t.TempDir(), "sitelink.db")
+	s := storetest.OpenPath(t, path, store.Options{InboxMax: 3})
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.PutInbox(store.InboxEntry{ID: "a", At: now}); err != nil {
+			return err
+		}
+		if !s.InboxMayHave("a") {
+			t.Error("an id put in a transaction not committed yet: not found")
+		}
+		return nil
+	})
+	for i, id := range []string{"b", "c", "d", "e"} {
+		update(t, s, func(tx *store.Tx) error {
+			return tx.PutInbox(store.InboxEntry{ID: id, At: now.Add(time.Duration(i+1) * time.Second)})
+		})
+	}
+	check := func(when string) {
+		t.Helper()
+		for id, want := range map[string]bool{"a": false, "b": false, "c": true, "d": true, "e": true, "never": false} {
+			if got := s.InboxMayHave(id); got != want {
+				t.Errorf("%s: InboxMayHave(%q) = %v, want %v", when, id, got, want)
+			}
+		}
+	}
+	check("after pruning")
+	_ = s.Close()
+	s = storetest.OpenPath(t, path, store.Options{InboxMax: 3})
+	check("after reopening")
 }

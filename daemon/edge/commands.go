@@ -91,11 +91,14 @@ func (e *engine) handle(in inbound) {
 	// ledger's inbox for a command that acted, from memory for one that
 	// changed nothing.
 	var prior store.InboxEntry
-	err := e.st.View(func(tx *store.Tx) error {
-		var err error
-		prior, err = tx.Inbox(cmd.ID)
-		return err
-	})
+	err := store.ErrNotFound // an id the inbox cannot hold costs no transaction
+	if e.st.InboxMayHave(cmd.ID) {
+		err = e.st.View(func(tx *store.Tx) error {
+			var err error
+			prior, err = tx.Inbox(cmd.ID)
+			return err
+		})
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		if r, ok := e.recent.get(cmd.ID); ok {
 			prior, err = r, nil

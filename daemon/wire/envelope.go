@@ -399,6 +399,24 @@ func objectBody(body any) (raw json.RawMessage, marshalled bool, err error) {
 // scanning and copying the body once more (an event's body is most of
 // it; the stop path writes four).
 func spliceBody(ev Event) ([]byte, error) {
+	if y := ev.At.Year(); y >= 0 && y <= 9999 && ev.At.Location() == time.UTC && plainJSON(ev.ID) && plainJSON(ev.Node) && plainJSON(ev.Type) {
+		// Nothing to escape: the envelope is written directly, the same
+		// bytes (TestEventEnvelopeSameBytes) at a fifth of the cost.
+		out := make([]byte, 0, 64+len(ev.ID)+len(ev.Node)+len(ev.Type)+len(ev.Body))
+		out = append(out, `{"id":"`...)
+		out = append(out, ev.ID...)
+		out = append(out, `","node":"`...)
+		out = append(out, ev.Node...)
+		out = append(out, `","seq":`...)
+		out = strconv.AppendUint(out, ev.Seq, 10)
+		out = append(out, `,"type":"`...)
+		out = append(out, ev.Type...)
+		out = append(out, `","at":"`...)
+		out = ev.At.AppendFormat(out, time.RFC3339Nano)
+		out = append(out, `","body":`...)
+		out = append(out, ev.Body...)
+		return append(out, '}'), nil
+	}
 	body := ev.Body
 	ev.Body = json.RawMessage("{}")
 	b, err := json.Marshal(ev)
@@ -440,4 +458,16 @@ func str(raw json.RawMessage) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// plainJSON reports whether json.Marshal writes s as itself in quotes:
+// printable ASCII without the characters it escapes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }

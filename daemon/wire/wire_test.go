@@ -3,6 +3,7 @@ package wire_test
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -499,4 +500,47 @@ func mustMarshal(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestEventEnvelopeSameBytes: the envelope written directly (spliceBody's
+// fast path) is byte for byte json.Marshal's, and names or times it
+// cannot write take Marshal's path.
+func TestEventEnvelopeSameBytes(t *testing.T) {
+	at := time.Date(2026, 12, 6, 20, 0, 0, 123456789, time.UTC)
+	body := json.RawMessage(`{"to":"x","session":{"k":"v"}}`)
+	tests := []struct {
+		node, typ string
+		seq       uint64
+		at        time.Time
+	}{
+		{"site-7", "session", 1, at},
+		{"site-7", "settlement-request", math.MaxUint64, at.Truncate(time.Second)},
+		{"a<b>&c", "session", 2, at},
+		{"quote\"back\\slash", "station", 3, at},
+		{"é-node", "session", 4, at},
+		{"tab\tnode", "session", 5, at},
+		{"del\x7f", "session", 6, at},
+		{"n", "session", 7, time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)},
+		{"n", "session", 8, time.Time{}},
+		{"n", "session", 9, at.In(time.FixedZone("CET", 3600))},
+		{"n", "session", 10, at.Round(time.Millisecond)},
+	}
+	for _, tt := range tests {
+		got, err := wire.EventPayload(tt.node, tt.seq, tt.typ, tt.at, wire.SessionEventOf[map[string]string]{To: "x", Session: map[string]string{"k": "v"}})
+		if err != nil {
+			if strings.ContainsAny(tt.node, "/+#") {
+				continue
+			}
+			t.Fatalf("%q: %v", tt.node, err)
+		}
+		// EventPayload writes times in UTC.
+		ev := wire.Event{ID: tt.node + "-" + itoa(tt.seq), Node: tt.node, Seq: tt.seq, Type: tt.typ, At: tt.at.UTC(), Body: body}
+		want, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%q %q %d %v:\n got %s\nwant %s", tt.node, tt.typ, tt.seq, tt.at, got, want)
+		}
+	}
 }
