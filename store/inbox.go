@@ -29,8 +29,9 @@ type inboxRef struct {
 // Store.writeMu: a time index in the file cost every command two more
 // pages to write and sync (schema 3), most of them on the stop path. A
 // ref whose record was replaced or deleted since is stale; pruning skips
-// it. Entries are appended as they are put, so the queue is in time order
-// unless the clock was set back, when pruning is late, never early.
+// it. Refs are kept in time order (push). Within one transaction its own
+// refs are pruned after the committed ones, so a clock set back while it
+// runs makes pruning late, never early.
 type inboxQueue struct {
 	refs []inboxRef
 	head int // refs[:head] are pruned, kept until compacted away
@@ -82,9 +83,30 @@ func (s *Store) InboxMayHave(id string) bool {
 	return s.inboxIDs.n[inboxHash(id)] > 0
 }
 
-func (q *inboxQueue) len() int            { return len(q.refs) - q.head }
-func (q *inboxQueue) at(i int) *inboxRef  { return &q.refs[q.head+i] }
-func (q *inboxQueue) push(rs ...inboxRef) { q.refs = append(q.refs, rs...) }
+func (q *inboxQueue) len() int           { return len(q.refs) - q.head }
+func (q *inboxQueue) at(i int) *inboxRef { return &q.refs[q.head+i] }
+
+// push adds refs in time order: at the end, as they come, unless the
+// clock was set back, when a ref goes before the later ones (a ref dated
+// ahead at the head would otherwise hold back the pruning of every one
+// behind it until it expired).
+func (q *inboxQueue) push(rs ...inboxRef) {
+	for _, r := range rs {
+		n := len(q.refs)
+		if n == q.head || bytes.Compare(q.refs[n-1].at[:], r.at[:]) <= 0 {
+			q.refs = append(q.refs, r)
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(q.refs[q.head:], r, func(a, b inboxRef) int {
+			if c := bytes.Compare(a.at[:], b.at[:]); c != 0 {
+				return c
+			}
+			return -1 // after refs of the same time
+		})
+		q.refs = slices.Insert(q.refs, q.head+i, r)
+	}
+}
+
 func (q *inboxQueue) pop(n int) []inboxRef {
 	n = min(n, q.len())
 	popped := q.refs[q.head : q.head+n]

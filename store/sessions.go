@@ -353,7 +353,7 @@ func (tx *Tx) writeSession(s *Session) error {
 		return fmt.Errorf("put session %q: %w", id, err)
 	}
 	if s.State.Active() {
-		tx.warm = append(tx.warm, val) // val is not used again: bbolt copies it at commit
+		tx.warm = append(tx.warm, warmRecord{id, val}) // val is not used again: bbolt copies it at commit
 	}
 	var was State
 	if old != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -363,6 +364,7 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	}
 	var deleted []uint64
 	var done *Tx
+	committing := false
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	err := s.db.Update(func(btx *bolt.Tx) error {
@@ -378,15 +380,24 @@ func (s *Store) Update(fn func(*Tx) error) error {
 			return err
 		}
 		var err error
-		deleted, err = tx.deleteAcked()
-		return err
+		if deleted, err = tx.deleteAcked(); err != nil {
+			return err
+		}
+		committing = true
+		return nil
 	})
-	if err == nil {
+	switch {
+	case err == nil:
 		s.acked.forget(deleted)
 		done.commitInbox()
-		if len(done.warm) > 0 {
-			go s.memo.warm(done.warm)
+		if w := done.warmRecords(); len(w) > 0 {
+			go s.memo.warm(w)
 		}
+	case done != nil && !committing:
+		// Rolled back before the commit: its inbox ids were never
+		// stored. (A failed commit keeps them: bbolt may have written
+		// its meta page, and the ids must stay a superset.)
+		s.inboxIDs.drop(done.inboxAdded)
 	}
 	return s.mapErr(err)
 }
@@ -425,7 +436,7 @@ type Tx struct {
 	obAdded  int
 	// warm are the records of sessions delivering energy written in this
 	// transaction, for the memo once committed (memo.go).
-	warm [][]byte
+	warm []warmRecord
 	// The inbox refs this transaction added, and how many of the oldest
 	// it pruned: applied to Store.inbox once committed (inbox.go).
 	inboxAdded  []inboxRef
@@ -530,4 +541,23 @@ func addU64(b *bolt.Bucket, key []byte, delta int) error {
 		v -= uint64(-delta)
 	}
 	return putU64(b, key, v)
+}
+
+// warmRecord is a session record written in a transaction (Tx.warm).
+type warmRecord struct {
+	id  string
+	val []byte
+}
+
+// warmRecords is the last record written of each session in tx.warm: a
+// session staged again after a flush was written twice, and only its
+// last bytes are in the file.
+func (tx *Tx) warmRecords() [][]byte {
+	out := make([][]byte, 0, len(tx.warm))
+	for i, w := range tx.warm {
+		if !slices.ContainsFunc(tx.warm[i+1:], func(l warmRecord) bool { return l.id == w.id }) {
+			out = append(out, w.val)
+		}
+	}
+	return out
 }

@@ -1191,7 +1191,38 @@ func TestInboxMayHave(t *testing.T) {
 		}
 	}
 	check("after pruning")
+	boom := errors.New("boom")
+	err := s.Update(func(tx *store.Tx) error {
+		if err := tx.PutInbox(store.InboxEntry{ID: "rolled-back", At: now}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) || s.InboxMayHave("rolled-back") {
+		t.Errorf("a rolled-back put: %v, InboxMayHave %v; want boom, false", err, s.InboxMayHave("rolled-back"))
+	}
 	_ = s.Close()
 	s = storetest.OpenPath(t, path, store.Options{InboxMax: 3})
 	check("after reopening")
+}
+
+// TestInboxClockSetBack: an entry dated ahead (the clock was wrong, then
+// corrected) does not hold back the pruning of expired entries put after
+// it.
+func TestInboxClockSetBack(t *testing.T) {
+	now := time.Now()
+	path := filepath.Join(t.TempDir(), "sitelink.db")
+	s := storetest.OpenPath(t, path, store.Options{InboxTTL: time.Hour})
+	put := func(id string, at time.Time) {
+		update(t, s, func(tx *store.Tx) error { return tx.PutInbox(store.InboxEntry{ID: id, At: at}) })
+	}
+	put("ahead", now.Add(24*time.Hour))
+	for i := range 10 {
+		put(fmt.Sprint("expired", i), now.Add(-2*time.Hour))
+	}
+	put("new", now)
+	_ = s.Close()
+	if c := rawKeyCounts(t, path); c["inbox"] != 2 {
+		t.Errorf("inbox %d keys, want 2 (ahead and new; the expired ones pruned)", c["inbox"])
+	}
 }
