@@ -652,10 +652,7 @@ func TestInboxBounded(t *testing.T) {
 			}
 			return nil
 		})
-		_ = s.Close()
-		if c := rawKeyCounts(t, path); c["inbox"] != 10 {
-			t.Errorf("inbox %d keys; want 10", c["inbox"])
-		}
+		closeWantInbox(t, s, path, 10)
 	})
 	t.Run("ttl prune is bounded per put", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "sitelink.db")
@@ -748,10 +745,7 @@ func TestInboxOrder(t *testing.T) {
 		if len(got) != 10 || c20 || !next {
 			t.Errorf("after one more put: kept %v, want c21..c29 and next", got)
 		}
-		_ = s.Close()
-		if c := rawKeyCounts(t, path); c["inbox"] != 10 {
-			t.Errorf("inbox %d keys, want 10", c["inbox"])
-		}
+		closeWantInbox(t, s, path, 10)
 	})
 	t.Run("rebuilt in time order at open", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "sitelink.db")
@@ -832,6 +826,18 @@ func TestMigrateInboxTimeIndex(t *testing.T) {
 	}
 	if v := rawSchema(t, path); v != 4 {
 		t.Errorf("schema %d, want 4", v)
+	}
+}
+
+// closeWantInbox closes s and checks that its file holds want inbox
+// entries.
+func closeWantInbox(t *testing.T, s *store.Store, path string, want int) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c := rawKeyCounts(t, path); c["inbox"] != want {
+		t.Errorf("inbox %d keys, want %d", c["inbox"], want)
 	}
 }
 
@@ -1221,8 +1227,5 @@ func TestInboxClockSetBack(t *testing.T) {
 		put(fmt.Sprint("expired", i), now.Add(-2*time.Hour))
 	}
 	put("new", now)
-	_ = s.Close()
-	if c := rawKeyCounts(t, path); c["inbox"] != 2 {
-		t.Errorf("inbox %d keys, want 2 (ahead and new; the expired ones pruned)", c["inbox"])
-	}
+	closeWantInbox(t, s, path, 2) // ahead and new; the expired ones pruned
 }
