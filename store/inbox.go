@@ -39,10 +39,11 @@ type inboxQueue struct {
 
 // inboxIDs answers, without a transaction, whether the inbox may hold an
 // id: a count of the refs per hash of their id, a superset of what is
-// committed (a ref counts from its PutInbox, before the commit, until it
-// is pruned after one; a rolled-back put leaves its count, which only
-// costs a lookup). A command id never seen, the usual case, then costs no
-// read transaction on the engine's goroutine.
+// committed: a ref counts from its PutInbox, before the commit, until it
+// is pruned after one, or until its transaction is rolled back before
+// committing (Store.Update; a commit that fails keeps the count, which
+// only costs a lookup). A command id never seen, the usual case, then
+// costs no read transaction on the engine's goroutine.
 type inboxIDs struct {
 	mu sync.Mutex
 	n  map[uint64]uint32
