@@ -19,7 +19,8 @@
 //	                 outbox_len and inbox_len (counters), card_key,
 //	                 archive_mark (month and file size before the batch
 //	                 being archived), archived and compactions (counters)
-//	sessions         SparkTransactionID -> Session as JSON
+//	sessions         SparkTransactionID -> Session as JSON, for final sessions
+//	sessions_live    SparkTransactionID -> Session as JSON, for every other one
 //	session_nayax    NayaxTransactionID (8 bytes, big-endian) -> SparkTransactionID
 //	session_station  len(station) | station | created | SparkTransactionID -> empty
 //	session_time     created | SparkTransactionID -> empty
@@ -28,6 +29,7 @@
 //	session_counts   state -> sessions in it (8 bytes, big-endian)
 //	outbox           seq (8 bytes, big-endian) -> compact binary record
 //	inbox            command id -> compact binary record (its time in it)
+//	inbox_recent     the same, for the newest entries (see below)
 //
 // A session record read again unchanged (a stop reads its session to
 // check it, again in the transaction that records it, and the write
@@ -36,6 +38,17 @@
 // reader its own copy (memo.go). The record of a session delivering
 // energy is decoded right after its commit, off the writer's goroutine,
 // so that the stop that ends it finds it decoded.
+//
+// Every page a commit dirties is written and synced, so the commits of a
+// charging session, the stop's above all, should dirty few. A session's
+// record therefore lives in sessions_live until it is final, a tree as
+// small as the site's open sessions, and only then moves into sessions,
+// years of history deep; a command's inbox entry is written to
+// inbox_recent, which bbolt keeps inside the root page while it holds a
+// reply or two, and moved to inbox by the next transaction that records
+// no command (the pump's, a station's), or by a command's own once 64
+// wait. Reads, counts, pruning and retention look in both buckets; where a
+// record is changes nothing but what a commit writes.
 //
 // Integers are big-endian so that bbolt's byte order is numeric order;
 // "created" and "at" are 12-byte time keys (seconds with the sign bit
@@ -77,7 +90,8 @@
 // exactly) leaves the file byte for byte as it was. Schema 1 kept money as
 // float64 main units; testdata/ledger-v1.db is such a file, made by
 // testdata/gen_fixture.go with that release. Schema 2 had no per-state
-// counts, schema 3 an inbox time index (bucket inbox_time).
+// counts, schema 3 an inbox time index (bucket inbox_time), schema 4 every
+// session record in sessions and every inbox entry in inbox.
 //
 // # Lifecycle
 //

@@ -16,6 +16,43 @@ import (
 // stall; each put removes more than it adds, so the inbox converges.
 const maxPrunePerPut = 64
 
+// A command's entry is first written to bucketInboxRecent, a bucket small
+// enough that bbolt keeps it inside the root page (which every commit
+// writes anyway) while it holds a reply or two, rather than to a leaf at
+// the end of a path through the inbox's tree, written and synced on the
+// stop path. The next transaction that records no command (the pump's,
+// a station's) moves them to bucketInbox, off any command's path; a
+// command's own transaction does so only once inboxRecentMax wait, in a
+// flood. Where an entry lives changes nothing else: lookups, pruning and
+// the count see both buckets.
+const inboxRecentMax = 64
+
+// inboxBuckets are the two buckets of the inbox.
+type inboxBuckets struct{ recent, old *bolt.Bucket }
+
+func (tx *Tx) inboxBuckets() (inboxBuckets, error) {
+	recent, err := tx.bucket(bucketInboxRecent)
+	if err != nil {
+		return inboxBuckets{}, err
+	}
+	old, err := tx.bucket(bucketInbox)
+	if err != nil {
+		return inboxBuckets{}, err
+	}
+	return inboxBuckets{recent, old}, nil
+}
+
+// get is id's record and the bucket that holds it, nil if none.
+func (b inboxBuckets) get(id []byte) ([]byte, *bolt.Bucket) {
+	if v := b.recent.Get(id); v != nil {
+		return v, b.recent
+	}
+	if v := b.old.Get(id); v != nil {
+		return v, b.old
+	}
+	return nil, nil
+}
+
 // inboxRef is one handled command in the store's memory: its id and the
 // time key of its record, oldest first, for pruning.
 type inboxRef struct {
@@ -120,28 +157,36 @@ func (q *inboxQueue) pop(n int) []inboxRef {
 	return popped
 }
 
-// loadInbox builds the queue from the inbox bucket, oldest first.
+// loadInbox builds the queue from the inbox buckets, oldest first.
 func (s *Store) loadInbox() error {
 	var refs []inboxRef
+	recent := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketInbox)
-		if b == nil {
-			return fmt.Errorf("bucket %s missing", bucketInbox)
+		for _, name := range [][]byte{bucketInbox, bucketInboxRecent} {
+			b := tx.Bucket(name)
+			if b == nil {
+				return fmt.Errorf("bucket %s missing", name)
+			}
+			err := b.ForEach(func(k, v []byte) error {
+				r := inboxRef{id: string(k)}
+				if len(v) >= inboxHeaderLen && v[0] == inboxFormat {
+					copy(r.at[:], v[1:])
+				} // else: a corrupt record, pruned first (its time is zero)
+				refs = append(refs, r)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
-		return b.ForEach(func(k, v []byte) error {
-			r := inboxRef{id: string(k)}
-			if len(v) >= inboxHeaderLen && v[0] == inboxFormat {
-				copy(r.at[:], v[1:])
-			} // else: a corrupt record, pruned first (its time is zero)
-			refs = append(refs, r)
-			return nil
-		})
+		recent = tx.Bucket(bucketInboxRecent).Stats().KeyN
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("load inbox: %w", err)
 	}
 	slices.SortStableFunc(refs, func(a, b inboxRef) int { return bytes.Compare(a.at[:], b.at[:]) })
-	s.inbox = inboxQueue{refs: refs}
+	s.inbox, s.recent = inboxQueue{refs: refs}, recent
 	for _, r := range refs {
 		s.inboxIDs.add(r.id)
 	}
@@ -152,11 +197,11 @@ func (s *Store) loadInbox() error {
 // entry older than Options.InboxTTL counts as not found even if it has not
 // been pruned yet, so dedupe does not depend on when pruning ran.
 func (tx *Tx) Inbox(id string) (InboxEntry, error) {
-	b, err := tx.bucket(bucketInbox)
+	b, err := tx.inboxBuckets()
 	if err != nil {
 		return InboxEntry{}, fmt.Errorf("inbox %q: %w", id, err)
 	}
-	v := b.Get([]byte(id))
+	v, _ := b.get([]byte(id))
 	if v == nil {
 		return InboxEntry{}, fmt.Errorf("inbox %q: %w", id, ErrNotFound)
 	}
@@ -177,7 +222,7 @@ func (tx *Tx) PutInbox(e InboxEntry) error {
 	if e.ID == "" || len(e.ID) > maxKeyPart {
 		return fmt.Errorf("put inbox: id must be 1..%d bytes: %w", maxKeyPart, ErrInvalid)
 	}
-	b, err := tx.bucket(bucketInbox)
+	b, err := tx.inboxBuckets()
 	if err != nil {
 		return fmt.Errorf("put inbox %q: %w", e.ID, err)
 	}
@@ -190,13 +235,23 @@ func (tx *Tx) PutInbox(e InboxEntry) error {
 		return fmt.Errorf("put inbox %q: %w", e.ID, err)
 	}
 	key := []byte(e.ID)
-	if b.Get(key) == nil {
+	// A replaced record's ref is stale from now on. The new record is
+	// written before the one it replaces is deleted.
+	_, in := b.get(key)
+	if err := b.recent.Put(key, val); err != nil {
+		return fmt.Errorf("put inbox %q: %w", e.ID, err)
+	}
+	switch in {
+	case nil:
 		if err := addU64(meta, metaInboxLen, 1); err != nil {
 			return fmt.Errorf("put inbox %q: %w", e.ID, err)
 		}
-	} // else replaced: the old record's ref is stale from now on
-	if err := b.Put(key, val); err != nil {
-		return fmt.Errorf("put inbox %q: %w", e.ID, err)
+		tx.recentAdded++
+	case b.old:
+		if err := b.old.Delete(key); err != nil {
+			return fmt.Errorf("put inbox %q: %w", e.ID, err)
+		}
+		tx.recentAdded++
 	}
 	var r inboxRef
 	copy(r.at[:], val[1:])
@@ -224,7 +279,7 @@ func (tx *Tx) inboxRefAt(i int) (*inboxRef, bool) {
 	return nil, false
 }
 
-func (tx *Tx) pruneInbox(b, meta *bolt.Bucket, now time.Time) error {
+func (tx *Tx) pruneInbox(b inboxBuckets, meta *bolt.Bucket, now time.Time) error {
 	n, err := getU64(meta, metaInboxLen)
 	if err != nil {
 		return err
@@ -239,15 +294,18 @@ func (tx *Tx) pruneInbox(b, meta *bolt.Bucket, now time.Time) error {
 		}
 		tx.inboxPruned++
 		pruned++
-		v := b.Get([]byte(r.id))
+		v, in := b.get([]byte(r.id))
 		if v == nil {
 			continue // a stale ref: nothing to count
 		}
 		if len(v) >= inboxHeaderLen && v[0] == inboxFormat && !bytes.Equal(v[1:1+timeKeyLen], r.at[:]) {
 			continue // the ref of a record since replaced: keep the record
 		}
-		if err := b.Delete([]byte(r.id)); err != nil {
+		if err := in.Delete([]byte(r.id)); err != nil {
 			return err
+		}
+		if in == b.recent {
+			tx.recentAdded--
 		}
 		removed++
 	}
@@ -258,9 +316,46 @@ func (tx *Tx) pruneInbox(b, meta *bolt.Bucket, now time.Time) error {
 	return addU64(meta, metaInboxLen, -removed)
 }
 
+// settleInbox moves the recent entries to the inbox when the
+// transaction records no command, or when inboxRecentMax wait; Update
+// calls it before the commit.
+func (tx *Tx) settleInbox() error {
+	n := tx.s.recent + tx.recentAdded
+	if n <= 0 || len(tx.inboxAdded) > 0 && n < inboxRecentMax {
+		return nil
+	}
+	b, err := tx.inboxBuckets()
+	if err != nil {
+		return err
+	}
+	if k, _ := b.recent.Cursor().First(); k == nil {
+		// The count was off (after a commit that failed, though its
+		// pages may have reached the file): nothing to move.
+		tx.recentMoved = true
+		return nil
+	}
+	err = b.recent.ForEach(func(k, v []byte) error { return b.old.Put(k, v) })
+	if err != nil {
+		return fmt.Errorf("move recent inbox entries: %w", err)
+	}
+	// A new bucket rather than n deletions: what the old one used is
+	// freed whole.
+	if err := tx.tx.DeleteBucket(bucketInboxRecent); err != nil {
+		return fmt.Errorf("move recent inbox entries: %w", err)
+	}
+	if _, err := tx.tx.CreateBucket(bucketInboxRecent); err != nil {
+		return fmt.Errorf("move recent inbox entries: %w", err)
+	}
+	tx.recentMoved = true
+	return nil
+}
+
 // commitInbox applies a committed transaction's inbox changes to the
 // queue; the caller holds Store.writeMu.
 func (tx *Tx) commitInbox() {
+	if tx.s.recent += tx.recentAdded; tx.recentMoved {
+		tx.s.recent = 0
+	}
 	q := &tx.s.inbox
 	fromQueue := min(tx.inboxPruned, q.len())
 	tx.s.inboxIDs.drop(q.pop(fromQueue))

@@ -39,6 +39,11 @@ func migrate(tx *bolt.Tx, from uint64, legacyDP int) (int, error) {
 		if err := migrateInboxTime(tx); err != nil {
 			return 0, fmt.Errorf("migrate schema %d to %d: %w", from, SchemaVersion, err)
 		}
+		fallthrough
+	case schemaOneRecordBucket:
+		if err := migrateLive(tx); err != nil {
+			return 0, fmt.Errorf("migrate schema %d to %d: %w", from, SchemaVersion, err)
+		}
 	default:
 		return 0, fmt.Errorf("no migration from schema %d to %d", from, SchemaVersion)
 	}
@@ -181,4 +186,39 @@ func migrateInboxTime(tx *bolt.Tx) error {
 		return nil
 	}
 	return tx.DeleteBucket([]byte("inbox_time"))
+}
+
+// schemaOneRecordBucket is the schema that kept every session's record in
+// bucket sessions, final or not.
+const schemaOneRecordBucket = 4
+
+// migrateLive moves the records of the sessions in the open index (every
+// session not final) to bucketSessionsLive. It reads the index, not the
+// history: an upgrade costs what the site's open sessions cost.
+func migrateLive(tx *bolt.Tx) error {
+	live, err := tx.CreateBucketIfNotExists(bucketSessionsLive)
+	if err != nil {
+		return err
+	}
+	open, final := tx.Bucket(bucketSessionOpen), tx.Bucket(bucketSessions)
+	if open == nil || final == nil {
+		return nil
+	}
+	var ids [][]byte
+	if err := open.ForEach(func(k, _ []byte) error { ids = append(ids, k); return nil }); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		v := final.Get(id)
+		if v == nil {
+			continue // the index names a session the ledger lacks: reads say not found, as before
+		}
+		if err := live.Put(id, v); err != nil {
+			return err
+		}
+		if err := final.Delete(id); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -126,8 +128,8 @@ func TestMigrateFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(log.String(), "store migrated"); n != 1 || !strings.Contains(log.String(), "from=1 to=4 sessions=7") {
-		t.Errorf("log has %d migration lines, want one with from=1 to=4 sessions=7:\n%s", n, log.String())
+	if want := fmt.Sprintf("from=1 to=%d sessions=7", store.SchemaVersion); strings.Count(log.String(), "store migrated") != 1 || !strings.Contains(log.String(), want) {
+		t.Errorf("log has not one migration line with %s:\n%s", want, log.String())
 	}
 	got := map[string]store.Session{}
 	view(t, s, func(tx *store.Tx) error {
@@ -205,7 +207,20 @@ func TestMigrateFixture(t *testing.T) {
 			t.Errorf("%q changed by the migration", k)
 		}
 	}
-	sessions := rawBuckets(t, path, "sessions")
+	sessions := rawBuckets(t, path, "sessions", "sessions_live")
+	for k, v := range sessions {
+		// Schema 5: a session not final has its record in sessions_live.
+		var rec struct{ State store.State }
+		if err := json.Unmarshal([]byte(v), &rec); err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		if live := strings.HasPrefix(k, "sessions_live/"); live == rec.State.Final() {
+			t.Errorf("%s is %s", k, rec.State)
+		}
+	}
+	if n := rawKeyCounts(t, path)["sessions_live"]; n == 0 || n != rawKeyCounts(t, path)["session_open"] {
+		t.Errorf("sessions_live holds %d records, want the open index's %d", n, rawKeyCounts(t, path)["session_open"])
+	}
 	for k, v := range sessions {
 		if strings.Contains(v, `"authorized_amount"`) || strings.Contains(v, `"price_per_kwh"`) {
 			t.Errorf("%s still holds float money: %s", k, v)
@@ -224,7 +239,7 @@ func TestMigrateFixture(t *testing.T) {
 	if strings.Contains(log.String(), "store migrated") {
 		t.Errorf("second open migrated again:\n%s", log.String())
 	}
-	again := rawBuckets(t, path, "sessions")
+	again := rawBuckets(t, path, "sessions", "sessions_live")
 	for k, v := range sessions {
 		if again[k] != v {
 			t.Errorf("%s changed on reopen", k)
@@ -298,7 +313,7 @@ func TestMigrateFailsUntouched(t *testing.T) {
 				_ = s.Close()
 				t.Fatal("opened a ledger whose migration must fail")
 			}
-			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "migrate schema 1 to 4") {
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), fmt.Sprintf("migrate schema 1 to %d", store.SchemaVersion)) {
 				t.Errorf("error %q does not say %q and what failed", err, tc.want)
 			}
 			if fileHash(t, path) != before {

@@ -177,6 +177,10 @@ func (s *Store) pickBatch(cutoff time.Time, after []byte, limit int) (batch, err
 		if err != nil {
 			return err
 		}
+		live, err := tx.bucket(bucketSessionsLive)
+		if err != nil {
+			return err
+		}
 		byTime, err := tx.bucket(bucketSessionTime)
 		if err != nil {
 			return err
@@ -202,6 +206,10 @@ func (s *Store) pickBatch(cutoff time.Time, after []byte, limit int) (batch, err
 				break
 			}
 			scanned++
+			if live.Get([]byte(id)) != nil {
+				b.next = bytes.Clone(k)
+				continue // not final: it stays
+			}
 			v := sessions.Get([]byte(id))
 			if v == nil {
 				s.log.Warn("archive: time index names a session the ledger does not hold", "spark_transaction_id", id)

@@ -153,12 +153,20 @@ func checkIndexes(t *testing.T, st *Store) {
 	t.Helper()
 	err := st.db.View(func(tx *bolt.Tx) error {
 		all := map[string]Session{}
-		if err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
-			s, err := decodeSession(v)
-			all[string(k)] = s
-			return err
-		}); err != nil {
-			return err
+		for _, b := range [][]byte{bucketSessions, bucketSessionsLive} {
+			if err := tx.Bucket(b).ForEach(func(k, v []byte) error {
+				s, err := decodeSession(v)
+				if _, twice := all[string(k)]; twice {
+					t.Errorf("session %s is in both record buckets", k)
+				}
+				if live := bytes.Equal(b, bucketSessionsLive); err == nil && live == s.State.Final() {
+					t.Errorf("session %s (%s) is in bucket %s", k, s.State, b)
+				}
+				all[string(k)] = s
+				return err
+			}); err != nil {
+				return err
+			}
 		}
 		want := map[string]map[string]bool{"time": {}, "station": {}, "nayax": {}, "open": {}}
 		for id, s := range all {
@@ -200,11 +208,17 @@ func checkIndexes(t *testing.T, st *Store) {
 func ledgerIDs(t *testing.T, db *bolt.DB) (ids []string) {
 	t.Helper()
 	err := db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSessions).ForEach(func(k, _ []byte) error { ids = append(ids, string(k)); return nil })
+		for _, b := range [][]byte{bucketSessions, bucketSessionsLive} {
+			if err := tx.Bucket(b).ForEach(func(k, _ []byte) error { ids = append(ids, string(k)); return nil }); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	slices.Sort(ids)
 	return ids
 }
 

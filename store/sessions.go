@@ -21,11 +21,11 @@ func (tx *Tx) Session(sparkID string) (Session, error) {
 	if p, ok := tx.pending[sparkID]; ok {
 		return p.clone(), nil
 	}
-	b, err := tx.bucket(bucketSessions)
+	recs, err := tx.records()
 	if err != nil {
 		return Session{}, fmt.Errorf("get session %q: %w", sparkID, err)
 	}
-	v := b.Get([]byte(sparkID))
+	v, _ := recs.get(sparkID)
 	if v == nil {
 		return Session{}, fmt.Errorf("session %q: %w", sparkID, ErrNotFound)
 	}
@@ -36,14 +36,42 @@ func (tx *Tx) Session(sparkID string) (Session, error) {
 	return s, nil
 }
 
-func getSession(b *bolt.Bucket, sparkID string) (Session, error) {
-	v := b.Get([]byte(sparkID))
+// sessionRecords are the two buckets that hold session records: live for
+// a session not final yet, final for the others. A session's commits
+// while it charges, its stop's above all, then rewrite a path through a
+// tree as small as the site's open sessions, not through years of
+// history: every page a commit dirties is written and synced, and on an
+// SD card each costs.
+type sessionRecords struct{ live, final *bolt.Bucket }
+
+func (tx *Tx) records() (sessionRecords, error) {
+	live, err := tx.bucket(bucketSessionsLive)
+	if err != nil {
+		return sessionRecords{}, err
+	}
+	final, err := tx.bucket(bucketSessions)
+	if err != nil {
+		return sessionRecords{}, err
+	}
+	return sessionRecords{live, final}, nil
+}
+
+// get is the record of session id, nil if none, and whether it is live.
+func (r sessionRecords) get(id string) (v []byte, live bool) {
+	if v := r.live.Get([]byte(id)); v != nil {
+		return v, true
+	}
+	return r.final.Get([]byte(id)), false
+}
+
+func (r sessionRecords) session(id string) (Session, error) {
+	v, _ := r.get(id)
 	if v == nil {
-		return Session{}, fmt.Errorf("session %q: %w", sparkID, ErrNotFound)
+		return Session{}, fmt.Errorf("session %q: %w", id, ErrNotFound)
 	}
 	s, err := decodeSession(v)
 	if err != nil {
-		return Session{}, fmt.Errorf("session %q: %w", sparkID, err)
+		return Session{}, fmt.Errorf("session %q: %w", id, err)
 	}
 	return s, nil
 }
@@ -110,7 +138,7 @@ func (tx *Tx) openSessions(match func(State, string) bool) ([]Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := tx.bucket(bucketSessions)
+	recs, err := tx.records()
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +152,7 @@ func (tx *Tx) openSessions(match func(State, string) bool) ([]Session, error) {
 		if !match(st, station) {
 			continue
 		}
-		s, err := getSession(b, string(k))
+		s, err := recs.session(string(k))
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +177,7 @@ func (tx *Tx) SessionsByStation(station string) ([]Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sessions of %q: %w", station, err)
 	}
-	b, err := tx.bucket(bucketSessions)
+	recs, err := tx.records()
 	if err != nil {
 		return nil, fmt.Errorf("sessions of %q: %w", station, err)
 	}
@@ -161,7 +189,7 @@ func (tx *Tx) SessionsByStation(station string) ([]Session, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sessions of %q: %w", station, err)
 		}
-		s, err := getSession(b, id)
+		s, err := recs.session(id)
 		if err != nil {
 			return nil, fmt.Errorf("sessions of %q: %w", station, err)
 		}
@@ -181,7 +209,7 @@ func (tx *Tx) Sessions(limit int, fn func(Session) bool) error {
 	if err != nil {
 		return fmt.Errorf("list sessions: %w", err)
 	}
-	b, err := tx.bucket(bucketSessions)
+	recs, err := tx.records()
 	if err != nil {
 		return fmt.Errorf("list sessions: %w", err)
 	}
@@ -195,7 +223,7 @@ func (tx *Tx) Sessions(limit int, fn func(Session) bool) error {
 		if err != nil {
 			return fmt.Errorf("list sessions: %w", err)
 		}
-		s, err := getSession(b, id)
+		s, err := recs.session(id)
 		if err != nil {
 			return fmt.Errorf("list sessions: %w", err)
 		}
@@ -286,15 +314,19 @@ func (tx *Tx) flush() error {
 // writeSession stores s and its index entries: PutSession's write.
 func (tx *Tx) writeSession(s *Session) error {
 	id := s.SparkTransactionID
-	var bs [6]*bolt.Bucket
-	for i, name := range [][]byte{bucketSessions, bucketSessionNayax, bucketSessionStation, bucketSessionTime, bucketSessionOpen, bucketSessionCounts} {
+	var bs [5]*bolt.Bucket
+	for i, name := range [][]byte{bucketSessionNayax, bucketSessionStation, bucketSessionTime, bucketSessionOpen, bucketSessionCounts} {
 		b, err := tx.bucket(name)
 		if err != nil {
 			return fmt.Errorf("put session %q: %w", id, err)
 		}
 		bs[i] = b
 	}
-	sessions, byNayax, byStation, byTime, open, counts := bs[0], bs[1], bs[2], bs[3], bs[4], bs[5]
+	byNayax, byStation, byTime, open, counts := bs[0], bs[1], bs[2], bs[3], bs[4]
+	recs, err := tx.records()
+	if err != nil {
+		return fmt.Errorf("put session %q: %w", id, err)
+	}
 
 	// Check everything before the first write so that an error leaves
 	// the transaction untouched even if the caller goes on using it.
@@ -310,7 +342,8 @@ func (tx *Tx) writeSession(s *Session) error {
 	}
 	var old *Session
 	corruptOld := false
-	if v := sessions.Get([]byte(id)); v != nil {
+	v, wasLive := recs.get(id)
+	if v != nil {
 		o, err := tx.s.memo.decode(v)
 		if err != nil {
 			corruptOld = true
@@ -349,7 +382,18 @@ func (tx *Tx) writeSession(s *Session) error {
 			}
 		}
 	}
-	if err := sessions.Put([]byte(id), val); err != nil {
+	// The record lives in one bucket of the two; it moves when the
+	// session becomes final (or, should one ever be reopened, back).
+	to, from := recs.live, recs.final
+	if s.State.Final() {
+		to, from = recs.final, recs.live
+	}
+	if v != nil && wasLive != !s.State.Final() {
+		if err := from.Delete([]byte(id)); err != nil {
+			return fmt.Errorf("put session %q: %w", id, err)
+		}
+	}
+	if err := to.Put([]byte(id), val); err != nil {
 		return fmt.Errorf("put session %q: %w", id, err)
 	}
 	if s.State.Active() {
@@ -467,21 +511,26 @@ func (s *Store) Counts() (map[State]int, error) {
 // record: for the migration that starts the counts, and for tests.
 func scanCounts(tx *bolt.Tx) (map[State]int, error) {
 	counts := make(map[State]int)
-	b := tx.Bucket(bucketSessions)
-	if b == nil {
-		return counts, nil
+	for _, name := range [][]byte{bucketSessions, bucketSessionsLive} {
+		b := tx.Bucket(name)
+		if b == nil {
+			continue // an older schema's file, being migrated
+		}
+		err := b.ForEach(func(k, v []byte) error {
+			var st struct {
+				State State `json:"state"`
+			}
+			if err := json.Unmarshal(v, &st); err != nil {
+				return fmt.Errorf("session %q: %w: %w", k, errCorrupt, err)
+			}
+			counts[st.State]++
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
-	err := b.ForEach(func(k, v []byte) error {
-		var st struct {
-			State State `json:"state"`
-		}
-		if err := json.Unmarshal(v, &st); err != nil {
-			return fmt.Errorf("session %q: %w: %w", k, errCorrupt, err)
-		}
-		counts[st.State]++
-		return nil
-	})
-	return counts, err
+	return counts, nil
 }
 
 // addCount moves one session into state to (from from, "" for a new one).

@@ -19,7 +19,7 @@ func BenchmarkStopShapedCommit(b *testing.B) {
 	defer st.Close()
 	payload := make([]byte, 900)
 	for i := 0; i < 2000; i++ { // some history
-		s := Session{SparkTransactionID: fmt.Sprintf("old-%d", i), Station: "5", State: Stopped, NayaxTransactionID: int64(i + 1)}
+		s := Session{SparkTransactionID: fmt.Sprintf("old-%d", i), Station: "5", State: Settled, NayaxTransactionID: int64(i + 1)}
 		_ = st.Update(func(tx *Tx) error { return tx.PutSession(&s) })
 	}
 	b.Run("single-event", func(b *testing.B) {

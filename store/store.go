@@ -51,8 +51,11 @@ var (
 // with a higher version is refused with ErrSchemaTooNew; one with a lower
 // version is migrated by Open (migrate.go). 2: money as integers. 3:
 // sessions counted by state as they change (bucketSessionCounts). 4: no
-// inbox time index in the file (the store keeps it in memory).
-const SchemaVersion = 4
+// inbox time index in the file (the store keeps it in memory). 5: the
+// records of sessions not final yet in their own bucket
+// (bucketSessionsLive), and the newest inbox entries in theirs
+// (bucketInboxRecent).
+const SchemaVersion = 5
 
 // Defaults for Options fields left zero.
 const (
@@ -65,7 +68,8 @@ const (
 // them without bumping SchemaVersion.
 var (
 	bucketMeta           = []byte("meta")
-	bucketSessions       = []byte("sessions")        // spark id -> session JSON
+	bucketSessions       = []byte("sessions")        // spark id -> session JSON (final sessions)
+	bucketSessionsLive   = []byte("sessions_live")   // spark id -> session JSON (every other session)
 	bucketSessionNayax   = []byte("session_nayax")   // int64 BE nayax id -> spark id
 	bucketSessionStation = []byte("session_station") // u16 len, station, time key, spark id -> nil
 	bucketSessionTime    = []byte("session_time")    // time key, spark id -> nil
@@ -73,12 +77,14 @@ var (
 	bucketSessionCounts  = []byte("session_counts")  // state -> u64 BE sessions in it, kept by PutSession
 	bucketOutbox         = []byte("outbox")          // u64 BE seq -> outbox record
 	bucketInbox          = []byte("inbox")           // command id -> inbox record
+	bucketInboxRecent    = []byte("inbox_recent")    // command id -> inbox record, the newest (inbox.go)
 	bucketConfig         = []byte("config")          // "applied" -> FleetConfig JSON
 	bucketConfigHistory  = []byte("config_history")  // u64 BE seq -> ConfigRecord JSON
 
 	allBuckets = [][]byte{
-		bucketMeta, bucketSessions, bucketSessionNayax, bucketSessionStation,
+		bucketMeta, bucketSessions, bucketSessionsLive, bucketSessionNayax, bucketSessionStation,
 		bucketSessionTime, bucketSessionOpen, bucketSessionCounts, bucketOutbox, bucketInbox,
+		bucketInboxRecent,
 		bucketConfig, bucketConfigHistory,
 	}
 
@@ -86,7 +92,7 @@ var (
 	metaEpoch     = []byte("epoch")          // u64 BE
 	metaOutboxSeq = []byte("outbox_seq")     // u64 BE, last assigned seq
 	metaOutboxLen = []byte("outbox_len")     // u64 BE, entries in bucketOutbox
-	metaInboxLen  = []byte("inbox_len")      // u64 BE, entries in bucketInbox
+	metaInboxLen  = []byte("inbox_len")      // u64 BE, entries in bucketInbox and bucketInboxRecent
 	metaCardKey   = []byte("card_key")       // 32 random bytes
 
 	metaArchiveMark = []byte("archive_mark") // month, u64 BE size of its file before the batch being moved (retention.go)
@@ -165,6 +171,7 @@ type Store struct {
 
 	writeMu sync.Mutex // held by Update through its commit and what follows it
 	inbox   inboxQueue // the inbox, oldest first (inbox.go); under writeMu
+	recent  int        // entries in bucketInboxRecent (inbox.go); under writeMu
 
 	inboxIDs inboxIDs // which command ids the inbox may hold (inbox.go)
 
@@ -320,13 +327,16 @@ func initSchema(tx *bolt.Tx, legacyDP int) (res schemaInit, err error) {
 	// Counters are kept so that lengths are O(1); recount if one is
 	// missing (a file from a crashed first open, or edited by hand).
 	for _, c := range []struct {
-		key    []byte
-		bucket []byte
-	}{{metaOutboxLen, bucketOutbox}, {metaInboxLen, bucketInbox}} {
+		key     []byte
+		buckets [][]byte
+	}{{metaOutboxLen, [][]byte{bucketOutbox}}, {metaInboxLen, [][]byte{bucketInbox, bucketInboxRecent}}} {
 		if m.Get(c.key) != nil {
 			continue
 		}
-		n := tx.Bucket(c.bucket).Stats().KeyN
+		n := 0
+		for _, b := range c.buckets {
+			n += tx.Bucket(b).Stats().KeyN
+		}
 		if err := putU64(m, c.key, uint64(n)); err != nil {
 			return res, err
 		}
@@ -377,6 +387,9 @@ func (s *Store) Update(fn func(*Tx) error) error {
 			return err
 		}
 		if err := tx.flushOutbox(); err != nil {
+			return err
+		}
+		if err := tx.settleInbox(); err != nil {
 			return err
 		}
 		var err error
@@ -441,6 +454,10 @@ type Tx struct {
 	// it pruned: applied to Store.inbox once committed (inbox.go).
 	inboxAdded  []inboxRef
 	inboxPruned int
+	// What it did to bucketInboxRecent: entries added (net of those
+	// pruned from it), and whether it moved them all to the inbox.
+	recentAdded int
+	recentMoved bool
 }
 
 func (tx *Tx) bucket(name []byte) (*bolt.Bucket, error) {

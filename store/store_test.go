@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -372,7 +374,7 @@ func TestSessionIndexFixups(t *testing.T) {
 			if next.NayaxTransactionID != 0 {
 				nayax = 1
 			}
-			want := map[string]int{"sessions": 1, "session_station": 1, "session_time": 1, "session_open": open, "session_nayax": nayax}
+			want := map[string]int{"sessions": 1 - open, "sessions_live": open, "session_station": 1, "session_time": 1, "session_open": open, "session_nayax": nayax}
 			for b, n := range want {
 				if counts[b] != n {
 					t.Errorf("bucket %s has %d keys, want %d", b, counts[b], n)
@@ -673,16 +675,16 @@ func TestInboxBounded(t *testing.T) {
 		}
 		put()
 		_ = s.Close()
-		if c := rawKeyCounts(t, path); c["inbox"] != 200-64+1 {
-			t.Errorf("after one put: inbox %d keys; want %d", c["inbox"], 200-64+1)
+		if c := rawKeyCounts(t, path); c["inbox"]+c["inbox_recent"] != 200-64+1 {
+			t.Errorf("after one put: inbox %d+%d keys; want %d", c["inbox"], c["inbox_recent"], 200-64+1)
 		}
 		s = storetest.OpenPath(t, path, store.Options{InboxTTL: 30 * time.Minute})
 		for i := 0; i < 3; i++ {
 			put()
 		}
 		_ = s.Close()
-		if c := rawKeyCounts(t, path); c["inbox"] != 1 {
-			t.Errorf("after four puts: inbox %d keys; want 1", c["inbox"])
+		if c := rawKeyCounts(t, path); c["inbox"]+c["inbox_recent"] != 1 {
+			t.Errorf("after four puts: inbox %d+%d keys; want 1", c["inbox"], c["inbox_recent"])
 		}
 	})
 }
@@ -824,8 +826,68 @@ func TestMigrateInboxTimeIndex(t *testing.T) {
 	if _, ok := c["inbox_time"]; ok {
 		t.Error("inbox_time still in the file")
 	}
-	if v := rawSchema(t, path); v != 4 {
-		t.Errorf("schema %d, want 4", v)
+	if v := rawSchema(t, path); v != store.SchemaVersion {
+		t.Errorf("schema %d, want %d", v, store.SchemaVersion)
+	}
+}
+
+// TestMigrateLiveRecords: schema 4 kept every record in bucket sessions;
+// the migration moves those of the open sessions to sessions_live, and
+// the ledger reads and counts as before.
+func TestMigrateLiveRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sitelink.db")
+	s := storetest.OpenPath(t, path)
+	put(t, s, sess("charging", "1", store.Charging, t0, 1), sess("settling", "2", store.Settling, t0, 2),
+		sess("settled", "3", store.Settled, t0, 3), sess("interrupted", "1", store.Interrupted, t0.Add(-time.Hour), 4))
+	counts, err := s.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	rawUpdate(t, path, func(tx *bolt.Tx) error { // as schema 4 left it
+		live, final := tx.Bucket([]byte("sessions_live")), tx.Bucket([]byte("sessions"))
+		if err := live.ForEach(func(k, v []byte) error { return final.Put(k, v) }); err != nil {
+			return err
+		}
+		if err := tx.DeleteBucket([]byte("sessions_live")); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), binary.BigEndian.AppendUint64(nil, 4))
+	})
+	if c := rawKeyCounts(t, path); c["sessions"] != 4 {
+		t.Fatalf("schema-4 file has %d records in sessions, want 4", c["sessions"])
+	}
+	s = storetest.OpenPath(t, path)
+	view(t, s, func(tx *store.Tx) error {
+		open, err := tx.OpenSessions()
+		if got := ids(open); err != nil || !slices.Equal(got, []string{"charging", "settling", "interrupted"}) {
+			t.Errorf("open sessions after migration: %v, %v", got, err)
+		}
+		if ss, err := tx.SessionByNayax(3); err != nil || ss.State != store.Settled {
+			t.Errorf("settled session after migration: %+v, %v", ss, err)
+		}
+		return nil
+	})
+	if got, err := s.Counts(); err != nil || !maps.Equal(got, counts) {
+		t.Errorf("counts after migration %v (%v), want %v", got, err, counts)
+	}
+	// The stop's transitions now move the record out of sessions_live
+	// once it is final.
+	update(t, s, func(tx *store.Tx) error {
+		ss, err := tx.Session("settling")
+		if err != nil {
+			return err
+		}
+		ss.State = store.Settled
+		return tx.PutSession(&ss)
+	})
+	_ = s.Close()
+	c := rawKeyCounts(t, path)
+	if c["sessions_live"] != 2 || c["sessions"] != 2 || c["session_open"] != 2 {
+		t.Errorf("after migration and a settlement: %d live, %d final, %d open; want 2, 2, 2", c["sessions_live"], c["sessions"], c["session_open"])
+	}
+	if v := rawSchema(t, path); v != store.SchemaVersion {
+		t.Errorf("schema %d, want %d", v, store.SchemaVersion)
 	}
 }
 
@@ -836,8 +898,8 @@ func closeWantInbox(t *testing.T, s *store.Store, path string, want int) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if c := rawKeyCounts(t, path); c["inbox"] != want {
-		t.Errorf("inbox %d keys, want %d", c["inbox"], want)
+	if c := rawKeyCounts(t, path); c["inbox"]+c["inbox_recent"] != want {
+		t.Errorf("inbox %d+%d keys, want %d", c["inbox"], c["inbox_recent"], want)
 	}
 }
 
@@ -999,7 +1061,7 @@ func TestCorruptSession(t *testing.T) {
 			put(t, s, sess("bad", "bay-1", store.Charging, t0, 55), sess("good", "bay-2", store.Charging, t0, 0))
 			_ = s.Close()
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte("sessions")).Put([]byte("bad"), tt.val)
+				return tx.Bucket([]byte("sessions_live")).Put([]byte("bad"), tt.val) // it was charging
 			})
 			s = storetest.OpenPath(t, path)
 			view(t, s, func(tx *store.Tx) error {
@@ -1060,7 +1122,11 @@ func TestCorruptOutboxAndInbox(t *testing.T) {
 		if err := tx.Bucket([]byte("outbox")).Put(binary.BigEndian.AppendUint64(nil, 2), []byte{1, 2, 3}); err != nil {
 			return err
 		}
-		return tx.Bucket([]byte("inbox")).Put([]byte("c1"), []byte{9})
+		b := tx.Bucket([]byte("inbox_recent")) // the newest entry
+		if b.Get([]byte("c1")) == nil {
+			return errors.New("c1 is not in inbox_recent")
+		}
+		return b.Put([]byte("c1"), []byte{9})
 	})
 	s = storetest.OpenPath(t, path)
 	if _, err := s.OutboxAfter(0, 10); err == nil {
@@ -1228,4 +1294,68 @@ func TestInboxClockSetBack(t *testing.T) {
 	}
 	put("new", now)
 	closeWantInbox(t, s, path, 2) // ahead and new; the expired ones pruned
+}
+
+// TestInboxRecent: a command's entry is written to inbox_recent and moved
+// to inbox by the next transaction that records no command, or by a
+// command's once 64 wait; wherever it is, it is found, replaced, counted
+// and pruned the same.
+func TestInboxRecent(t *testing.T) {
+	now := time.Now()
+	path := filepath.Join(t.TempDir(), "sitelink.db")
+	s := storetest.OpenPath(t, path, store.Options{InboxMax: 1000})
+	putIn := func(id, reply string) {
+		t.Helper()
+		update(t, s, func(tx *store.Tx) error {
+			return tx.PutInbox(store.InboxEntry{ID: id, Type: "stop", At: now, Reply: []byte(reply)})
+		})
+	}
+	noCommand := func() { t.Helper(); enqueue(t, s, 1) }
+	reopen := func(wantRecent, wantOld int) {
+		t.Helper()
+		_ = s.Close()
+		if c := rawKeyCounts(t, path); c["inbox_recent"] != wantRecent || c["inbox"] != wantOld {
+			t.Errorf("inbox_recent %d, inbox %d; want %d, %d", c["inbox_recent"], c["inbox"], wantRecent, wantOld)
+		}
+		s = storetest.OpenPath(t, path, store.Options{InboxMax: 1000})
+	}
+	wantReply := func(id, want string) {
+		t.Helper()
+		view(t, s, func(tx *store.Tx) error {
+			if e, err := tx.Inbox(id); err != nil || string(e.Reply) != want {
+				t.Errorf("Inbox(%s) = %q, %v; want %q", id, e.Reply, err, want)
+			}
+			return nil
+		})
+	}
+
+	putIn("a", "1")
+	putIn("b", "1")
+	reopen(2, 0) // commands leave their entries in inbox_recent
+	wantReply("a", "1")
+	noCommand()
+	reopen(0, 2) // a transaction without a command moved them (after a reopen: counted at Open)
+	wantReply("b", "1")
+
+	putIn("a", "2") // replaces the moved entry: one record, in inbox_recent
+	wantReply("a", "2")
+	reopen(1, 1)
+	noCommand()
+	wantReply("a", "2")
+	reopen(0, 2)
+
+	for i := range 150 { // a flood of commands with nothing between them
+		putIn(fmt.Sprint("f", i), "f")
+	}
+	_ = s.Close()
+	c := rawKeyCounts(t, path)
+	if c["inbox_recent"] > 64 || c["inbox_recent"]+c["inbox"] != 152 {
+		t.Errorf("after a flood: inbox_recent %d, inbox %d; want at most 64 and 152 in all", c["inbox_recent"], c["inbox"])
+	}
+	// Pruning finds entries in both buckets: the oldest beyond InboxMax go.
+	s = storetest.OpenPath(t, path, store.Options{InboxMax: 10})
+	for i := range 3 {
+		putIn(fmt.Sprint("g", i), "g")
+	}
+	closeWantInbox(t, s, path, 10)
 }
