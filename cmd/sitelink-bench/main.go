@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -39,10 +40,24 @@ func main() {
 	short := flag.Bool("short", false, "a run of seconds that checks the table is produced (CI); the ratios mean little")
 	only := flag.String("only", "", "comma-separated groups to run (default all)")
 	format := flag.String("format", "text", "text, markdown or json")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (the in-process groups: stop, drain, health, ledger) to `file`")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sitelink-bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(ctx, *short, *only, *format); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "sitelink-bench:", err)
 		os.Exit(1)
 	}

@@ -22,8 +22,9 @@ const pumpWindow = 256
 // (store.OutboxAcked), so a command's events cost no commit of their own.
 // When none comes within ackFlushDelay, or ackFlushBatch acknowledgements
 // have piled up (a drain after an outage), the pump commits the deletes
-// itself: bounded work for whichever transaction carries them, and at
-// most ackFlushDelay of events published again after a crash.
+// itself, the latter on a goroutine of its own while it publishes on:
+// bounded work for whichever transaction carries them, and at most
+// ackFlushDelay of events published again after a crash.
 const (
 	ackFlushDelay = time.Second
 	ackFlushBatch = 4 * pumpWindow
@@ -113,7 +114,28 @@ func (p *pump) drain(ctx context.Context, conn *link.Conn) error {
 		flushC = nil
 		return p.st.FlushAcked()
 	}
+	// A backlog's deletes are committed by a goroutine of their own, so
+	// that publishing goes on while their commit writes and syncs (it
+	// takes a millisecond or more, and the window would run dry
+	// meanwhile). One flush at a time; a request while one runs is
+	// served by the next.
+	bgFlush := make(chan struct{}, 1)
+	bgErr := make(chan error, 1)
+	bgDone := make(chan struct{})
+	go func() {
+		defer close(bgDone)
+		for range bgFlush {
+			if err := p.st.FlushAcked(); err != nil {
+				select {
+				case bgErr <- err:
+				default:
+				}
+			}
+		}
+	}()
 	defer func() {
+		close(bgFlush)
+		<-bgDone
 		flushT.Stop()
 		if flushC != nil {
 			if err := p.st.FlushAcked(); err != nil {
@@ -131,7 +153,9 @@ func (p *pump) drain(ctx context.Context, conn *link.Conn) error {
 		}
 	}()
 	for {
-		if room := pumpWindow - len(flight); room > pumpWindow/4 || len(flight) == 0 {
+		// Refill once a sixteenth of the window is free: a read is one
+		// View, and a window left to run low is the broker waiting.
+		if room := pumpWindow - len(flight); room > pumpWindow/16 || len(flight) == 0 {
 			var err error
 			pending, err = p.st.OutboxAfter(cursor, room)
 			if err != nil {
@@ -199,8 +223,14 @@ func (p *pump) drain(ctx context.Context, conn *link.Conn) error {
 			p.published.Add(uint64(len(acked)))
 			switch {
 			case p.st.AckedPending() >= ackFlushBatch:
-				if err := flushAcked(); err != nil {
+				select {
+				case bgFlush <- struct{}{}:
+				default: // one is running or asked for
+				}
+				select {
+				case err := <-bgErr:
 					return err
+				default:
 				}
 			case flushC == nil:
 				flushT.Reset(ackFlushDelay)
