@@ -31,15 +31,8 @@ const inboxRecentMax = 64
 type inboxBuckets struct{ recent, old *bolt.Bucket }
 
 func (tx *Tx) inboxBuckets() (inboxBuckets, error) {
-	recent, err := tx.bucket(bucketInboxRecent)
-	if err != nil {
-		return inboxBuckets{}, err
-	}
-	old, err := tx.bucket(bucketInbox)
-	if err != nil {
-		return inboxBuckets{}, err
-	}
-	return inboxBuckets{recent, old}, nil
+	recent, old, err := tx.bucketPair(bucketInboxRecent, bucketInbox)
+	return inboxBuckets{recent, old}, err
 }
 
 // get is id's record and the bucket that holds it, nil if none.

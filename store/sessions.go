@@ -45,15 +45,8 @@ func (tx *Tx) Session(sparkID string) (Session, error) {
 type sessionRecords struct{ live, final *bolt.Bucket }
 
 func (tx *Tx) records() (sessionRecords, error) {
-	live, err := tx.bucket(bucketSessionsLive)
-	if err != nil {
-		return sessionRecords{}, err
-	}
-	final, err := tx.bucket(bucketSessions)
-	if err != nil {
-		return sessionRecords{}, err
-	}
-	return sessionRecords{live, final}, nil
+	live, final, err := tx.bucketPair(bucketSessionsLive, bucketSessions)
+	return sessionRecords{live, final}, err
 }
 
 // get is the record of session id, nil if none, and whether it is live.

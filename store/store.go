@@ -468,6 +468,18 @@ func (tx *Tx) bucket(name []byte) (*bolt.Bucket, error) {
 	return b, nil
 }
 
+// bucketPair returns buckets a and b: a small bucket that holds records
+// for a while (sessions_live, inbox_recent) and the one that holds the
+// rest are always looked up together.
+func (tx *Tx) bucketPair(a, b []byte) (*bolt.Bucket, *bolt.Bucket, error) {
+	ba, err := tx.bucket(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	bb, err := tx.bucket(b)
+	return ba, bb, err
+}
+
 // CardKey returns the store's random 32-byte key, used to HMAC card
 // hashes so that the ledger never holds a value that Nayax would accept.
 // The key never leaves the file; the returned slice is a copy.
