@@ -173,11 +173,7 @@ func (s *Store) pickBatch(cutoff time.Time, after []byte, limit int) (batch, err
 	var b batch
 	err := s.View(func(tx *Tx) error {
 		b = batch{}
-		sessions, err := tx.bucket(bucketSessions)
-		if err != nil {
-			return err
-		}
-		live, err := tx.bucket(bucketSessionsLive)
+		recs, err := tx.records()
 		if err != nil {
 			return err
 		}
@@ -206,11 +202,11 @@ func (s *Store) pickBatch(cutoff time.Time, after []byte, limit int) (batch, err
 				break
 			}
 			scanned++
-			if live.Get([]byte(id)) != nil {
+			v, live := recs.get(id)
+			if live {
 				b.next = bytes.Clone(k)
 				continue // not final: it stays
 			}
-			v := sessions.Get([]byte(id))
 			if v == nil {
 				s.log.Warn("archive: time index names a session the ledger does not hold", "spark_transaction_id", id)
 				b.next = bytes.Clone(k)
