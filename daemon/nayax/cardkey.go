@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"strings"
+	"sync"
 )
 
 // MinCardKey is the shortest card key NewCardKey accepts, in bytes: 32
@@ -23,7 +25,8 @@ const MinCardKey = 32
 // zero CardKey keys nothing: Hash returns "" and Forward leaves the card
 // hash out.
 type CardKey struct {
-	k []byte
+	k    []byte
+	macs *sync.Pool // keyed HMACs for Hash: the relay hashes every callback's card
 }
 
 // NewCardKey returns the CardKey for secret (the key file's content),
@@ -33,7 +36,8 @@ func NewCardKey(secret []byte) (CardKey, error) {
 	if len(secret) < MinCardKey {
 		return CardKey{}, fmt.Errorf("%w: %d bytes, want at least %d", ErrCardKey, len(secret), MinCardKey)
 	}
-	return CardKey{k: append([]byte(nil), secret...)}, nil
+	k := append([]byte(nil), secret...)
+	return CardKey{k: k, macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}}, nil
 }
 
 // IsZero reports whether k is the zero CardKey, which keys nothing.
@@ -56,9 +60,14 @@ func (k CardKey) Hash(h string) string {
 	if isHex(h) {
 		h = strings.ToLower(h)
 	}
-	m := hmac.New(sha256.New, k.k)
+	m := k.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(h))
-	return hex.EncodeToString(m.Sum(nil))
+	var sum [sha256.Size]byte
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], m.Sum(sum[:0]))
+	k.macs.Put(m)
+	return string(out[:])
 }
 
 // Sum is the fleet secret's MAC over parts for one purpose (domain, e.g.

@@ -225,7 +225,7 @@ func (c CortinaCancel) Forward(k CardKey) json.RawMessage {
 func (r StopCallbackRequest) Forward(k CardKey) json.RawMessage {
 	r.CardUid = Text{}
 	r.CardHash = k.text(r.CardHash)
-	return forward(r)
+	return forward(&r)
 }
 
 // Forward returns the body the relay may publish on MQTT for this
@@ -236,35 +236,21 @@ func (r StopCallbackRequest) Forward(k CardKey) json.RawMessage {
 func (r TransactionCallbackRequest) Forward(k CardKey) json.RawMessage {
 	r.CardUid = Text{}
 	r.CardHash = k.text(r.CardHash)
-	return forward(r)
+	return forward(&r)
 }
 
 // Forward returns the body the relay may publish on MQTT for this
 // DeclineCallback: all of its fields, none of which is card data (k is
 // not used).
 func (r DeclineCallbackRequest) Forward(k CardKey) json.RawMessage {
-	return forward(r)
+	return forward(&r)
 }
 
 // Forward returns the body the relay may publish on MQTT for this
 // TimeoutCallback: all of its fields, none of which is card data (k is
 // not used).
 func (r TimeoutCallbackRequest) Forward(k CardKey) json.RawMessage {
-	return forward(r)
-}
-
-// forward marshals v without HTML escaping, so that a Literal string
-// comes out byte for byte, and without the encoder's trailing newline.
-// It returns nil only for a value JSON cannot carry (a NaN or infinite
-// Amount set by hand); decoded requests never hold one.
-func forward(v any) json.RawMessage {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil
-	}
-	return json.RawMessage(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	return forward(&r)
 }
 
 // object decodes a nested JSON object into fields; null means absent.

@@ -85,7 +85,7 @@ func DecodeInfoQuery(b []byte) (InfoQueryRequest, error) {
 
 // Forward returns the body the relay may publish for this query (the
 // `info` command): all of it, no card data in it (k is not used).
-func (r InfoQueryRequest) Forward(k CardKey) json.RawMessage { return forward(r) }
+func (r InfoQueryRequest) Forward(k CardKey) json.RawMessage { return forward(&r) }
 
 // InfoQueryResponse answers InfoQuery and AvailabilityCheck.
 type InfoQueryResponse struct {
@@ -204,7 +204,7 @@ func DecodeStopNotify(b []byte) (StopNotifyRequest, error) {
 func (r StopNotifyRequest) Forward(k CardKey) json.RawMessage {
 	r.CardUid = Text{}
 	r.CardHash = k.text(r.CardHash)
-	return forward(r)
+	return forward(&r)
 }
 
 // StopNotifyResponse answers StopNotify: the matched session's ids, or a

@@ -51,11 +51,13 @@ func (i Int64) String() string {
 }
 
 // MarshalJSON writes a JSON number, or null when not Valid.
-func (i Int64) MarshalJSON() ([]byte, error) {
+func (i Int64) MarshalJSON() ([]byte, error) { return i.appendJSON(nil), nil }
+
+func (i Int64) appendJSON(dst []byte) []byte {
 	if !i.Valid {
-		return null, nil
+		return append(dst, null...)
 	}
-	return strconv.AppendInt(nil, i.V, 10), nil
+	return strconv.AppendInt(dst, i.V, 10)
 }
 
 // UnmarshalJSON accepts a JSON integer, a string holding one, or null.
@@ -139,15 +141,23 @@ func (t Text) String() string { return t.S }
 
 // MarshalJSON writes a JSON string, or null when not Valid.
 func (t Text) MarshalJSON() ([]byte, error) {
-	if !t.Valid {
-		return null, nil
+	if t.Valid && plainASCII([]byte(t.S), true) {
+		return t.appendJSON(make([]byte, 0, len(t.S)+2)), nil
 	}
-	if plainASCII([]byte(t.S), true) {
-		// The bytes json.Marshal writes for it, without its machinery.
-		b := make([]byte, 0, len(t.S)+2)
-		return append(append(append(b, '"'), t.S...), '"'), nil
+	return t.appendJSON(nil), nil
+}
+
+// appendJSON appends the bytes json.Marshal writes for t.S (or null),
+// without its machinery when S is plain ASCII.
+func (t Text) appendJSON(dst []byte) []byte {
+	switch {
+	case !t.Valid:
+		return append(dst, null...)
+	case plainASCII([]byte(t.S), true):
+		return append(append(append(dst, '"'), t.S...), '"')
 	}
-	return json.Marshal(t.S)
+	b, _ := json.Marshal(t.S) // a string always marshals
+	return append(dst, b...)
 }
 
 // plainASCII reports whether s is printable ASCII that a JSON string
@@ -236,14 +246,21 @@ func (a Amount) Decimal() string {
 }
 
 // MarshalJSON writes a JSON number, or null when not Valid.
-func (a Amount) MarshalJSON() ([]byte, error) {
-	if !a.Valid {
-		return null, nil
+func (a Amount) MarshalJSON() ([]byte, error) { return a.appendJSON(nil) }
+
+// appendJSON fails only for a NaN or infinite V set by hand.
+func (a Amount) appendJSON(dst []byte) ([]byte, error) {
+	switch {
+	case !a.Valid:
+		return append(dst, null...), nil
+	case a.text != "":
+		return append(dst, a.text...), nil
 	}
-	if a.text != "" {
-		return []byte(a.text), nil
+	b, err := json.Marshal(a.V)
+	if err != nil {
+		return nil, err
 	}
-	return json.Marshal(a.V)
+	return append(dst, b...), nil
 }
 
 // UnmarshalJSON accepts a JSON number, a string holding one, or null.
@@ -304,11 +321,13 @@ func (l Literal) Value() string {
 }
 
 // MarshalJSON writes the token back unchanged, or null when absent.
-func (l Literal) MarshalJSON() ([]byte, error) {
+func (l Literal) MarshalJSON() ([]byte, error) { return l.appendJSON(nil), nil }
+
+func (l Literal) appendJSON(dst []byte) []byte {
 	if l.raw == "" {
-		return null, nil
+		return append(dst, null...)
 	}
-	return []byte(l.raw), nil
+	return append(dst, l.raw...)
 }
 
 // UnmarshalJSON keeps a string or number token; null means absent.
