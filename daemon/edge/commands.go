@@ -185,7 +185,7 @@ func (e *engine) handle(in inbound) {
 // encodeReply is the one serialization of a reply: the bytes committed to
 // the inbox (a replayed id gets them back) and published.
 func (e *engine) encodeReply(cmd wire.Command, body wire.Answer) []byte {
-	reply, err := json.Marshal(wire.Reply{ID: cmd.ID, Type: cmd.Type, Body: body})
+	reply, err := wire.ReplyPayload(wire.Reply{ID: cmd.ID, Type: cmd.Type, Body: body})
 	if err != nil { // cannot happen: an Answer is strings and ints
 		panic(err)
 	}

@@ -41,6 +41,56 @@ type Command struct {
 	Body     json.RawMessage `json:"body,omitempty"`
 }
 
+// CommandPayload is the JSON of c, as json.Marshal writes it except that
+// Body, which must be one JSON object, goes as it is rather than
+// compacted and HTML-escaped once more (a Literal Nayax sent keeps its
+// bytes). The relay sends a command for every callback it answers: an
+// envelope whose strings need no escaping is written directly, without
+// Marshal's reflection and second pass over the body.
+func CommandPayload(c Command) ([]byte, error) {
+	if len(c.Body) > 0 && (!isObject(c.Body) || !json.Valid(c.Body)) {
+		return nil, fmt.Errorf("command payload: body is not a JSON object: %w", ErrMalformed)
+	}
+	var out []byte
+	if plainJSON(c.ID) && plainJSON(c.Type) && plainJSON(c.ReplyTo) {
+		out = make([]byte, 0, 64+len(c.ID)+len(c.Type)+len(c.ReplyTo)+len(c.Body))
+		out = append(out, `{"id":"`...)
+		out = append(out, c.ID...)
+		out = append(out, `","type":"`...)
+		out = append(out, c.Type...)
+		out = append(out, '"')
+		if c.ReplyTo != "" {
+			out = append(out, `,"reply_to":"`...)
+			out = append(out, c.ReplyTo...)
+			out = append(out, '"')
+		}
+		if c.Deadline != nil {
+			d, err := c.Deadline.MarshalJSON()
+			if err != nil {
+				return nil, fmt.Errorf("command payload: deadline: %w", err)
+			}
+			out = append(append(out, `,"deadline":`...), d...)
+		}
+		if len(c.Body) > 0 {
+			out = append(append(out, `,"body":`...), c.Body...)
+		}
+		out = append(out, '}')
+	} else {
+		body := c.Body
+		c.Body = nil
+		b, err := json.Marshal(c)
+		if err != nil {
+			return nil, fmt.Errorf("command payload: %w", err)
+		}
+		out = b
+		if len(body) > 0 {
+			out = append(append(out[:len(out)-1], `,"body":`...), body...)
+			out = append(out, '}')
+		}
+	}
+	return out, nil
+}
+
 // Reply answers a command; ID and Type echo the command's. Body is the
 // answer the relay hands back to Nayax.
 type Reply struct {
@@ -290,6 +340,9 @@ func EventPayload(node string, seq uint64, typ string, at time.Time, body any) (
 // DecodeReply decodes a reply envelope; id must be non-empty and body,
 // when present, an Answer.
 func DecodeReply(payload []byte) (Reply, error) {
+	if r, ok := decodeReplyFast(payload); ok && r.ID != "" && len(payload) <= MaxPayload {
+		return r, nil
+	}
 	var r Reply
 	if err := decodeEnvelope("decode reply", payload, &r); err != nil {
 		return Reply{}, err
