@@ -399,20 +399,20 @@ func (l *Link) connect(ctx context.Context, lo Options, gen int64) (*Conn, error
 	}
 	c := &Conn{gen: gen, done: make(chan struct{}), timeout: lo.ConnectTimeout}
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) { c.lost(err) })
-	// Messages nobody routes are acked and logged, or the broker would
-	// redeliver them forever.
+	// Every message goes to the handlers of the filters that match it
+	// (dispatch.go), set before Connect: a persistent session delivers
+	// queued messages right after CONNACK, before any SUBSCRIBE is
+	// answered. Messages nobody routes are acked and logged, or the
+	// broker would redeliver them forever.
+	routes := newDispatch(lo.Subs)
 	o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-		l.log.Debug("mqtt message without handler", "topic", m.Topic())
-		m.Ack()
+		if !routes.dispatch(c, m) {
+			l.log.Debug("mqtt message without handler", "topic", m.Topic())
+			m.Ack()
+		}
 	})
 	client := paho.NewClient(o)
 	c.client = client
-	// Routes go in before Connect: a persistent session delivers queued
-	// messages right after CONNACK, before any SUBSCRIBE is answered.
-	for filter, h := range lo.Subs {
-		h := h
-		client.AddRoute(filter, func(_ paho.Client, m paho.Message) { h(c, m) })
-	}
 	if err := c.wait(ctx, client.Connect()); err != nil {
 		c.Abort(err)
 		return nil, err
@@ -550,8 +550,14 @@ func (c *Conn) PublishWait(ctx context.Context, topic string, retained bool, pay
 func (c *Conn) WaitToken(ctx context.Context, t paho.Token) error { return c.wait(ctx, t) }
 
 func (c *Conn) wait(ctx context.Context, t paho.Token) error {
-	timer := time.NewTimer(c.timeout)
-	defer timer.Stop()
+	var expired <-chan time.Time
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > c.timeout {
+		// ctx ends sooner otherwise (the relay's, every callback): no
+		// second timer.
+		timer := time.NewTimer(c.timeout)
+		defer timer.Stop()
+		expired = timer.C
+	}
 	select {
 	case <-t.Done():
 		return t.Error()
@@ -563,7 +569,7 @@ func (c *Conn) wait(ctx context.Context, t paho.Token) error {
 		default:
 			return ErrDown
 		}
-	case <-timer.C:
+	case <-expired:
 		return ErrTimeout
 	case <-ctx.Done():
 		return ctx.Err()
