@@ -99,6 +99,30 @@ func (s *Set) ObserveDuration(name, help string, d time.Duration, labels ...stri
 // series finds or creates one series; s.mu is held. The first call for a
 // name fixes its type and label names; the first non-empty help is kept.
 func (s *Set) series(name, help string, typ Type, kv []string) *series {
+	// Every callback and stop records a few series that exist already:
+	// found without building their key, or checking names, once more.
+	if f := s.fams[name]; f != nil && f.typ == typ && len(kv) == 2*len(f.labels) {
+		var buf [128]byte
+		key := buf[:0]
+		for i, l := range f.labels {
+			if kv[2*i] != l {
+				key = nil
+				break
+			}
+			if i > 0 {
+				key = append(key, '\xff')
+			}
+			key = append(key, kv[2*i+1]...)
+		}
+		if key != nil {
+			if sr := f.series[string(key)]; sr != nil {
+				if f.help == "" {
+					f.help = help
+				}
+				return sr
+			}
+		}
+	}
 	if !validName(name, true) {
 		panic(fmt.Sprintf("metrics: invalid metric name %q", name))
 	}
