@@ -121,8 +121,8 @@ func runRelayGroup(ctx context.Context, e *env) ([]Row, error) {
 			Floor:    "bare HTTP→MQTT→HTTP relay: " + fl.String(),
 			Ratio:    got.ratio(0, 1),
 			Target:   target,
-			Note: fmt.Sprintf("%s; CPU/request: relay %s, bare relay %s, broker %s; %s", how,
-				relayMicros(sl.cpuPerRequest()), relayMicros(fl.cpuPerRequest()), relayMicros(sl.brokerPerRequest()), shared),
+			Note: fmt.Sprintf("%s; CPU/request: relay %s, bare relay %s, broker %s (%s with the bare relay); %s", how,
+				relayMicros(sl.cpuPerRequest()), relayMicros(fl.cpuPerRequest()), relayMicros(sl.brokerPerRequest()), relayMicros(fl.brokerPerRequest()), shared),
 		})
 		if n >= p.learnMin {
 			target := ""

@@ -176,7 +176,7 @@ type pendingResult struct {
 func resultCommand(prefix, relay, nodeID string, res wire.Result) pendingResult {
 	body, _ := json.Marshal(res)
 	topics := wire.Topics{Prefix: prefix, Node: nodeID}
-	cmd, _ := json.Marshal(wire.Command{ID: "result-" + res.EventID, Type: wire.CommandResult, ReplyTo: topics.RelayReplies(relay), Body: body})
+	cmd, _ := wire.CommandPayload(wire.Command{ID: "result-" + res.EventID, Type: wire.CommandResult, ReplyTo: topics.RelayReplies(relay), Body: body})
 	return pendingResult{topic: topics.Command(wire.CommandResult), payload: cmd, event: res.EventID}
 }
 

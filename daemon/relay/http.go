@@ -152,6 +152,11 @@ func (r *Relay) Handler() http.Handler {
 		}
 		verdict = verdictLabel(out.verdict)
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		if a, ok := out.body.(wire.Answer); ok {
+			// A node's answer, the usual one: as Encode writes it.
+			_, _ = w.Write(append(wire.AnswerJSON(a), '\n'))
+			return
+		}
 		_ = json.NewEncoder(w).Encode(out.body)
 	})
 }

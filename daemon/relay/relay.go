@@ -496,13 +496,13 @@ func (r *Relay) onReply(_ *link.Conn, m paho.Message) {
 		r.log.Warn("ignoring unreadable reply", "topic", m.Topic(), "err", err)
 		return
 	}
-	nodeID, _, _, _ := wire.ParseNodeTopic(r.o.Prefix, m.Topic())
 	r.mu.Lock()
 	p, ok := r.pending[rep.ID]
 	r.mu.Unlock()
-	// Only the node the command went to answers it: another node's
-	// reply, on its own topics, is not taken for the victim's.
-	if ok && p.node == nodeID {
+	// Only the node the command went to answers it, on the reply topic
+	// the command named: another node's reply, on its own topics, is not
+	// taken for the victim's.
+	if ok && p.topic == m.Topic() {
 		select {
 		case p.ch <- rep:
 		default:
@@ -521,13 +521,14 @@ func (r *Relay) send(ctx context.Context, n node, typ string, body json.RawMessa
 func (r *Relay) sendCommand(ctx context.Context, n node, typ string, body json.RawMessage, deadline *time.Time) (wire.Reply, error) {
 	id := newID()
 	topics := wire.Topics{Prefix: r.o.Prefix, Node: n.ID}
-	env, err := json.Marshal(wire.Command{ID: id, Type: typ, ReplyTo: topics.RelayReplies(r.o.ID), Deadline: deadline, Body: body})
+	replyTo := topics.RelayReplies(r.o.ID)
+	env, err := wire.CommandPayload(wire.Command{ID: id, Type: typ, ReplyTo: replyTo, Deadline: deadline, Body: body})
 	if err != nil {
 		return wire.Reply{}, err
 	}
 	ch := make(chan wire.Reply, 1)
 	r.mu.Lock()
-	r.pending[id] = pendingReply{node: n.ID, ch: ch}
+	r.pending[id] = pendingReply{topic: replyTo, ch: ch}
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -553,10 +554,10 @@ func (r *Relay) sendCommand(ctx context.Context, n node, typ string, body json.R
 }
 
 // pendingReply is an HTTP handler waiting for the reply of the node its
-// command went to.
+// command went to, on that node's reply topic for this relay.
 type pendingReply struct {
-	node string
-	ch   chan wire.Reply
+	topic string
+	ch    chan wire.Reply
 }
 
 var (

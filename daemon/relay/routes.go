@@ -58,7 +58,13 @@ type routes struct {
 	terms     map[string]wire.Terminal // registry key -> owner
 	byMachine map[int64][]string
 	bySerial  map[string][]string
-	disputed  map[string]string // node -> its ignored claims as last logged
+	// machineOwner and serialOwner are owner's answer for each machine
+	// id and normalized serial, worked out again for the terminals of a
+	// registry message when it is applied: a callback's lookup is one
+	// map read.
+	machineOwner map[int64]string
+	serialOwner  map[string]string
+	disputed     map[string]string // node -> its ignored claims as last logged
 	// seen is the broker connection on which each registry key was
 	// last received.
 	seen map[string]any
@@ -66,7 +72,8 @@ type routes struct {
 
 func newRoutes(log *slog.Logger) *routes {
 	return &routes{log: log, claim: func(string) {}, claimLog: rate.Sometimes{First: 20, Interval: time.Minute}, nodes: map[string]node{}, terms: map[string]wire.Terminal{},
-		byMachine: map[int64][]string{}, bySerial: map[string][]string{}, disputed: map[string]string{}, seen: map[string]any{}}
+		byMachine: map[int64][]string{}, bySerial: map[string][]string{}, machineOwner: map[int64]string{}, serialOwner: map[string]string{},
+		disputed: map[string]string{}, seen: map[string]any{}}
 }
 
 // normSerial is the routing key of a serial: nayax.NormSerial, the one
@@ -100,6 +107,7 @@ func (r *routes) setTerminal(key string, t *wire.Terminal, conn any) (stale *wir
 			}
 		}
 		delete(r.terms, key)
+		defer r.reown(old.MachineID, old.HwSerial)
 	}
 	if t == nil {
 		return nil
@@ -108,6 +116,7 @@ func (r *routes) setTerminal(key string, t *wire.Terminal, conn any) (stale *wir
 	if t.Removed {
 		return nil
 	}
+	defer r.reown(t.MachineID, t.HwSerial)
 	if t.MachineID > 0 {
 		r.byMachine[t.MachineID] = append(r.byMachine[t.MachineID], key)
 	}
@@ -161,24 +170,46 @@ func (r *routes) keysOf(machineID int64, serial string) []string {
 // owner is the registry's owner of a terminal: by machine id first, then
 // by serial; among several entries the newest. The caller holds r.mu.
 func (r *routes) owner(machineID int64, serial string) (string, bool) {
-	pick := func(keys []string) (string, bool) {
-		best, found := wire.Terminal{}, false
-		for _, k := range keys {
-			if t := r.terms[k]; !found || t.At.After(best.At) {
-				best, found = t, true
-			}
-		}
-		return best.Node, found
-	}
 	if machineID > 0 {
-		if n, ok := pick(r.byMachine[machineID]); ok {
+		if n, ok := r.machineOwner[machineID]; ok {
 			return n, true
 		}
 	}
 	if s := normSerial(serial); s != "" {
-		return pick(r.bySerial[s])
+		n, ok := r.serialOwner[s]
+		return n, ok
 	}
 	return "", false
+}
+
+// reown works out owner's answers for a machine id and a serial whose
+// registry entries changed. The caller holds r.mu for writing.
+func (r *routes) reown(machineID int64, serial string) {
+	if machineID > 0 {
+		if n, ok := r.newest(r.byMachine[machineID]); ok {
+			r.machineOwner[machineID] = n
+		} else {
+			delete(r.machineOwner, machineID)
+		}
+	}
+	if s := normSerial(serial); s != "" {
+		if n, ok := r.newest(r.bySerial[s]); ok {
+			r.serialOwner[s] = n
+		} else {
+			delete(r.serialOwner, s)
+		}
+	}
+}
+
+// newest is the owner in the newest of the registry entries keys.
+func (r *routes) newest(keys []string) (string, bool) {
+	best, found := wire.Terminal{}, false
+	for _, k := range keys {
+		if t := r.terms[k]; !found || t.At.After(best.At) {
+			best, found = t, true
+		}
+	}
+	return best.Node, found
 }
 
 // update records a node's state; nil (a cleared retained message) forgets

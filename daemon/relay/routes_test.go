@@ -2,7 +2,9 @@ package relay
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +166,58 @@ func TestRoutes(t *testing.T) {
 	}
 	if _, ok := lost["m6"]; ok {
 		t.Fatal("an entry the connection brought is listed as lost")
+	}
+}
+
+// TestRoutesIndexAgainstScan: after every registry change of a random
+// run (claims, moves, re-claims, stale entries, removals, cleared keys,
+// two entries for one terminal), owner answers what a scan of the
+// registry entries answers: by machine id first, then by serial, the
+// newest entry.
+func TestRoutesIndexAgainstScan(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(15, 4))
+	r := newRoutes(slog.New(slog.DiscardHandler))
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	serials := []string{"", "0434334921100366", "434334921100366", "04AB", "4ab", "17"}
+	scan := func(machine int64, serial string) (string, bool) {
+		newest := func(match func(wire.Terminal) bool) (string, bool) {
+			best, found := wire.Terminal{}, false
+			for _, tm := range r.terms {
+				if !tm.Removed && match(tm) && (!found || tm.At.After(best.At)) {
+					best, found = tm, true
+				}
+			}
+			return best.Node, found
+		}
+		if machine > 0 {
+			if n, ok := newest(func(tm wire.Terminal) bool { return tm.MachineID == machine }); ok {
+				return n, true
+			}
+		}
+		if s := normSerial(serial); s != "" {
+			return newest(func(tm wire.Terminal) bool { return normSerial(tm.HwSerial) == s })
+		}
+		return "", false
+	}
+	for step := range 4000 {
+		key := fmt.Sprintf("k%d", rnd.IntN(12))
+		switch rnd.IntN(6) {
+		case 0:
+			r.setTerminal(key, nil, nil)
+		default:
+			// Distinct times: the newest is never a tie.
+			at := t0.Add(time.Duration(rnd.IntN(1_000_000)*4000+step) * time.Nanosecond)
+			r.setTerminal(key, &wire.Terminal{Node: fmt.Sprintf("site-%d", rnd.IntN(5)), MachineID: int64(rnd.IntN(5)),
+				HwSerial: serials[rnd.IntN(len(serials))], Removed: rnd.IntN(8) == 0, At: at}, nil)
+		}
+		for machine := range int64(5) {
+			for _, serial := range serials {
+				got, gotOK := r.ownerOf(machine, serial)
+				want, wantOK := scan(machine, serial)
+				if got != want || gotOK != wantOK {
+					t.Fatalf("step %d: owner(%d, %q) = %q %v, a scan says %q %v", step, machine, serial, got, gotOK, want, wantOK)
+				}
+			}
+		}
 	}
 }
