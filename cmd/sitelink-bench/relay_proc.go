@@ -21,6 +21,11 @@ func relaySitelinkBinary(ctx context.Context, dir string) (string, error) {
 	if p := os.Getenv("SITELINK_BENCH_SITELINK"); p != "" {
 		return p, nil
 	}
+	if *sitelinkFlag != "" {
+		// A given binary, as for the process group: two builds of the
+		// relay compared in alternating runs.
+		return filepath.Abs(*sitelinkFlag)
+	}
 	bin := filepath.Join(dir, "sitelink")
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/sitelink/sitelink/cmd/sitelink")
