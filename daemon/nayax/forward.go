@@ -59,20 +59,42 @@ func flatLayout(t reflect.Type) []flatMember {
 		return l.([]flatMember)
 	}
 	var ms []flatMember
+	names := map[string]bool{}
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if f.Anonymous {
+			// The encoder promotes an embedded struct's fields, even
+			// from an unexported one.
+			ms = nil
+			break
+		}
 		if !f.IsExported() {
 			continue
 		}
 		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if !flatTypes[f.Type] || name == "" || name == "-" || !plainASCII([]byte(name), true) || (opts != "" && opts != "omitzero") {
+		if !flatTypes[f.Type] || !identifier(name) || names[name] || (opts != "" && opts != "omitzero") {
+			// Untagged, a name the encoder would refuse or drop as a
+			// duplicate, another option or type: the encoder's.
 			ms = nil
 			break
 		}
+		names[name] = true
 		ms = append(ms, flatMember{key: `"` + name + `":`, index: i, omitzero: opts == "omitzero"})
 	}
 	l, _ := flatLayouts.LoadOrStore(t, ms)
 	return l.([]flatMember)
+}
+
+// identifier reports whether a tag name is letters, digits and
+// underscores, which every encoder takes as it is.
+func identifier(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return name != ""
 }
 
 // appendFlat appends p's JSON object when p points to a struct
@@ -114,6 +136,11 @@ func appendFlat(dst []byte, p any) (b []byte, ok bool) {
 			if m.omitzero && f.IsZero() {
 				dst = dst[:mark]
 				continue
+			}
+			if strings.Contains(f.raw, "\u2028") || strings.Contains(f.raw, "\u2029") {
+				// A string holding U+2028 or U+2029 as it came: one
+				// encoder escapes them, another not.
+				return dst, false
 			}
 			dst = f.appendJSON(dst)
 		case *Amount:

@@ -3,6 +3,7 @@ package nayax
 import (
 	"bytes"
 	"math"
+	"reflect"
 	"testing"
 
 	"github.com/sitelink/sitelink/daemon/nayax/seeds"
@@ -36,14 +37,24 @@ func sameForward(t *testing.T, b []byte) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s from %q:\nforward %s\nencoder %s", c.name, b, got, want)
 		}
-		if _, ok := appendFlat(nil, c.v); ok != c.flat {
+		// A Literal holding U+2028 or U+2029 is the encoder's.
+		lineSep := bytes.Contains(b, []byte("\u2028")) || bytes.Contains(b, []byte("\u2029"))
+		if _, ok := appendFlat(nil, c.v); ok != c.flat && !lineSep {
 			t.Errorf("%s: written directly %v, want %v", c.name, ok, c.flat)
 		}
 	}
 }
 
+// forwardCases are bodies whose forwarding once differed between the
+// paths: U+2028 and U+2029 as they came in a Literal (one encoder
+// escapes them).
+var forwardCases = []string{
+	"{\"StopSiteId\":\"a\u2028b\",\"SiteId\":\"\u2029\",\"MachineId\":1,\"CardHash\":\"h\",\"SparkTransactionId\":\"s\"}",
+	`{"StopSiteId":"a\u2028b","SiteId":"\/\u0041"}`,
+}
+
 func TestForwardSameBytes(t *testing.T) {
-	for _, c := range decodeCases {
+	for _, c := range append(decodeCases, forwardCases...) {
 		sameForward(t, []byte(c))
 	}
 	for _, name := range seeds.Names() {
@@ -69,7 +80,46 @@ func TestForwardSameBytes(t *testing.T) {
 	}
 }
 
+// TestFlatLayoutRefuses: struct shapes the encoder writes otherwise than
+// field by field are left to it.
+func TestFlatLayoutRefuses(t *testing.T) {
+	type inner struct{ CardUid Text }
+	type embedded struct {
+		inner
+		A Text `json:"A,omitzero"`
+	}
+	// Two fields tagged "A" (built at run time: vet refuses the
+	// declaration).
+	textType := reflect.TypeFor[Text]()
+	duplicate := reflect.New(reflect.StructOf([]reflect.StructField{
+		{Name: "A", Type: textType, Tag: `json:"A"`},
+		{Name: "B", Type: textType, Tag: `json:"A"`},
+	}))
+	duplicate.Elem().Field(0).Set(reflect.ValueOf(NewText("1")))
+	duplicate.Elem().Field(1).Set(reflect.ValueOf(NewText("2")))
+	type oddName struct {
+		A Text `json:"a'b"`
+	}
+	type untagged struct{ A Text }
+	for _, v := range []any{
+		&embedded{inner: inner{CardUid: NewText("card")}, A: NewText("x")},
+		duplicate.Interface(),
+		&oddName{A: NewText("x")},
+		&untagged{A: NewText("x")},
+	} {
+		if _, ok := appendFlat(nil, v); ok {
+			t.Errorf("%T written field by field", v)
+		}
+		if got, want := forward(v), forwardEncoder(v); !bytes.Equal(got, want) {
+			t.Errorf("%T: forward %s, encoder %s", v, got, want)
+		}
+	}
+}
+
 func FuzzForwardSameBytes(f *testing.F) {
+	for _, c := range forwardCases {
+		f.Add([]byte(c))
+	}
 	for _, c := range decodeCases {
 		f.Add([]byte(c))
 	}
