@@ -388,6 +388,9 @@ func (l *Link) connect(ctx context.Context, lo Options, gen int64) (*Conn, error
 	if lo.TLS != nil {
 		o.SetTLSConfig(lo.TLS)
 	}
+	if plainTCP(lo.Broker) {
+		o.SetCustomOpenConnectionFn(dialBuffered)
+	}
 	if lo.Will != nil {
 		topic, payload, err := lo.Will()
 		if err != nil {
