@@ -2,9 +2,16 @@
 // 3.1.1, QoS 1) up and hands out the live connection to whoever publishes.
 //
 // Reconnection is ours, not paho's: every attempt builds a fresh client
-// with a fresh last will (the edge puts a new connect epoch in it), routes
-// registered before CONNECT so a persistent session's queued messages are
-// not lost, subscriptions made right after CONNACK, then OnUp (the birth).
+// with a fresh last will (the edge puts a new connect epoch in it), its
+// message dispatch in place before CONNECT so a persistent session's
+// queued messages are not lost, subscriptions made right after CONNACK,
+// then OnUp (the birth).
+//
+// Messages reach their handlers through link's own dispatch (filters
+// split once), not paho's router, which splits every route and topic per
+// message; on a plain TCP broker link dials itself, as paho would, to
+// read through a buffer (paho reads a packet header a byte, and a system
+// call, at a time). TLS and websocket connections keep paho's dial.
 // The wait between attempts is daemon/retry's backoff from BackoffMin to
 // BackoffMax; new settings start it afresh, and only a connection that
 // lived resets it (a broker that accepts and then kicks us is a failure).

@@ -141,10 +141,7 @@ func (t Text) String() string { return t.S }
 
 // MarshalJSON writes a JSON string, or null when not Valid.
 func (t Text) MarshalJSON() ([]byte, error) {
-	if t.Valid && plainASCII([]byte(t.S), true) {
-		return t.appendJSON(make([]byte, 0, len(t.S)+2)), nil
-	}
-	return t.appendJSON(nil), nil
+	return t.appendJSON(make([]byte, 0, len(t.S)+2)), nil
 }
 
 // appendJSON appends the bytes json.Marshal writes for t.S (or null),

@@ -137,8 +137,9 @@ func TestCheckRequest(t *testing.T) {
 
 // fakeMsg is a paho.Message for handlers called directly.
 type fakeMsg struct {
-	topic string
-	acked *int
+	topic   string
+	acked   *int
+	payload []byte // {} when nil
 }
 
 func (m fakeMsg) Duplicate() bool   { return false }
@@ -146,8 +147,13 @@ func (m fakeMsg) Qos() byte         { return 1 }
 func (m fakeMsg) Retained() bool    { return false }
 func (m fakeMsg) Topic() string     { return m.topic }
 func (m fakeMsg) MessageID() uint16 { return 1 }
-func (m fakeMsg) Payload() []byte   { return []byte(`{}`) }
-func (m fakeMsg) Ack()              { *m.acked++ }
+func (m fakeMsg) Payload() []byte {
+	if m.payload == nil {
+		return []byte(`{}`)
+	}
+	return m.payload
+}
+func (m fakeMsg) Ack() { *m.acked++ }
 
 // One site flooding request events fills neither the queue nor the
 // workers: past its burst its events are dropped (acknowledged, counted)
@@ -160,9 +166,9 @@ func TestNodeEventRate(t *testing.T) {
 	}
 	acked := 0
 	for range nodeEventBurst + 50 {
-		r.onEvent(nil, fakeMsg{"p/nodes/site-rogue/events/start-request", &acked})
+		r.onEvent(nil, fakeMsg{topic: "p/nodes/site-rogue/events/start-request", acked: &acked})
 	}
-	r.onEvent(nil, fakeMsg{"p/nodes/site-other/events/settlement-request", &acked})
+	r.onEvent(nil, fakeMsg{topic: "p/nodes/site-other/events/settlement-request", acked: &acked})
 	if got := r.events.Len(); got < nodeEventBurst || got > nodeEventBurst+5 {
 		t.Fatalf("%d events queued, want the rogue's burst %d (+ a few refilled) and the other site's", got, nodeEventBurst)
 	}
